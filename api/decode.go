@@ -1,0 +1,140 @@
+package api
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+)
+
+// decodeJSON reads the bounded body and decodes it into v. Unknown fields
+// are ignored; null means absent.
+func decodeJSON(c *gin.Context, v any) error {
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return newError(http.StatusRequestEntityTooLarge, 600, "input.validation.failed",
+				"request body larger than %d bytes", tooBig.Limit)
+		}
+		return errValidation("read request body: %v", err)
+	}
+	return unmarshalBody(body, v)
+}
+
+// unmarshalBody decodes a JSON request body with the wire error codes.
+func unmarshalBody(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return errInvalidJSON("request body is empty, expected a JSON object")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return errValidation("field %q must be %s, got %s", typeErr.Field, typeErr.Type, typeErr.Value)
+		}
+		var we *Error
+		if errors.As(err, &we) {
+			return we
+		}
+		return errInvalidJSON("malformed JSON: %v", err)
+	}
+	return nil
+}
+
+// decodeBase64 decodes standard base64, with or without padding.
+func decodeBase64(s string) ([]byte, error) {
+	s = strings.TrimRight(strings.TrimSpace(s), "=")
+	return base64.RawStdEncoding.DecodeString(s)
+}
+
+// payload decodes a base64 field whose mistakes are 612 invalid.payload.
+func payload(field, s string) ([]byte, error) {
+	b, err := decodeBase64(s)
+	if err != nil {
+		return nil, errPayload("%s is not valid base64", field)
+	}
+	return b, nil
+}
+
+// keyMaterial decodes a base64 field whose mistakes are 625 key.invalid.encoding.
+func keyMaterial(field, s string) ([]byte, error) {
+	b, err := decodeBase64(s)
+	if err != nil {
+		return nil, errEncoding("%s is not valid base64", field)
+	}
+	return b, nil
+}
+
+// b64 encodes bytes as standard base64 with padding.
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// Password is a key password sent either as a JSON string or as an array
+// of one-character strings (["s","e","c"]), as TSB clients do.
+type Password []byte
+
+// UnmarshalJSON accepts both wire forms; null leaves the password empty.
+func (p *Password) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*p = nil
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*p = []byte(s)
+		return nil
+	}
+	var chars []string
+	if err := json.Unmarshal(b, &chars); err != nil {
+		return errValidation("password must be a string or an array of one-character strings")
+	}
+	*p = []byte(strings.Join(chars, ""))
+	return nil
+}
+
+// maxLabelLength bounds key labels.
+const maxLabelLength = 128
+
+// checkLabel enforces 1–128 printable characters.
+func checkLabel(field, label string) error {
+	n := utf8.RuneCountInString(label)
+	if n == 0 {
+		return errKeyName("%s is required", field)
+	}
+	if n > maxLabelLength || !utf8.ValidString(label) {
+		return errKeyName("%s must be 1 to %d printable characters", field, maxLabelLength)
+	}
+	for _, r := range label {
+		if !unicode.IsPrint(r) {
+			return errKeyName("%s must be 1 to %d printable characters", field, maxLabelLength)
+		}
+	}
+	return nil
+}
+
+// require fails with 600 naming the field when it is missing.
+func require(field string, present bool) error {
+	if !present {
+		return errValidation("%s is required", field)
+	}
+	return nil
+}
+
+// jsonID renders the caller's key id: a JSON string or number kept as text.
+func jsonID(raw json.RawMessage) string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return fmt.Sprint(strings.TrimSpace(string(raw)))
+}

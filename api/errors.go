@@ -1,0 +1,131 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/hsmgate/hsmgate/hsm"
+)
+
+// Error is a client-visible failure: an HTTP status and the TSB error
+// envelope {"errorCode", "reason", "message"}.
+type Error struct {
+	Status int
+	Code   int
+	Reason string
+	Msg    string
+}
+
+// Error returns the message.
+func (e *Error) Error() string { return e.Msg }
+
+// envelope is the wire form of an Error.
+type envelope struct {
+	ErrorCode int    `json:"errorCode"`
+	Reason    string `json:"reason"`
+	Message   string `json:"message"`
+}
+
+// newError builds an Error whose reason is "res.error." + name.
+func newError(status, code int, name, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Reason: "res.error." + name, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Constructors for the errors of API.md §7 that handlers raise directly.
+func errValidation(format string, args ...any) *Error {
+	return newError(http.StatusBadRequest, 600, "input.validation.failed", format, args...)
+}
+
+func errInvalidJSON(format string, args ...any) *Error {
+	return newError(http.StatusBadRequest, 621, "invalid.json", format, args...)
+}
+
+func errKeyName(format string, args ...any) *Error {
+	return newError(http.StatusBadRequest, 610, "invalid.key.name", format, args...)
+}
+
+func errPayload(format string, args ...any) *Error {
+	return newError(http.StatusBadRequest, 612, "invalid.payload", format, args...)
+}
+
+func errEncoding(format string, args ...any) *Error {
+	return newError(http.StatusBadRequest, 625, "key.invalid.encoding", format, args...)
+}
+
+func errKeyType(format string, args ...any) *Error {
+	return newError(http.StatusBadRequest, 613, "invalid.key.type", format, args...)
+}
+
+func errAttributes(format string, args ...any) *Error {
+	return newError(http.StatusBadRequest, 606, "key.attributes.invalid", format, args...)
+}
+
+func errCipher(format string, args ...any) *Error {
+	return newError(http.StatusBadRequest, 629, "unsupported.cipher", format, args...)
+}
+
+func errRange(format string, args ...any) *Error {
+	return newError(http.StatusBadRequest, 619, "invalid.number.range", format, args...)
+}
+
+func errForbiddenForKey(format string, args ...any) *Error {
+	return newError(http.StatusBadRequest, 614, "operation.forbidden.for.key", format, args...)
+}
+
+// unsupportedAs tells hsmError which code an ErrUnsupported gets: 613 where a
+// key type is refused, 629 where a cipher or signature algorithm is.
+type unsupportedAs int
+
+const (
+	asKeyType unsupportedAs = iota
+	asCipher
+)
+
+// hsmError maps an error of package hsm to the wire error of API.md §7.
+func hsmError(err error, as unsupportedAs) *Error {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, hsm.ErrNotFound):
+		return newError(http.StatusNotFound, 650, "key.not.existent", "%s", err)
+	case errors.Is(err, hsm.ErrExists):
+		return newError(http.StatusConflict, 608, "key.already.existing", "%s", err)
+	case errors.Is(err, hsm.ErrWrongPassword):
+		return newError(http.StatusUnauthorized, 620, "key.password.mismatch", "%s", err)
+	case errors.Is(err, hsm.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return newError(http.StatusServiceUnavailable, 701, "in.hsm", "the HSM is not reachable right now, retry later")
+	case errors.Is(err, hsm.ErrUnsupported):
+		if as == asCipher {
+			return errCipher("%s", err)
+		}
+		return errKeyType("%s", err)
+	case errors.Is(err, hsm.ErrAlgorithmMismatch):
+		return newError(http.StatusBadRequest, 607, "algorithm.not.supported.by.key", "%s", err)
+	case errors.Is(err, hsm.ErrNotPermitted):
+		return errForbiddenForKey("%s", err)
+	case errors.Is(err, hsm.ErrDecrypt):
+		return newError(http.StatusBadRequest, 410, "decrypt.failed", "decryption failed")
+	case errors.Is(err, hsm.ErrTagLength):
+		return newError(http.StatusBadRequest, 624, "key.invalid.tagLength", "%s", err)
+	case errors.Is(err, hsm.ErrKeySize):
+		return newError(http.StatusBadRequest, 603, "input.keysize", "%s", err)
+	case errors.Is(err, hsm.ErrInvalidAttributes):
+		return errAttributes("%s", err)
+	case errors.Is(err, hsm.ErrInvalidInput):
+		return errPayload("%s", err)
+	}
+	return newError(http.StatusInternalServerError, 701, "in.hsm", "internal HSM error")
+}
+
+// abort ends the request with err rendered as the TSB envelope.
+func abort(c *gin.Context, err error, as unsupportedAs) {
+	e := hsmError(err, as)
+	if e.Status >= 500 {
+		_ = c.Error(err) // the access log records the cause, the client gets the envelope
+	}
+	c.AbortWithStatusJSON(e.Status, envelope{ErrorCode: e.Code, Reason: e.Reason, Message: e.Msg})
+}

@@ -1,0 +1,265 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/hsmgate/hsmgate/hsm"
+)
+
+// operationRoutes registers the key operations of API.md §4.
+func (s *server) operationRoutes(v1 *gin.RouterGroup) {
+	v1.POST("/synchronousSign", s.sign)
+	v1.POST("/verify", s.verify)
+	v1.POST("/verifyHmac", s.verify)
+	v1.POST("/synchronousHmac", s.hmac)
+	v1.POST("/encrypt", s.encrypt)
+	v1.POST("/synchronousDecrypt", s.decrypt)
+	v1.POST("/synchronousBlock", s.block)
+	v1.POST("/synchronousUnblock", s.unblock)
+	v1.GET("/generateRandom/:n", s.random)
+}
+
+// signRequest is the body of POST /v1/synchronousSign.
+type signRequest struct {
+	SignRequest *struct {
+		Payload            *string  `json:"payload"`
+		PayloadType        string   `json:"payloadType"`
+		SignKeyName        *string  `json:"signKeyName"`
+		KeyPassword        Password `json:"keyPassword"`
+		SignatureAlgorithm string   `json:"signatureAlgorithm"`
+		SignatureType      string   `json:"signatureType"`
+	} `json:"signRequest"`
+}
+
+// payloadTypes are the accepted payloadType values; none changes the maths.
+var payloadTypes = map[string]bool{"": true, "UNSPECIFIED": true, "ISO_20022": true, "PDF": true, "BTC": true, "ETH": true, "HEX": true}
+
+// signatureType parses DER (default) or RAW.
+func signatureType(t string) (raw bool, err error) {
+	switch strings.ToUpper(t) {
+	case "", "DER":
+		return false, nil
+	case "RAW":
+		return true, nil
+	}
+	return false, errValidation("signatureType must be DER or RAW, got %q", t)
+}
+
+// signatureAlgorithm parses the wire name with the 629 error on failure.
+func signatureAlgorithm(name string) (hsm.SignatureAlgorithm, error) {
+	if name == "" {
+		return hsm.SignatureAlgorithm{}, errValidation("signatureAlgorithm is required")
+	}
+	alg, err := hsm.ParseSignatureAlgorithm(name)
+	if err != nil {
+		return alg, errCipher("signature algorithm %s: %v", name, err)
+	}
+	return alg, nil
+}
+
+// sign handles POST /v1/synchronousSign.
+func (s *server) sign(c *gin.Context) {
+	var req signRequest
+	if err := decodeJSON(c, &req); err != nil {
+		abort(c, err, asCipher)
+		return
+	}
+	r := req.SignRequest
+	if r == nil || r.SignKeyName == nil {
+		abort(c, errValidation("signRequest.signKeyName is required"), asCipher)
+		return
+	}
+	if r.Payload == nil {
+		abort(c, errValidation("signRequest.payload is required"), asCipher)
+		return
+	}
+	if !payloadTypes[strings.ToUpper(r.PayloadType)] {
+		abort(c, errValidation("payloadType %q is not one of UNSPECIFIED, ISO_20022, PDF, BTC, ETH, HEX", r.PayloadType), asCipher)
+		return
+	}
+	raw, err := signatureType(r.SignatureType)
+	if err != nil {
+		abort(c, err, asCipher)
+		return
+	}
+	data, err := payload("signRequest.payload", *r.Payload)
+	if err != nil {
+		abort(c, err, asCipher)
+		return
+	}
+	alg, err := signatureAlgorithm(r.SignatureAlgorithm)
+	if err != nil {
+		abort(c, err, asCipher)
+		return
+	}
+	k, err := s.keyWithPassword(c, "signKeyName", *r.SignKeyName, r.KeyPassword)
+	if err != nil {
+		abort(c, err, asCipher)
+		return
+	}
+	sig, err := s.hsm.Sign(c, k, alg, data, raw)
+	if err != nil {
+		abort(c, err, asCipher)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"signature": b64(sig)})
+}
+
+// verifyRequest covers both bodies of POST /v1/verify and /v1/verifyHmac.
+type verifyRequest struct {
+	VerifySignatureRequest *struct {
+		SignKeyName        *string  `json:"signKeyName"`
+		MasterKeyPassword  Password `json:"masterKeyPassword"`
+		KeyPassword        Password `json:"keyPassword"`
+		SignatureAlgorithm string   `json:"signatureAlgorithm"`
+		Payload            *string  `json:"payload"`
+		Signature          *string  `json:"signature"`
+		SignatureType      string   `json:"signatureType"`
+	} `json:"verifySignatureRequest"`
+	VerifyHmacRequest *hmacFields `json:"verifyHmacRequest"`
+}
+
+// hmacFields are the members of hmacRequest and verifyHmacRequest.
+type hmacFields struct {
+	KeyName     *string  `json:"keyName"`
+	KeyPassword Password `json:"keyPassword"`
+	Payload     *string  `json:"payload"`
+	Signature   *string  `json:"signature"`
+}
+
+// verify handles POST /v1/verify and /v1/verifyHmac.
+func (s *server) verify(c *gin.Context) {
+	var req verifyRequest
+	if err := decodeJSON(c, &req); err != nil {
+		abort(c, err, asCipher)
+		return
+	}
+	if req.VerifyHmacRequest != nil {
+		s.verifyHMAC(c, req.VerifyHmacRequest)
+		return
+	}
+	r := req.VerifySignatureRequest
+	if r == nil || r.SignKeyName == nil {
+		abort(c, errValidation("verifySignatureRequest.signKeyName is required"), asCipher)
+		return
+	}
+	if r.Payload == nil || r.Signature == nil {
+		abort(c, errValidation("verifySignatureRequest.payload and signature are required"), asCipher)
+		return
+	}
+	raw, err := signatureType(r.SignatureType)
+	if err != nil {
+		abort(c, err, asCipher)
+		return
+	}
+	data, err := payload("verifySignatureRequest.payload", *r.Payload)
+	if err != nil {
+		abort(c, err, asCipher)
+		return
+	}
+	sig, err := payload("verifySignatureRequest.signature", *r.Signature)
+	if err != nil {
+		abort(c, err, asCipher)
+		return
+	}
+	alg, err := signatureAlgorithm(r.SignatureAlgorithm)
+	if err != nil {
+		abort(c, err, asCipher)
+		return
+	}
+	pw := r.MasterKeyPassword
+	if len(pw) == 0 {
+		pw = r.KeyPassword
+	}
+	k, err := s.keyWithPassword(c, "signKeyName", *r.SignKeyName, pw)
+	if err != nil {
+		abort(c, err, asCipher)
+		return
+	}
+	ok, err := s.hsm.Verify(k, alg, data, sig, raw)
+	if err != nil {
+		abort(c, err, asCipher)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"signatureValid": ok})
+}
+
+// hmacInput validates the common HMAC fields and loads the key.
+func (s *server) hmacInput(c *gin.Context, r *hmacFields, member string) (*hsm.Key, []byte, error) {
+	if r == nil || r.KeyName == nil {
+		return nil, nil, errValidation("%s.keyName is required", member)
+	}
+	if r.Payload == nil {
+		return nil, nil, errValidation("%s.payload is required", member)
+	}
+	data, err := payload(member+".payload", *r.Payload)
+	if err != nil {
+		return nil, nil, err
+	}
+	k, err := s.keyWithPassword(c, "keyName", *r.KeyName, r.KeyPassword)
+	return k, data, err
+}
+
+// verifyHMAC answers a verifyHmacRequest.
+func (s *server) verifyHMAC(c *gin.Context, r *hmacFields) {
+	k, data, err := s.hmacInput(c, r, "verifyHmacRequest")
+	if err != nil {
+		abort(c, err, asCipher)
+		return
+	}
+	if r.Signature == nil {
+		abort(c, errValidation("verifyHmacRequest.signature is required"), asCipher)
+		return
+	}
+	mac, err := payload("verifyHmacRequest.signature", *r.Signature)
+	if err != nil {
+		abort(c, err, asCipher)
+		return
+	}
+	ok, err := s.hsm.VerifyHMAC(c, k, data, mac)
+	if err != nil {
+		abort(c, err, asCipher)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"signatureValid": ok})
+}
+
+// hmac handles POST /v1/synchronousHmac.
+func (s *server) hmac(c *gin.Context) {
+	var req struct {
+		HmacRequest *hmacFields `json:"hmacRequest"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		abort(c, err, asCipher)
+		return
+	}
+	k, data, err := s.hmacInput(c, req.HmacRequest, "hmacRequest")
+	if err != nil {
+		abort(c, err, asCipher)
+		return
+	}
+	mac, err := s.hsm.HMAC(c, k, data)
+	if err != nil {
+		abort(c, err, asCipher)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"keyedHash": b64(mac)})
+}
+
+// random handles GET /v1/generateRandom/{n}.
+func (s *server) random(c *gin.Context) {
+	n, err := strconv.Atoi(c.Param("n"))
+	if err != nil || n < 1 || n > hsm.MaxRandom {
+		abort(c, errRange("random length must be an integer from 1 to %d", hsm.MaxRandom), asKeyType)
+		return
+	}
+	b, err := s.hsm.Random(c, n)
+	if err != nil {
+		abort(c, err, asKeyType)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"random": b64(b)})
+}

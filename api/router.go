@@ -1,0 +1,209 @@
+// Package api is the HTTP face of hsmgate: the gin router, the handlers,
+// the TSB wire DTOs, the error envelope and the OpenAPI document.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/hsmgate/hsmgate/auth"
+	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/roles"
+)
+
+// Authenticator turns the credentials of a request into a Principal.
+type Authenticator interface {
+	Authenticate(r *http.Request) (*roles.Principal, error)
+}
+
+// Build describes the running binary for /v1/versionInfo.
+type Build struct {
+	Version, Commit, BuildTime string
+}
+
+// Options configures the router.
+type Options struct {
+	HSM  *hsm.HSM
+	Auth Authenticator
+	Log  *slog.Logger
+	// MaxBodyBytes bounds request bodies (default 1 MiB).
+	MaxBodyBytes int64
+	// AccessLog writes one JSON line per request at info level.
+	AccessLog bool
+	Build     Build
+}
+
+// server holds what the handlers need.
+type server struct {
+	hsm   *hsm.HSM
+	auth  Authenticator
+	log   *slog.Logger
+	build Build
+	stats statsCache
+}
+
+// contextKey names values stored in the gin context.
+const principalKey = "hsmgate.principal"
+
+// New returns the gin engine serving the whole API.
+func New(opts Options) *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	s := &server{hsm: opts.HSM, auth: opts.Auth, log: opts.Log, build: opts.Build}
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.Use(recovery(opts.Log), requestID(), accessLog(opts.Log, opts.AccessLog), bodyLimit(opts.MaxBodyBytes))
+	r.NoRoute(func(c *gin.Context) {
+		c.AbortWithStatusJSON(http.StatusNotFound, envelope{600, "res.error.route.not.found", "no route " + c.Request.Method + " " + c.Request.URL.Path})
+	})
+	r.NoMethod(func(c *gin.Context) {
+		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, envelope{600, "res.error.method.not.allowed", "method " + c.Request.Method + " not allowed on " + c.Request.URL.Path})
+	})
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/openapi.json", serveOpenAPI)
+
+	v1 := r.Group("/v1", s.authenticate)
+	s.keyRoutes(v1)
+	s.operationRoutes(v1)
+	s.serviceRoutes(v1)
+	return r
+}
+
+// authenticate resolves the Principal and enforces the route table.
+func (s *server) authenticate(c *gin.Context) {
+	required, ok := roles.Required(c.FullPath())
+	if !ok {
+		// A route outside the table is a programming error: deny.
+		c.AbortWithStatusJSON(http.StatusForbidden, envelope{400, "res.error.security.not.allowed", "route is not in the role table"})
+		return
+	}
+	p, err := s.auth.Authenticate(c.Request)
+	if err != nil {
+		e := authError(err)
+		c.AbortWithStatusJSON(e.Status, envelope{ErrorCode: e.Code, Reason: e.Reason, Message: e.Msg})
+		return
+	}
+	if !p.Roles.Intersects(required) {
+		c.AbortWithStatusJSON(http.StatusForbidden, envelope{400, "res.error.security.not.allowed",
+			fmt.Sprintf("this route needs %s", required)})
+		return
+	}
+	c.Set(principalKey, p)
+	c.Next()
+}
+
+// authError maps authentication failures to 401 envelopes.
+func authError(err error) *Error {
+	switch err {
+	case auth.ErrMissing:
+		return newError(http.StatusUnauthorized, 416, "missing.api.key", "no credential in the request (X-API-KEY)")
+	case auth.ErrInvalid:
+		return newError(http.StatusUnauthorized, 631, "invalid.api.key", "the API key is not valid")
+	}
+	return hsmError(err, asKeyType)
+}
+
+// principal returns the authenticated caller.
+func principal(c *gin.Context) *roles.Principal {
+	p, _ := c.Get(principalKey)
+	pr, _ := p.(*roles.Principal)
+	return pr
+}
+
+// recovery turns a panic into a 500 envelope and a log line.
+func recovery(log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				log.Error("panic in handler", "path", c.FullPath(), "panic", fmt.Sprint(v), "requestId", c.GetString("requestId"))
+				c.AbortWithStatusJSON(http.StatusInternalServerError, envelope{701, "res.error.in.hsm", "internal error"})
+			}
+		}()
+		c.Next()
+	}
+}
+
+// requestIDs seeds request ids: a random prefix per process and a counter.
+var (
+	requestIDPrefix = func() string {
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		return hex.EncodeToString(b)
+	}()
+	requestCounter atomic.Uint64
+)
+
+// requestID assigns X-Request-Id (a caller's own, if short and printable).
+func requestID() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id := c.GetHeader("X-Request-Id")
+		if len(id) == 0 || len(id) > 64 || strings.ContainsFunc(id, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+			id = fmt.Sprintf("%s-%d", requestIDPrefix, requestCounter.Add(1))
+		}
+		c.Set("requestId", id)
+		c.Header("X-Request-Id", id)
+		c.Next()
+	}
+}
+
+// accessLog writes one line per request: never headers, bodies or query strings.
+func accessLog(log *slog.Logger, enabled bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		status := c.Writer.Status()
+		if !enabled && status < 500 {
+			return
+		}
+		attrs := []slog.Attr{
+			slog.String("requestId", c.GetString("requestId")),
+			slog.String("method", c.Request.Method),
+			slog.String("path", c.Request.URL.Path),
+			slog.Int("status", status),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("remote", c.ClientIP()),
+		}
+		if p := principal(c); p != nil {
+			attrs = append(attrs, slog.String("subject", p.Subject))
+		}
+		if len(c.Errors) > 0 {
+			attrs = append(attrs, slog.String("error", c.Errors.Last().Error()))
+		}
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelError
+		}
+		log.LogAttrs(context.Background(), level, "request", attrs...)
+	}
+}
+
+// bodyLimit bounds every request body.
+func bodyLimit(max int64) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.Request.ContentLength > max {
+			c.AbortWithStatusJSON(http.StatusRequestEntityTooLarge, envelope{600, "res.error.input.validation.failed",
+				fmt.Sprintf("request body larger than %d bytes", max)})
+			return
+		}
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, max)
+		c.Next()
+	}
+}

@@ -1,0 +1,135 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/hsmgate/hsmgate/auth"
+	"github.com/hsmgate/hsmgate/roles"
+)
+
+// fixedAuth authenticates every request with the principal it holds, or
+// fails with err.
+type fixedAuth struct {
+	p   *roles.Principal
+	err error
+}
+
+func (f fixedAuth) Authenticate(*http.Request) (*roles.Principal, error) { return f.p, f.err }
+
+// expectedRoles restates API.md §2 for the routes the router serves, so
+// that a wrong row in roles.Table fails this test.
+var expectedRoles = map[string]roles.Set{
+	"/v1/key":                   roles.Of(roles.KeyManagement),
+	"/v1/key/:label":            roles.Of(roles.KeyManagement),
+	"/v1/key/:label/attributes": roles.Of(roles.KeyManagement),
+	"/v1/key/attributes":        roles.Of(roles.KeyManagement),
+	"/v1/key/deleteKey":         roles.Of(roles.KeyManagement),
+	"/v1/key/changePassword":    roles.Of(roles.KeyManagement),
+	"/v1/synchronousModify":     roles.Of(roles.KeyManagement),
+	"/v1/synchronousSign":       roles.Of(roles.KeyOperation),
+	"/v1/verify":                roles.Of(roles.KeyOperation),
+	"/v1/verifyHmac":            roles.Of(roles.KeyOperation),
+	"/v1/synchronousHmac":       roles.Of(roles.KeyOperation),
+	"/v1/encrypt":               roles.Of(roles.KeyOperation),
+	"/v1/synchronousDecrypt":    roles.Of(roles.KeyOperation),
+	"/v1/synchronousBlock":      roles.Of(roles.KeyOperation),
+	"/v1/synchronousUnblock":    roles.Of(roles.KeyOperation),
+	"/v1/generateRandom/:n":     roles.Of(roles.KeyOperation, roles.Service),
+	"/v1/versionInfo":           roles.Of(roles.Service),
+	"/v1/licenseInfo":           roles.Of(roles.Service),
+	"/v1/keystore/statistics":   roles.Of(roles.Service),
+}
+
+// concrete turns a route pattern into a request path.
+func concrete(pattern string) string {
+	r := strings.NewReplacer(":label", "some-key", ":n", "16")
+	return r.Replace(pattern)
+}
+
+func TestEveryRouteIsGuardedByTheRightRole(t *testing.T) {
+	engine := New(Options{Auth: fixedAuth{err: auth.ErrMissing}})
+	seen := map[string]bool{}
+	for _, rt := range engine.Routes() {
+		if roles.IsPublic(rt.Path) {
+			continue
+		}
+		seen[rt.Path] = true
+		want, ok := expectedRoles[rt.Path]
+		if !ok {
+			t.Errorf("%s %s is registered but has no expected role in this test", rt.Method, rt.Path)
+			continue
+		}
+		got, ok := roles.Required(rt.Path)
+		if !ok {
+			t.Errorf("%s %s is unguarded: no row of roles.Table matches", rt.Method, rt.Path)
+			continue
+		}
+		if got != want {
+			t.Errorf("%s %s guarded by %v, API.md says %v", rt.Method, rt.Path, got, want)
+		}
+		// Every other role alone is refused with 403 before the handler runs.
+		for _, r := range roles.All {
+			if want.Has(r) {
+				continue
+			}
+			e := New(Options{Auth: fixedAuth{p: &roles.Principal{Subject: "t", Roles: roles.Of(r)}}})
+			w := httptest.NewRecorder()
+			e.ServeHTTP(w, httptest.NewRequest(rt.Method, concrete(rt.Path), strings.NewReader("{}")))
+			if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), `"errorCode":400`) {
+				t.Errorf("%s %s with %v: %d %s", rt.Method, rt.Path, r, w.Code, w.Body.String())
+			}
+		}
+		// No credential: 401 with errorCode 416.
+		w := httptest.NewRecorder()
+		engine.ServeHTTP(w, httptest.NewRequest(rt.Method, concrete(rt.Path), nil))
+		if w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), `"errorCode":416`) {
+			t.Errorf("%s %s without credential: %d %s", rt.Method, rt.Path, w.Code, w.Body.String())
+		}
+	}
+	for p := range expectedRoles {
+		if !seen[p] {
+			t.Errorf("expected route %s is not registered", p)
+		}
+	}
+}
+
+func TestUnknownRouteAndMethod(t *testing.T) {
+	e := New(Options{Auth: fixedAuth{err: errors.New("unused")}})
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/v1/nothing", 404},
+		{"PUT", "/v1/key", 405},
+		{"GET", "/v2/key", 404},
+	} {
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, httptest.NewRequest(c.method, c.path, nil))
+		if w.Code != c.status || !strings.Contains(w.Body.String(), `"errorCode":`) || !strings.Contains(w.Body.String(), `"reason":"res.error.`) {
+			t.Errorf("%s %s: %d %s", c.method, c.path, w.Code, w.Body.String())
+		}
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	e := New(Options{Auth: fixedAuth{p: &roles.Principal{Roles: roles.Of(roles.KeyManagement)}}, MaxBodyBytes: 64})
+	w := httptest.NewRecorder()
+	e.ServeHTTP(w, httptest.NewRequest("POST", "/v1/key", strings.NewReader(strings.Repeat("x", 65))))
+	if w.Code != http.StatusRequestEntityTooLarge || !strings.Contains(w.Body.String(), `"errorCode":600`) {
+		t.Fatalf("oversized body: %d %s", w.Code, w.Body.String())
+	}
+}
+
+func TestPanicBecomesEnvelope(t *testing.T) {
+	// A nil HSM makes the handler panic: the client still gets the envelope.
+	e := New(Options{Auth: fixedAuth{p: &roles.Principal{Roles: roles.Of(roles.Service)}}})
+	w := httptest.NewRecorder()
+	e.ServeHTTP(w, httptest.NewRequest("GET", "/v1/versionInfo", nil))
+	if w.Code != http.StatusInternalServerError || !strings.Contains(w.Body.String(), `"errorCode":701`) {
+		t.Fatalf("panic: %d %s", w.Code, w.Body.String())
+	}
+}

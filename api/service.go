@@ -1,0 +1,71 @@
+package api
+
+import (
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/hsmgate/hsmgate/hsm"
+)
+
+// serviceRoutes registers the service endpoints of API.md §5.
+func (s *server) serviceRoutes(v1 *gin.RouterGroup) {
+	v1.GET("/versionInfo", s.versionInfo)
+	v1.GET("/licenseInfo", s.licenseInfo)
+	v1.GET("/keystore/statistics", s.statistics)
+}
+
+// versionInfo handles GET /v1/versionInfo.
+func (s *server) versionInfo(c *gin.Context) {
+	info := s.hsm.Info()
+	c.JSON(http.StatusOK, gin.H{
+		"version": s.build.Version, "commit": s.build.Commit, "buildTime": s.build.BuildTime,
+		"hsm": gin.H{"library": info.Library, "manufacturer": info.Manufacturer, "model": info.Model, "firmware": info.Firmware},
+	})
+}
+
+// licenseInfo handles GET /v1/licenseInfo.
+func (s *server) licenseInfo(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"clientFlags": []string{"KEY_AUTH", "REST_API", "TSB_ENGINE"}})
+}
+
+// statsTTL bounds how stale the cached statistics may be; clients use the
+// endpoint as a health check, so it must not walk the token every time.
+const statsTTL = 10 * time.Second
+
+// statsCache holds the last statistics and when they were taken.
+type statsCache struct {
+	mu    sync.Mutex
+	at    time.Time
+	stats *hsm.Statistics
+}
+
+// statistics handles GET /v1/keystore/statistics.
+func (s *server) statistics(c *gin.Context) {
+	s.stats.mu.Lock()
+	defer s.stats.mu.Unlock()
+	if s.stats.stats == nil || time.Since(s.stats.at) > statsTTL {
+		st, err := s.hsm.Statistics(c)
+		if err != nil {
+			abort(c, err, asKeyType)
+			return
+		}
+		s.stats.stats, s.stats.at = st, time.Now()
+	}
+	c.JSON(http.StatusOK, s.stats.stats)
+}
+
+// healthz answers liveness: the process serves HTTP.
+func (s *server) healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+// readyz answers readiness: the token is reachable and logged in.
+func (s *server) readyz(c *gin.Context) {
+	if !s.hsm.Ready() {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready", "reason": "HSM unreachable"})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}

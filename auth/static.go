@@ -1,0 +1,121 @@
+// Package auth turns the credential of a request into a roles.Principal.
+// This file holds the static role tokens of AUTH.md §1.
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hsmgate/hsmgate/roles"
+)
+
+// Errors of the static token scheme.
+var (
+	// ErrMissing: the request carries no credential.
+	ErrMissing = errors.New("missing API key")
+	// ErrInvalid: the credential is not valid.
+	ErrInvalid = errors.New("invalid API key")
+)
+
+// Pepper computes HMAC(pepper key, data) inside the token.
+type Pepper interface {
+	Pepper(ctx context.Context, data []byte) ([]byte, error)
+}
+
+// StaticTokens authenticates X-API-KEY values. It keeps only verifiers:
+// HMAC-SHA256(pepper key in the token, token), hex encoded, per role.
+type StaticTokens struct {
+	pepper    Pepper
+	verifiers map[string]staticEntry // hex verifier → role
+
+	// seen caches SHA-256(token) of tokens recently verified by the token,
+	// so that the request path costs one PKCS#11 call (the operation), not two.
+	// A SHA-256 of a 256-bit random token cannot be presented as the token.
+	mu      sync.Mutex
+	seen    map[[32]byte]cachedPrincipal
+	ttl     time.Duration
+	maxSeen int
+}
+
+// staticEntry is one configured verifier.
+type staticEntry struct {
+	role  roles.Role
+	index int
+}
+
+// cachedPrincipal is a recent successful verification.
+type cachedPrincipal struct {
+	p       *roles.Principal
+	expires time.Time
+}
+
+// NewStaticTokens builds the scheme from verifiers per role wire name.
+func NewStaticTokens(pepper Pepper, verifiers map[string][]string) (*StaticTokens, error) {
+	s := &StaticTokens{pepper: pepper, verifiers: map[string]staticEntry{},
+		seen: map[[32]byte]cachedPrincipal{}, ttl: time.Minute, maxSeen: 4096}
+	for name, list := range verifiers {
+		role, ok := roles.Parse(name)
+		if !ok {
+			return nil, fmt.Errorf("static tokens: unknown role %q", name)
+		}
+		for i, v := range list {
+			b, err := hex.DecodeString(v)
+			if err != nil || len(b) != sha256.Size {
+				return nil, fmt.Errorf("static tokens: verifier #%d of %s is not a hex HMAC-SHA256", i+1, name)
+			}
+			s.verifiers[string(b)] = staticEntry{role: role, index: i + 1}
+		}
+	}
+	return s, nil
+}
+
+// Verifier returns the verifier to configure for a token.
+func Verifier(ctx context.Context, pepper Pepper, token string) (string, error) {
+	mac, err := pepper.Pepper(ctx, []byte(token))
+	if err != nil {
+		return "", fmt.Errorf("compute verifier: %w", err)
+	}
+	return hex.EncodeToString(mac), nil
+}
+
+// Authenticate checks an X-API-KEY value.
+func (s *StaticTokens) Authenticate(ctx context.Context, token string) (*roles.Principal, error) {
+	if token == "" {
+		return nil, ErrMissing
+	}
+	sum := sha256.Sum256([]byte(token))
+	now := time.Now()
+	s.mu.Lock()
+	c, ok := s.seen[sum]
+	s.mu.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.p, nil
+	}
+	mac, err := s.pepper.Pepper(ctx, []byte(token))
+	if err != nil {
+		return nil, err
+	}
+	// The map lookup is keyed by an HMAC the caller cannot predict without
+	// the pepper key, so its timing reveals nothing about valid tokens.
+	e, ok := s.verifiers[string(mac)]
+	if !ok {
+		return nil, ErrInvalid
+	}
+	p := &roles.Principal{
+		Subject: fmt.Sprintf("static:%s#%d", e.role, e.index),
+		Scheme:  "static", Roles: roles.Of(e.role), Level: roles.LevelAPIKey,
+		Customers: []string{"default"},
+	}
+	s.mu.Lock()
+	if len(s.seen) >= s.maxSeen {
+		clear(s.seen)
+	}
+	s.seen[sum] = cachedPrincipal{p: p, expires: now.Add(s.ttl)}
+	s.mu.Unlock()
+	return p, nil
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the YAML configuration of `hsmgate serve`. HSMGATE_* variables
+// override single values; PINs come from the environment or files only.
+type Config struct {
+	Listen string    `yaml:"listen"`
+	TLS    TLSConfig `yaml:"tls"`
+	HSM    HSMConfig `yaml:"hsm"`
+	Auth   struct {
+		// StaticTokens maps role names to HMAC verifiers of their tokens
+		// (`hsmgate token verifier` prints one).
+		StaticTokens map[string][]string `yaml:"staticTokens"`
+	} `yaml:"auth"`
+	Server ServerConfig `yaml:"server"`
+	Log    LogConfig    `yaml:"log"`
+}
+
+// TLSConfig names the server certificate.
+type TLSConfig struct {
+	CertFile   string `yaml:"certFile"`
+	KeyFile    string `yaml:"keyFile"`
+	MinVersion string `yaml:"minVersion"`
+}
+
+// HSMConfig addresses the PKCS#11 token.
+type HSMConfig struct {
+	// URI is an RFC 7512 PKCS#11 URI with token=, module-path= and pin-source=.
+	URI string `yaml:"uri"`
+	// SoftHSM2Conf, when set, is exported as SOFTHSM2_CONF before loading the module.
+	SoftHSM2Conf string `yaml:"softhsm2Conf"`
+	PoolSize     int    `yaml:"poolSize"`
+}
+
+// ServerConfig tunes the HTTP server.
+type ServerConfig struct {
+	MaxBodyBytes    int64         `yaml:"maxBodyBytes"`
+	AccessLog       *bool         `yaml:"accessLog"`
+	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+}
+
+// LogConfig selects the log format and level.
+type LogConfig struct {
+	Format string `yaml:"format"` // json (default) or text
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+}
+
+// loadConfig reads the YAML file, applies environment overrides and defaults.
+func loadConfig(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	var cfg Config
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		return nil, fmt.Errorf("parse config %s: %w", path, err)
+	}
+	if err := cfg.applyEnv(os.Getenv); err != nil {
+		return nil, err
+	}
+	cfg.applyDefaults()
+	return &cfg, cfg.validate()
+}
+
+// applyEnv overrides values from HSMGATE_* variables.
+func (c *Config) applyEnv(getenv func(string) string) error {
+	str := map[string]*string{
+		"HSMGATE_LISTEN":          &c.Listen,
+		"HSMGATE_TLS_CERT_FILE":   &c.TLS.CertFile,
+		"HSMGATE_TLS_KEY_FILE":    &c.TLS.KeyFile,
+		"HSMGATE_TLS_MIN_VERSION": &c.TLS.MinVersion,
+		"HSMGATE_HSM_URI":         &c.HSM.URI,
+		"HSMGATE_SOFTHSM2_CONF":   &c.HSM.SoftHSM2Conf,
+		"HSMGATE_LOG_FORMAT":      &c.Log.Format,
+		"HSMGATE_LOG_LEVEL":       &c.Log.Level,
+	}
+	for name, dst := range str {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	if v := getenv("HSMGATE_MAX_BODY_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("HSMGATE_MAX_BODY_BYTES=%q is not a positive integer", v)
+		}
+		c.Server.MaxBodyBytes = n
+	}
+	if v := getenv("HSMGATE_HSM_POOL_SIZE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("HSMGATE_HSM_POOL_SIZE=%q is not a positive integer", v)
+		}
+		c.HSM.PoolSize = n
+	}
+	return nil
+}
+
+// applyDefaults fills what the file left out.
+func (c *Config) applyDefaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8443"
+	}
+	if c.Server.MaxBodyBytes == 0 {
+		c.Server.MaxBodyBytes = 1 << 20
+	}
+	if c.Server.AccessLog == nil {
+		on := true
+		c.Server.AccessLog = &on
+	}
+	if c.Server.ShutdownTimeout == 0 {
+		c.Server.ShutdownTimeout = 30 * time.Second
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+}
+
+// validate refuses a configuration that cannot serve.
+func (c *Config) validate() error {
+	switch {
+	case c.TLS.CertFile == "" || c.TLS.KeyFile == "":
+		return fmt.Errorf("config: tls.certFile and tls.keyFile are required")
+	case c.HSM.URI == "":
+		return fmt.Errorf("config: hsm.uri is required")
+	case len(c.Auth.StaticTokens) == 0:
+		return fmt.Errorf("config: auth.staticTokens lists no token verifier")
+	}
+	return nil
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hsmgate/hsmgate/auth"
+	"github.com/hsmgate/hsmgate/roles"
+	"github.com/hsmgate/hsmgate/softhsm"
+	"github.com/hsmgate/hsmgate/tls"
+	"gopkg.in/yaml.v3"
+)
+
+// devTokenLabel is the label of the development token.
+const devTokenLabel = "hsmgate"
+
+// devCommand runs `hsmgate dev`: on the first run it creates a SoftHSM2
+// token, a development PKI, a configuration and one credential per role in
+// DIR; every run then serves and prints a curl session.
+func devCommand(args []string) error {
+	fset := flag.NewFlagSet("dev", flag.ContinueOnError)
+	dir := fset.String("dir", ".hsmgate", "state directory")
+	listen := fset.String("listen", "127.0.0.1:8443", "listen address")
+	if err := fset.Parse(args); err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", abs, err)
+	}
+	cfgPath := filepath.Join(abs, "config.yaml")
+	if _, err := os.Stat(cfgPath); errors.Is(err, fs.ErrNotExist) {
+		if err := devSetup(abs, *listen); err != nil {
+			return err
+		}
+	}
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		return err
+	}
+	cfg.Listen = *listen
+	cfg.Log.Format = "text"
+	log := newLogger(cfg.Log, os.Stderr)
+	return serve(context.Background(), cfg, log, func(addr string) { printCurlSession(os.Stdout, abs, addr) })
+}
+
+// devSetup creates the token, the PKI, the credentials and the configuration.
+func devSetup(dir, listen string) error {
+	pin, err := secretFile(filepath.Join(dir, "hsm-pin"))
+	if err != nil {
+		return err
+	}
+	soPIN, err := secretFile(filepath.Join(dir, "hsm-so-pin"))
+	if err != nil {
+		return err
+	}
+	tok, err := softhsm.Provision(softhsm.Options{Dir: filepath.Join(dir, "softhsm"), Label: devTokenLabel, SOPIN: soPIN, PIN: pin})
+	if err != nil {
+		return err
+	}
+	var clients []string
+	for _, r := range roles.All {
+		clients = append(clients, r.String())
+	}
+	pki, err := tls.EnsureDevPKI(filepath.Join(dir, "pki"), []string{"localhost", "127.0.0.1", "::1"}, clients)
+	if err != nil {
+		return err
+	}
+	var cfg Config
+	cfg.Listen = listen
+	cfg.TLS = TLSConfig{CertFile: pki.ServerCert, KeyFile: pki.ServerKey, MinVersion: "1.2"}
+	cfg.HSM = HSMConfig{
+		URI:          fmt.Sprintf("pkcs11:token=%s;module-path=%s?pin-source=file:%s", devTokenLabel, tok.Module, filepath.Join(dir, "hsm-pin")),
+		SoftHSM2Conf: tok.ConfPath,
+	}
+	cfg.Log = LogConfig{Format: "text", Level: "info"}
+	h, err := openHSM(&cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	creds := map[string]string{}
+	cfg.Auth.StaticTokens = map[string][]string{}
+	for _, r := range roles.All {
+		raw, err := h.Random(context.Background(), 32)
+		if err != nil {
+			return err
+		}
+		token := base64.RawURLEncoding.EncodeToString(raw)
+		v, err := auth.Verifier(context.Background(), h, token)
+		if err != nil {
+			return err
+		}
+		creds[r.String()] = token
+		cfg.Auth.StaticTokens[r.String()] = []string{v}
+	}
+	credJSON, err := json.MarshalIndent(creds, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "credentials.json"), append(credJSON, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	out, err := yaml.Marshal(&cfg)
+	if err != nil {
+		return err
+	}
+	header := "# hsmgate development configuration, written by `hsmgate dev`.\n# Static tokens are stored as HMAC verifiers computed by the token's pepper key.\n"
+	return os.WriteFile(filepath.Join(dir, "config.yaml"), append([]byte(header), out...), 0o600)
+}
+
+// secretFile returns the content of path, creating it with a random value first.
+func secretFile(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	raw := make([]byte, 12)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	v := hex.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(v+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return v, nil
+}
+
+// printCurlSession shows how to create an EC key and sign with it.
+func printCurlSession(w io.Writer, dir, addr string) {
+	rel := dir
+	if wd, err := os.Getwd(); err == nil {
+		if r, err := filepath.Rel(wd, dir); err == nil && !strings.HasPrefix(r, "..") {
+			rel = r
+		}
+	}
+	host := strings.Replace(addr, "[::1]", "localhost", 1)
+	host = strings.Replace(host, "127.0.0.1", "localhost", 1)
+	fmt.Fprintf(w, `
+hsmgate is serving https://%[1]s (development mode; state in %[2]s)
+Credentials: %[2]s/credentials.json (one X-API-KEY per role). Try it:
+
+export HSMGATE=https://%[1]s CA=%[2]s/pki/ca.pem LABEL=demo-ec-$(date +%%s)
+KM=$(sed -n 's/.*"keyManagementToken": "\(.*\)".*/\1/p' %[2]s/credentials.json)
+OP=$(sed -n 's/.*"keyOperationToken": "\(.*\)".*/\1/p' %[2]s/credentials.json)
+curl -sS -w '\n' --cacert $CA -H "X-API-KEY: $KM" -H 'Content-Type: application/json' \
+  -d '{"label":"'$LABEL'","algorithm":"EC","curveOid":"1.2.840.10045.3.1.7","attributes":{"sign":true,"verify":true}}' \
+  $HSMGATE/v1/key
+curl -sS -w '\n' --cacert $CA -H "X-API-KEY: $OP" -H 'Content-Type: application/json' \
+  -d '{"signRequest":{"signKeyName":"'$LABEL'","payload":"'$(printf 'hello hsmgate' | base64)'","signatureAlgorithm":"SHA256_WITH_ECDSA"}}' \
+  $HSMGATE/v1/synchronousSign
+curl -sS -w '\n' --cacert $CA -H "X-API-KEY: $KM" $HSMGATE/v1/key/$LABEL/attributes
+
+`, host, rel)
+}

@@ -1,0 +1,46 @@
+// Command hsmgate is a self-hosted crypto REST gateway: keys live in a
+// PKCS#11 token, applications use them over a TSB-compatible HTTPS API.
+//
+//	hsmgate dev [--dir DIR] [--listen ADDR]   one-command local setup and server
+//	hsmgate serve --config FILE               production entry point
+//	hsmgate token verifier --config FILE      print the verifier of a static token read from stdin
+//	hsmgate version                           print the version
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// Build information, set with -ldflags "-X main.version=…".
+var (
+	version   = "dev"
+	commit    = "unknown"
+	buildTime = "unknown"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "hsmgate:", err)
+		os.Exit(1)
+	}
+}
+
+// run dispatches the sub-command.
+func run(args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: hsmgate dev|serve|token|version (see --help of each)")
+	}
+	switch args[0] {
+	case "serve":
+		return serveCommand(args[1:])
+	case "dev":
+		return devCommand(args[1:])
+	case "token":
+		return tokenCommand(args[1:])
+	case "version":
+		fmt.Printf("hsmgate %s (commit %s, built %s)\n", version, commit, buildTime)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q: use dev, serve, token or version", args[0])
+}

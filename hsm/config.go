@@ -1,0 +1,111 @@
+package hsm
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// Config addresses a PKCS#11 token and sizes the session pool.
+type Config struct {
+	// ModulePath is the PKCS#11 library, for example /usr/lib/softhsm/libsofthsm2.so.
+	ModulePath string
+	// TokenLabel selects the token by label.
+	TokenLabel string
+	// PIN is the user PIN. It never reaches a log line or an error message.
+	PIN string
+	// PoolSize bounds the number of open sessions; 0 picks a default from the
+	// token's limits and the CPU count.
+	PoolSize int
+}
+
+// ParseURI reads an RFC 7512 PKCS#11 URI such as
+// pkcs11:token=hsmgate;module-path=/usr/lib/softhsm/libsofthsm2.so?pin-source=file:/run/secrets/pin.
+// Supported attributes: token, module-path (path part), pin-value and
+// pin-source (query part; pin-source is a file path, with or without "file:").
+func ParseURI(uri string) (Config, error) {
+	var cfg Config
+	rest, ok := strings.CutPrefix(uri, "pkcs11:")
+	if !ok {
+		return cfg, fmt.Errorf("PKCS#11 URI must start with %q", "pkcs11:")
+	}
+	path, query, _ := strings.Cut(rest, "?")
+	for _, part := range splitNonEmpty(path, ";") {
+		k, v, err := uriAttribute(part)
+		if err != nil {
+			return cfg, err
+		}
+		switch k {
+		case "token":
+			cfg.TokenLabel = v
+		case "module-path":
+			cfg.ModulePath = v
+		}
+	}
+	for _, part := range splitNonEmpty(query, "&") {
+		k, v, err := uriAttribute(part)
+		if err != nil {
+			return cfg, err
+		}
+		switch k {
+		case "pin-value":
+			cfg.PIN = v
+		case "pin-source":
+			pin, err := os.ReadFile(strings.TrimPrefix(v, "file:"))
+			if err != nil {
+				return cfg, fmt.Errorf("read pin-source: %w", err)
+			}
+			cfg.PIN = strings.TrimRight(string(pin), "\r\n")
+		case "pool-size":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return cfg, fmt.Errorf("pool-size %q is not a positive integer", v)
+			}
+			cfg.PoolSize = n
+		}
+	}
+	if cfg.TokenLabel == "" || cfg.ModulePath == "" {
+		return cfg, fmt.Errorf("PKCS#11 URI needs token= and module-path=")
+	}
+	return cfg, nil
+}
+
+// splitNonEmpty splits s by sep and drops empty parts.
+func splitNonEmpty(s, sep string) []string {
+	var out []string
+	for _, p := range strings.Split(s, sep) {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// uriAttribute splits and percent-decodes one name=value pair.
+func uriAttribute(part string) (string, string, error) {
+	k, v, ok := strings.Cut(part, "=")
+	if !ok {
+		return "", "", fmt.Errorf("PKCS#11 URI attribute %q has no value", k)
+	}
+	dec, err := url.PathUnescape(v)
+	if err != nil {
+		return "", "", fmt.Errorf("PKCS#11 URI attribute %q: %w", k, err)
+	}
+	return k, dec, nil
+}
+
+// defaultPoolSize sizes the pool from the token's session limit and the CPUs.
+func defaultPoolSize(maxSessions uint) int {
+	n := 4 * runtime.NumCPU()
+	if n < 8 {
+		n = 8
+	}
+	// CK_EFFECTIVELY_INFINITE is 0 and CK_UNAVAILABLE_INFORMATION is ^0.
+	if maxSessions != 0 && maxSessions != ^uint(0) && int(maxSessions) < n {
+		n = int(maxSessions)
+	}
+	return n
+}

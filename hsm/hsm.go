@@ -1,0 +1,359 @@
+// Package hsm is the PKCS#11 backend: module loading and login, a bounded
+// session pool, a label→handle cache, key generation, import and export,
+// every crypto operation, and recovery after session or token loss.
+//
+// It knows nothing about HTTP, JSON or roles.
+package hsm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/pkcs11"
+)
+
+// Info describes the token and its library.
+type Info struct {
+	Library      string
+	Manufacturer string
+	Model        string
+	Firmware     string
+	Label        string
+	Serial       string
+	FreeMemory   uint
+	TotalMemory  uint
+}
+
+// HSM is one logged-in PKCS#11 token shared by the whole process.
+type HSM struct {
+	cfg Config
+	ctx *pkcs11.Ctx
+	log *slog.Logger
+
+	// state is swapped as a whole when the pool is rebuilt.
+	state   atomic.Pointer[tokenState]
+	rebuild sync.Mutex
+	// retrying is set, under rebuild, while the background loop reconnects.
+	retrying bool
+	ready    atomic.Bool
+
+	keys *keyCache
+	// labels serialises operations that create or remove labels.
+	labels sync.Mutex
+	ivs    *randomBuffer
+	stopCh chan struct{}
+	wg     sync.WaitGroup
+}
+
+// tokenState is everything that becomes invalid when the token is lost.
+type tokenState struct {
+	slot  uint
+	pool  chan pkcs11.SessionHandle
+	mechs map[uint]pkcs11.MechanismInfo
+	info  Info
+	// internal holds the handles of the pepper and attestation keys.
+	pepper      pkcs11.ObjectHandle
+	attestation *Key
+}
+
+// Open loads the module, logs in, fills the session pool, discovers the
+// mechanisms and makes sure the internal keys exist.
+func Open(cfg Config, log *slog.Logger) (*HSM, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	ctx := pkcs11.New(cfg.ModulePath)
+	if ctx == nil {
+		return nil, fmt.Errorf("load PKCS#11 module %s", cfg.ModulePath)
+	}
+	h := &HSM{cfg: cfg, ctx: ctx, log: log, keys: newKeyCache(), stopCh: make(chan struct{})}
+	h.ivs = newRandomBuffer(h)
+	if err := ctx.Initialize(); err != nil {
+		ctx.Destroy()
+		return nil, fmt.Errorf("C_Initialize %s: %w", cfg.ModulePath, err)
+	}
+	st, err := h.connect()
+	if err != nil {
+		_ = ctx.Finalize()
+		ctx.Destroy()
+		return nil, err
+	}
+	h.state.Store(st)
+	h.ready.Store(true)
+	if err := h.ensureInternalKeys(context.Background()); err != nil {
+		h.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// Close logs out, closes every session and unloads the module.
+func (h *HSM) Close() {
+	close(h.stopCh)
+	h.wg.Wait()
+	if st := h.state.Load(); st != nil {
+		_ = h.ctx.CloseAllSessions(st.slot)
+	}
+	_ = h.ctx.Finalize()
+	h.ctx.Destroy()
+}
+
+// Ready reports whether the token is reachable and logged in.
+func (h *HSM) Ready() bool { return h.ready.Load() }
+
+// Info returns the token and library description read at connection time.
+func (h *HSM) Info() Info {
+	st := h.state.Load()
+	if st == nil {
+		return Info{}
+	}
+	return st.info
+}
+
+// connect finds the token, opens and logs in the session pool and reads
+// mechanisms and token information.
+func (h *HSM) connect() (*tokenState, error) {
+	slot, err := h.findSlot()
+	if err != nil {
+		return nil, err
+	}
+	ti, err := h.ctx.GetTokenInfo(slot)
+	if err != nil {
+		return nil, fmt.Errorf("C_GetTokenInfo: %w", err)
+	}
+	size := h.cfg.PoolSize
+	if size <= 0 {
+		size = defaultPoolSize(ti.MaxRwSessionCount)
+	}
+	st := &tokenState{slot: slot, pool: make(chan pkcs11.SessionHandle, size)}
+	for i := 0; i < size; i++ {
+		s, err := h.ctx.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+		if err != nil {
+			_ = h.ctx.CloseAllSessions(slot)
+			return nil, fmt.Errorf("C_OpenSession: %w", err)
+		}
+		if i == 0 {
+			err := h.ctx.Login(s, pkcs11.CKU_USER, h.cfg.PIN)
+			if err != nil && !errors.Is(err, pkcs11.Error(pkcs11.CKR_USER_ALREADY_LOGGED_IN)) {
+				_ = h.ctx.CloseAllSessions(slot)
+				if errors.Is(err, pkcs11.Error(pkcs11.CKR_PIN_INCORRECT)) {
+					return nil, fmt.Errorf("log in to token %q: wrong PIN", h.cfg.TokenLabel)
+				}
+				return nil, fmt.Errorf("log in to token %q: %w", h.cfg.TokenLabel, err)
+			}
+		}
+		st.pool <- s
+	}
+	if st.mechs, err = h.mechanisms(slot); err != nil {
+		_ = h.ctx.CloseAllSessions(slot)
+		return nil, err
+	}
+	li, err := h.ctx.GetInfo()
+	if err != nil {
+		_ = h.ctx.CloseAllSessions(slot)
+		return nil, fmt.Errorf("C_GetInfo: %w", err)
+	}
+	st.info = Info{
+		Library:      fmt.Sprintf("%s %d.%d", li.LibraryDescription, li.LibraryVersion.Major, li.LibraryVersion.Minor),
+		Manufacturer: ti.ManufacturerID,
+		Model:        ti.Model,
+		Firmware:     fmt.Sprintf("%d.%d", ti.FirmwareVersion.Major, ti.FirmwareVersion.Minor),
+		Label:        ti.Label,
+		Serial:       ti.SerialNumber,
+		FreeMemory:   ti.FreePublicMemory,
+		TotalMemory:  ti.TotalPublicMemory,
+	}
+	return st, nil
+}
+
+// findSlot returns the slot holding the configured token.
+func (h *HSM) findSlot() (uint, error) {
+	slots, err := h.ctx.GetSlotList(true)
+	if err != nil {
+		return 0, fmt.Errorf("C_GetSlotList: %w", err)
+	}
+	for _, s := range slots {
+		ti, err := h.ctx.GetTokenInfo(s)
+		if err != nil {
+			continue
+		}
+		if ti.Label == h.cfg.TokenLabel && ti.Flags&pkcs11.CKF_TOKEN_INITIALIZED != 0 {
+			return s, nil
+		}
+	}
+	return 0, fmt.Errorf("token %q: %w: no such token", h.cfg.TokenLabel, ErrUnavailable)
+}
+
+// mechanisms lists the token's mechanisms with their flags.
+func (h *HSM) mechanisms(slot uint) (map[uint]pkcs11.MechanismInfo, error) {
+	list, err := h.ctx.GetMechanismList(slot)
+	if err != nil {
+		return nil, fmt.Errorf("C_GetMechanismList: %w", err)
+	}
+	out := make(map[uint]pkcs11.MechanismInfo, len(list))
+	for _, m := range list {
+		mi, err := h.ctx.GetMechanismInfo(slot, []*pkcs11.Mechanism{m})
+		if err != nil {
+			return nil, fmt.Errorf("C_GetMechanismInfo(%#x): %w", m.Mechanism, err)
+		}
+		out[m.Mechanism] = mi
+	}
+	return out, nil
+}
+
+// Supports reports whether the token offers the mechanism.
+func (h *HSM) Supports(mech uint) bool {
+	st := h.state.Load()
+	if st == nil {
+		return false
+	}
+	_, ok := st.mechs[mech]
+	return ok
+}
+
+// require fails with ErrUnsupported naming what when the token lacks mech.
+func (h *HSM) require(mech uint, what string) error {
+	if !h.Supports(mech) {
+		return fmt.Errorf("%s is %w", what, ErrUnsupported)
+	}
+	return nil
+}
+
+// session is one borrowed PKCS#11 session together with the state it belongs to.
+type session struct {
+	h  *HSM
+	st *tokenState
+	s  pkcs11.SessionHandle
+}
+
+// acquire borrows a session, waiting at most as long as ctx allows.
+func (h *HSM) acquire(ctx context.Context) (*session, error) {
+	if !h.ready.Load() {
+		return nil, fmt.Errorf("%w: reconnecting", ErrUnavailable)
+	}
+	st := h.state.Load()
+	select {
+	case s := <-st.pool:
+		return &session{h: h, st: st, s: s}, nil
+	default:
+	}
+	select {
+	case s := <-st.pool:
+		return &session{h: h, st: st, s: s}, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for a PKCS#11 session: %w", ctx.Err())
+	}
+}
+
+// run borrows a session, runs fn on it and gives it back, without recovery.
+// It returns the state the session belonged to.
+func (h *HSM) run(ctx context.Context, fn func(*session) error) (*tokenState, error) {
+	s, err := h.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer s.release()
+	return s.st, fn(s)
+}
+
+// release returns the session to the pool it came from.
+func (s *session) release() {
+	s.st.pool <- s.s
+}
+
+// do runs fn on a pooled session. When fn fails with an error that means
+// the sessions or the login are gone, the pool is rebuilt and fn, if
+// idempotent, runs once more on a fresh session.
+func (h *HSM) do(ctx context.Context, idempotent bool, fn func(*session) error) error {
+	for attempt := 0; ; attempt++ {
+		st, err := h.run(ctx, fn)
+		if err == nil || !recoverable(err) {
+			return err
+		}
+		h.log.Warn("PKCS#11 session lost, rebuilding the pool", "error", err.Error())
+		if rerr := h.reconnect(st); rerr != nil {
+			return fmt.Errorf("%w: %v", ErrUnavailable, rerr)
+		}
+		if !idempotent || attempt > 0 {
+			return classify("PKCS#11", err)
+		}
+	}
+}
+
+// reconnect rebuilds the pool unless another goroutine already replaced the
+// broken state. While the token cannot be reached, requests fail fast and a
+// background loop keeps trying.
+func (h *HSM) reconnect(broken *tokenState) error {
+	h.rebuild.Lock()
+	defer h.rebuild.Unlock()
+	if h.state.Load() != broken {
+		return nil // somebody else rebuilt already
+	}
+	if h.retrying {
+		return errors.New("token unreachable, retrying in the background")
+	}
+	h.ready.Store(false)
+	h.keys.clear()
+	if err := h.reinitialize(); err != nil {
+		h.log.Error("token unreachable", "token", h.cfg.TokenLabel, "error", err.Error())
+		h.retrying = true
+		h.wg.Add(1)
+		go h.retryLoop()
+		return err
+	}
+	return nil
+}
+
+// reinitialize closes everything, reloads the module state and logs in again.
+func (h *HSM) reinitialize() error {
+	if st := h.state.Load(); st != nil {
+		_ = h.ctx.CloseAllSessions(st.slot)
+	}
+	_ = h.ctx.Finalize()
+	if err := h.ctx.Initialize(); err != nil {
+		return fmt.Errorf("C_Initialize: %w", err)
+	}
+	st, err := h.connect()
+	if err != nil {
+		return err
+	}
+	h.state.Store(st)
+	h.ready.Store(true)
+	if err := h.ensureInternalKeys(context.Background()); err != nil {
+		h.ready.Store(false)
+		return err
+	}
+	h.log.Info("token reconnected", "token", h.cfg.TokenLabel)
+	return nil
+}
+
+// retryInterval is how often an unreachable token is tried again.
+var retryInterval = 2 * time.Second
+
+// retryLoop reconnects in the background until it succeeds or Close is called.
+func (h *HSM) retryLoop() {
+	defer h.wg.Done()
+	t := time.NewTicker(retryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stopCh:
+			return
+		case <-t.C:
+		}
+		h.rebuild.Lock()
+		err := h.reinitialize()
+		if err == nil {
+			h.retrying = false
+		}
+		h.rebuild.Unlock()
+		if err == nil {
+			return
+		}
+	}
+}

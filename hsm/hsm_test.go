@@ -1,0 +1,100 @@
+package hsm
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"testing"
+
+	"github.com/hsmgate/hsmgate/softhsm"
+)
+
+// newTestHSM opens a fresh SoftHSM2 token of its own for one test.
+func newTestHSM(t *testing.T) *HSM {
+	t.Helper()
+	tok := softhsm.NewTestToken(t)
+	h, err := Open(Config{ModulePath: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN, PoolSize: 4}, nil)
+	if err != nil {
+		t.Fatalf("open token: %v", err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+// signFlags are the attributes of a signing key pair.
+var signFlags = Flags{Sign: true, Verify: true, Sensitive: true, Modifiable: true, Destroyable: true}
+
+func TestOpenCreatesInternalKeys(t *testing.T) {
+	h := newTestHSM(t)
+	if h.AttestationKey() == nil || h.AttestationKey().PublicKey == nil {
+		t.Fatal("attestation key missing")
+	}
+	labels, err := h.ListKeys(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(labels) != 0 {
+		t.Fatalf("internal keys listed: %v", labels)
+	}
+	if !h.Ready() {
+		t.Fatal("not ready after Open")
+	}
+}
+
+func TestOpenWrongPIN(t *testing.T) {
+	tok := softhsm.NewTestToken(t)
+	_, err := Open(Config{ModulePath: tok.Module, TokenLabel: tok.Label, PIN: "9999"}, nil)
+	if err == nil {
+		t.Fatal("Open accepted a wrong PIN")
+	}
+	if got := err.Error(); contains(got, "9999") {
+		t.Fatalf("error leaks the PIN: %s", got)
+	}
+}
+
+func contains(s, sub string) bool {
+	return len(sub) > 0 && len(s) >= len(sub) && (s == sub || indexOf(s, sub) >= 0)
+}
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestECDSASignVerifiesWithGo(t *testing.T) {
+	h := newTestHSM(t)
+	ctx := context.Background()
+	k, err := h.CreateKey(ctx, &CreateKeyRequest{Label: "ec", Algorithm: AlgEC, CurveOID: OIDP256, Flags: signFlags})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alg, err := ParseSignatureAlgorithm("SHA256_WITH_ECDSA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := h.Sign(ctx, k, alg, []byte("hello"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := x509.ParsePKIXPublicKey(k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := sha256.Sum256([]byte("hello"))
+	if !ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), d[:], sig) {
+		t.Fatal("signature does not verify with crypto/ecdsa")
+	}
+	ok, err := h.Verify(k, alg, []byte("hello"), sig, false)
+	if err != nil || !ok {
+		t.Fatalf("Verify = %v, %v", ok, err)
+	}
+	if _, err := h.CreateKey(ctx, &CreateKeyRequest{Label: "ec", Algorithm: AlgEC, CurveOID: OIDP256, Flags: signFlags}); !errors.Is(err, ErrExists) {
+		t.Fatalf("duplicate label: %v", err)
+	}
+}

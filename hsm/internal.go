@@ -1,0 +1,117 @@
+package hsm
+
+import (
+	"context"
+	"crypto/hmac"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/miekg/pkcs11"
+)
+
+// Labels of the keys hsmgate keeps for itself.
+const (
+	// AttestationKeyLabel names the EC P-256 key that signs key attestations.
+	AttestationKeyLabel = "attestation-key"
+	// PepperKeyLabel names the HMAC key that turns secrets into verifiers.
+	PepperKeyLabel = "hsmgate-pepper"
+)
+
+// ensureInternalKeys creates the attestation and pepper keys when missing
+// and records their handles in the current state. It runs without recovery
+// because it is itself part of (re)connecting.
+func (h *HSM) ensureInternalKeys(ctx context.Context) error {
+	st := h.state.Load()
+	_, err := h.run(ctx, func(s *session) error {
+		pepper, err := s.loadKey(PepperKeyLabel)
+		if errors.Is(err, ErrNotFound) {
+			pepper, err = s.createKey(&CreateKeyRequest{
+				Label: PepperKeyLabel, Algorithm: AlgHMAC, HMACHash: "SHA256", KeySize: 256,
+				Flags: Flags{Sign: true, Verify: true, Sensitive: true}, internal: true,
+			})
+		}
+		if err != nil {
+			return fmt.Errorf("pepper key: %w", err)
+		}
+		att, err := s.loadKey(AttestationKeyLabel)
+		if errors.Is(err, ErrNotFound) {
+			att, err = s.createKey(&CreateKeyRequest{
+				Label: AttestationKeyLabel, Algorithm: AlgEC, CurveOID: OIDP256,
+				Flags: Flags{Sign: true, Verify: true, Sensitive: true}, internal: true,
+			})
+		}
+		if err != nil {
+			return fmt.Errorf("attestation key: %w", err)
+		}
+		st.pepper, st.attestation = pepper.secret, att
+		return nil
+	})
+	return err
+}
+
+// AttestationKey returns the key that signs attestations.
+func (h *HSM) AttestationKey() *Key { return h.state.Load().attestation }
+
+// Pepper computes HMAC-SHA256 of data with the pepper key inside the token.
+// Callers use it to turn a secret into a verifier that is useless without
+// the token.
+func (h *HSM) Pepper(ctx context.Context, data []byte) ([]byte, error) {
+	var mac []byte
+	err := h.do(ctx, true, func(s *session) error {
+		var err error
+		mac, err = s.sign(pkcs11.NewMechanism(pkcs11.CKM_SHA256_HMAC, nil), s.st.pepper, data)
+		return err
+	})
+	if err != nil {
+		return nil, classify("pepper HMAC", err)
+	}
+	return mac, nil
+}
+
+// sign runs C_SignInit and C_Sign on one session.
+func (s *session) sign(m *pkcs11.Mechanism, key pkcs11.ObjectHandle, data []byte) ([]byte, error) {
+	if err := s.h.ctx.SignInit(s.s, []*pkcs11.Mechanism{m}, key); err != nil {
+		return nil, err
+	}
+	return s.h.ctx.Sign(s.s, data)
+}
+
+// passwordVerifier returns salt and HMAC(pepper, salt||password).
+func (h *HSM) passwordVerifier(ctx context.Context, password []byte) (salt, mac []byte, err error) {
+	if salt, err = h.ivs.read(ctx, 16); err != nil {
+		return nil, nil, err
+	}
+	mac, err = h.Pepper(ctx, append(append([]byte(nil), salt...), password...))
+	return salt, mac, err
+}
+
+// CheckPassword verifies the key password in constant time. A key without
+// a password ignores whatever password the caller sends, as TSB does.
+func (h *HSM) CheckPassword(ctx context.Context, k *Key, password []byte) error {
+	if !k.HasPassword() {
+		return nil
+	}
+	mac, err := h.Pepper(ctx, append(append([]byte(nil), k.Meta.PasswordSalt...), password...))
+	if err != nil {
+		return err
+	}
+	if !hmac.Equal(mac, k.Meta.PasswordMAC) {
+		return fmt.Errorf("%w for key %q", ErrWrongPassword, k.Label)
+	}
+	return nil
+}
+
+// newMeta returns the metadata of a key created now.
+func newMeta(req *CreateKeyRequest, origin string) Meta {
+	customer := req.Customer
+	if customer == "" {
+		customer = "default"
+	}
+	return Meta{
+		UUID: uuid.NewString(), Algorithm: req.Algorithm, CurveOID: req.CurveOID, KeySize: req.KeySize,
+		HMACHash: req.HMACHash, ID: req.ID, Customer: customer, CreateTime: time.Now().UTC().Truncate(time.Second),
+		Origin: origin, Policy: req.Policy, Internal: req.internal,
+	}
+}

@@ -1,0 +1,365 @@
+package hsm
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/pkcs11"
+)
+
+// Key families as the wire API names them.
+const (
+	AlgRSA  = "RSA"
+	AlgEC   = "EC"
+	AlgED   = "ED"
+	AlgAES  = "AES"
+	AlgTDEA = "TDEA"
+	AlgHMAC = "HMAC"
+)
+
+// Meta is what hsmgate records about a key beside the key objects, in a
+// private data object of the token, so that the token stays the source of truth.
+type Meta struct {
+	UUID       string    `json:"uuid"`
+	Algorithm  string    `json:"algorithm"`
+	CurveOID   string    `json:"curveOid,omitempty"`
+	KeySize    int       `json:"keySize,omitempty"`
+	HMACHash   string    `json:"hmacHash,omitempty"`
+	ID         string    `json:"id,omitempty"`
+	Customer   string    `json:"customer"`
+	CreateTime time.Time `json:"createTime"`
+	// Origin is "generated", "imported" or "unwrapped".
+	Origin string `json:"origin"`
+	// PasswordSalt and PasswordMAC verify the key password: the MAC is
+	// HMAC-SHA256(pepper key in the token, salt || password).
+	PasswordSalt []byte          `json:"passwordSalt,omitempty"`
+	PasswordMAC  []byte          `json:"passwordMac,omitempty"`
+	Policy       json.RawMessage `json:"policy,omitempty"`
+	Blocked      bool            `json:"blocked,omitempty"`
+	// Internal marks keys hsmgate itself uses (attestation, pepper).
+	Internal bool `json:"internal,omitempty"`
+}
+
+// Flags are the PKCS#11 boolean attributes of a key as the wire API names them.
+type Flags struct {
+	Encrypt, Decrypt, Verify, Sign, Wrap, Unwrap, Derive      bool
+	Extractable, Modifiable, Destroyable, Sensitive, Copyable bool
+	AlwaysSensitive, NeverExtractable                         bool
+}
+
+// Key is the cached view of one labelled key: its object handles, metadata,
+// flags and public key. The request path reads it without touching the token.
+type Key struct {
+	Label string
+	Meta  Meta
+	Flags Flags
+	// PublicKey is the DER SubjectPublicKeyInfo, nil for secret keys.
+	PublicKey []byte
+	// Certificate is the DER certificate stored with the key, if any.
+	Certificate []byte
+
+	priv, pub, secret, cert, meta pkcs11.ObjectHandle
+	hasPriv, hasPub, hasSecret    bool
+	public                        publicKey
+	usage                         atomic.Int64
+	// st is the token state the handles belong to.
+	st *tokenState
+}
+
+// UsageCount is the number of operations this process performed with the key.
+func (k *Key) UsageCount() int64 { return k.usage.Load() }
+
+// HasPassword reports whether the key is protected by a password.
+func (k *Key) HasPassword() bool { return len(k.Meta.PasswordMAC) > 0 }
+
+// IsPair reports whether the key is asymmetric.
+func (k *Key) IsPair() bool { return k.hasPriv || k.hasPub }
+
+// HasPrivate reports whether the private half is in the token.
+func (k *Key) HasPrivate() bool { return k.hasPriv }
+
+// keyCache maps labels to loaded keys so that the request path never calls
+// C_FindObjects for a key it has seen.
+type keyCache struct {
+	mu   sync.RWMutex
+	keys map[string]*Key
+}
+
+// newKeyCache returns an empty cache.
+func newKeyCache() *keyCache { return &keyCache{keys: make(map[string]*Key)} }
+
+// get returns the cached key for label.
+func (c *keyCache) get(label string) (*Key, bool) {
+	c.mu.RLock()
+	k, ok := c.keys[label]
+	c.mu.RUnlock()
+	return k, ok
+}
+
+// put caches k under its label.
+func (c *keyCache) put(k *Key) {
+	c.mu.Lock()
+	c.keys[k.Label] = k
+	c.mu.Unlock()
+}
+
+// invalidate drops label from the cache.
+func (c *keyCache) invalidate(label string) {
+	c.mu.Lock()
+	delete(c.keys, label)
+	c.mu.Unlock()
+}
+
+// clear drops everything (after the token was reconnected).
+func (c *keyCache) clear() {
+	c.mu.Lock()
+	c.keys = make(map[string]*Key)
+	c.mu.Unlock()
+}
+
+// metaApplication tags hsmgate's metadata objects (CKA_APPLICATION).
+const metaApplication = "hsmgate/key-meta"
+
+// Key returns the key with that label, loading it from the token on first use.
+func (h *HSM) Key(ctx context.Context, label string) (*Key, error) {
+	if k, ok := h.keys.get(label); ok {
+		return k, nil
+	}
+	var k *Key
+	err := h.do(ctx, true, func(s *session) error {
+		var err error
+		k, err = s.loadKey(label)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.keys.put(k)
+	return k, nil
+}
+
+// findByLabel returns every object carrying the label.
+func (s *session) findByLabel(label string) ([]pkcs11.ObjectHandle, error) {
+	return s.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)})
+}
+
+// find returns every object matching the template.
+func (s *session) find(tmpl []*pkcs11.Attribute) ([]pkcs11.ObjectHandle, error) {
+	c := s.h.ctx
+	if err := c.FindObjectsInit(s.s, tmpl); err != nil {
+		return nil, fmt.Errorf("C_FindObjectsInit: %w", err)
+	}
+	var out []pkcs11.ObjectHandle
+	for {
+		hs, _, err := c.FindObjects(s.s, 256)
+		if err != nil {
+			_ = c.FindObjectsFinal(s.s)
+			return nil, fmt.Errorf("C_FindObjects: %w", err)
+		}
+		out = append(out, hs...)
+		if len(hs) < 256 {
+			break
+		}
+	}
+	if err := c.FindObjectsFinal(s.s); err != nil {
+		return nil, fmt.Errorf("C_FindObjectsFinal: %w", err)
+	}
+	return out, nil
+}
+
+// loadKey finds the objects of a label and reads what the cache holds.
+func (s *session) loadKey(label string) (*Key, error) {
+	objs, err := s.findByLabel(label)
+	if err != nil {
+		return nil, err
+	}
+	if len(objs) == 0 {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, label)
+	}
+	k := &Key{Label: label, st: s.st}
+	var metaFound bool
+	for _, o := range objs {
+		attrs, err := s.h.ctx.GetAttributeValue(s.s, o, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, nil)})
+		if err != nil {
+			return nil, fmt.Errorf("read class of %q: %w", label, err)
+		}
+		switch bytesToUint(attrs[0].Value) {
+		case pkcs11.CKO_PRIVATE_KEY:
+			k.priv, k.hasPriv = o, true
+		case pkcs11.CKO_PUBLIC_KEY:
+			k.pub, k.hasPub = o, true
+		case pkcs11.CKO_SECRET_KEY:
+			k.secret, k.hasSecret = o, true
+		case pkcs11.CKO_CERTIFICATE:
+			k.cert = o
+		case pkcs11.CKO_DATA:
+			if k.Meta, err = s.readMeta(o); err != nil {
+				return nil, fmt.Errorf("read metadata of %q: %w", label, err)
+			}
+			k.meta, metaFound = o, true
+		}
+	}
+	if !k.hasPriv && !k.hasPub && !k.hasSecret {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, label)
+	}
+	if !metaFound {
+		if err := s.adoptForeignKey(k); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.readFlags(k); err != nil {
+		return nil, err
+	}
+	if err := s.readPublic(k); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// readMeta decodes a metadata object.
+func (s *session) readMeta(o pkcs11.ObjectHandle) (Meta, error) {
+	var m Meta
+	attrs, err := s.h.ctx.GetAttributeValue(s.s, o, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
+	if err != nil {
+		return m, err
+	}
+	err = json.Unmarshal(attrs[0].Value, &m)
+	return m, err
+}
+
+// writeMeta replaces the metadata object's value.
+func (s *session) writeMeta(k *Key, m Meta) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := s.h.ctx.SetAttributeValue(s.s, k.meta, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, b)}); err != nil {
+		return fmt.Errorf("update metadata of %q: %w", k.Label, err)
+	}
+	return nil
+}
+
+// createMeta stores a new metadata object for label.
+func (s *session) createMeta(label string, m Meta) (pkcs11.ObjectHandle, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return 0, err
+	}
+	o, err := s.h.ctx.CreateObject(s.s, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_DATA),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_MODIFIABLE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+		pkcs11.NewAttribute(pkcs11.CKA_APPLICATION, metaApplication),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE, b),
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store metadata of %q: %w", label, err)
+	}
+	return o, nil
+}
+
+// adoptForeignKey describes a key created by another tool from its attributes.
+func (s *session) adoptForeignKey(k *Key) error {
+	o := k.secret
+	if k.hasPriv {
+		o = k.priv
+	} else if k.hasPub {
+		o = k.pub
+	}
+	attrs, err := s.h.ctx.GetAttributeValue(s.s, o, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil)})
+	if err != nil {
+		return fmt.Errorf("read key type of %q: %w", k.Label, err)
+	}
+	k.Meta = Meta{Customer: "default", Origin: "external"}
+	switch bytesToUint(attrs[0].Value) {
+	case pkcs11.CKK_RSA:
+		k.Meta.Algorithm = AlgRSA
+	case pkcs11.CKK_EC:
+		k.Meta.Algorithm = AlgEC
+	case ckkECEdwards:
+		k.Meta.Algorithm = AlgED
+	case pkcs11.CKK_AES:
+		k.Meta.Algorithm = AlgAES
+	case pkcs11.CKK_DES3:
+		k.Meta.Algorithm = AlgTDEA
+	case pkcs11.CKK_GENERIC_SECRET, pkcs11.CKK_SHA256_HMAC:
+		k.Meta.Algorithm, k.Meta.HMACHash = AlgHMAC, "SHA256"
+	case pkcs11.CKK_SHA384_HMAC:
+		k.Meta.Algorithm, k.Meta.HMACHash = AlgHMAC, "SHA384"
+	case pkcs11.CKK_SHA512_HMAC:
+		k.Meta.Algorithm, k.Meta.HMACHash = AlgHMAC, "SHA512"
+	default:
+		return fmt.Errorf("%w: key %q has a key type hsmgate does not handle", ErrUnsupported, k.Label)
+	}
+	return nil
+}
+
+// readFlags reads the boolean attributes of the key objects.
+func (s *session) readFlags(k *Key) error {
+	get := func(o pkcs11.ObjectHandle, types ...uint) (map[uint]bool, error) {
+		tmpl := make([]*pkcs11.Attribute, len(types))
+		for i, t := range types {
+			tmpl[i] = pkcs11.NewAttribute(t, nil)
+		}
+		attrs, err := s.h.ctx.GetAttributeValue(s.s, o, tmpl)
+		if err != nil {
+			return nil, fmt.Errorf("read attributes of %q: %w", k.Label, err)
+		}
+		out := make(map[uint]bool, len(attrs))
+		for _, a := range attrs {
+			out[a.Type] = len(a.Value) == 1 && a.Value[0] != 0
+		}
+		return out, nil
+	}
+	common := []uint{pkcs11.CKA_MODIFIABLE, pkcs11.CKA_DESTROYABLE, pkcs11.CKA_COPYABLE}
+	secretish := []uint{pkcs11.CKA_SENSITIVE, pkcs11.CKA_EXTRACTABLE, pkcs11.CKA_ALWAYS_SENSITIVE, pkcs11.CKA_NEVER_EXTRACTABLE, pkcs11.CKA_DERIVE}
+	f := &k.Flags
+	if k.hasSecret || k.hasPriv {
+		o := k.secret
+		types := append(append([]uint{}, common...), secretish...)
+		if k.hasPriv {
+			o = k.priv
+			types = append(types, pkcs11.CKA_SIGN, pkcs11.CKA_DECRYPT, pkcs11.CKA_UNWRAP)
+		} else {
+			types = append(types, pkcs11.CKA_SIGN, pkcs11.CKA_DECRYPT, pkcs11.CKA_UNWRAP, pkcs11.CKA_ENCRYPT, pkcs11.CKA_VERIFY, pkcs11.CKA_WRAP)
+		}
+		m, err := get(o, types...)
+		if err != nil {
+			return err
+		}
+		f.Modifiable, f.Destroyable, f.Copyable = m[pkcs11.CKA_MODIFIABLE], m[pkcs11.CKA_DESTROYABLE], m[pkcs11.CKA_COPYABLE]
+		f.Sensitive, f.Extractable = m[pkcs11.CKA_SENSITIVE], m[pkcs11.CKA_EXTRACTABLE]
+		f.AlwaysSensitive, f.NeverExtractable, f.Derive = m[pkcs11.CKA_ALWAYS_SENSITIVE], m[pkcs11.CKA_NEVER_EXTRACTABLE], m[pkcs11.CKA_DERIVE]
+		f.Sign, f.Decrypt, f.Unwrap = m[pkcs11.CKA_SIGN], m[pkcs11.CKA_DECRYPT], m[pkcs11.CKA_UNWRAP]
+		f.Encrypt, f.Verify, f.Wrap = m[pkcs11.CKA_ENCRYPT], m[pkcs11.CKA_VERIFY], m[pkcs11.CKA_WRAP]
+	}
+	if k.hasPub {
+		m, err := get(k.pub, append(common, pkcs11.CKA_ENCRYPT, pkcs11.CKA_VERIFY, pkcs11.CKA_WRAP)...)
+		if err != nil {
+			return err
+		}
+		f.Encrypt, f.Verify, f.Wrap = m[pkcs11.CKA_ENCRYPT], m[pkcs11.CKA_VERIFY], m[pkcs11.CKA_WRAP]
+		if !k.hasPriv {
+			f.Modifiable, f.Destroyable, f.Copyable = m[pkcs11.CKA_MODIFIABLE], m[pkcs11.CKA_DESTROYABLE], m[pkcs11.CKA_COPYABLE]
+		}
+	}
+	return nil
+}
+
+// bytesToUint decodes a CK_ULONG attribute value in native byte order.
+func bytesToUint(b []byte) uint {
+	switch len(b) {
+	case 8:
+		return uint(binary.NativeEndian.Uint64(b))
+	case 4:
+		return uint(binary.NativeEndian.Uint32(b))
+	}
+	return 0
+}

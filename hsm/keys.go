@@ -1,0 +1,424 @@
+package hsm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/google/uuid"
+	"github.com/miekg/pkcs11"
+)
+
+// CreateKeyRequest describes a key to generate.
+type CreateKeyRequest struct {
+	Label     string
+	Algorithm string // AlgRSA, AlgEC, AlgED, AlgAES, AlgTDEA or AlgHMAC
+	KeySize   int    // bits: RSA modulus, AES key, HMAC key
+	CurveOID  string // EC and ED
+	HMACHash  string // AlgHMAC: SHA256, SHA384 or SHA512
+	ID        string // the caller's id, kept in the metadata
+	Flags     Flags
+	Password  []byte
+	Policy    json.RawMessage
+	Customer  string
+
+	internal                  bool
+	passwordSalt, passwordMAC []byte
+}
+
+// CreateKey generates a key in the token and returns it.
+func (h *HSM) CreateKey(ctx context.Context, req *CreateKeyRequest) (*Key, error) {
+	if err := h.checkGenerate(req); err != nil {
+		return nil, err
+	}
+	if len(req.Password) > 0 {
+		salt, mac, err := h.passwordVerifier(ctx, req.Password)
+		if err != nil {
+			return nil, err
+		}
+		req = withPassword(req, salt, mac)
+	}
+	return h.mutate(ctx, req.Label, func(s *session) (*Key, error) { return s.createKey(req) })
+}
+
+// withPassword returns a copy of req carrying the password verifier in place of the password.
+func withPassword(req *CreateKeyRequest, salt, mac []byte) *CreateKeyRequest {
+	c := *req
+	c.Password = nil
+	c.passwordSalt, c.passwordMAC = salt, mac
+	return &c
+}
+
+// checkGenerate refuses algorithms and sizes the token cannot generate.
+func (h *HSM) checkGenerate(req *CreateKeyRequest) error {
+	switch req.Algorithm {
+	case AlgRSA:
+		if req.KeySize != 2048 && req.KeySize != 3072 && req.KeySize != 4096 {
+			return fmt.Errorf("%w: RSA keySize must be 2048, 3072 or 4096", ErrKeySize)
+		}
+		return h.require(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, "RSA key generation")
+	case AlgEC:
+		if _, _, ok := curveOrderByOID(req.CurveOID); !ok {
+			return fmt.Errorf("EC curve %q is %w", req.CurveOID, ErrUnsupported)
+		}
+		return h.require(pkcs11.CKM_EC_KEY_PAIR_GEN, "EC key generation")
+	case AlgED:
+		if req.CurveOID != OIDEd25519 {
+			return fmt.Errorf("EdDSA curve %q is %w", req.CurveOID, ErrUnsupported)
+		}
+		return h.require(ckmECEdwardsKeyPairGen, "Ed25519 key generation")
+	case AlgAES:
+		if req.KeySize != 128 && req.KeySize != 192 && req.KeySize != 256 {
+			return fmt.Errorf("%w: AES keySize must be 128, 192 or 256", ErrKeySize)
+		}
+		return h.require(pkcs11.CKM_AES_KEY_GEN, "AES key generation")
+	case AlgTDEA:
+		return h.require(pkcs11.CKM_DES3_KEY_GEN, "TDEA key generation")
+	case AlgHMAC:
+		if req.KeySize < 112 || req.KeySize > 4096 || req.KeySize%8 != 0 {
+			return fmt.Errorf("%w: HMAC keySize must be a multiple of 8 between 112 and 4096", ErrKeySize)
+		}
+		if _, ok := hmacMechanisms[req.HMACHash]; !ok {
+			return fmt.Errorf("HMAC with %q is %w", req.HMACHash, ErrUnsupported)
+		}
+		return h.require(pkcs11.CKM_GENERIC_SECRET_KEY_GEN, "generic secret generation")
+	}
+	return fmt.Errorf("key algorithm %q is %w", req.Algorithm, ErrUnsupported)
+}
+
+// hmacMechanisms maps HMAC hash names to PKCS#11 mechanisms.
+var hmacMechanisms = map[string]uint{
+	"SHA1": pkcs11.CKM_SHA_1_HMAC, "SHA224": pkcs11.CKM_SHA224_HMAC, "SHA256": pkcs11.CKM_SHA256_HMAC,
+	"SHA384": pkcs11.CKM_SHA384_HMAC, "SHA512": pkcs11.CKM_SHA512_HMAC,
+}
+
+// mutate serialises label-changing operations so that two requests cannot
+// create the same label, refuses a label that exists, and caches the result.
+func (h *HSM) mutate(ctx context.Context, label string, fn func(*session) (*Key, error)) (*Key, error) {
+	h.labels.Lock()
+	defer h.labels.Unlock()
+	var k *Key
+	err := h.do(ctx, false, func(s *session) error {
+		objs, err := s.findByLabel(label)
+		if err != nil {
+			return err
+		}
+		if len(objs) > 0 {
+			return fmt.Errorf("%w: %q", ErrExists, label)
+		}
+		k, err = fn(s)
+		return err
+	})
+	if err != nil {
+		return nil, classify("create "+quote(label), err)
+	}
+	h.keys.put(k)
+	return k, nil
+}
+
+// quote renders a label for an error message.
+func quote(label string) string { return fmt.Sprintf("%q", label) }
+
+// createKey generates the key objects and their metadata on one session;
+// on failure nothing stays behind.
+func (s *session) createKey(req *CreateKeyRequest) (*Key, error) {
+	meta := newMeta(req, "generated")
+	id := uuidBytes(meta.UUID)
+	var created []pkcs11.ObjectHandle
+	ok := false
+	defer func() {
+		if !ok {
+			s.destroyAll(created)
+		}
+	}()
+	f := req.Flags
+	common := func(class uint, private bool) []*pkcs11.Attribute {
+		return []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, class),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, private),
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, req.Label),
+			pkcs11.NewAttribute(pkcs11.CKA_ID, id),
+			pkcs11.NewAttribute(pkcs11.CKA_MODIFIABLE, f.Modifiable),
+			pkcs11.NewAttribute(pkcs11.CKA_DESTROYABLE, f.Destroyable),
+			pkcs11.NewAttribute(pkcs11.CKA_COPYABLE, f.Copyable),
+		}
+	}
+	switch req.Algorithm {
+	case AlgRSA, AlgEC, AlgED:
+		pub := append(common(pkcs11.CKO_PUBLIC_KEY, false),
+			pkcs11.NewAttribute(pkcs11.CKA_VERIFY, f.Verify || f.Sign),
+			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, f.Encrypt || f.Decrypt),
+			pkcs11.NewAttribute(pkcs11.CKA_WRAP, f.Wrap || f.Unwrap))
+		priv := append(common(pkcs11.CKO_PRIVATE_KEY, true), secretFlags(f)...)
+		var mech uint
+		switch req.Algorithm {
+		case AlgRSA:
+			mech = pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN
+			pub = append(pub, pkcs11.NewAttribute(pkcs11.CKA_MODULUS_BITS, req.KeySize),
+				pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, []byte{1, 0, 1}))
+		default:
+			mech = pkcs11.CKM_EC_KEY_PAIR_GEN
+			if req.Algorithm == AlgED {
+				mech = ckmECEdwardsKeyPairGen
+			}
+			params, err := oidDER(req.CurveOID)
+			if err != nil {
+				return nil, err
+			}
+			pub = append(pub, pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, params))
+		}
+		pubH, privH, err := s.h.ctx.GenerateKeyPair(s.s, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, pub, priv)
+		if err != nil {
+			if errors.Is(err, pkcs11.Error(pkcs11.CKR_CURVE_NOT_SUPPORTED)) {
+				return nil, fmt.Errorf("curve %s is %w", req.CurveOID, ErrUnsupported)
+			}
+			return nil, fmt.Errorf("C_GenerateKeyPair: %w", err)
+		}
+		created = append(created, pubH, privH)
+	default:
+		tmpl := append(common(pkcs11.CKO_SECRET_KEY, true), secretFlags(f)...)
+		tmpl = append(tmpl,
+			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, f.Encrypt || f.Decrypt),
+			pkcs11.NewAttribute(pkcs11.CKA_VERIFY, f.Verify || f.Sign),
+			pkcs11.NewAttribute(pkcs11.CKA_WRAP, f.Wrap || f.Unwrap))
+		var mech uint
+		switch req.Algorithm {
+		case AlgAES:
+			mech = pkcs11.CKM_AES_KEY_GEN
+			tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, req.KeySize/8))
+		case AlgTDEA:
+			mech = pkcs11.CKM_DES3_KEY_GEN
+		case AlgHMAC:
+			mech = pkcs11.CKM_GENERIC_SECRET_KEY_GEN
+			tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+				pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, req.KeySize/8))
+		}
+		o, err := s.h.ctx.GenerateKey(s.s, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, tmpl)
+		if err != nil {
+			return nil, fmt.Errorf("C_GenerateKey: %w", err)
+		}
+		created = append(created, o)
+	}
+	meta.PasswordSalt, meta.PasswordMAC = req.passwordSalt, req.passwordMAC
+	mo, err := s.createMeta(req.Label, meta)
+	if err != nil {
+		return nil, err
+	}
+	created = append(created, mo)
+	k, err := s.loadKey(req.Label)
+	if err != nil {
+		return nil, err
+	}
+	ok = true
+	return k, nil
+}
+
+// secretFlags lists the attributes of private and secret keys.
+func secretFlags(f Flags) []*pkcs11.Attribute {
+	return []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN, f.Sign),
+		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, f.Decrypt),
+		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, f.Unwrap),
+		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, f.Derive),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, f.Sensitive),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, f.Extractable),
+	}
+}
+
+// uuidBytes returns the 16 bytes of a UUID string, used as CKA_ID.
+func uuidBytes(s string) []byte {
+	u, err := uuid.Parse(s)
+	if err != nil {
+		return []byte(s)
+	}
+	return u[:]
+}
+
+// destroyAll removes objects created by a failed operation.
+func (s *session) destroyAll(objs []pkcs11.ObjectHandle) {
+	for _, o := range objs {
+		if err := s.h.ctx.DestroyObject(s.s, o); err != nil {
+			s.h.log.Error("remove half-created object", "error", err.Error())
+		}
+	}
+}
+
+// DeleteKey destroys every object of the key. Keys that are not destroyable,
+// and hsmgate's internal keys, are refused with ErrNotPermitted.
+func (h *HSM) DeleteKey(ctx context.Context, label string) error {
+	k, err := h.Key(ctx, label)
+	if err != nil {
+		return err
+	}
+	if k.Meta.Internal || !k.Flags.Destroyable {
+		return fmt.Errorf("%w: key %q is not destroyable", ErrNotPermitted, label)
+	}
+	h.labels.Lock()
+	defer h.labels.Unlock()
+	defer h.keys.invalidate(label)
+	err = h.do(ctx, true, func(s *session) error {
+		objs, err := s.findByLabel(label)
+		if err != nil {
+			return err
+		}
+		// Key objects first, metadata last: a failure leaves a key that is
+		// still described, never a description without a key.
+		sort.SliceStable(objs, func(i, j int) bool { return objs[i] == k.meta && objs[j] != k.meta })
+		for i := len(objs) - 1; i >= 0; i-- {
+			if err := h.ctx.DestroyObject(s.s, objs[i]); err != nil {
+				return fmt.Errorf("C_DestroyObject: %w", err)
+			}
+		}
+		return nil
+	})
+	return classify("delete "+quote(label), err)
+}
+
+// ListKeys returns the labels of every key hsmgate manages in the token,
+// sorted, without the internal keys. With customer set, only that customer's.
+func (h *HSM) ListKeys(ctx context.Context, customer string) ([]string, error) {
+	var labels []string
+	err := h.do(ctx, true, func(s *session) error {
+		labels = labels[:0]
+		seen := map[string]bool{}
+		for _, class := range []uint{pkcs11.CKO_PRIVATE_KEY, pkcs11.CKO_PUBLIC_KEY, pkcs11.CKO_SECRET_KEY} {
+			objs, err := s.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, class), pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true)})
+			if err != nil {
+				return err
+			}
+			for _, o := range objs {
+				attrs, err := h.ctx.GetAttributeValue(s.s, o, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil)})
+				if err != nil {
+					return fmt.Errorf("read label: %w", err)
+				}
+				l := string(attrs[0].Value)
+				if l == "" || seen[l] || l == PepperKeyLabel || l == AttestationKeyLabel {
+					continue
+				}
+				seen[l] = true
+				labels = append(labels, l)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, classify("list keys", err)
+	}
+	if customer != "" {
+		kept := labels[:0]
+		for _, l := range labels {
+			if k, err := h.Key(ctx, l); err == nil && k.Meta.Customer == customer {
+				kept = append(kept, l)
+			}
+		}
+		labels = kept
+	}
+	sort.Strings(labels)
+	return labels, nil
+}
+
+// UpdateMeta changes a key's metadata (policy, blocked state, password)
+// through fn and stores it in the token.
+func (h *HSM) UpdateMeta(ctx context.Context, label string, fn func(*Meta) error) (*Key, error) {
+	h.labels.Lock()
+	defer h.labels.Unlock()
+	k, err := h.Key(ctx, label)
+	if err != nil {
+		return nil, err
+	}
+	m := k.Meta
+	if err := fn(&m); err != nil {
+		return nil, err
+	}
+	err = h.do(ctx, true, func(s *session) error {
+		if k.meta == 0 {
+			o, err := s.createMeta(label, m)
+			k.meta = o
+			return err
+		}
+		return s.writeMeta(k, m)
+	})
+	if err != nil {
+		return nil, classify("update "+quote(label), err)
+	}
+	h.keys.invalidate(label)
+	return h.Key(ctx, label)
+}
+
+// ChangePassword replaces the key password after checking the old one.
+func (h *HSM) ChangePassword(ctx context.Context, label string, old, new []byte) error {
+	k, err := h.Key(ctx, label)
+	if err != nil {
+		return err
+	}
+	if err := h.CheckPassword(ctx, k, old); err != nil {
+		return err
+	}
+	var salt, mac []byte
+	if len(new) > 0 {
+		if salt, mac, err = h.passwordVerifier(ctx, new); err != nil {
+			return err
+		}
+	}
+	_, err = h.UpdateMeta(ctx, label, func(m *Meta) error {
+		m.PasswordSalt, m.PasswordMAC = salt, mac
+		return nil
+	})
+	return err
+}
+
+// Statistics counts the token's objects for /v1/keystore/statistics.
+type Statistics struct {
+	Keys        int            `json:"keys"`
+	ByClass     map[string]int `json:"byClass"`
+	ByAlgorithm map[string]int `json:"byAlgorithm"`
+	FreeMemory  *uint          `json:"freeMemory,omitempty"`
+	TotalMemory *uint          `json:"totalMemory,omitempty"`
+}
+
+// Statistics counts key objects per class and key type.
+func (h *HSM) Statistics(ctx context.Context) (*Statistics, error) {
+	st := &Statistics{ByClass: map[string]int{}, ByAlgorithm: map[string]int{}}
+	classes := map[uint]string{pkcs11.CKO_PRIVATE_KEY: "privateKey", pkcs11.CKO_PUBLIC_KEY: "publicKey",
+		pkcs11.CKO_SECRET_KEY: "secretKey", pkcs11.CKO_CERTIFICATE: "certificate", pkcs11.CKO_DATA: "data"}
+	types := map[uint]string{pkcs11.CKK_RSA: AlgRSA, pkcs11.CKK_EC: AlgEC, ckkECEdwards: AlgED, pkcs11.CKK_AES: AlgAES,
+		pkcs11.CKK_DES3: AlgTDEA, pkcs11.CKK_GENERIC_SECRET: AlgHMAC}
+	err := h.do(ctx, true, func(s *session) error {
+		clear(st.ByClass)
+		clear(st.ByAlgorithm)
+		for class, name := range classes {
+			objs, err := s.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, class)})
+			if err != nil {
+				return err
+			}
+			st.ByClass[name] = len(objs)
+			if class == pkcs11.CKO_DATA || class == pkcs11.CKO_CERTIFICATE || class == pkcs11.CKO_PUBLIC_KEY {
+				continue
+			}
+			for _, o := range objs {
+				a, err := h.ctx.GetAttributeValue(s.s, o, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil)})
+				if err != nil {
+					return err
+				}
+				t, ok := types[bytesToUint(a[0].Value)]
+				if !ok {
+					t = "other"
+				}
+				st.ByAlgorithm[t]++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, classify("statistics", err)
+	}
+	st.Keys = st.ByClass["privateKey"] + st.ByClass["secretKey"]
+	info := h.Info()
+	if info.TotalMemory != ^uint(0) {
+		st.FreeMemory, st.TotalMemory = &info.FreeMemory, &info.TotalMemory
+	}
+	return st, nil
+}

@@ -1,0 +1,320 @@
+package hsm
+
+import (
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/rsa"
+	"fmt"
+	"math/big"
+	"strings"
+
+	"github.com/miekg/pkcs11"
+)
+
+// Signature families.
+const (
+	familyRSA    = "RSA"
+	familyRSAPSS = "RSA_PSS"
+	familyECDSA  = "ECDSA"
+	familyEdDSA  = "EDDSA"
+)
+
+// SignatureAlgorithm is a parsed wire signature algorithm name.
+type SignatureAlgorithm struct {
+	Name   string
+	family string
+	// digest is hashed in software; zero for NONE_WITH_* and EDDSA.
+	digest digestAlg
+	// prehashed: the payload is already the digest (NONESHA256_WITH_RSA…).
+	prehashed bool
+}
+
+// ParseSignatureAlgorithm maps a wire name such as SHA256_WITH_ECDSA to its
+// meaning. Unknown names and names the token cannot serve are ErrUnsupported.
+func ParseSignatureAlgorithm(name string) (SignatureAlgorithm, error) {
+	a := SignatureAlgorithm{Name: name}
+	if name == "EDDSA" || name == "ED25519" {
+		a.family = familyEdDSA
+		return a, nil
+	}
+	if name == "SHA256_WITH_ECDSA_DETERMINISTIC" {
+		return a, fmt.Errorf("deterministic ECDSA (RFC 6979) is %w", ErrUnsupported)
+	}
+	hashName, fam, ok := strings.Cut(name, "_WITH_")
+	if !ok {
+		return a, fmt.Errorf("signature algorithm %q is %w", name, ErrUnsupported)
+	}
+	switch fam {
+	case "RSA":
+		a.family = familyRSA
+	case "RSA_PSS":
+		a.family = familyRSAPSS
+	case "ECDSA":
+		a.family = familyECDSA
+	default:
+		return a, fmt.Errorf("signature algorithm %q is %w", name, ErrUnsupported)
+	}
+	if hashName == "NONE" {
+		if a.family == familyRSAPSS {
+			return a, fmt.Errorf("signature algorithm %q is %w (PSS needs a hash)", name, ErrUnsupported)
+		}
+		return a, nil
+	}
+	if h, ok := strings.CutPrefix(hashName, "NONE"); ok && a.family != familyECDSA {
+		hashName, a.prehashed = h, true
+	}
+	d, ok := digestByName(hashName)
+	if !ok {
+		return a, fmt.Errorf("signature algorithm %q is %w", name, ErrUnsupported)
+	}
+	if a.family != familyECDSA && d.digestInfoPrefix == nil && d.name != "SHA1" {
+		return a, fmt.Errorf("signature algorithm %q is %w", name, ErrUnsupported)
+	}
+	if a.family == familyRSAPSS {
+		if _, ok := pssHash[d.name]; !ok {
+			return a, fmt.Errorf("signature algorithm %q is %w", name, ErrUnsupported)
+		}
+	}
+	a.digest = d
+	return a, nil
+}
+
+// pssHash maps digest names to the PKCS#11 hash and MGF1 of PSS, and Go's crypto.Hash.
+var pssHash = map[string]struct {
+	mech, mgf uint
+	hash      crypto.Hash
+}{
+	"SHA1":   {pkcs11.CKM_SHA_1, pkcs11.CKG_MGF1_SHA1, crypto.SHA1},
+	"SHA224": {pkcs11.CKM_SHA224, pkcs11.CKG_MGF1_SHA224, crypto.SHA224},
+	"SHA256": {pkcs11.CKM_SHA256, pkcs11.CKG_MGF1_SHA256, crypto.SHA256},
+	"SHA384": {pkcs11.CKM_SHA384, pkcs11.CKG_MGF1_SHA384, crypto.SHA384},
+	"SHA512": {pkcs11.CKM_SHA512, pkcs11.CKG_MGF1_SHA512, crypto.SHA512},
+}
+
+// keyFamily returns the key algorithm a signature family needs.
+func (a SignatureAlgorithm) keyAlgorithm() string {
+	switch a.family {
+	case familyECDSA:
+		return AlgEC
+	case familyEdDSA:
+		return AlgED
+	}
+	return AlgRSA
+}
+
+// messageDigest hashes the payload, or checks a prehashed payload's length.
+func (a SignatureAlgorithm) messageDigest(payload []byte) ([]byte, error) {
+	if a.digest.newHash == nil {
+		return payload, nil
+	}
+	if a.prehashed {
+		if len(payload) != a.digest.size {
+			return nil, fmt.Errorf("%w: %s needs a %d-byte digest as payload", ErrInvalidInput, a.Name, a.digest.size)
+		}
+		return payload, nil
+	}
+	h := a.digest.newHash()
+	h.Write(payload)
+	return h.Sum(nil), nil
+}
+
+// usable refuses a key that is blocked or lacks the attribute for an operation.
+func usable(k *Key, op string, allowed bool) error {
+	if k.Meta.Blocked {
+		return fmt.Errorf("%w: key %q is blocked", ErrNotPermitted, k.Label)
+	}
+	if !allowed {
+		return fmt.Errorf("%w: key %q does not allow %s", ErrNotPermitted, k.Label, op)
+	}
+	return nil
+}
+
+// useKey runs fn with k on a pooled session. If the token was reconnected
+// since k was loaded, k is reloaded on that session first so that its
+// handles are current.
+func (h *HSM) useKey(ctx context.Context, k *Key, fn func(*session, *Key) error) error {
+	return h.do(ctx, true, func(s *session) error {
+		cur := k
+		if cur.st != s.st {
+			fresh, err := s.loadKey(k.Label)
+			if err != nil {
+				return err
+			}
+			h.keys.put(fresh)
+			cur = fresh
+		}
+		cur.usage.Add(1)
+		return fn(s, cur)
+	})
+}
+
+// Sign signs payload with the private key. raw selects r‖s for ECDSA
+// instead of DER; RSA and EdDSA signatures are the same in both forms.
+func (h *HSM) Sign(ctx context.Context, k *Key, alg SignatureAlgorithm, payload []byte, raw bool) ([]byte, error) {
+	if k.Meta.Algorithm != alg.keyAlgorithm() {
+		return nil, fmt.Errorf("%w: %s cannot sign with %s key %q", ErrAlgorithmMismatch, alg.Name, k.Meta.Algorithm, k.Label)
+	}
+	if !k.hasPriv {
+		return nil, fmt.Errorf("%w: key %q has no private key", ErrNotPermitted, k.Label)
+	}
+	if err := usable(k, "sign", k.Flags.Sign); err != nil {
+		return nil, err
+	}
+	digest, err := alg.messageDigest(payload)
+	if err != nil {
+		return nil, err
+	}
+	var mech *pkcs11.Mechanism
+	data := digest
+	switch alg.family {
+	case familyECDSA:
+		mech = pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil)
+	case familyEdDSA:
+		mech = pkcs11.NewMechanism(ckmEDDSA, nil)
+	case familyRSA:
+		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)
+		if alg.digest.newHash != nil {
+			if data, err = digestInfo(alg.digest, digest); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
+			}
+		}
+	case familyRSAPSS:
+		p := pssHash[alg.digest.name]
+		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_PSS, pkcs11.NewPSSParams(p.mech, p.mgf, uint(alg.digest.size)))
+	}
+	if err := h.require(mech.Mechanism, alg.Name); err != nil {
+		return nil, err
+	}
+	var sig []byte
+	err = h.useKey(ctx, k, func(s *session, k *Key) error {
+		var err error
+		sig, err = s.sign(mech, k.priv, data)
+		return err
+	})
+	if err != nil {
+		return nil, classify("sign with "+quote(k.Label), err)
+	}
+	if alg.family != familyECDSA {
+		return sig, nil
+	}
+	if k.Meta.CurveOID == OIDSecp256k1 {
+		n, _, _ := curveOrderByOID(OIDSecp256k1)
+		sig = normalizeLowS(sig, n)
+	}
+	if raw {
+		return sig, nil
+	}
+	return ecdsaRawToDER(sig)
+}
+
+// Verify checks a signature with the key's public key. A signature that
+// does not verify is (false, nil); errors mean the request itself is wrong.
+func (h *HSM) Verify(k *Key, alg SignatureAlgorithm, payload, sig []byte, raw bool) (bool, error) {
+	if k.Meta.Algorithm != alg.keyAlgorithm() {
+		return false, fmt.Errorf("%w: %s cannot verify with %s key %q", ErrAlgorithmMismatch, alg.Name, k.Meta.Algorithm, k.Label)
+	}
+	if k.PublicKey == nil {
+		return false, fmt.Errorf("%w: key %q has no public key stored", ErrNotPermitted, k.Label)
+	}
+	if err := usable(k, "verify", k.Flags.Verify || k.Flags.Sign); err != nil {
+		return false, err
+	}
+	digest, err := alg.messageDigest(payload)
+	if err != nil {
+		return false, err
+	}
+	k.usage.Add(1)
+	pub := k.public
+	switch alg.family {
+	case familyEdDSA:
+		return ed25519.Verify(pub.ed, payload, sig), nil
+	case familyRSA:
+		var hash crypto.Hash
+		if alg.digest.newHash != nil {
+			p, ok := pssHash[alg.digest.name]
+			if !ok {
+				return verifyPKCS1WithPrefix(pub.rsa, alg.digest, digest, sig), nil
+			}
+			hash = p.hash
+		}
+		return rsa.VerifyPKCS1v15(pub.rsa, hash, digest, sig) == nil, nil
+	case familyRSAPSS:
+		p := pssHash[alg.digest.name]
+		return rsa.VerifyPSS(pub.rsa, p.hash, digest, sig, &rsa.PSSOptions{SaltLength: alg.digest.size, Hash: p.hash}) == nil, nil
+	}
+	_, size, _ := curveOrderByOID(pub.curveOID)
+	rs := sig
+	if !raw {
+		if rs, err = ecdsaDERToRaw(sig, size); err != nil {
+			return false, nil
+		}
+	}
+	if len(rs) != 2*size {
+		return false, nil
+	}
+	r, s := new(big.Int).SetBytes(rs[:size]), new(big.Int).SetBytes(rs[size:])
+	if pub.k1 != nil {
+		return secp256k1VerifyRaw(pub.point(), digest, r, s), nil
+	}
+	return nistVerifyRaw(pub.ecdsa.Curve, pub.point(), digest, r, s), nil
+}
+
+// verifyPKCS1WithPrefix verifies PKCS#1 v1.5 signatures over digests that
+// crypto/rsa has no crypto.Hash for (SHA-3), by comparing the encoded message.
+func verifyPKCS1WithPrefix(pub *rsa.PublicKey, d digestAlg, digest, sig []byte) bool {
+	info, err := digestInfo(d, digest)
+	if err != nil {
+		return false
+	}
+	k := pub.Size()
+	if len(sig) != k || len(info)+11 > k {
+		return false
+	}
+	m := new(big.Int).Exp(new(big.Int).SetBytes(sig), big.NewInt(int64(pub.E)), pub.N)
+	em := m.FillBytes(make([]byte, k))
+	want := make([]byte, k)
+	want[1] = 1
+	for i := 2; i < k-len(info)-1; i++ {
+		want[i] = 0xff
+	}
+	copy(want[k-len(info):], info)
+	return hmac.Equal(em, want)
+}
+
+// HMAC computes the keyed hash of payload with an HMAC key in the token.
+func (h *HSM) HMAC(ctx context.Context, k *Key, payload []byte) ([]byte, error) {
+	if k.Meta.Algorithm != AlgHMAC {
+		return nil, fmt.Errorf("%w: key %q is not an HMAC key", ErrAlgorithmMismatch, k.Label)
+	}
+	if err := usable(k, "sign", k.Flags.Sign); err != nil {
+		return nil, err
+	}
+	mech, ok := hmacMechanisms[k.Meta.HMACHash]
+	if !ok {
+		return nil, fmt.Errorf("HMAC with %s is %w", k.Meta.HMACHash, ErrUnsupported)
+	}
+	if err := h.require(mech, "HMAC-"+k.Meta.HMACHash); err != nil {
+		return nil, err
+	}
+	var mac []byte
+	err := h.useKey(ctx, k, func(s *session, k *Key) error {
+		var err error
+		mac, err = s.sign(pkcs11.NewMechanism(mech, nil), k.secret, payload)
+		return err
+	})
+	if err != nil {
+		return nil, classify("HMAC with "+quote(k.Label), err)
+	}
+	return mac, nil
+}
+
+// VerifyHMAC recomputes the keyed hash in the token and compares it in constant time.
+func (h *HSM) VerifyHMAC(ctx context.Context, k *Key, payload, mac []byte) (bool, error) {
+	want, err := h.HMAC(ctx, k, payload)
+	if err != nil {
+		return false, err
+	}
+	return hmac.Equal(want, mac), nil
+}

@@ -1,0 +1,116 @@
+// Package roles holds the five roles of the wire API, the route→role table,
+// the authenticated Principal and the checks made before a handler runs.
+package roles
+
+import (
+	"strings"
+	"time"
+)
+
+// Role is one of the five roles of the wire API.
+type Role uint8
+
+// The roles, as bits of a Set.
+const (
+	KeyManagement Role = 1 << iota
+	KeyOperation
+	Approver
+	Service
+	ApproverKeyManagement
+)
+
+// names maps roles to their wire names.
+var names = []struct {
+	role Role
+	name string
+}{
+	{KeyManagement, "keyManagementToken"},
+	{KeyOperation, "keyOperationToken"},
+	{Approver, "approverToken"},
+	{Service, "serviceToken"},
+	{ApproverKeyManagement, "approverKeyManagementToken"},
+}
+
+// All lists every role.
+var All = []Role{KeyManagement, KeyOperation, Approver, Service, ApproverKeyManagement}
+
+// String returns the wire name, for example "keyOperationToken".
+func (r Role) String() string {
+	for _, n := range names {
+		if n.role == r {
+			return n.name
+		}
+	}
+	return "unknown"
+}
+
+// Parse returns the role with the wire name (with or without the "Token" suffix).
+func Parse(name string) (Role, bool) {
+	for _, n := range names {
+		if name == n.name || name+"Token" == n.name {
+			return n.role, true
+		}
+	}
+	return 0, false
+}
+
+// Set is a set of roles.
+type Set uint8
+
+// Of builds a set from roles.
+func Of(rs ...Role) Set {
+	var s Set
+	for _, r := range rs {
+		s |= Set(r)
+	}
+	return s
+}
+
+// Has reports whether the set contains r.
+func (s Set) Has(r Role) bool { return s&Set(r) != 0 }
+
+// Intersects reports whether the sets share a role.
+func (s Set) Intersects(o Set) bool { return s&o != 0 }
+
+// Roles lists the roles of the set.
+func (s Set) Roles() []Role {
+	var out []Role
+	for _, r := range All {
+		if s.Has(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// String joins the wire names with commas.
+func (s Set) String() string {
+	var parts []string
+	for _, r := range s.Roles() {
+		parts = append(parts, r.String())
+	}
+	return strings.Join(parts, ",")
+}
+
+// Level is the security level of a credential (AUTH.md).
+type Level uint8
+
+// Security levels, weakest first.
+const (
+	LevelAPIKey Level = iota + 1
+	LevelSession
+	LevelSignature
+)
+
+// Principal is the authenticated caller of one request.
+type Principal struct {
+	// Subject names the caller, for example "static:keyOperationToken#1".
+	Subject string
+	// Scheme is the credential scheme that authenticated it.
+	Scheme    string
+	Roles     Set
+	Customers []string
+	Level     Level
+	// Expiry is when the credential stops being valid; zero for never.
+	Expiry time.Time
+}

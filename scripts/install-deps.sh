@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what hsmgate needs to build, run and test: SoftHSM2, OpenSSL and
+# curl. As root it uses apt-get; otherwise it says what to install.
+set -euo pipefail
+
+missing=()
+have_softhsm=false
+for p in /usr/lib/softhsm/libsofthsm2.so /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so /usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so /usr/lib64/pkcs11/libsofthsm2.so /usr/local/lib/softhsm/libsofthsm2.so; do
+  [ -e "$p" ] && have_softhsm=true
+done
+[ -n "${HSMGATE_PKCS11_MODULE:-}" ] && [ -e "${HSMGATE_PKCS11_MODULE}" ] && have_softhsm=true
+$have_softhsm || missing+=(softhsm2)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if ! command -v go >/dev/null 2>&1; then
+  echo "Go is not installed: install Go 1.26 or newer from your distribution or go.dev." >&2
+  exit 1
+fi
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+  echo "hsmgate needs: ${missing[*]}" >&2
+  echo "  Debian/Ubuntu: sudo apt-get install -y ${missing[*]}" >&2
+  echo "  Fedora:        sudo dnf install -y ${missing[*]}" >&2
+  echo "  macOS:         brew install softhsm openssl curl" >&2
+  exit 1
+fi

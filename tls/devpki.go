@@ -1,0 +1,457 @@
+// Package tls owns hsmgate's server TLS configuration and the generation of
+// a development PKI (CA, server certificate and client certificates).
+package tls
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// File names and certificate parameters of the development PKI.
+const (
+	caCertName     = "ca.pem"
+	caKeyName      = "ca-key.pem"
+	serverCertName = "server.pem"
+	serverKeyName  = "server-key.pem"
+	clientsDirName = "clients"
+
+	caCommonName = "hsmgate development CA"
+	devOrg       = "hsmgate dev"
+
+	caValidityYears = 10
+	leafValidity    = 825 * 24 * time.Hour
+	// backdate tolerates small clock differences between machines.
+	backdate = 5 * time.Minute
+
+	dirMode  fs.FileMode = 0o700
+	keyMode  fs.FileMode = 0o600
+	certMode fs.FileMode = 0o644
+)
+
+// defaultDevHosts are the server certificate hosts used when EnsureDevPKI
+// is given none.
+var defaultDevHosts = []string{"localhost", "127.0.0.1", "::1"}
+
+// DevPKI names the files of a development PKI in one directory.
+// All paths include Dir.
+type DevPKI struct {
+	Dir        string
+	CACert     string
+	CAKey      string
+	ServerCert string
+	ServerKey  string
+	// Clients maps each client name passed to EnsureDevPKI to its files.
+	Clients map[string]ClientFiles
+}
+
+// ClientFiles names the certificate and private key files of one client.
+type ClientFiles struct {
+	Cert string
+	Key  string
+}
+
+// EnsureDevPKI creates (or reuses when all files exist) under dir:
+//
+//	ca.pem, ca-key.pem                          ECDSA P-256 self-signed CA "hsmgate development CA", 10 years
+//	server.pem, server-key.pem                  ECDSA P-256 server certificate for hosts, ServerAuth, 825 days
+//	clients/<name>.pem, clients/<name>-key.pem  ECDSA P-256 client certificate (CN=name, O="hsmgate dev"), ClientAuth, 825 days
+//
+// hosts are DNS names or IP addresses; "localhost", "127.0.0.1" and "::1"
+// are used when hosts is empty. Keys are PKCS#8 PEM files with mode 0600, certificates PEM files with
+// mode 0644, and directories created here get mode 0700.
+//
+// Existing files are never overwritten: a certificate/key pair that exists is
+// reused after checking that it was issued by the CA (and, for the server
+// certificate, that it covers every host). Missing pairs are issued by the
+// existing CA. A pair where only one of the two files exists is an error, so
+// that a lone key is never silently replaced.
+func EnsureDevPKI(dir string, hosts []string, clientNames []string) (*DevPKI, error) {
+	hosts, err := normalizeHosts(hosts)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range clientNames {
+		if err := validateClientName(name); err != nil {
+			return nil, err
+		}
+	}
+
+	p := &DevPKI{
+		Dir:        dir,
+		CACert:     filepath.Join(dir, caCertName),
+		CAKey:      filepath.Join(dir, caKeyName),
+		ServerCert: filepath.Join(dir, serverCertName),
+		ServerKey:  filepath.Join(dir, serverKeyName),
+		Clients:    make(map[string]ClientFiles, len(clientNames)),
+	}
+	if err := ensureDir(dir); err != nil {
+		return nil, err
+	}
+
+	caCert, caKey, err := ensureCA(p.CACert, p.CAKey)
+	if err != nil {
+		return nil, err
+	}
+	ca := issuer{cert: caCert, key: caKey}
+
+	if err := ensureLeaf(p.ServerCert, p.ServerKey, ca, serverTemplate(hosts), hosts); err != nil {
+		return nil, err
+	}
+
+	if len(clientNames) > 0 {
+		if err := ensureDir(filepath.Join(dir, clientsDirName)); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range clientNames {
+		files := ClientFiles{
+			Cert: filepath.Join(dir, clientsDirName, name+".pem"),
+			Key:  filepath.Join(dir, clientsDirName, name+"-key.pem"),
+		}
+		if err := ensureLeaf(files.Cert, files.Key, ca, clientTemplate(name), nil); err != nil {
+			return nil, err
+		}
+		p.Clients[name] = files
+	}
+	return p, nil
+}
+
+// issuer is the CA certificate and key that sign leaf certificates.
+type issuer struct {
+	cert *x509.Certificate
+	key  crypto.Signer
+}
+
+// validateClientName accepts names that are safe as a single file name.
+func validateClientName(name string) error {
+	if name == "" || strings.HasPrefix(name, ".") {
+		return fmt.Errorf("invalid client name %q: must be non-empty and not start with '.'", name)
+	}
+	for _, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+			r == '-' || r == '_' || r == '.'
+		if !ok {
+			return fmt.Errorf("invalid client name %q: only letters, digits, '-', '_' and '.' are allowed", name)
+		}
+	}
+	return nil
+}
+
+// ensureDir creates dir with mode 0700 if it does not exist. The mode of an
+// existing directory is left alone.
+func ensureDir(dir string) error {
+	info, err := os.Stat(dir)
+	if err == nil {
+		if !info.IsDir() {
+			return fmt.Errorf("dev PKI: %s is not a directory", dir)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("dev PKI: stat %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(dir, dirMode); err != nil {
+		return fmt.Errorf("dev PKI: create directory: %w", err)
+	}
+	// MkdirAll is subject to the umask; make the mode exact.
+	if err := os.Chmod(dir, dirMode); err != nil {
+		return fmt.Errorf("dev PKI: chmod directory: %w", err)
+	}
+	return nil
+}
+
+// pairExists reports whether both files of a certificate/key pair exist. It
+// fails if only one of them does.
+func pairExists(certPath, keyPath string) (bool, error) {
+	certOK, err := fileExists(certPath)
+	if err != nil {
+		return false, err
+	}
+	keyOK, err := fileExists(keyPath)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case certOK && keyOK:
+		return true, nil
+	case certOK:
+		return false, fmt.Errorf("dev PKI: %s exists but %s is missing; remove %s to regenerate the pair", certPath, keyPath, certPath)
+	case keyOK:
+		return false, fmt.Errorf("dev PKI: %s exists but %s is missing; remove %s to regenerate the pair", keyPath, certPath, keyPath)
+	}
+	return false, nil
+}
+
+func fileExists(path string) (bool, error) {
+	_, err := os.Stat(path)
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return false, fmt.Errorf("dev PKI: stat %s: %w", path, err)
+}
+
+// ensureCA loads the CA pair, or creates a new self-signed CA if neither
+// file exists.
+func ensureCA(certPath, keyPath string) (*x509.Certificate, crypto.Signer, error) {
+	exists, err := pairExists(certPath, keyPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	if exists {
+		return loadCA(certPath, keyPath)
+	}
+
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dev PKI: generate CA key: %w", err)
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: caCommonName, Organization: []string{devOrg}},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              now.AddDate(caValidityYears, 0, 0),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            0,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dev PKI: create CA certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dev PKI: parse CA certificate: %w", err)
+	}
+	if err := writePair(certPath, keyPath, der, key); err != nil {
+		return nil, nil, err
+	}
+	return cert, key, nil
+}
+
+// loadCA reads an existing CA pair and checks that it is usable.
+func loadCA(certPath, keyPath string) (*x509.Certificate, crypto.Signer, error) {
+	cert, err := readCertificate(certPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !cert.IsCA {
+		return nil, nil, fmt.Errorf("dev PKI: %s is not a CA certificate", certPath)
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dev PKI: read CA key: %w", err)
+	}
+	block, _ := pem.Decode(keyPEM)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, nil, fmt.Errorf("dev PKI: %s: no PRIVATE KEY PEM block", keyPath)
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dev PKI: parse CA key %s: %w", keyPath, err)
+	}
+	key, ok := parsed.(crypto.Signer)
+	if !ok {
+		return nil, nil, fmt.Errorf("dev PKI: CA key %s (%T) cannot sign", keyPath, parsed)
+	}
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(cert.PublicKey) {
+		return nil, nil, fmt.Errorf("dev PKI: CA key %s does not match certificate %s", keyPath, certPath)
+	}
+	return cert, key, nil
+}
+
+// ensureLeaf reuses an existing leaf pair or issues a new one from tmpl.
+// A reused certificate must have been issued by ca and cover hosts.
+func ensureLeaf(certPath, keyPath string, ca issuer, tmpl *x509.Certificate, hosts []string) error {
+	exists, err := pairExists(certPath, keyPath)
+	if err != nil {
+		return err
+	}
+	if exists {
+		return checkLeaf(certPath, ca, hosts)
+	}
+
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return fmt.Errorf("dev PKI: generate key for %s: %w", certPath, err)
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	tmpl.SerialNumber = serial
+	tmpl.NotBefore = now.Add(-backdate)
+	tmpl.NotAfter = now.Add(leafValidity)
+	if tmpl.NotAfter.After(ca.cert.NotAfter) {
+		tmpl.NotAfter = ca.cert.NotAfter // never outlive the CA
+	}
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	tmpl.BasicConstraintsValid = true
+
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		return fmt.Errorf("dev PKI: create certificate %s: %w", certPath, err)
+	}
+	return writePair(certPath, keyPath, der, key)
+}
+
+// checkLeaf verifies that an existing certificate belongs to the CA and
+// covers hosts, so a stale file is reported instead of silently served.
+func checkLeaf(certPath string, ca issuer, hosts []string) error {
+	cert, err := readCertificate(certPath)
+	if err != nil {
+		return err
+	}
+	if err := cert.CheckSignatureFrom(ca.cert); err != nil {
+		return fmt.Errorf("dev PKI: %s was not issued by the current CA (remove it and its key to regenerate): %w", certPath, err)
+	}
+	for _, h := range hosts {
+		if err := cert.VerifyHostname(h); err != nil {
+			return fmt.Errorf("dev PKI: %s does not cover host %q (remove it and its key to regenerate): %w", certPath, h, err)
+		}
+	}
+	return nil
+}
+
+// normalizeHosts trims the server hosts, rejects empty ones and applies the
+// default list when none are given.
+func normalizeHosts(hosts []string) ([]string, error) {
+	if len(hosts) == 0 {
+		return defaultDevHosts, nil
+	}
+	out := make([]string, 0, len(hosts))
+	for _, h := range hosts {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			return nil, errors.New("dev PKI: empty server host name")
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// serverTemplate returns a server certificate template for hosts, which must
+// be normalized and non-empty.
+func serverTemplate(hosts []string) *x509.Certificate {
+	tmpl := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: hosts[0], Organization: []string{devOrg}},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	return tmpl
+}
+
+// clientTemplate returns a client certificate template for name.
+func clientTemplate(name string) *x509.Certificate {
+	return &x509.Certificate{
+		Subject:     pkix.Name{CommonName: name, Organization: []string{devOrg}},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+}
+
+// randomSerial returns a random, positive 128-bit serial number.
+func randomSerial() (*big.Int, error) {
+	limit := new(big.Int).Lsh(big.NewInt(1), 128)
+	for {
+		n, err := rand.Int(rand.Reader, limit)
+		if err != nil {
+			return nil, fmt.Errorf("dev PKI: generate serial number: %w", err)
+		}
+		if n.Sign() > 0 {
+			return n, nil
+		}
+	}
+}
+
+// readCertificate parses the first CERTIFICATE PEM block of path.
+func readCertificate(path string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("dev PKI: read certificate: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("dev PKI: %s: no CERTIFICATE PEM block", path)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("dev PKI: parse certificate %s: %w", path, err)
+	}
+	return cert, nil
+}
+
+// writePair writes the private key (PKCS#8, 0600) and then the certificate
+// (0644). If the certificate cannot be written the key is removed again, so
+// no half pair is left behind.
+func writePair(certPath, keyPath string, certDER []byte, key *ecdsa.PrivateKey) error {
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("dev PKI: marshal key for %s: %w", keyPath, err)
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	if err := writeNewFile(keyPath, keyPEM, keyMode); err != nil {
+		return err
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER})
+	if err := writeNewFile(certPath, certPEM, certMode); err != nil {
+		_ = os.Remove(keyPath)
+		return err
+	}
+	return nil
+}
+
+// writeNewFile creates path with exactly mode; it never overwrites an
+// existing file.
+func writeNewFile(path string, data []byte, mode fs.FileMode) (err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return fmt.Errorf("dev PKI: create %s: %w", path, err)
+	}
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("dev PKI: close %s: %w", path, cerr)
+		}
+		if err != nil {
+			_ = os.Remove(path)
+		}
+	}()
+	// OpenFile is subject to the umask; make the mode exact.
+	if err := f.Chmod(mode); err != nil {
+		return fmt.Errorf("dev PKI: chmod %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("dev PKI: write %s: %w", path, err)
+	}
+	return nil
+}

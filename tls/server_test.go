@@ -1,0 +1,241 @@
+package tls
+
+import (
+	"bytes"
+	stdtls "crypto/tls"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func serverConfigFor(t *testing.T, p *DevPKI, minVersion string) *stdtls.Config {
+	t.Helper()
+	cfg, err := ServerConfig(ServerOptions{CertFile: p.ServerCert, KeyFile: p.ServerKey, MinVersion: minVersion})
+	if err != nil {
+		t.Fatalf("ServerConfig: %v", err)
+	}
+	return cfg
+}
+
+// handshake runs one TLS handshake over a loopback listener and returns the
+// client's connection state and the client and server handshake errors.
+func handshake(t *testing.T, serverCfg, clientCfg *stdtls.Config) (state stdtls.ConnectionState, clientErr, serverErr error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+
+	serverDone := make(chan error, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			serverDone <- err
+			return
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		serverDone <- stdtls.Server(conn, serverCfg).Handshake()
+	}()
+
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	conn, clientErr := stdtls.DialWithDialer(dialer, "tcp", ln.Addr().String(), clientCfg)
+	if clientErr == nil {
+		state = conn.ConnectionState()
+		conn.Close()
+	}
+	return state, clientErr, <-serverDone
+}
+
+func TestHandshake(t *testing.T) {
+	p := newDevPKI(t)
+	roots, err := LoadCertPool(p.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name          string
+		serverMin     string
+		clientMin     uint16
+		clientMax     uint16
+		wantVersion   uint16 // 0: handshake must fail
+		wantServerErr string
+	}{
+		{name: "TLS 1.3", wantVersion: stdtls.VersionTLS13},
+		{name: "TLS 1.2 forced by client", clientMax: stdtls.VersionTLS12, wantVersion: stdtls.VersionTLS12},
+		{name: "TLS 1.1 refused", clientMin: stdtls.VersionTLS10, clientMax: stdtls.VersionTLS11, wantServerErr: "unsupported versions"},
+		{name: "TLS 1.2 refused by 1.3-only server", serverMin: "1.3", clientMax: stdtls.VersionTLS12, wantServerErr: "unsupported versions"},
+		{name: "TLS 1.3-only server", serverMin: "1.3", wantVersion: stdtls.VersionTLS13},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clientCfg := &stdtls.Config{
+				RootCAs:    roots,
+				ServerName: "localhost",
+				MinVersion: tc.clientMin,
+				MaxVersion: tc.clientMax,
+				NextProtos: []string{"h2", "http/1.1"},
+			}
+			state, clientErr, serverErr := handshake(t, serverConfigFor(t, p, tc.serverMin), clientCfg)
+
+			if tc.wantVersion == 0 {
+				if clientErr == nil {
+					t.Fatal("handshake succeeded, want failure")
+				}
+				// The refusal must come from the server, not from the
+				// client failing to build a ClientHello.
+				if serverErr == nil || !strings.Contains(serverErr.Error(), tc.wantServerErr) {
+					t.Fatalf("server error = %v, want %q", serverErr, tc.wantServerErr)
+				}
+				return
+			}
+			if clientErr != nil || serverErr != nil {
+				t.Fatalf("handshake failed: client: %v, server: %v", clientErr, serverErr)
+			}
+			if state.Version != tc.wantVersion {
+				t.Errorf("version = %s, want %s", stdtls.VersionName(state.Version), stdtls.VersionName(tc.wantVersion))
+			}
+			if state.NegotiatedProtocol != "http/1.1" {
+				t.Errorf("ALPN = %q, want http/1.1", state.NegotiatedProtocol)
+			}
+			if state.Version == stdtls.VersionTLS12 && !slices.Contains(serverCipherSuites, state.CipherSuite) {
+				t.Errorf("cipher suite %s not in the allowed list", stdtls.CipherSuiteName(state.CipherSuite))
+			}
+		})
+	}
+}
+
+func TestHandshakeOverIP(t *testing.T) {
+	p := newDevPKI(t)
+	roots, err := LoadCertPool(p.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No ServerName: the client verifies the certificate against 127.0.0.1.
+	_, clientErr, serverErr := handshake(t, serverConfigFor(t, p, ""), &stdtls.Config{RootCAs: roots})
+	if clientErr != nil || serverErr != nil {
+		t.Fatalf("handshake failed: client: %v, server: %v", clientErr, serverErr)
+	}
+}
+
+func TestServerConfigSettings(t *testing.T) {
+	p := newDevPKI(t)
+	cfg := serverConfigFor(t, p, "")
+
+	if cfg.MinVersion != stdtls.VersionTLS12 {
+		t.Errorf("MinVersion = %s, want TLS 1.2", stdtls.VersionName(cfg.MinVersion))
+	}
+	if !slices.Equal(cfg.NextProtos, []string{"http/1.1"}) {
+		t.Errorf("NextProtos = %v", cfg.NextProtos)
+	}
+	if want := []stdtls.CurveID{stdtls.X25519, stdtls.CurveP256, stdtls.CurveP384}; !slices.Equal(cfg.CurvePreferences, want) {
+		t.Errorf("CurvePreferences = %v, want %v", cfg.CurvePreferences, want)
+	}
+	insecure := stdtls.InsecureCipherSuites()
+	for _, id := range cfg.CipherSuites {
+		name := stdtls.CipherSuiteName(id)
+		if !strings.HasPrefix(name, "TLS_ECDHE_") || !(strings.Contains(name, "_GCM_") || strings.Contains(name, "CHACHA20_POLY1305")) {
+			t.Errorf("cipher suite %s is not ECDHE with AEAD", name)
+		}
+		for _, s := range insecure {
+			if s.ID == id {
+				t.Errorf("cipher suite %s is insecure", name)
+			}
+		}
+	}
+	if len(cfg.Certificates) != 0 || cfg.GetCertificate == nil {
+		t.Fatal("certificate must be served through GetCertificate only")
+	}
+	cert, err := cfg.GetCertificate(&stdtls.ClientHelloInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(cert.Certificate[0], mustReadCert(t, p.ServerCert).Raw) {
+		t.Error("GetCertificate does not return server.pem")
+	}
+}
+
+func TestServerConfigMinVersion(t *testing.T) {
+	p := newDevPKI(t)
+	for v, want := range map[string]uint16{"": stdtls.VersionTLS12, "1.2": stdtls.VersionTLS12, "1.3": stdtls.VersionTLS13} {
+		if got := serverConfigFor(t, p, v).MinVersion; got != want {
+			t.Errorf("MinVersion %q: got %s, want %s", v, stdtls.VersionName(got), stdtls.VersionName(want))
+		}
+	}
+	for _, v := range []string{"1.0", "1.1", "1.4", "tls1.2"} {
+		_, err := ServerConfig(ServerOptions{CertFile: p.ServerCert, KeyFile: p.ServerKey, MinVersion: v})
+		if err == nil {
+			t.Errorf("MinVersion %q accepted", v)
+		}
+	}
+}
+
+func TestServerConfigMissingFiles(t *testing.T) {
+	p := newDevPKI(t)
+	missing := filepath.Join(t.TempDir(), "nope.pem")
+
+	for _, opts := range []ServerOptions{
+		{CertFile: missing, KeyFile: p.ServerKey},
+		{CertFile: p.ServerCert, KeyFile: missing},
+	} {
+		_, err := ServerConfig(opts)
+		if err == nil || !strings.Contains(err.Error(), missing) {
+			t.Errorf("ServerConfig(%+v) error = %v, want error naming %s", opts, err, missing)
+		}
+	}
+	// A key that does not match the certificate names both files.
+	other := newDevPKI(t)
+	_, err := ServerConfig(ServerOptions{CertFile: p.ServerCert, KeyFile: other.ServerKey})
+	if err == nil || !strings.Contains(err.Error(), other.ServerKey) {
+		t.Errorf("mismatched key: error = %v, want error naming %s", err, other.ServerKey)
+	}
+	if _, err := ServerConfig(ServerOptions{}); err == nil {
+		t.Error("empty ServerOptions accepted")
+	}
+}
+
+func TestCertHolderSwap(t *testing.T) {
+	a, b := newDevPKI(t), newDevPKI(t)
+	var h certHolder
+	if _, err := h.getCertificate(nil); err == nil {
+		t.Error("empty holder returned a certificate")
+	}
+	if err := h.load(a.ServerCert, a.ServerKey); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := h.getCertificate(nil)
+	if err := h.load(b.ServerCert, b.ServerKey); err != nil {
+		t.Fatal(err)
+	}
+	second, _ := h.getCertificate(nil)
+	if bytes.Equal(first.Certificate[0], second.Certificate[0]) {
+		t.Error("certificate was not swapped")
+	}
+	// A failed load keeps the current certificate.
+	if err := h.load(a.ServerCert, b.ServerKey); err == nil {
+		t.Fatal("mismatched pair loaded")
+	}
+	if cur, _ := h.getCertificate(nil); cur != second {
+		t.Error("failed load replaced the certificate")
+	}
+}
+
+func TestLoadCertPool(t *testing.T) {
+	p := newDevPKI(t)
+	if _, err := LoadCertPool(p.CACert); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	if _, err := LoadCertPool(missing); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing file: error = %v", err)
+	}
+	// A key file holds no certificates.
+	if _, err := LoadCertPool(p.CAKey); err == nil || !strings.Contains(err.Error(), p.CAKey) {
+		t.Errorf("key file: error = %v", err)
+	}
+}
