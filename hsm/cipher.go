@@ -166,6 +166,7 @@ func (h *HSM) Encrypt(ctx context.Context, k *Key, req CipherRequest) (*CipherRe
 		req.IV = iv
 	}
 	var out []byte
+	k.usage.Add(1)
 	err := h.useKey(ctx, k, func(s *session, k *Key) error {
 		mech, free := req.Cipher.mechanism(&req)
 		defer free()
@@ -241,6 +242,7 @@ func (h *HSM) Decrypt(ctx context.Context, k *Key, req CipherRequest) ([]byte, e
 		return nil, fmt.Errorf("%w: key %q has no private key", ErrNotPermitted, k.Label)
 	}
 	var out []byte
+	k.usage.Add(1)
 	err := h.useKey(ctx, k, func(s *session, k *Key) error {
 		mech, free := c.mechanism(&req)
 		defer free()

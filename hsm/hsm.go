@@ -258,7 +258,18 @@ func (h *HSM) run(ctx context.Context, fn func(*session) error) (*tokenState, er
 		return nil, err
 	}
 	defer s.release()
-	return s.st, fn(s)
+	err = fn(s)
+	if isKind(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) && !s.loggedIn() {
+		// Private objects vanish from a session that lost its login.
+		err = pkcs11.Error(pkcs11.CKR_USER_NOT_LOGGED_IN)
+	}
+	return s.st, err
+}
+
+// loggedIn reports whether the session still sees the user's objects.
+func (s *session) loggedIn() bool {
+	info, err := s.h.ctx.GetSessionInfo(s.s)
+	return err == nil && (info.State == pkcs11.CKS_RW_USER_FUNCTIONS || info.State == pkcs11.CKS_RO_USER_FUNCTIONS)
 }
 
 // release returns the session to the pool it came from.

@@ -232,16 +232,21 @@ func (s *session) readMeta(o pkcs11.ObjectHandle) (Meta, error) {
 	return m, err
 }
 
-// writeMeta replaces the metadata object's value.
-func (s *session) writeMeta(k *Key, m Meta) error {
-	b, err := json.Marshal(m)
+// writeMeta replaces the metadata object. Data object values are read-only
+// once created (SoftHSM2 enforces it), so a new object is stored first and
+// the old one destroyed after; a failure leaves the old description intact.
+func (s *session) writeMeta(k *Key, m Meta) (pkcs11.ObjectHandle, error) {
+	o, err := s.createMeta(k.Label, m)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if err := s.h.ctx.SetAttributeValue(s.s, k.meta, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, b)}); err != nil {
-		return fmt.Errorf("update metadata of %q: %w", k.Label, err)
+	if k.meta != 0 {
+		if err := s.h.ctx.DestroyObject(s.s, k.meta); err != nil {
+			s.destroyAll([]pkcs11.ObjectHandle{o})
+			return 0, fmt.Errorf("replace metadata of %q: %w", k.Label, err)
+		}
 	}
-	return nil
+	return o, nil
 }
 
 // createMeta stores a new metadata object for label.

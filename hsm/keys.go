@@ -333,13 +333,9 @@ func (h *HSM) UpdateMeta(ctx context.Context, label string, fn func(*Meta) error
 	if err := fn(&m); err != nil {
 		return nil, err
 	}
-	err = h.do(ctx, true, func(s *session) error {
-		if k.meta == 0 {
-			o, err := s.createMeta(label, m)
-			k.meta = o
-			return err
-		}
-		return s.writeMeta(k, m)
+	err = h.useKey(ctx, k, func(s *session, k *Key) error {
+		_, err := s.writeMeta(k, m)
+		return err
 	})
 	if err != nil {
 		return nil, classify("update "+quote(label), err)

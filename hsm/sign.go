@@ -135,6 +135,23 @@ func usable(k *Key, op string, allowed bool) error {
 // since k was loaded, k is reloaded on that session first so that its
 // handles are current.
 func (h *HSM) useKey(ctx context.Context, k *Key, fn func(*session, *Key) error) error {
+	err := h.useKeyOnce(ctx, k, fn)
+	if !isKind(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) {
+		return err
+	}
+	// The handles went stale (another instance deleted or replaced the
+	// key): forget them and try once more with a fresh lookup.
+	h.keys.invalidate(k.Label)
+	fresh, err := h.Key(ctx, k.Label)
+	if err != nil {
+		return err
+	}
+	return h.useKeyOnce(ctx, fresh, fn)
+}
+
+// useKeyOnce runs fn with k, reloading k first if its handles belong to an
+// earlier connection.
+func (h *HSM) useKeyOnce(ctx context.Context, k *Key, fn func(*session, *Key) error) error {
 	return h.do(ctx, true, func(s *session) error {
 		cur := k
 		if cur.st != s.st {
@@ -145,7 +162,6 @@ func (h *HSM) useKey(ctx context.Context, k *Key, fn func(*session, *Key) error)
 			h.keys.put(fresh)
 			cur = fresh
 		}
-		cur.usage.Add(1)
 		return fn(s, cur)
 	})
 }
@@ -188,6 +204,7 @@ func (h *HSM) Sign(ctx context.Context, k *Key, alg SignatureAlgorithm, payload 
 		return nil, err
 	}
 	var sig []byte
+	k.usage.Add(1)
 	err = h.useKey(ctx, k, func(s *session, k *Key) error {
 		var err error
 		sig, err = s.sign(mech, k.priv, data)
@@ -299,6 +316,7 @@ func (h *HSM) HMAC(ctx context.Context, k *Key, payload []byte) ([]byte, error) 
 		return nil, err
 	}
 	var mac []byte
+	k.usage.Add(1)
 	err := h.useKey(ctx, k, func(s *session, k *Key) error {
 		var err error
 		mac, err = s.sign(pkcs11.NewMechanism(mech, nil), k.secret, payload)

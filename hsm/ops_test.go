@@ -1,0 +1,283 @@
+package hsm
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"math/big"
+	"testing"
+)
+
+// allFlags can do everything a key of its type allows.
+var allFlags = Flags{Sign: true, Verify: true, Encrypt: true, Decrypt: true, Wrap: true, Unwrap: true,
+	Sensitive: true, Modifiable: true, Destroyable: true}
+
+// mustCreate generates a key or fails the test.
+func mustCreate(t *testing.T, h *HSM, req *CreateKeyRequest) *Key {
+	t.Helper()
+	if req.Flags == (Flags{}) {
+		req.Flags = allFlags
+	}
+	k, err := h.CreateKey(context.Background(), req)
+	if err != nil {
+		t.Fatalf("create %s: %v", req.Label, err)
+	}
+	return k
+}
+
+func TestSignAndVerifyEveryAlgorithm(t *testing.T) {
+	h := newTestHSM(t)
+	keys := map[string]*Key{
+		AlgRSA:      mustCreate(t, h, &CreateKeyRequest{Label: "rsa", Algorithm: AlgRSA, KeySize: 2048}),
+		AlgEC:       mustCreate(t, h, &CreateKeyRequest{Label: "p256", Algorithm: AlgEC, CurveOID: OIDP256}),
+		AlgED:       mustCreate(t, h, &CreateKeyRequest{Label: "ed", Algorithm: AlgED, CurveOID: OIDEd25519}),
+		"secp256k1": mustCreate(t, h, &CreateKeyRequest{Label: "k1", Algorithm: AlgEC, CurveOID: OIDSecp256k1}),
+		"P-521":     mustCreate(t, h, &CreateKeyRequest{Label: "p521", Algorithm: AlgEC, CurveOID: OIDP521}),
+	}
+	cases := []struct{ alg, key string }{
+		{"SHA1_WITH_RSA", AlgRSA}, {"SHA224_WITH_RSA", AlgRSA}, {"SHA256_WITH_RSA", AlgRSA}, {"SHA384_WITH_RSA", AlgRSA}, {"SHA512_WITH_RSA", AlgRSA},
+		{"SHA1_WITH_RSA_PSS", AlgRSA}, {"SHA224_WITH_RSA_PSS", AlgRSA}, {"SHA256_WITH_RSA_PSS", AlgRSA}, {"SHA384_WITH_RSA_PSS", AlgRSA}, {"SHA512_WITH_RSA_PSS", AlgRSA},
+		{"NONE_WITH_RSA", AlgRSA},
+		{"SHA1_WITH_ECDSA", AlgEC}, {"SHA224_WITH_ECDSA", AlgEC}, {"SHA256_WITH_ECDSA", AlgEC}, {"SHA384_WITH_ECDSA", AlgEC}, {"SHA512_WITH_ECDSA", AlgEC},
+		{"SHA3224_WITH_ECDSA", AlgEC}, {"SHA3256_WITH_ECDSA", AlgEC}, {"SHA3384_WITH_ECDSA", AlgEC}, {"SHA3512_WITH_ECDSA", AlgEC},
+		{"DOUBLE_SHA256_WITH_ECDSA", "secp256k1"}, {"KECCAK256_WITH_ECDSA", "secp256k1"}, {"SHA512_WITH_ECDSA", "P-521"},
+		{"EDDSA", AlgED},
+	}
+	ctx := context.Background()
+	msg := []byte("the quick brown fox")
+	for _, c := range cases {
+		for _, raw := range []bool{false, true} {
+			alg, err := ParseSignatureAlgorithm(c.alg)
+			if err != nil {
+				t.Fatalf("%s: %v", c.alg, err)
+			}
+			k := keys[c.key]
+			sig, err := h.Sign(ctx, k, alg, msg, raw)
+			if err != nil {
+				t.Fatalf("%s raw=%v: %v", c.alg, raw, err)
+			}
+			ok, err := h.Verify(k, alg, msg, sig, raw)
+			if err != nil || !ok {
+				t.Errorf("%s raw=%v: verify = %v, %v", c.alg, raw, ok, err)
+			}
+			ok, _ = h.Verify(k, alg, append([]byte("x"), msg...), sig, raw)
+			if ok {
+				t.Errorf("%s: signature verified over another message", c.alg)
+			}
+		}
+	}
+	// Prehashed forms equal their hashing forms for the verifier.
+	d := sha256.Sum256(msg)
+	pre, _ := ParseSignatureAlgorithm("NONESHA256_WITH_RSA")
+	sig, err := h.Sign(ctx, keys[AlgRSA], pre, d[:], false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := x509.ParsePKIXPublicKey(keys[AlgRSA].PublicKey)
+	if err := rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), crypto.SHA256, d[:], sig); err != nil {
+		t.Fatalf("NONESHA256_WITH_RSA does not verify with crypto/rsa: %v", err)
+	}
+	pss, _ := ParseSignatureAlgorithm("SHA256_WITH_RSA_PSS")
+	sig, _ = h.Sign(ctx, keys[AlgRSA], pss, msg, false)
+	if err := rsa.VerifyPSS(pub.(*rsa.PublicKey), crypto.SHA256, d[:], sig, &rsa.PSSOptions{SaltLength: 32}); err != nil {
+		t.Fatalf("PSS does not verify with crypto/rsa: %v", err)
+	}
+	ed, _ := ParseSignatureAlgorithm("EDDSA")
+	sig, _ = h.Sign(ctx, keys[AlgED], ed, msg, true)
+	edPub, _ := x509.ParsePKIXPublicKey(keys[AlgED].PublicKey)
+	if !ed25519.Verify(edPub.(ed25519.PublicKey), msg, sig) {
+		t.Fatal("Ed25519 signature does not verify with crypto/ed25519")
+	}
+	p521, _ := x509.ParsePKIXPublicKey(keys["P-521"].PublicKey)
+	sha512alg, _ := ParseSignatureAlgorithm("SHA512_WITH_ECDSA")
+	sig, _ = h.Sign(ctx, keys["P-521"], sha512alg, msg, false)
+	h512 := crypto.SHA512.New()
+	h512.Write(msg)
+	if !ecdsa.VerifyASN1(p521.(*ecdsa.PublicKey), h512.Sum(nil), sig) {
+		t.Fatal("P-521 signature does not verify with crypto/ecdsa")
+	}
+}
+
+func TestSecp256k1SignaturesAreLowS(t *testing.T) {
+	h := newTestHSM(t)
+	k := mustCreate(t, h, &CreateKeyRequest{Label: "k1", Algorithm: AlgEC, CurveOID: OIDSecp256k1})
+	alg, _ := ParseSignatureAlgorithm("SHA256_WITH_ECDSA")
+	n, _, _ := curveOrderByOID(OIDSecp256k1)
+	half := n.Rsh(n, 1)
+	for i := 0; i < 32; i++ {
+		sig, err := h.Sign(context.Background(), k, alg, []byte{byte(i)}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := new(big.Int).SetBytes(sig[32:])
+		if s.Cmp(half) > 0 {
+			t.Fatalf("signature %d has high S", i)
+		}
+	}
+}
+
+func TestSignRefusals(t *testing.T) {
+	h := newTestHSM(t)
+	ctx := context.Background()
+	ec := mustCreate(t, h, &CreateKeyRequest{Label: "ec", Algorithm: AlgEC, CurveOID: OIDP256})
+	noSign := mustCreate(t, h, &CreateKeyRequest{Label: "nosign", Algorithm: AlgEC, CurveOID: OIDP256,
+		Flags: Flags{Decrypt: true, Sensitive: true, Destroyable: true}})
+	rsaAlg, _ := ParseSignatureAlgorithm("SHA256_WITH_RSA")
+	if _, err := h.Sign(ctx, ec, rsaAlg, []byte("x"), false); !errors.Is(err, ErrAlgorithmMismatch) {
+		t.Errorf("RSA algorithm on EC key: %v", err)
+	}
+	ecAlg, _ := ParseSignatureAlgorithm("SHA256_WITH_ECDSA")
+	if _, err := h.Sign(ctx, noSign, ecAlg, []byte("x"), false); !errors.Is(err, ErrNotPermitted) {
+		t.Errorf("key without sign attribute: %v", err)
+	}
+	for _, name := range []string{"SHA256_WITH_ECDSA_DETERMINISTIC", "MD5_WITH_RSA", "SHA256_WITH_DSA", "bogus", "NONE_WITH_RSA_PSS"} {
+		if _, err := ParseSignatureAlgorithm(name); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("ParseSignatureAlgorithm(%q) = %v, want ErrUnsupported", name, err)
+		}
+	}
+	if _, err := h.UpdateMeta(ctx, "ec", func(m *Meta) error { m.Blocked = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	blocked, _ := h.Key(ctx, "ec")
+	if _, err := h.Sign(ctx, blocked, ecAlg, []byte("x"), false); !errors.Is(err, ErrNotPermitted) {
+		t.Errorf("blocked key signed: %v", err)
+	}
+}
+
+func TestCipherRoundTrips(t *testing.T) {
+	h := newTestHSM(t)
+	ctx := context.Background()
+	aes := mustCreate(t, h, &CreateKeyRequest{Label: "aes", Algorithm: AlgAES, KeySize: 256})
+	des := mustCreate(t, h, &CreateKeyRequest{Label: "des", Algorithm: AlgTDEA})
+	rsaKey := mustCreate(t, h, &CreateKeyRequest{Label: "rsa", Algorithm: AlgRSA, KeySize: 2048})
+	block16 := bytes.Repeat([]byte("0123456789abcdef"), 4)
+	cases := []struct {
+		cipher string
+		key    *Key
+		data   []byte
+	}{
+		{"AES_GCM", aes, []byte("attack at dawn")}, {"AES_GCM", aes, nil},
+		{"AES", aes, []byte("odd length payload")}, {"AES_CBC_NO_PADDING", aes, block16},
+		{"AES_CTR", aes, []byte("counter mode text")}, {"AES_ECB", aes, block16},
+		{"TDEA_CBC", des, []byte("triple des")}, {"TDEA_ECB", des, block16[:16]}, {"TDEA_CBC_NO_PADDING", des, block16[:24]},
+		{"RSA", rsaKey, []byte("pkcs1")}, {"RSA_PADDING_OAEP", rsaKey, []byte("oaep sha1")},
+		{"RSA_PADDING_OAEP_WITH_SHA224", rsaKey, []byte("oaep")}, {"RSA_PADDING_OAEP_WITH_SHA256", rsaKey, []byte("oaep")},
+		{"RSA_PADDING_OAEP_WITH_SHA384", rsaKey, []byte("oaep")}, {"RSA_PADDING_OAEP_WITH_SHA512", rsaKey, []byte("oaep")},
+	}
+	for _, c := range cases {
+		ci, err := ParseCipher(c.cipher)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, err := h.Encrypt(ctx, c.key, CipherRequest{Cipher: ci, Data: c.data, AAD: []byte("aad")})
+		if err != nil {
+			t.Fatalf("%s encrypt: %v", c.cipher, err)
+		}
+		dec, err := h.Decrypt(ctx, c.key, CipherRequest{Cipher: ci, Data: enc.Ciphertext, IV: enc.IV, AAD: []byte("aad")})
+		if err != nil {
+			t.Fatalf("%s decrypt: %v", c.cipher, err)
+		}
+		if !bytes.Equal(dec, c.data) {
+			t.Errorf("%s: round trip gave %q", c.cipher, dec)
+		}
+	}
+	// OAEP-SHA256 from Go's crypto/rsa decrypts in the token.
+	pub, _ := x509.ParsePKIXPublicKey(rsaKey.PublicKey)
+	ct, _ := rsa.EncryptOAEP(sha256.New(), rand.Reader, pub.(*rsa.PublicKey), []byte("from go"), nil)
+	oaep, _ := ParseCipher("RSA_PADDING_OAEP_WITH_SHA256")
+	pt, err := h.Decrypt(ctx, rsaKey, CipherRequest{Cipher: oaep, Data: ct})
+	if err != nil || string(pt) != "from go" {
+		t.Fatalf("Go OAEP-SHA256 ciphertext: %q, %v", pt, err)
+	}
+	// Tampering is one ErrDecrypt for every cause.
+	gcm, _ := ParseCipher("AES_GCM")
+	enc, _ := h.Encrypt(ctx, aes, CipherRequest{Cipher: gcm, Data: []byte("x")})
+	enc.Ciphertext[0] ^= 1
+	if _, err := h.Decrypt(ctx, aes, CipherRequest{Cipher: gcm, Data: enc.Ciphertext, IV: enc.IV}); !errors.Is(err, ErrDecrypt) {
+		t.Errorf("tampered GCM: %v", err)
+	}
+	ct[10] ^= 1
+	if _, err := h.Decrypt(ctx, rsaKey, CipherRequest{Cipher: oaep, Data: ct}); !errors.Is(err, ErrDecrypt) {
+		t.Errorf("tampered OAEP: %v", err)
+	}
+	if _, err := h.Encrypt(ctx, aes, CipherRequest{Cipher: gcm, Data: []byte("x"), TagBits: 64}); !errors.Is(err, ErrTagLength) {
+		t.Errorf("64-bit tag: %v", err)
+	}
+	if _, err := ParseCipher("CHACHA20_POLY1305"); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("unknown cipher: %v", err)
+	}
+	cbc, _ := ParseCipher("AES_CBC_NO_PADDING")
+	if _, err := h.Encrypt(ctx, aes, CipherRequest{Cipher: cbc, Data: []byte("short")}); !errors.Is(err, ErrInvalidInput) {
+		t.Errorf("partial block: %v", err)
+	}
+	if _, err := h.Encrypt(ctx, rsaKey, CipherRequest{Cipher: gcm, Data: []byte("x")}); !errors.Is(err, ErrAlgorithmMismatch) {
+		t.Errorf("GCM with an RSA key: %v", err)
+	}
+}
+
+func TestHMACAndPassword(t *testing.T) {
+	h := newTestHSM(t)
+	ctx := context.Background()
+	k := mustCreate(t, h, &CreateKeyRequest{Label: "mac", Algorithm: AlgHMAC, HMACHash: "SHA384", KeySize: 384, Password: []byte("pw")})
+	mac, err := h.HMAC(ctx, k, []byte("data"))
+	if err != nil || len(mac) != 48 {
+		t.Fatalf("HMAC-SHA384: %d bytes, %v", len(mac), err)
+	}
+	if ok, _ := h.VerifyHMAC(ctx, k, []byte("data"), mac); !ok {
+		t.Fatal("VerifyHMAC refused its own MAC")
+	}
+	mac[0] ^= 1
+	if ok, _ := h.VerifyHMAC(ctx, k, []byte("data"), mac); ok {
+		t.Fatal("VerifyHMAC accepted a wrong MAC")
+	}
+	if err := h.CheckPassword(ctx, k, []byte("pw")); err != nil {
+		t.Fatalf("right password: %v", err)
+	}
+	for _, wrong := range []string{"", "PW", "pw "} {
+		if err := h.CheckPassword(ctx, k, []byte(wrong)); !errors.Is(err, ErrWrongPassword) {
+			t.Errorf("password %q: %v", wrong, err)
+		}
+	}
+	if err := h.ChangePassword(ctx, "mac", []byte("pw"), []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	k, _ = h.Key(ctx, "mac")
+	if err := h.CheckPassword(ctx, k, []byte("new")); err != nil {
+		t.Fatalf("new password: %v", err)
+	}
+	if bytes.Contains(k.Meta.PasswordMAC, []byte("new")) {
+		t.Fatal("password stored in clear")
+	}
+}
+
+func TestCreateRefusals(t *testing.T) {
+	h := newTestHSM(t)
+	ctx := context.Background()
+	cases := []struct {
+		req  CreateKeyRequest
+		want error
+	}{
+		{CreateKeyRequest{Label: "a", Algorithm: AlgRSA, KeySize: 1024}, ErrKeySize},
+		{CreateKeyRequest{Label: "b", Algorithm: AlgAES, KeySize: 100}, ErrKeySize},
+		{CreateKeyRequest{Label: "c", Algorithm: AlgEC, CurveOID: "1.3.36.3.3.2.8.1.1.7"}, ErrUnsupported},
+		{CreateKeyRequest{Label: "d", Algorithm: "DSA"}, ErrUnsupported},
+		{CreateKeyRequest{Label: "e", Algorithm: AlgHMAC, HMACHash: "MD5", KeySize: 256}, ErrUnsupported},
+	}
+	for _, c := range cases {
+		c.req.Flags = allFlags
+		if _, err := h.CreateKey(ctx, &c.req); !errors.Is(err, c.want) {
+			t.Errorf("%+v: %v, want %v", c.req, err, c.want)
+		}
+	}
+	labels, _ := h.ListKeys(ctx, "")
+	if len(labels) != 0 {
+		t.Fatalf("refused creations left keys: %v", labels)
+	}
+}

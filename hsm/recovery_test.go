@@ -1,0 +1,184 @@
+package hsm
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hsmgate/hsmgate/softhsm"
+)
+
+// signOnce signs a fixed payload with k and fails the test on error.
+func signOnce(t *testing.T, h *HSM, k *Key) {
+	t.Helper()
+	alg, _ := ParseSignatureAlgorithm("SHA256_WITH_ECDSA")
+	if _, err := h.Sign(context.Background(), k, alg, []byte("x"), false); err != nil {
+		t.Fatalf("sign: %v", err)
+	}
+}
+
+func TestRecoversFromClosedSessions(t *testing.T) {
+	h := newTestHSM(t)
+	ctx := context.Background()
+	k, err := h.CreateKey(ctx, &CreateKeyRequest{Label: "ec", Algorithm: AlgEC, CurveOID: OIDP256, Flags: signFlags})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := h.state.Load()
+	// Another party closes every session: the pooled handles become invalid.
+	if err := h.ctx.CloseAllSessions(before.slot); err != nil {
+		t.Fatal(err)
+	}
+	signOnce(t, h, k) // retried once on a rebuilt pool
+	if h.state.Load() == before {
+		t.Fatal("pool was not rebuilt")
+	}
+	if !h.Ready() {
+		t.Fatal("not ready after recovery")
+	}
+	// The cached key from before the rebuild still works: its handles are refreshed.
+	signOnce(t, h, k)
+}
+
+func TestRecoversFromLogout(t *testing.T) {
+	h := newTestHSM(t)
+	ctx := context.Background()
+	k, err := h.CreateKey(ctx, &CreateKeyRequest{Label: "ec", Algorithm: AlgEC, CurveOID: OIDP256, Flags: signFlags})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := <-h.state.Load().pool
+	if err := h.ctx.Logout(s); err != nil {
+		t.Fatal(err)
+	}
+	h.state.Load().pool <- s
+	signOnce(t, h, k)
+}
+
+func TestUnreachableTokenFailsFastThenRecovers(t *testing.T) {
+	old := retryInterval
+	retryInterval = 50 * time.Millisecond
+	t.Cleanup(func() { retryInterval = old })
+	h := newTestHSM(t)
+	ctx := context.Background()
+	k, err := h.CreateKey(ctx, &CreateKeyRequest{Label: "ec", Algorithm: AlgEC, CurveOID: OIDP256, Flags: signFlags})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Make the token disappear: SoftHSM2 re-reads its configuration at
+	// C_Initialize, and the new one points at an empty token directory.
+	goodConf := os.Getenv(softhsm.ConfEnv)
+	empty := t.TempDir()
+	emptyConf, err := softhsm.WriteConfig(empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(softhsm.ConfEnv, emptyConf)
+	if err := h.ctx.CloseAllSessions(h.state.Load().slot); err != nil {
+		t.Fatal(err)
+	}
+	alg, _ := ParseSignatureAlgorithm("SHA256_WITH_ECDSA")
+	if _, err := h.Sign(ctx, k, alg, []byte("x"), false); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("sign while the token is gone: %v, want ErrUnavailable", err)
+	}
+	if h.Ready() {
+		t.Fatal("Ready() while the token is gone")
+	}
+	start := time.Now()
+	if _, err := h.Sign(ctx, k, alg, []byte("x"), false); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("second sign: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("failing fast took %v", d)
+	}
+	// The token comes back: the background loop reconnects.
+	os.Setenv(softhsm.ConfEnv, goodConf)
+	deadline := time.Now().Add(10 * time.Second)
+	for !h.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("did not reconnect")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	signOnce(t, h, k)
+}
+
+func TestCacheServesRepeatedLookupsAndForgetsDeletedKeys(t *testing.T) {
+	h := newTestHSM(t)
+	ctx := context.Background()
+	if _, err := h.CreateKey(ctx, &CreateKeyRequest{Label: "ec", Algorithm: AlgEC, CurveOID: OIDP256, Flags: signFlags}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := h.Key(ctx, "ec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := h.Key(ctx, "ec")
+	if a != b {
+		t.Fatal("second lookup did not come from the cache")
+	}
+	if err := h.DeleteKey(ctx, "ec"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h.keys.get("ec"); ok {
+		t.Fatal("deleted key still cached")
+	}
+	if _, err := h.Key(ctx, "ec"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("lookup after delete: %v", err)
+	}
+	objs := 0
+	_, _ = h.run(ctx, func(s *session) error {
+		o, err := s.findByLabel("ec")
+		objs = len(o)
+		return err
+	})
+	if objs != 0 {
+		t.Fatalf("%d objects left behind by delete", objs)
+	}
+}
+
+func TestPoolWaitHonoursContext(t *testing.T) {
+	h := newTestHSM(t)
+	st := h.state.Load()
+	var held []*session
+	for i := 0; i < cap(st.pool); i++ {
+		s, err := h.acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := h.acquire(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("acquire on an exhausted pool: %v", err)
+	}
+	for _, s := range held {
+		s.release()
+	}
+	if _, err := h.Random(context.Background(), 8); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestParseURI(t *testing.T) {
+	pin := filepath.Join(t.TempDir(), "pin")
+	if err := os.WriteFile(pin, []byte("4321\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseURI("pkcs11:token=my%20token;module-path=/usr/lib/softhsm/libsofthsm2.so?pin-source=file:" + pin + "&pool-size=6")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TokenLabel != "my token" || cfg.ModulePath != "/usr/lib/softhsm/libsofthsm2.so" || cfg.PIN != "4321" || cfg.PoolSize != 6 {
+		t.Fatalf("parsed %+v", cfg)
+	}
+	for _, bad := range []string{"token=x", "pkcs11:token=x", "pkcs11:module-path=/x", "pkcs11:token=x;module-path=/m?pool-size=0"} {
+		if _, err := ParseURI(bad); err == nil {
+			t.Errorf("ParseURI(%q) accepted", bad)
+		}
+	}
+}
