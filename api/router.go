@@ -66,7 +66,8 @@ func New(opts Options) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	r.Use(recovery(opts.Log), requestID(), accessLog(opts.Log, opts.AccessLog), bodyLimit(opts.MaxBodyBytes))
+	m := newMetrics(opts.HSM)
+	r.Use(recovery(opts.Log), requestID(), accessLog(opts.Log, opts.AccessLog), m.observe(), bodyLimit(opts.MaxBodyBytes))
 	r.NoRoute(func(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusNotFound, envelope{600, "res.error.route.not.found", "no route " + c.Request.Method + " " + c.Request.URL.Path})
 	})
@@ -76,6 +77,7 @@ func New(opts Options) *gin.Engine {
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
 	r.GET("/openapi.json", serveOpenAPI)
+	r.GET("/metrics", m.handler())
 
 	v1 := r.Group("/v1", s.authenticate)
 	s.keyRoutes(v1)

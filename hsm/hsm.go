@@ -41,6 +41,8 @@ type HSM struct {
 	// retrying is set, under rebuild, while the background loop reconnects.
 	retrying bool
 	ready    atomic.Bool
+	// reconnects counts pool rebuilds, for metrics.
+	reconnects atomic.Uint64
 
 	keys *keyCache
 	// labels serialises operations that create or remove labels.
@@ -102,6 +104,18 @@ func (h *HSM) Close() {
 	_ = h.ctx.Finalize()
 	h.ctx.Destroy()
 }
+
+// PoolStats reports the session pool's size and how many sessions are idle.
+func (h *HSM) PoolStats() (size, idle int) {
+	st := h.state.Load()
+	if st == nil {
+		return 0, 0
+	}
+	return cap(st.pool), len(st.pool)
+}
+
+// Reconnects counts the pool rebuilds since Open.
+func (h *HSM) Reconnects() uint64 { return h.reconnects.Load() }
 
 // Ready reports whether the token is reachable and logged in.
 func (h *HSM) Ready() bool { return h.ready.Load() }
@@ -335,6 +349,7 @@ func (h *HSM) reinitialize() error {
 	}
 	h.state.Store(st)
 	h.ready.Store(true)
+	h.reconnects.Add(1)
 	if err := h.ensureInternalKeys(context.Background()); err != nil {
 		h.ready.Store(false)
 		return err

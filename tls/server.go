@@ -33,11 +33,11 @@ var serverCipherSuites = []uint16{
 }
 
 // serverCurves are the key exchange groups offered, in preference order.
-var serverCurves = []stdtls.CurveID{stdtls.X25519, stdtls.CurveP256, stdtls.CurveP384}
+var serverCurves = []stdtls.CurveID{stdtls.X25519MLKEM768, stdtls.X25519, stdtls.CurveP256, stdtls.CurveP384}
 
 // ServerConfig returns the TLS configuration of the HTTPS listener: minimum
 // TLS 1.2 (or 1.3, see ServerOptions.MinVersion), ECDHE AEAD cipher suites
-// only, curves X25519, P-256 and P-384, and ALPN "http/1.1" only.
+// only, key exchange X25519MLKEM768 (hybrid post-quantum), X25519, P-256 and P-384, and ALPN "http/1.1" only.
 //
 // The certificate is loaded once here and served through GetCertificate from
 // an atomically swappable holder, so it can later be replaced while the

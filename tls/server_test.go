@@ -133,7 +133,7 @@ func TestServerConfigSettings(t *testing.T) {
 	if !slices.Equal(cfg.NextProtos, []string{"http/1.1"}) {
 		t.Errorf("NextProtos = %v", cfg.NextProtos)
 	}
-	if want := []stdtls.CurveID{stdtls.X25519, stdtls.CurveP256, stdtls.CurveP384}; !slices.Equal(cfg.CurvePreferences, want) {
+	if want := []stdtls.CurveID{stdtls.X25519MLKEM768, stdtls.X25519, stdtls.CurveP256, stdtls.CurveP384}; !slices.Equal(cfg.CurvePreferences, want) {
 		t.Errorf("CurvePreferences = %v, want %v", cfg.CurvePreferences, want)
 	}
 	insecure := stdtls.InsecureCipherSuites()

@@ -1,0 +1,71 @@
+package api
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics holds the Prometheus collectors of one router.
+type metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// newMetrics registers the request metrics and the HSM gauges.
+func newMetrics(h *hsm.HSM) *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hsmgate_http_requests_total", Help: "HTTP requests by route pattern, method and status.",
+		}, []string{"route", "method", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "hsmgate_http_request_duration_seconds", Help: "HTTP request latency by route pattern.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route"}),
+	}
+	m.registry.MustRegister(m.requests, m.duration,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	if h != nil {
+		m.registry.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hsmgate_hsm_ready", Help: "1 when the token is reachable and logged in."},
+				func() float64 {
+					if h.Ready() {
+						return 1
+					}
+					return 0
+				}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hsmgate_hsm_sessions", Help: "Size of the PKCS#11 session pool."},
+				func() float64 { size, _ := h.PoolStats(); return float64(size) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hsmgate_hsm_sessions_in_use", Help: "PKCS#11 sessions currently lent out."},
+				func() float64 { size, idle := h.PoolStats(); return float64(size - idle) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hsmgate_hsm_reconnects_total", Help: "Session pool rebuilds after token or session loss."},
+				func() float64 { return float64(h.Reconnects()) }),
+		)
+	}
+	return m
+}
+
+// observe records one request; unknown routes share one label value.
+func (m *metrics) observe() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		m.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Inc()
+		m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	}
+}
+
+// handler serves the Prometheus text format.
+func (m *metrics) handler() gin.HandlerFunc {
+	return gin.WrapH(promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+}
