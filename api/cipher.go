@@ -60,39 +60,32 @@ func optionalB64(b []byte) *string {
 }
 
 // encrypt handles POST /v1/encrypt.
-func (s *server) encrypt(c *gin.Context) {
+func (s *server) encrypt(c *gin.Context) error {
 	var req encryptRequest
 	if err := decodeJSON(c, &req); err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	r := req.EncryptRequest
 	if r == nil || r.EncryptKeyName == nil {
-		abort(c, errValidation("encryptRequest.encryptKeyName is required"), asCipher)
-		return
+		return errValidation("encryptRequest.encryptKeyName is required")
 	}
 	if r.Payload == nil {
-		abort(c, errValidation("encryptRequest.payload is required"), asCipher)
-		return
+		return errValidation("encryptRequest.payload is required")
 	}
 	creq, err := cipherInput("encryptRequest", r.CipherAlgorithm, r.InitializationVector, r.AdditionalAuthenticationData, r.TagLength)
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	if creq.Data, err = payload("encryptRequest.payload", *r.Payload); err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	k, err := s.keyWithPassword(c, "encryptKeyName", *r.EncryptKeyName, r.KeyPassword)
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	res, err := s.hsm.Encrypt(c, k, creq)
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	body := gin.H{
 		"encryptedPayload":     b64(res.Ciphertext),
@@ -105,6 +98,7 @@ func (s *server) encrypt(c *gin.Context) {
 		body["messageAuthenticationCode"] = b64(res.Tag)
 	}
 	c.JSON(http.StatusOK, body)
+	return nil
 }
 
 // decryptRequest is the body of POST /v1/synchronousDecrypt.
@@ -121,39 +115,33 @@ type decryptRequest struct {
 }
 
 // decrypt handles POST /v1/synchronousDecrypt.
-func (s *server) decrypt(c *gin.Context) {
+func (s *server) decrypt(c *gin.Context) error {
 	var req decryptRequest
 	if err := decodeJSON(c, &req); err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	r := req.DecryptRequest
 	if r == nil || r.DecryptKeyName == nil {
-		abort(c, errValidation("decryptRequest.decryptKeyName is required"), asCipher)
-		return
+		return errValidation("decryptRequest.decryptKeyName is required")
 	}
 	if r.EncryptedPayload == nil {
-		abort(c, errValidation("decryptRequest.encryptedPayload is required"), asCipher)
-		return
+		return errValidation("decryptRequest.encryptedPayload is required")
 	}
 	creq, err := cipherInput("decryptRequest", r.CipherAlgorithm, r.InitializationVector, r.AdditionalAuthenticationData, r.TagLength)
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	if creq.Data, err = payload("decryptRequest.encryptedPayload", *r.EncryptedPayload); err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	k, err := s.keyWithPassword(c, "decryptKeyName", *r.DecryptKeyName, r.KeyPassword)
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	out, err := s.hsm.Decrypt(c, k, creq)
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, gin.H{"payload": b64(out)})
+	return nil
 }

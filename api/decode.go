@@ -119,12 +119,12 @@ func checkLabel(field, label string) error {
 	return nil
 }
 
-// require fails with 600 naming the field when it is missing.
-func require(field string, present bool) error {
-	if !present {
-		return errValidation("%s is required", field)
+// requireLabel checks a label field that must be present and well formed.
+func requireLabel(field string, label *string) error {
+	if label == nil {
+		return errKeyName("%s is required", field)
 	}
-	return nil
+	return checkLabel(field, *label)
 }
 
 // jsonID renders the caller's key id: a JSON string or number kept as text.

@@ -80,9 +80,9 @@ func FuzzRequestDecoders(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		targets := []any{&createKeyRequest{}, &labelPassword{}, &changePasswordRequest{},
-			&signRequest{}, &verifyRequest{}, &encryptRequest{}, &decryptRequest{},
-			&modifyRequest{}, &blockRequest{}}
+		targets := []any{&createKeyRequest{}, &labelPassword{}, &changePasswordRequest{}, &importRequest{},
+			&signRequest{}, &verifyRequest{}, &encryptRequest{}, &decryptRequest{}, &wrapRequest{},
+			&unwrapRequest{}, &modifyRequest{}, &blockRequest{}}
 		for _, v := range targets {
 			if err := unmarshalBody(body, v); err != nil {
 				var e *Error

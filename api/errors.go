@@ -129,3 +129,16 @@ func abort(c *gin.Context, err error, as unsupportedAs) {
 	}
 	c.AbortWithStatusJSON(e.Status, envelope{ErrorCode: e.Code, Reason: e.Reason, Message: e.Msg})
 }
+
+// handlerFunc is a handler that reports failure by returning an error.
+type handlerFunc func(c *gin.Context) error
+
+// handle adapts a handlerFunc: a returned error becomes the TSB envelope,
+// with ErrUnsupported mapped as the route's context says.
+func (s *server) handle(as unsupportedAs, h handlerFunc) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := h(c); err != nil {
+			abort(c, err, as)
+		}
+	}
+}

@@ -14,14 +14,16 @@ import (
 
 // keyRoutes registers the key management endpoints of API.md §3.
 func (s *server) keyRoutes(v1 *gin.RouterGroup) {
-	v1.POST("/key", s.createKey)
-	v1.GET("/key", s.listKeys)
-	v1.GET("/key/:label/attributes", s.keyAttributesByPath)
-	v1.POST("/key/attributes", s.keyAttributes)
-	v1.DELETE("/key/:label", s.deleteKeyByPath)
-	v1.POST("/key/deleteKey", s.deleteKey)
-	v1.POST("/key/changePassword", s.changePassword)
-	v1.POST("/synchronousModify", s.modify)
+	v1.POST("/key", s.handle(asKeyType, s.createKey))
+	v1.GET("/key", s.handle(asKeyType, s.listKeys))
+	v1.GET("/key/:label/attributes", s.handle(asKeyType, s.keyAttributesByPath))
+	v1.POST("/key/attributes", s.handle(asKeyType, s.keyAttributes))
+	v1.DELETE("/key/:label", s.handle(asKeyType, s.deleteKeyByPath))
+	v1.POST("/key/import/plain", s.handle(asKeyType, s.importPlain))
+	v1.POST("/key/export/plain", s.handle(asKeyType, s.exportPlain))
+	v1.POST("/key/deleteKey", s.handle(asKeyType, s.deleteKey))
+	v1.POST("/key/changePassword", s.handle(asKeyType, s.changePassword))
+	v1.POST("/synchronousModify", s.handle(asKeyType, s.modify))
 }
 
 // keyAttributesDTO are the TSB key attributes; nil means "not given".
@@ -150,55 +152,46 @@ func keySpec(req *createKeyRequest) (*hsm.CreateKeyRequest, error) {
 }
 
 // createKey handles POST /v1/key.
-func (s *server) createKey(c *gin.Context) {
+func (s *server) createKey(c *gin.Context) error {
 	var req createKeyRequest
 	if err := decodeJSON(c, &req); err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
-	if req.Label == nil {
-		abort(c, errKeyName("label is required"), asKeyType)
-		return
-	}
-	if err := checkLabel("label", *req.Label); err != nil {
-		abort(c, err, asKeyType)
-		return
+	if err := requireLabel("label", req.Label); err != nil {
+		return err
 	}
 	spec, err := keySpec(&req)
 	if err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
 	spec.Label, spec.ID, spec.Password = *req.Label, jsonID(req.ID), req.Password
 	spec.Flags = req.Attributes.flags(false)
 	if err := checkPrivateFlags(spec.Flags, req.Policy); err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
 	if spec.Policy, err = normalizePolicy(req.Policy); err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
 	spec.Customer = "default"
 	k, err := s.hsm.CreateKey(c, spec)
 	if err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
 	c.JSON(http.StatusCreated, gin.H{"label": k.Label, "uuid": k.Meta.UUID})
+	return nil
 }
 
 // listKeys handles GET /v1/key.
-func (s *server) listKeys(c *gin.Context) {
+func (s *server) listKeys(c *gin.Context) error {
 	labels, err := s.hsm.ListKeys(c, "")
 	if err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
 	if labels == nil {
 		labels = []string{}
 	}
 	c.JSON(http.StatusOK, labels)
+	return nil
 }
 
 // labelPassword is the body of the POST forms of attributes and delete.
@@ -235,18 +228,17 @@ func decodeLabelPassword(c *gin.Context) (string, []byte, error) {
 }
 
 // keyAttributesByPath handles GET /v1/key/{label}/attributes.
-func (s *server) keyAttributesByPath(c *gin.Context) {
-	s.respondAttributes(c, c.Param("label"), nil)
+func (s *server) keyAttributesByPath(c *gin.Context) error {
+	return s.respondAttributes(c, c.Param("label"), nil)
 }
 
 // keyAttributes handles POST /v1/key/attributes.
-func (s *server) keyAttributes(c *gin.Context) {
+func (s *server) keyAttributes(c *gin.Context) error {
 	label, pw, err := decodeLabelPassword(c)
 	if err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
-	s.respondAttributes(c, label, pw)
+	return s.respondAttributes(c, label, pw)
 }
 
 // attributesJSON is the "json" member of the attributes response.
@@ -333,26 +325,24 @@ func describe(k *hsm.Key, now time.Time) attributesJSON {
 }
 
 // respondAttributes answers the attributes request for label.
-func (s *server) respondAttributes(c *gin.Context, label string, password []byte) {
+func (s *server) respondAttributes(c *gin.Context, label string, password []byte) error {
 	k, err := s.keyWithPassword(c, "label", label, password)
 	if err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
 	desc := describe(k, time.Now().UTC())
 	doc, err := attestationXML(k, desc)
 	if err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
 	att := s.hsm.AttestationKey()
 	alg, _ := hsm.ParseSignatureAlgorithm("SHA256_WITH_ECDSA")
 	sig, err := s.hsm.Sign(c, att, alg, doc, false)
 	if err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
 	c.PureJSON(http.StatusOK, gin.H{"json": desc, "xml": string(doc), "xmlSignature": b64(sig), "attestationKeyName": att.Label})
+	return nil
 }
 
 // xmlKey is the attestation document; it mirrors the json member.
@@ -406,31 +396,29 @@ func attestationXML(k *hsm.Key, d attributesJSON) ([]byte, error) {
 }
 
 // deleteKeyByPath handles DELETE /v1/key/{label}.
-func (s *server) deleteKeyByPath(c *gin.Context) {
-	s.deleteLabel(c, c.Param("label"), nil)
+func (s *server) deleteKeyByPath(c *gin.Context) error {
+	return s.deleteLabel(c, c.Param("label"), nil)
 }
 
 // deleteKey handles POST /v1/key/deleteKey.
-func (s *server) deleteKey(c *gin.Context) {
+func (s *server) deleteKey(c *gin.Context) error {
 	label, pw, err := decodeLabelPassword(c)
 	if err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
-	s.deleteLabel(c, label, pw)
+	return s.deleteLabel(c, label, pw)
 }
 
 // deleteLabel deletes a key after checking its password.
-func (s *server) deleteLabel(c *gin.Context, label string, password []byte) {
+func (s *server) deleteLabel(c *gin.Context, label string, password []byte) error {
 	if _, err := s.keyWithPassword(c, "label", label, password); err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
 	if err := s.hsm.DeleteKey(c, label); err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
 	c.Status(http.StatusOK)
+	return nil
 }
 
 // changePasswordRequest is the body of POST /v1/key/changePassword.
@@ -441,23 +429,17 @@ type changePasswordRequest struct {
 }
 
 // changePassword handles POST /v1/key/changePassword.
-func (s *server) changePassword(c *gin.Context) {
+func (s *server) changePassword(c *gin.Context) error {
 	var req changePasswordRequest
 	if err := decodeJSON(c, &req); err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
-	if req.Label == nil {
-		abort(c, errKeyName("label is required"), asKeyType)
-		return
-	}
-	if err := checkLabel("label", *req.Label); err != nil {
-		abort(c, err, asKeyType)
-		return
+	if err := requireLabel("label", req.Label); err != nil {
+		return err
 	}
 	if err := s.hsm.ChangePassword(c, *req.Label, req.Password, req.NewPassword); err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
 	c.Status(http.StatusOK)
+	return nil
 }

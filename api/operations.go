@@ -11,15 +11,17 @@ import (
 
 // operationRoutes registers the key operations of API.md §4.
 func (s *server) operationRoutes(v1 *gin.RouterGroup) {
-	v1.POST("/synchronousSign", s.sign)
-	v1.POST("/verify", s.verify)
-	v1.POST("/verifyHmac", s.verify)
-	v1.POST("/synchronousHmac", s.hmac)
-	v1.POST("/encrypt", s.encrypt)
-	v1.POST("/synchronousDecrypt", s.decrypt)
-	v1.POST("/synchronousBlock", s.block)
-	v1.POST("/synchronousUnblock", s.unblock)
-	v1.GET("/generateRandom/:n", s.random)
+	v1.POST("/synchronousSign", s.handle(asCipher, s.sign))
+	v1.POST("/verify", s.handle(asCipher, s.verify))
+	v1.POST("/verifyHmac", s.handle(asCipher, s.verify))
+	v1.POST("/synchronousHmac", s.handle(asCipher, s.hmac))
+	v1.POST("/encrypt", s.handle(asCipher, s.encrypt))
+	v1.POST("/synchronousDecrypt", s.handle(asCipher, s.decrypt))
+	v1.POST("/wrap", s.handle(asCipher, s.wrap))
+	v1.POST("/synchronousUnwrap", s.handle(asCipher, s.unwrap))
+	v1.POST("/synchronousBlock", s.handle(asKeyType, s.block))
+	v1.POST("/synchronousUnblock", s.handle(asKeyType, s.unblock))
+	v1.GET("/generateRandom/:n", s.handle(asKeyType, s.random))
 }
 
 // signRequest is the body of POST /v1/synchronousSign.
@@ -61,51 +63,43 @@ func signatureAlgorithm(name string) (hsm.SignatureAlgorithm, error) {
 }
 
 // sign handles POST /v1/synchronousSign.
-func (s *server) sign(c *gin.Context) {
+func (s *server) sign(c *gin.Context) error {
 	var req signRequest
 	if err := decodeJSON(c, &req); err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	r := req.SignRequest
 	if r == nil || r.SignKeyName == nil {
-		abort(c, errValidation("signRequest.signKeyName is required"), asCipher)
-		return
+		return errValidation("signRequest.signKeyName is required")
 	}
 	if r.Payload == nil {
-		abort(c, errValidation("signRequest.payload is required"), asCipher)
-		return
+		return errValidation("signRequest.payload is required")
 	}
 	if !payloadTypes[strings.ToUpper(r.PayloadType)] {
-		abort(c, errValidation("payloadType %q is not one of UNSPECIFIED, ISO_20022, PDF, BTC, ETH, HEX", r.PayloadType), asCipher)
-		return
+		return errValidation("payloadType %q is not one of UNSPECIFIED, ISO_20022, PDF, BTC, ETH, HEX", r.PayloadType)
 	}
 	raw, err := signatureType(r.SignatureType)
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	data, err := payload("signRequest.payload", *r.Payload)
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	alg, err := signatureAlgorithm(r.SignatureAlgorithm)
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	k, err := s.keyWithPassword(c, "signKeyName", *r.SignKeyName, r.KeyPassword)
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	sig, err := s.hsm.Sign(c, k, alg, data, raw)
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, gin.H{"signature": b64(sig)})
+	return nil
 }
 
 // verifyRequest covers both bodies of POST /v1/verify and /v1/verifyHmac.
@@ -131,44 +125,36 @@ type hmacFields struct {
 }
 
 // verify handles POST /v1/verify and /v1/verifyHmac.
-func (s *server) verify(c *gin.Context) {
+func (s *server) verify(c *gin.Context) error {
 	var req verifyRequest
 	if err := decodeJSON(c, &req); err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	if req.VerifyHmacRequest != nil {
-		s.verifyHMAC(c, req.VerifyHmacRequest)
-		return
+		return s.verifyHMAC(c, req.VerifyHmacRequest)
 	}
 	r := req.VerifySignatureRequest
 	if r == nil || r.SignKeyName == nil {
-		abort(c, errValidation("verifySignatureRequest.signKeyName is required"), asCipher)
-		return
+		return errValidation("verifySignatureRequest.signKeyName is required")
 	}
 	if r.Payload == nil || r.Signature == nil {
-		abort(c, errValidation("verifySignatureRequest.payload and signature are required"), asCipher)
-		return
+		return errValidation("verifySignatureRequest.payload and signature are required")
 	}
 	raw, err := signatureType(r.SignatureType)
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	data, err := payload("verifySignatureRequest.payload", *r.Payload)
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	sig, err := payload("verifySignatureRequest.signature", *r.Signature)
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	alg, err := signatureAlgorithm(r.SignatureAlgorithm)
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	pw := r.MasterKeyPassword
 	if len(pw) == 0 {
@@ -176,15 +162,14 @@ func (s *server) verify(c *gin.Context) {
 	}
 	k, err := s.keyWithPassword(c, "signKeyName", *r.SignKeyName, pw)
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	ok, err := s.hsm.Verify(k, alg, data, sig, raw)
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, gin.H{"signatureValid": ok})
+	return nil
 }
 
 // hmacInput validates the common HMAC fields and loads the key.
@@ -204,62 +189,56 @@ func (s *server) hmacInput(c *gin.Context, r *hmacFields, member string) (*hsm.K
 }
 
 // verifyHMAC answers a verifyHmacRequest.
-func (s *server) verifyHMAC(c *gin.Context, r *hmacFields) {
+func (s *server) verifyHMAC(c *gin.Context, r *hmacFields) error {
 	k, data, err := s.hmacInput(c, r, "verifyHmacRequest")
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	if r.Signature == nil {
-		abort(c, errValidation("verifyHmacRequest.signature is required"), asCipher)
-		return
+		return errValidation("verifyHmacRequest.signature is required")
 	}
 	mac, err := payload("verifyHmacRequest.signature", *r.Signature)
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	ok, err := s.hsm.VerifyHMAC(c, k, data, mac)
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, gin.H{"signatureValid": ok})
+	return nil
 }
 
 // hmac handles POST /v1/synchronousHmac.
-func (s *server) hmac(c *gin.Context) {
+func (s *server) hmac(c *gin.Context) error {
 	var req struct {
 		HmacRequest *hmacFields `json:"hmacRequest"`
 	}
 	if err := decodeJSON(c, &req); err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	k, data, err := s.hmacInput(c, req.HmacRequest, "hmacRequest")
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	mac, err := s.hsm.HMAC(c, k, data)
 	if err != nil {
-		abort(c, err, asCipher)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, gin.H{"keyedHash": b64(mac)})
+	return nil
 }
 
 // random handles GET /v1/generateRandom/{n}.
-func (s *server) random(c *gin.Context) {
+func (s *server) random(c *gin.Context) error {
 	n, err := strconv.Atoi(c.Param("n"))
 	if err != nil || n < 1 || n > hsm.MaxRandom {
-		abort(c, errRange("random length must be an integer from 1 to %d", hsm.MaxRandom), asKeyType)
-		return
+		return errRange("random length must be an integer from 1 to %d", hsm.MaxRandom)
 	}
 	b, err := s.hsm.Random(c, n)
 	if err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, gin.H{"random": b64(b)})
+	return nil
 }

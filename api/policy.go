@@ -54,30 +54,25 @@ type modifyRequest struct {
 
 // modify handles POST /v1/synchronousModify: it replaces the key's policy
 // (keyStatus.blocked, when present, sets the blocked state).
-func (s *server) modify(c *gin.Context) {
+func (s *server) modify(c *gin.Context) error {
 	var req modifyRequest
 	if err := decodeJSON(c, &req); err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
 	r := req.ModifyRequest
 	if r == nil || r.ModifyKeyName == nil {
-		abort(c, errValidation("modifyRequest.modifyKeyName is required"), asKeyType)
-		return
+		return errValidation("modifyRequest.modifyKeyName is required")
 	}
 	k, err := s.keyWithPassword(c, "modifyKeyName", *r.ModifyKeyName, r.KeyPassword)
 	if err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
 	policy, err := normalizePolicy(r.Policy)
 	if err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
 	if policy != nil && k.Flags.Extractable {
-		abort(c, errAttributes("an extractable key cannot carry a policy"), asKeyType)
-		return
+		return errAttributes("an extractable key cannot carry a policy")
 	}
 	var doc policyDoc
 	if policy != nil {
@@ -91,10 +86,10 @@ func (s *server) modify(c *gin.Context) {
 		return nil
 	})
 	if err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, gin.H{"label": k.Label})
+	return nil
 }
 
 // blockRequest covers the bodies of synchronousBlock and synchronousUnblock.
@@ -110,17 +105,16 @@ type blockRequest struct {
 }
 
 // block handles POST /v1/synchronousBlock.
-func (s *server) block(c *gin.Context) { s.setBlocked(c, true) }
+func (s *server) block(c *gin.Context) error { return s.setBlocked(c, true) }
 
 // unblock handles POST /v1/synchronousUnblock.
-func (s *server) unblock(c *gin.Context) { s.setBlocked(c, false) }
+func (s *server) unblock(c *gin.Context) error { return s.setBlocked(c, false) }
 
 // setBlocked stores the blocked state of a key.
-func (s *server) setBlocked(c *gin.Context, blocked bool) {
+func (s *server) setBlocked(c *gin.Context, blocked bool) error {
 	var req blockRequest
 	if err := decodeJSON(c, &req); err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
 	var name *string
 	var pw Password
@@ -135,17 +129,15 @@ func (s *server) setBlocked(c *gin.Context, blocked bool) {
 		}
 	}
 	if name == nil {
-		abort(c, errValidation("%s is required", field), asKeyType)
-		return
+		return errValidation("%s is required", field)
 	}
 	k, err := s.keyWithPassword(c, field, *name, pw)
 	if err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
 	if _, err := s.hsm.UpdateMeta(c, k.Label, func(m *hsm.Meta) error { m.Blocked = blocked; return nil }); err != nil {
-		abort(c, err, asKeyType)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, gin.H{"label": k.Label, "blocked": blocked})
+	return nil
 }

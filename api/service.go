@@ -13,7 +13,7 @@ import (
 func (s *server) serviceRoutes(v1 *gin.RouterGroup) {
 	v1.GET("/versionInfo", s.versionInfo)
 	v1.GET("/licenseInfo", s.licenseInfo)
-	v1.GET("/keystore/statistics", s.statistics)
+	v1.GET("/keystore/statistics", s.handle(asKeyType, s.statistics))
 }
 
 // versionInfo handles GET /v1/versionInfo.
@@ -42,18 +42,18 @@ type statsCache struct {
 }
 
 // statistics handles GET /v1/keystore/statistics.
-func (s *server) statistics(c *gin.Context) {
+func (s *server) statistics(c *gin.Context) error {
 	s.stats.mu.Lock()
 	defer s.stats.mu.Unlock()
 	if s.stats.stats == nil || time.Since(s.stats.at) > statsTTL {
 		st, err := s.hsm.Statistics(c)
 		if err != nil {
-			abort(c, err, asKeyType)
-			return
+			return err
 		}
 		s.stats.stats, s.stats.at = st, time.Now()
 	}
 	c.JSON(http.StatusOK, s.stats.stats)
+	return nil
 }
 
 // healthz answers liveness: the process serves HTTP.

@@ -1,0 +1,209 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/hsmgate/hsmgate/hsm"
+)
+
+// importRequest is the body of POST /v1/key/import/plain.
+type importRequest struct {
+	Label       *string           `json:"label"`
+	Password    Password          `json:"password"`
+	Algorithm   string            `json:"algorithm"`
+	PrivateKey  *string           `json:"privateKey"`
+	PublicKey   *string           `json:"publicKey"`
+	SecretKey   *string           `json:"secretKey"`
+	Certificate *string           `json:"certificate"`
+	Attributes  *keyAttributesDTO `json:"attributes"`
+	Policy      json.RawMessage   `json:"policy"`
+}
+
+// importPlain handles POST /v1/key/import/plain.
+func (s *server) importPlain(c *gin.Context) error {
+	var req importRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := requireLabel("label", req.Label); err != nil {
+		return err
+	}
+	ir := &hsm.ImportKeyRequest{Label: *req.Label, Password: req.Password, Customer: "default"}
+	fields := []struct {
+		name string
+		in   *string
+		out  *[]byte
+	}{{"privateKey", req.PrivateKey, &ir.PrivateKey}, {"publicKey", req.PublicKey, &ir.PublicKey},
+		{"secretKey", req.SecretKey, &ir.SecretKey}, {"certificate", req.Certificate, &ir.Certificate}}
+	for _, f := range fields {
+		if f.in == nil || *f.in == "" {
+			continue
+		}
+		b, err := keyMaterial(f.name, *f.in)
+		if err != nil {
+			return err
+		}
+		*f.out = b
+	}
+	if ir.PrivateKey == nil && ir.PublicKey == nil && ir.SecretKey == nil && ir.Certificate == nil {
+		return errValidation("one of privateKey, publicKey, secretKey or certificate is required")
+	}
+	alg := strings.ToUpper(strings.TrimSpace(req.Algorithm))
+	switch {
+	case ir.SecretKey != nil:
+		switch alg {
+		case "AES":
+			ir.Algorithm = hsm.AlgAES
+		case "TDEA", "DESEDE", "DES3":
+			ir.Algorithm = hsm.AlgTDEA
+		case "HMACSHA256", "HMACSHA384", "HMACSHA512":
+			ir.Algorithm, ir.HMACHash = hsm.AlgHMAC, strings.TrimPrefix(alg, "HMAC")
+		case "":
+			return errValidation("algorithm is required for a secret key")
+		default:
+			return errKeyType("algorithm %q is not supported by this HSM for secret keys", req.Algorithm)
+		}
+	case alg == "RSA", alg == "EC", alg == "ED", alg == "":
+		ir.Algorithm = alg
+	default:
+		return errKeyType("algorithm %q is not supported by this HSM", req.Algorithm)
+	}
+	publicOnly := ir.PrivateKey == nil && ir.SecretKey == nil
+	ir.Flags = req.Attributes.flags(publicOnly)
+	if !publicOnly {
+		if err := checkPrivateFlags(ir.Flags, req.Policy); err != nil {
+			return err
+		}
+	}
+	var err error
+	if ir.Policy, err = normalizePolicy(req.Policy); err != nil {
+		return err
+	}
+	k, err := s.hsm.ImportKey(c, ir)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusCreated, gin.H{"label": k.Label, "uuid": k.Meta.UUID})
+	return nil
+}
+
+// exportPlain handles POST /v1/key/export/plain.
+func (s *server) exportPlain(c *gin.Context) error {
+	label, pw, err := decodeLabelPassword(c)
+	if err != nil {
+		return err
+	}
+	k, err := s.keyWithPassword(c, "label", label, pw)
+	if err != nil {
+		return err
+	}
+	ex, err := s.hsm.ExportKey(c, k)
+	if err != nil {
+		return err
+	}
+	body := gin.H{}
+	for name, v := range map[string][]byte{"publicKey": ex.PublicKey, "privateKey": ex.PrivateKey, "secretKey": ex.SecretKey} {
+		if v != nil {
+			body[name] = b64(v)
+		}
+	}
+	c.JSON(http.StatusOK, body)
+	return nil
+}
+
+// wrapRequest is the body of POST /v1/wrap.
+type wrapRequest struct {
+	WrapKeyRequest *struct {
+		KeyToBeWrapped         *string  `json:"keyToBeWrapped"`
+		KeyToBeWrappedPassword Password `json:"keyToBeWrappedPassword"`
+		WrapKeyName            *string  `json:"wrapKeyName"`
+		WrapKeyPassword        Password `json:"wrapKeyPassword"`
+		WrapMethod             string   `json:"wrapMethod"`
+	} `json:"wrapKeyRequest"`
+}
+
+// wrap handles POST /v1/wrap.
+func (s *server) wrap(c *gin.Context) error {
+	var req wrapRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	r := req.WrapKeyRequest
+	if r == nil || r.KeyToBeWrapped == nil || r.WrapKeyName == nil {
+		return errValidation("wrapKeyRequest.keyToBeWrapped and wrapKeyName are required")
+	}
+	if r.WrapMethod == "" {
+		return errValidation("wrapKeyRequest.wrapMethod is required")
+	}
+	target, err := s.keyWithPassword(c, "keyToBeWrapped", *r.KeyToBeWrapped, r.KeyToBeWrappedPassword)
+	if err != nil {
+		return err
+	}
+	wrapping, err := s.keyWithPassword(c, "wrapKeyName", *r.WrapKeyName, r.WrapKeyPassword)
+	if err != nil {
+		return err
+	}
+	out, err := s.hsm.Wrap(c, wrapping, target, r.WrapMethod)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"wrappedKey": b64(out)})
+	return nil
+}
+
+// unwrapRequest is the body of POST /v1/synchronousUnwrap.
+type unwrapRequest struct {
+	UnwrapKeyRequest *struct {
+		WrappedKey        *string           `json:"wrappedKey"`
+		Label             *string           `json:"label"`
+		UnwrapKeyName     *string           `json:"unwrapKeyName"`
+		UnwrapKeyPassword Password          `json:"unwrapKeyPassword"`
+		WrapMethod        string            `json:"wrapMethod"`
+		Attributes        *keyAttributesDTO `json:"attributes"`
+		Policy            json.RawMessage   `json:"policy"`
+	} `json:"unwrapKeyRequest"`
+}
+
+// unwrap handles POST /v1/synchronousUnwrap.
+func (s *server) unwrap(c *gin.Context) error {
+	var req unwrapRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	r := req.UnwrapKeyRequest
+	if r == nil || r.WrappedKey == nil || r.UnwrapKeyName == nil {
+		return errValidation("unwrapKeyRequest.wrappedKey and unwrapKeyName are required")
+	}
+	if err := requireLabel("unwrapKeyRequest.label", r.Label); err != nil {
+		return err
+	}
+	if r.WrapMethod == "" {
+		return errValidation("unwrapKeyRequest.wrapMethod is required")
+	}
+	wrapped, err := keyMaterial("unwrapKeyRequest.wrappedKey", *r.WrappedKey)
+	if err != nil {
+		return err
+	}
+	unwrapping, err := s.keyWithPassword(c, "unwrapKeyName", *r.UnwrapKeyName, r.UnwrapKeyPassword)
+	if err != nil {
+		return err
+	}
+	flags := r.Attributes.flags(false)
+	if err := checkPrivateFlags(flags, r.Policy); err != nil {
+		return err
+	}
+	policy, err := normalizePolicy(r.Policy)
+	if err != nil {
+		return err
+	}
+	k, err := s.hsm.Unwrap(c, unwrapping, &hsm.UnwrapRequest{
+		Label: *r.Label, Method: r.WrapMethod, Wrapped: wrapped, Flags: flags, Policy: policy, Customer: "default"})
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"label": k.Label})
+	return nil
+}
