@@ -143,7 +143,7 @@ func planImport(req *ImportKeyRequest) (*importPlan, error) {
 			p.wipe()
 			return nil, err
 		}
-		_ = merge("private key", k, alg)
+		pub, pubAlg = &k, alg
 	}
 	if len(req.PublicKey) > 0 {
 		k, alg, err := parsePublicKey(req.PublicKey)
@@ -228,21 +228,11 @@ func planSecretImport(req *ImportKeyRequest) (*importPlan, error) {
 	return p, nil
 }
 
-// requireImport checks that the token can hold the planned key type.
+// requireImport checks that the token knows the planned key type where a
+// token may lack it (Ed25519); other types fail at C_CreateObject if need be.
 func (h *HSM) requireImport(p *importPlan) error {
-	switch p.algorithm {
-	case AlgED:
+	if p.algorithm == AlgED {
 		return h.require(ckmEDDSA, "Ed25519")
-	case AlgEC:
-		return h.require(pkcs11.CKM_ECDSA, "ECDSA")
-	case AlgRSA:
-		return h.require(pkcs11.CKM_RSA_PKCS, "RSA")
-	case AlgAES:
-		return h.require(pkcs11.CKM_AES_ECB, "AES")
-	case AlgTDEA:
-		return h.require(pkcs11.CKM_DES3_ECB, "TDEA")
-	case AlgHMAC:
-		return h.require(hmacMechanisms[p.hmacHash], "HMAC-"+p.hmacHash)
 	}
 	return nil
 }
@@ -387,13 +377,11 @@ func (p *importPlan) addSecp256k1(inner []byte) (publicKey, string, error) {
 	defer priv.Zero()
 	point := priv.PubKey().SerializeUncompressed()
 	if hasPub {
-		var bits asn1.BitString
 		var bs cryptobyte.String
 		if !pubWrap.ReadASN1(&bs, cbasn1.BIT_STRING) || len(bs) < 1 || bs[0] != 0 {
 			return publicKey{}, "", bad
 		}
-		bits.Bytes = bs[1:]
-		embedded, err := secp256k1.ParsePubKey(bits.Bytes)
+		embedded, err := secp256k1.ParsePubKey(bs[1:])
 		if err != nil || !embedded.IsEqual(priv.PubKey()) {
 			return publicKey{}, "", fmt.Errorf("%w: the public key inside the secp256k1 private key does not match it", ErrInvalidInput)
 		}
@@ -495,10 +483,10 @@ func (p *importPlan) addRSA(k *rsa.PrivateKey) (publicKey, string, error) {
 	if k.Precomputed.Dp == nil || k.Precomputed.Dq == nil || k.Precomputed.Qinv == nil {
 		return publicKey{}, "", fmt.Errorf("%w: RSA private key lacks its CRT values", ErrInvalidInput)
 	}
-	pub := publicKey{rsa: &rsa.PublicKey{N: new(big.Int).Set(k.N), E: k.E}}
 	if k.E < 3 {
 		return publicKey{}, "", fmt.Errorf("%w: RSA public exponent below 3", ErrInvalidInput)
 	}
+	pub := publicKey{rsa: &rsa.PublicKey{N: new(big.Int).Set(k.N), E: k.E}}
 	p.priv = []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_MODULUS, k.N.Bytes()),
 		pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, big.NewInt(int64(k.E)).Bytes()),
