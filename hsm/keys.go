@@ -77,11 +77,14 @@ func (h *HSM) checkGenerate(req *CreateKeyRequest) error {
 	case AlgTDEA:
 		return h.require(pkcs11.CKM_DES3_KEY_GEN, "TDEA key generation")
 	case AlgHMAC:
-		if req.KeySize < 112 || req.KeySize > 4096 || req.KeySize%8 != 0 {
-			return fmt.Errorf("%w: HMAC keySize must be a multiple of 8 between 112 and 4096", ErrKeySize)
-		}
 		if _, ok := hmacMechanisms[req.HMACHash]; !ok {
 			return fmt.Errorf("HMAC with %q is %w", req.HMACHash, ErrUnsupported)
+		}
+		// RFC 2104 §3 recommends keys of at least the hash length, and
+		// SoftHSM2 refuses shorter ones at signing time.
+		d, _ := digestByName(req.HMACHash)
+		if req.KeySize < 8*d.size || req.KeySize > 4096 || req.KeySize%8 != 0 {
+			return fmt.Errorf("%w: HMAC-%s keySize must be a multiple of 8 from %d to 4096", ErrKeySize, req.HMACHash, 8*d.size)
 		}
 		return h.require(pkcs11.CKM_GENERIC_SECRET_KEY_GEN, "generic secret generation")
 	}
