@@ -243,7 +243,8 @@ func (s *server) keyAttributes(c *gin.Context) error {
 
 // attributesJSON is the "json" member of the attributes response.
 type attributesJSON struct {
-	Label             string          `json:"label"`
+	Label string `json:"label"`
+	// ID is always null: TSB clients expect it so; the caller's id is in the xml.
 	ID                *string         `json:"id"`
 	UUID              string          `json:"uuid"`
 	Algorithm         string          `json:"algorithm"`
@@ -308,9 +309,6 @@ func describe(k *hsm.Key, now time.Time) attributesJSON {
 		Policy:   policyWithStatus(m.Policy, m.Blocked),
 		Customer: m.Customer,
 	}
-	if m.ID != "" {
-		out.ID = &m.ID
-	}
 	if m.CurveOID != "" {
 		out.CurveOid = &m.CurveOID
 	}
@@ -335,13 +333,11 @@ func (s *server) respondAttributes(c *gin.Context, label string, password []byte
 	if err != nil {
 		return err
 	}
-	att := s.hsm.AttestationKey()
-	alg, _ := hsm.ParseSignatureAlgorithm("SHA256_WITH_ECDSA")
-	sig, err := s.hsm.Sign(c, att, alg, doc, false)
+	sig, err := s.hsm.Attest(c, doc)
 	if err != nil {
 		return err
 	}
-	c.PureJSON(http.StatusOK, gin.H{"json": desc, "xml": string(doc), "xmlSignature": b64(sig), "attestationKeyName": att.Label})
+	c.PureJSON(http.StatusOK, gin.H{"json": desc, "xml": string(doc), "xmlSignature": b64(sig), "attestationKeyName": hsm.AttestationKeyLabel})
 	return nil
 }
 
@@ -351,6 +347,7 @@ type xmlKey struct {
 	Creation   string    `xml:"creation,attr"`
 	Label      string    `xml:"label"`
 	UUID       string    `xml:"uuid"`
+	ID         string    `xml:"id,omitempty"`
 	Algorithm  string    `xml:"algorithm"`
 	Oid        string    `xml:"algorithm_oid"`
 	Curve      string    `xml:"curve_oid,omitempty"`
@@ -372,7 +369,7 @@ type xmlAttr struct {
 func attestationXML(k *hsm.Key, d attributesJSON) ([]byte, error) {
 	a := d.Attributes
 	doc := xmlKey{
-		Creation: k.Meta.Origin, Label: d.Label, UUID: d.UUID, Algorithm: d.Algorithm, Oid: d.AlgorithmOid,
+		Creation: k.Meta.Origin, Label: d.Label, UUID: d.UUID, ID: k.Meta.ID, Algorithm: d.Algorithm, Oid: d.AlgorithmOid,
 		CreateTime: d.CreateTime, AttestTime: d.AttestTime, Policy: string(d.Policy),
 		Attributes: []xmlAttr{{"encrypt", a.Encrypt}, {"decrypt", a.Decrypt}, {"verify", a.Verify}, {"sign", a.Sign},
 			{"wrap", a.Wrap}, {"unwrap", a.Unwrap}, {"derive", a.Derive}, {"sensitive", a.Sensitive},

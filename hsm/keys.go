@@ -332,6 +332,9 @@ func (h *HSM) UpdateMeta(ctx context.Context, label string, fn func(*Meta) error
 	if err != nil {
 		return nil, err
 	}
+	if k.Meta.Internal {
+		return nil, fmt.Errorf("%w: key %q is reserved for hsmgate itself", ErrNotPermitted, label)
+	}
 	m := k.Meta
 	if err := fn(&m); err != nil {
 		return nil, err

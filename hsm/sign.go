@@ -120,8 +120,12 @@ func (a SignatureAlgorithm) messageDigest(payload []byte) ([]byte, error) {
 	return h.Sum(nil), nil
 }
 
-// usable refuses a key that is blocked or lacks the attribute for an operation.
+// usable refuses a key that is internal, blocked or lacks the attribute for
+// an operation.
 func usable(k *Key, op string, allowed bool) error {
+	if k.Meta.Internal {
+		return fmt.Errorf("%w: key %q is reserved for hsmgate itself", ErrNotPermitted, k.Label)
+	}
 	if k.Meta.Blocked {
 		return fmt.Errorf("%w: key %q is blocked", ErrNotPermitted, k.Label)
 	}
@@ -178,6 +182,21 @@ func (h *HSM) Sign(ctx context.Context, k *Key, alg SignatureAlgorithm, payload 
 	if err := usable(k, "sign", k.Flags.Sign); err != nil {
 		return nil, err
 	}
+	return h.sign(ctx, k, alg, payload, raw)
+}
+
+// Attest signs an attestation document with the attestation key
+// (ECDSA P-256, SHA-256, DER), which no caller can use directly.
+func (h *HSM) Attest(ctx context.Context, doc []byte) ([]byte, error) {
+	alg, err := ParseSignatureAlgorithm("SHA256_WITH_ECDSA")
+	if err != nil {
+		return nil, err
+	}
+	return h.sign(ctx, h.AttestationKey(), alg, doc, false)
+}
+
+// sign is Sign without the checks of the caller's permission.
+func (h *HSM) sign(ctx context.Context, k *Key, alg SignatureAlgorithm, payload []byte, raw bool) ([]byte, error) {
 	digest, err := alg.messageDigest(payload)
 	if err != nil {
 		return nil, err
