@@ -133,7 +133,8 @@ func TestWrapUnwrap(t *testing.T) {
 						if !strings.Contains(str(r.JSON, "message"), "not supported by this HSM") {
 							t.Errorf("%s refused without saying the HSM does not support it: %s", c.method, r.Raw)
 						}
-						t.Skipf("the token cannot wrap Ed25519 private keys: %s", str(r.JSON, "message"))
+						t.Logf("refused as documented: the token cannot wrap Ed25519 private keys: %s", str(r.JSON, "message"))
+						return
 					}
 				}
 				got := unwrap(t, wrap(t, c.key, aesKEK, c.method), aesKEK, c.method, signAttrs)
