@@ -625,7 +625,7 @@ func (s *session) importKey(req *ImportKeyRequest, p *importPlan, salt, mac []by
 		return nil, err
 	}
 	created = append(created, mo)
-	k, err := s.loadKey(req.Label)
+	k, err := s.keyFromObjects(req.Label, created)
 	if err != nil {
 		return nil, err
 	}

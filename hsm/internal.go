@@ -19,9 +19,9 @@ const (
 	PepperKeyLabel = "hsmgate-pepper"
 )
 
-// ensureInternalKeys creates the attestation and pepper keys when missing
-// and records their handles in the current state. It runs without recovery
-// because it is itself part of (re)connecting.
+// ensureInternalKeys creates the attestation and pepper keys when missing,
+// records their handles in the current state and reads the label index. It
+// runs without recovery because it is itself part of (re)connecting.
 func (h *HSM) ensureInternalKeys(ctx context.Context) error {
 	st := h.state.Load()
 	_, err := h.run(ctx, func(s *session) error {
@@ -46,6 +46,11 @@ func (h *HSM) ensureInternalKeys(ctx context.Context) error {
 			return fmt.Errorf("attestation key: %w", err)
 		}
 		st.pepper, st.attestation = pepper.secret, att
+		labels, err := s.scanLabels()
+		if err != nil {
+			return err
+		}
+		h.keys.setLabels(labels)
 		return nil
 	})
 	return err

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,18 +81,73 @@ func (k *Key) HasPassword() bool { return len(k.Meta.PasswordMAC) > 0 }
 // IsPair reports whether the key is asymmetric.
 func (k *Key) IsPair() bool { return k.hasPriv || k.hasPub }
 
+// objects lists the handles of the key objects (not the metadata).
+func (k *Key) objects() []pkcs11.ObjectHandle {
+	var out []pkcs11.ObjectHandle
+	for _, o := range []struct {
+		h   pkcs11.ObjectHandle
+		has bool
+	}{{k.priv, k.hasPriv}, {k.pub, k.hasPub}, {k.secret, k.hasSecret}, {k.cert, k.cert != 0}} {
+		if o.has {
+			out = append(out, o.h)
+		}
+	}
+	return out
+}
+
 // HasPrivate reports whether the private half is in the token.
 func (k *Key) HasPrivate() bool { return k.hasPriv }
 
 // keyCache maps labels to loaded keys so that the request path never calls
-// C_FindObjects for a key it has seen.
+// C_FindObjects for a key it has seen, and indexes every label in the token
+// so that creating a key or asking for a missing one does not walk the
+// token either (SoftHSM2's C_FindObjects reads every object: 100 ms with
+// 1,000 keys).
 type keyCache struct {
-	mu   sync.RWMutex
-	keys map[string]*Key
+	mu      sync.RWMutex
+	keys    map[string]*Key
+	labels  map[string]struct{}
+	scanned time.Time
 }
 
 // newKeyCache returns an empty cache.
-func newKeyCache() *keyCache { return &keyCache{keys: make(map[string]*Key)} }
+func newKeyCache() *keyCache {
+	return &keyCache{keys: make(map[string]*Key), labels: make(map[string]struct{})}
+}
+
+// hasLabel reports whether the index knows the label.
+func (c *keyCache) hasLabel(label string) bool {
+	c.mu.RLock()
+	_, ok := c.labels[label]
+	c.mu.RUnlock()
+	return ok
+}
+
+// setLabels replaces the index after a scan of the token.
+func (c *keyCache) setLabels(labels map[string]struct{}) {
+	c.mu.Lock()
+	c.labels, c.scanned = labels, time.Now()
+	c.mu.Unlock()
+}
+
+// sinceScan is the time since the index was last read from the token.
+func (c *keyCache) sinceScan() time.Duration {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return time.Since(c.scanned)
+}
+
+// sortedLabels lists the indexed labels in order.
+func (c *keyCache) sortedLabels() []string {
+	c.mu.RLock()
+	out := make([]string, 0, len(c.labels))
+	for l := range c.labels {
+		out = append(out, l)
+	}
+	c.mu.RUnlock()
+	sort.Strings(out)
+	return out
+}
 
 // get returns the cached key for label.
 func (c *keyCache) get(label string) (*Key, bool) {
@@ -101,18 +157,71 @@ func (c *keyCache) get(label string) (*Key, bool) {
 	return k, ok
 }
 
-// put caches k under its label.
+// put caches k under its label and indexes the label.
 func (c *keyCache) put(k *Key) {
 	c.mu.Lock()
 	c.keys[k.Label] = k
+	c.labels[k.Label] = struct{}{}
 	c.mu.Unlock()
 }
 
-// invalidate drops label from the cache.
+// invalidate drops label from the cache; the label stays indexed.
 func (c *keyCache) invalidate(label string) {
 	c.mu.Lock()
 	delete(c.keys, label)
 	c.mu.Unlock()
+}
+
+// forget drops label from the cache and from the index (the key is gone).
+func (c *keyCache) forget(label string) {
+	c.mu.Lock()
+	delete(c.keys, label)
+	delete(c.labels, label)
+	c.mu.Unlock()
+}
+
+// labelRescanInterval bounds how often a lookup of an unknown label may
+// re-read the whole label index from the token.
+var labelRescanInterval = 10 * time.Second
+
+// refreshLabels re-reads every label from the token: always when force is
+// set, otherwise at most once per labelRescanInterval.
+func (h *HSM) refreshLabels(ctx context.Context, force bool) error {
+	if !force && h.keys.sinceScan() < labelRescanInterval {
+		return nil
+	}
+	var labels map[string]struct{}
+	err := h.do(ctx, true, func(s *session) error {
+		var err error
+		labels, err = s.scanLabels()
+		return err
+	})
+	if err != nil {
+		return classify("index labels", err)
+	}
+	h.keys.setLabels(labels)
+	return nil
+}
+
+// scanLabels reads the label of every key object in the token.
+func (s *session) scanLabels() (map[string]struct{}, error) {
+	labels := map[string]struct{}{}
+	for _, class := range []uint{pkcs11.CKO_PRIVATE_KEY, pkcs11.CKO_PUBLIC_KEY, pkcs11.CKO_SECRET_KEY} {
+		objs, err := s.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, class), pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true)})
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range objs {
+			attrs, err := s.h.ctx.GetAttributeValue(s.s, o, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil)})
+			if err != nil {
+				return nil, fmt.Errorf("read label: %w", err)
+			}
+			if l := string(attrs[0].Value); l != "" {
+				labels[l] = struct{}{}
+			}
+		}
+	}
+	return labels, nil
 }
 
 // clear drops everything (after the token was reconnected).
@@ -125,10 +234,21 @@ func (c *keyCache) clear() {
 // metaApplication tags hsmgate's metadata objects (CKA_APPLICATION).
 const metaApplication = "hsmgate/key-meta"
 
-// Key returns the key with that label, loading it from the token on first use.
+// Key returns the key with that label, loading it from the token on first
+// use. A label missing from the label index is not searched in the token,
+// except by a rate-limited refresh of the whole index (labels another
+// instance created become visible that way).
 func (h *HSM) Key(ctx context.Context, label string) (*Key, error) {
 	if k, ok := h.keys.get(label); ok {
 		return k, nil
+	}
+	if !h.keys.hasLabel(label) {
+		if err := h.refreshLabels(ctx, false); err != nil {
+			return nil, err
+		}
+		if !h.keys.hasLabel(label) {
+			return nil, fmt.Errorf("%w: %q", ErrNotFound, label)
+		}
 	}
 	var k *Key
 	err := h.do(ctx, true, func(s *session) error {
@@ -178,6 +298,13 @@ func (s *session) loadKey(label string) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.keyFromObjects(label, objs)
+}
+
+// keyFromObjects describes the key made of the given objects of a label.
+// Operations that just created the objects call it directly, so that no
+// C_FindObjects (linear in the token's size) runs on their path.
+func (s *session) keyFromObjects(label string, objs []pkcs11.ObjectHandle) (*Key, error) {
 	if len(objs) == 0 {
 		return nil, fmt.Errorf("%w: %q", ErrNotFound, label)
 	}

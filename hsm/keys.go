@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 
 	"github.com/google/uuid"
 	"github.com/miekg/pkcs11"
@@ -98,19 +97,17 @@ var hmacMechanisms = map[string]uint{
 }
 
 // mutate serialises label-changing operations so that two requests cannot
-// create the same label, refuses a label that exists, and caches the result.
+// create the same label, refuses a label the index knows, and caches the
+// result.
 func (h *HSM) mutate(ctx context.Context, label string, fn func(*session) (*Key, error)) (*Key, error) {
 	h.labels.Lock()
 	defer h.labels.Unlock()
+	if h.keys.hasLabel(label) {
+		return nil, fmt.Errorf("%w: %q", ErrExists, label)
+	}
 	var k *Key
 	err := h.do(ctx, false, func(s *session) error {
-		objs, err := s.findByLabel(label)
-		if err != nil {
-			return err
-		}
-		if len(objs) > 0 {
-			return fmt.Errorf("%w: %q", ErrExists, label)
-		}
+		var err error
 		k, err = fn(s)
 		return err
 	})
@@ -211,7 +208,7 @@ func (s *session) createKey(req *CreateKeyRequest) (*Key, error) {
 		return nil, err
 	}
 	created = append(created, mo)
-	k, err := s.loadKey(req.Label)
+	k, err := s.keyFromObjects(req.Label, created)
 	if err != nil {
 		return nil, err
 	}
@@ -261,65 +258,47 @@ func (h *HSM) DeleteKey(ctx context.Context, label string) error {
 	}
 	h.labels.Lock()
 	defer h.labels.Unlock()
-	defer h.keys.invalidate(label)
-	err = h.do(ctx, true, func(s *session) error {
-		objs, err := s.findByLabel(label)
-		if err != nil {
-			return err
-		}
+	err = h.useKey(ctx, k, func(s *session, k *Key) error {
 		// Key objects first, metadata last: a failure leaves a key that is
 		// still described, never a description without a key.
-		sort.SliceStable(objs, func(i, j int) bool { return objs[i] == k.meta && objs[j] != k.meta })
-		for i := len(objs) - 1; i >= 0; i-- {
-			if err := h.ctx.DestroyObject(s.s, objs[i]); err != nil {
+		for _, o := range append(k.objects(), k.meta) {
+			if o == 0 {
+				continue
+			}
+			if err := h.ctx.DestroyObject(s.s, o); err != nil {
 				return fmt.Errorf("C_DestroyObject: %w", err)
 			}
 		}
 		return nil
 	})
-	return classify("delete "+quote(label), err)
+	if err != nil {
+		h.keys.invalidate(label)
+		return classify("delete "+quote(label), err)
+	}
+	h.keys.forget(label)
+	return nil
 }
 
-// ListKeys returns the labels of every key hsmgate manages in the token,
-// sorted, without the internal keys. With customer set, only that customer's.
+// ListKeys returns the labels of every key in the token, sorted, without
+// the internal keys. With customer set, only that customer's. It reads the
+// label index, not the token.
 func (h *HSM) ListKeys(ctx context.Context, customer string) ([]string, error) {
+	if !h.Ready() {
+		return nil, fmt.Errorf("%w: reconnecting", ErrUnavailable)
+	}
 	var labels []string
-	err := h.do(ctx, true, func(s *session) error {
-		labels = labels[:0]
-		seen := map[string]bool{}
-		for _, class := range []uint{pkcs11.CKO_PRIVATE_KEY, pkcs11.CKO_PUBLIC_KEY, pkcs11.CKO_SECRET_KEY} {
-			objs, err := s.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, class), pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true)})
-			if err != nil {
-				return err
-			}
-			for _, o := range objs {
-				attrs, err := h.ctx.GetAttributeValue(s.s, o, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil)})
-				if err != nil {
-					return fmt.Errorf("read label: %w", err)
-				}
-				l := string(attrs[0].Value)
-				if l == "" || seen[l] || l == PepperKeyLabel || l == AttestationKeyLabel {
-					continue
-				}
-				seen[l] = true
-				labels = append(labels, l)
+	for _, l := range h.keys.sortedLabels() {
+		if l == PepperKeyLabel || l == AttestationKeyLabel {
+			continue
+		}
+		if customer != "" {
+			k, err := h.Key(ctx, l)
+			if err != nil || k.Meta.Customer != customer {
+				continue
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, classify("list keys", err)
+		labels = append(labels, l)
 	}
-	if customer != "" {
-		kept := labels[:0]
-		for _, l := range labels {
-			if k, err := h.Key(ctx, l); err == nil && k.Meta.Customer == customer {
-				kept = append(kept, l)
-			}
-		}
-		labels = kept
-	}
-	sort.Strings(labels)
 	return labels, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hsmgate/hsmgate/softhsm"
+	"github.com/miekg/pkcs11"
 )
 
 // signOnce signs a fixed payload with k and fails the test on error.
@@ -180,5 +181,37 @@ func TestParseURI(t *testing.T) {
 		if _, err := ParseURI(bad); err == nil {
 			t.Errorf("ParseURI(%q) accepted", bad)
 		}
+	}
+}
+
+func TestLabelIndexSeesKeysCreatedBehindItsBack(t *testing.T) {
+	h := newTestHSM(t)
+	ctx := context.Background()
+	// Another program (or instance) creates an AES key in the same token.
+	_, err := h.run(ctx, func(s *session) error {
+		_, err := h.ctx.GenerateKey(s.s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true), pkcs11.NewAttribute(pkcs11.CKA_LABEL, "foreign"),
+			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32), pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true)})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := labelRescanInterval
+	t.Cleanup(func() { labelRescanInterval = old })
+	labelRescanInterval = time.Hour
+	if _, err := h.Key(ctx, "foreign"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown label looked up in the token without a rescan: %v", err)
+	}
+	labelRescanInterval = 0
+	k, err := h.Key(ctx, "foreign")
+	if err != nil {
+		t.Fatalf("after a rescan: %v", err)
+	}
+	if k.Meta.Algorithm != AlgAES || k.Meta.Origin != "external" {
+		t.Fatalf("foreign key described as %+v", k.Meta)
+	}
+	if _, err := h.CreateKey(ctx, &CreateKeyRequest{Label: "foreign", Algorithm: AlgAES, KeySize: 128, Flags: allFlags}); !errors.Is(err, ErrExists) {
+		t.Fatalf("creating over a foreign label: %v", err)
 	}
 }

@@ -362,7 +362,7 @@ func (s *session) unwrapKey(m wrapMethod, u *Key, req *UnwrapRequest) (*Key, err
 		return nil, err
 	}
 	created = append(created, mo)
-	k, err := s.loadKey(req.Label)
+	k, err := s.keyFromObjects(req.Label, created)
 	if err != nil {
 		return nil, err
 	}
