@@ -45,6 +45,10 @@ type ServerConfig struct {
 	MaxBodyBytes    int64         `yaml:"maxBodyBytes"`
 	AccessLog       *bool         `yaml:"accessLog"`
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+	// GCPercent is the garbage collector target (GOGC) unless GOGC is set.
+	GCPercent int `yaml:"gcPercent"`
+	// MaxProcs is GOMAXPROCS unless that variable is set; 0 means CPUs + 1.
+	MaxProcs int `yaml:"maxProcs"`
 }
 
 // LogConfig selects the log format and level.
@@ -118,6 +122,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Server.ShutdownTimeout == 0 {
 		c.Server.ShutdownTimeout = 30 * time.Second
+	}
+	if c.Server.GCPercent == 0 {
+		c.Server.GCPercent = 400
 	}
 	if c.Log.Format == "" {
 		c.Log.Format = "json"

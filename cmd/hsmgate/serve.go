@@ -75,6 +75,7 @@ func openHSM(cfg *Config, log *slog.Logger) (*hsm.HSM, error) {
 // then lets in-flight requests finish. ready, when set, receives the bound
 // address once the listener is up.
 func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr string)) error {
+	tuneRuntime(cfg.Server, log)
 	h, err := openHSM(cfg, log)
 	if err != nil {
 		return err
