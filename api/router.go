@@ -50,7 +50,7 @@ type server struct {
 	stats statsCache
 }
 
-// contextKey names values stored in the gin context.
+// principalKey is where authenticate stores the Principal in the gin context.
 const principalKey = "hsmgate.principal"
 
 // New returns the gin engine serving the whole API.

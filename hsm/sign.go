@@ -157,14 +157,9 @@ func (h *HSM) useKey(ctx context.Context, k *Key, fn func(*session, *Key) error)
 // earlier connection.
 func (h *HSM) useKeyOnce(ctx context.Context, k *Key, fn func(*session, *Key) error) error {
 	return h.do(ctx, true, func(s *session) error {
-		cur := k
-		if cur.st != s.st {
-			fresh, err := s.loadKey(k.Label)
-			if err != nil {
-				return err
-			}
-			h.keys.put(fresh)
-			cur = fresh
+		cur, err := s.keyOnSession(k, false)
+		if err != nil {
+			return err
 		}
 		return fn(s, cur)
 	})
