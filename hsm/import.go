@@ -620,12 +620,7 @@ func (s *session) importKey(req *ImportKeyRequest, p *importPlan, salt, mac []by
 			return nil, err
 		}
 	}
-	mo, err := s.createMeta(req.Label, meta)
-	if err != nil {
-		return nil, err
-	}
-	created = append(created, mo)
-	k, err := s.keyFromObjects(req.Label, created)
+	k, err := s.finishKey(req.Label, meta, &created)
 	if err != nil {
 		return nil, err
 	}

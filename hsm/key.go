@@ -397,6 +397,18 @@ func (s *session) createMeta(label string, m Meta) (pkcs11.ObjectHandle, error) 
 	return o, nil
 }
 
+// finishKey stores the metadata of freshly created key objects and returns
+// the key. The metadata handle is appended to created first, so that the
+// caller's cleanup of a failed creation removes it too.
+func (s *session) finishKey(label string, meta Meta, created *[]pkcs11.ObjectHandle) (*Key, error) {
+	mo, err := s.createMeta(label, meta)
+	if err != nil {
+		return nil, err
+	}
+	*created = append(*created, mo)
+	return s.keyFromObjects(label, *created)
+}
+
 // adoptForeignKey describes a key created by another tool from its attributes.
 func (s *session) adoptForeignKey(k *Key) error {
 	o := k.secret

@@ -203,12 +203,7 @@ func (s *session) createKey(req *CreateKeyRequest) (*Key, error) {
 		created = append(created, o)
 	}
 	meta.PasswordSalt, meta.PasswordMAC = req.passwordSalt, req.passwordMAC
-	mo, err := s.createMeta(req.Label, meta)
-	if err != nil {
-		return nil, err
-	}
-	created = append(created, mo)
-	k, err := s.keyFromObjects(req.Label, created)
+	k, err := s.finishKey(req.Label, meta, &created)
 	if err != nil {
 		return nil, err
 	}

@@ -357,12 +357,7 @@ func (s *session) unwrapKey(m wrapMethod, u *Key, req *UnwrapRequest) (*Key, err
 		}
 		meta.Algorithm, meta.CurveOID = AlgED, OIDEd25519
 	}
-	mo, err := s.createMeta(req.Label, meta)
-	if err != nil {
-		return nil, err
-	}
-	created = append(created, mo)
-	k, err := s.keyFromObjects(req.Label, created)
+	k, err := s.finishKey(req.Label, meta, &created)
 	if err != nil {
 		return nil, err
 	}
