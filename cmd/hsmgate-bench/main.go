@@ -1,0 +1,443 @@
+// Command hsmgate-bench measures hsmgate on this machine: the raw PKCS#11
+// throughput and latency of four operations through package hsm, the same
+// operations over the HTTPS REST API of the real server, and ECDSA signing
+// with 10 vs 10,000 keys in the token. Both sides use SoftHSM2 tokens and
+// the same key types.
+//
+//	go run ./cmd/hsmgate-bench [-duration 3s] [-conc 1,8,32] [-json bench-results.json]
+//	                           [-quick] [-keys10k=false] [-keys N] [-keysbudget 30m]
+//	                           [-pool N] [-cpuprofile FILE] [-keysprofile FILE]
+//
+// By default the REST server is the real binary (go build ./cmd/hsmgate):
+// `hsmgate dev` creates its token, PKI and credentials (and serves with the
+// access log on, which is measured for ECDSA signing), then `hsmgate serve`
+// runs on a copy of its configuration with the access log off for the main
+// measurements. -cpuprofile (or -inprocess) runs the server inside this
+// process instead, sharing the raw token, and profiles the REST phase.
+//
+// It is a measurement, not a test: a missed target is printed as MISSED and
+// recorded in the JSON, but never makes the process fail.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hsmgate/hsmgate/hsm"
+)
+
+// main parses the flags, runs the bench and exits non-zero only when the
+// measurement itself could not be made.
+func main() {
+	opts, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hsmgate-bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = run(ctx, opts)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hsmgate-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the parsed command-line flags.
+type options struct {
+	duration, warmup time.Duration
+	concs            []int
+	jsonPath         string
+	quick            bool
+	keys10k          bool
+	manyKeys         int
+	keysBudget       time.Duration
+	cpuProfile       string
+	keysProfile      string
+	inProcess        bool
+	binary           string
+	accessLog        bool
+	poolSize         int
+}
+
+// parseFlags reads the flags; -quick shortens what was not set explicitly.
+func parseFlags(args []string) (*options, error) {
+	fs := flag.NewFlagSet("hsmgate-bench", flag.ContinueOnError)
+	o := &options{}
+	conc := fs.String("conc", "1,8,32", "comma-separated concurrencies (closed-loop workers per cell)")
+	fs.DurationVar(&o.duration, "duration", 3*time.Second, "measured time per cell")
+	fs.DurationVar(&o.warmup, "warmup", 0, "warm-up per cell before measuring (0: duration/6, within 100ms..1s)")
+	fs.StringVar(&o.jsonPath, "json", "bench-results.json", "write the results as JSON to this file")
+	fs.BoolVar(&o.quick, "quick", false, "short smoke run: 500ms cells and 200 keys in the key-count test")
+	fs.BoolVar(&o.keys10k, "keys10k", true, "run the 10 vs 10,000 keys test")
+	fs.IntVar(&o.manyKeys, "keys", 10000, "number of EC keys in the large case of the key-count test")
+	fs.DurationVar(&o.keysBudget, "keysbudget", 30*time.Minute, "stop creating keys for the key-count test after this long and measure with the keys created")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "run the server in-process and write a CPU profile of the REST phase to this file")
+	fs.StringVar(&o.keysProfile, "keysprofile", "", "run the server in-process and write a CPU profile of the key-count measurements with the full token to this file")
+	fs.BoolVar(&o.inProcess, "inprocess", false, "run the server in this process (implied by -cpuprofile and -keysprofile)")
+	fs.StringVar(&o.binary, "hsmgate", "", "use this hsmgate binary instead of building ./cmd/hsmgate")
+	fs.BoolVar(&o.accessLog, "accesslog", true, "also measure ECDSA signing with the access log on (binary mode)")
+	fs.IntVar(&o.poolSize, "pool", 0, "PKCS#11 session pool size for both sides (0: the hsm default)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.quick && !set["duration"] {
+		o.duration = 500 * time.Millisecond
+	}
+	if o.quick && !set["keys"] {
+		o.manyKeys = 200
+	}
+	if o.warmup == 0 {
+		o.warmup = min(max(o.duration/6, 100*time.Millisecond), time.Second)
+	}
+	o.inProcess = o.inProcess || o.cpuProfile != "" || o.keysProfile != ""
+	var err error
+	if o.concs, err = parseConcurrencies(*conc); err != nil {
+		return nil, err
+	}
+	if o.duration <= 0 {
+		return nil, fmt.Errorf("-duration must be positive")
+	}
+	if o.keys10k && o.manyKeys <= fewKeys {
+		return nil, fmt.Errorf("-keys must be larger than %d", fewKeys)
+	}
+	return o, nil
+}
+
+// parseConcurrencies parses "1,8,32".
+func parseConcurrencies(s string) ([]int, error) {
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(part))
+		if err != nil || n < 1 || n > 4096 {
+			return nil, fmt.Errorf("-conc: %q is not a concurrency between 1 and 4096", part)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// run performs the whole measurement and writes the reports. Errors are
+// failures to measure, never missed targets.
+func run(ctx context.Context, o *options) (err error) {
+	began := time.Now()
+	tmp, err := os.MkdirTemp("", "hgbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	rep := newReport(o, began)
+
+	logf("raw: provisioning a SoftHSM2 token in %s", tmp)
+	h, err := openRawToken(filepath.Join(tmp, "raw"), o.poolSize)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	rep.Server.RawPoolSize, _ = h.PoolStats()
+	ops := operations()
+	rawOps, err := prepareRaw(ctx, h, ops)
+	if err != nil {
+		return err
+	}
+
+	srv, accessLogOn, err := startServer(ctx, o, h, tmp, ops)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	rep.Server.Mode = srv.mode
+	client, err := newRESTClient(srv, slices.Max(append(slices.Clone(o.concs), keyCountConcurrencies...)))
+	if err != nil {
+		return err
+	}
+	defer client.close()
+	if err := rep.addVersionInfo(ctx, client); err != nil {
+		return err
+	}
+	restOps, err := prepareREST(ctx, client, ops, !o.inProcess)
+	if err != nil {
+		return err
+	}
+
+	measureErr := measureAll(ctx, o, rep, client, ops, rawOps, restOps, accessLogOn)
+	rep.Interrupted = ctx.Err() != nil
+	if measureErr != nil && !rep.Interrupted {
+		return measureErr
+	}
+	rep.finish(time.Since(began))
+	printReport(os.Stdout, rep)
+	if err := writeJSON(o.jsonPath, rep); err != nil {
+		return err
+	}
+	logf("results written to %s (run time %s)", o.jsonPath, time.Since(began).Round(time.Second))
+	return measureErr
+}
+
+// measureAll runs the raw/REST matrix and the key-count test into rep. When
+// ctx ends, what was measured so far stays in rep and ctx's error is returned.
+func measureAll(ctx context.Context, o *options, rep *Report, client *restClient, ops []operation, rawOps, restOps []opFunc, accessLogOn []Stats) error {
+	var err error
+	rep.Cells, err = runMatrix(ctx, o, ops, rawOps, restOps)
+	rep.setAccessLog(accessLogOn)
+	if err != nil || !o.keys10k {
+		return err
+	}
+	rep.KeyCount, err = runKeyCount(ctx, client, o.manyKeys, o.keysBudget, o.warmup, o.duration, o.keysProfile)
+	if err != nil {
+		rep.KeyCount.Error = err.Error()
+		logf("key-count test failed: %v", err)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// openRawToken provisions a SoftHSM2 token in dir and opens it with the
+// given pool size (0: the hsm default, as the server uses).
+func openRawToken(dir string, poolSize int) (*hsm.HSM, error) {
+	tok, err := provisionToken(dir)
+	if err != nil {
+		return nil, err
+	}
+	return hsm.Open(hsm.Config{ModulePath: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN, PoolSize: poolSize}, quietLogger())
+}
+
+// rawLabel names the raw side's key of an operation.
+func rawLabel(op operation) string { return "bench-raw-" + op.ID }
+
+// restLabel names the REST side's key of an operation.
+func restLabel(op operation) string { return "bench-rest-" + op.ID }
+
+// prepareRaw creates one key per operation with hsm.CreateKey and returns
+// the raw operations.
+func prepareRaw(ctx context.Context, h *hsm.HSM, ops []operation) ([]opFunc, error) {
+	var out []opFunc
+	for _, op := range ops {
+		req := op.rawKey
+		req.Label = rawLabel(op)
+		if _, err := h.CreateKey(ctx, &req); err != nil {
+			return nil, fmt.Errorf("raw: create %s key: %w", op.Name, err)
+		}
+		f, err := op.rawOp(h, req.Label, randomBytes(op.payloadLen))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// prepareREST creates one key per operation with POST /v1/key (unless
+// created already) and returns the REST operations with pre-encoded bodies.
+func prepareREST(ctx context.Context, c *restClient, ops []operation, created bool) ([]opFunc, error) {
+	var out []opFunc
+	for _, op := range ops {
+		if !created {
+			if err := c.createKey(ctx, restLabel(op), op.restKey); err != nil {
+				return nil, fmt.Errorf("REST: create %s key: %w", op.Name, err)
+			}
+		}
+		body, err := op.restBody(restLabel(op), randomBytes(op.payloadLen))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c.postOp(op.restPath, body))
+	}
+	return out, nil
+}
+
+// startServer starts the REST server. In binary mode it builds hsmgate,
+// runs `hsmgate dev` (creating the REST keys there and, with -accesslog,
+// measuring ECDSA signing with the access log on), stops it and runs
+// `hsmgate serve` with the access log off. It returns the access-log-on
+// measurements, if any.
+func startServer(ctx context.Context, o *options, h *hsm.HSM, tmp string, ops []operation) (*restServer, []Stats, error) {
+	if o.inProcess {
+		logf("REST: starting the server in-process")
+		srv, err := startInProcessServer(ctx, h, filepath.Join(tmp, "inprocess"))
+		return srv, nil, err
+	}
+	bin := o.binary
+	if bin == "" {
+		var err error
+		if bin, err = buildHsmgate(ctx, filepath.Join(tmp, "bin")); err != nil {
+			return nil, nil, err
+		}
+	}
+	dir := filepath.Join(tmp, "dev")
+	logf("REST: hsmgate dev --dir %s --listen 127.0.0.1:0", dir)
+	dev, err := startDevServer(ctx, bin, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer dev.stop()
+	on, err := devPhase(ctx, o, dev, ops)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := dev.stop(); err != nil {
+		return nil, nil, err
+	}
+	logf("REST: hsmgate serve --config %s (access log off)", filepath.Join(dir, "bench-config.yaml"))
+	srv, err := startServeNoAccessLog(ctx, bin, dir, o.poolSize)
+	return srv, on, err
+}
+
+// devPhase creates the REST keys through the dev server and, with
+// -accesslog, measures ECDSA signing at every concurrency with the access
+// log on.
+func devPhase(ctx context.Context, o *options, dev *restServer, ops []operation) ([]Stats, error) {
+	c, err := newRESTClient(dev, slices.Max(o.concs))
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	restOps, err := prepareREST(ctx, c, ops, false)
+	if err != nil || !o.accessLog {
+		return nil, err
+	}
+	var on []Stats
+	for _, conc := range o.concs {
+		s, err := measure(ctx, conc, o.warmup, o.duration, restOps[0])
+		if err != nil {
+			return nil, err
+		}
+		logf("  access log on: %s c=%d: %.0f ops/s, p50 %.3f ms, p99 %.3f ms", ops[0].Name, conc, s.OpsPerSec, s.P50Ms, s.P99Ms)
+		on = append(on, s)
+	}
+	return on, nil
+}
+
+// buildHsmgate builds ./cmd/hsmgate of the enclosing module into dir.
+func buildHsmgate(ctx context.Context, dir string) (string, error) {
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "hsmgate")
+	logf("building %s/cmd/hsmgate", root)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./cmd/hsmgate")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/hsmgate: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// moduleRoot returns the directory of the go.mod enclosing the working directory.
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("not inside the hsmgate module: run from the repository or pass -hsmgate BINARY")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// runMatrix measures every operation at every concurrency, raw and REST.
+// On error it returns the cells measured before.
+// Normally raw and REST cells alternate so that drift affects both alike;
+// with -cpuprofile every raw cell runs first and the profile covers only
+// the REST cells.
+func runMatrix(ctx context.Context, o *options, ops []operation, rawOps, restOps []opFunc) ([]Cell, error) {
+	var cells []Cell
+	for i, op := range ops {
+		for _, conc := range o.concs {
+			cells = append(cells, Cell{Operation: op.Name, OperationID: op.ID, Concurrency: conc, rawOp: rawOps[i], restOp: restOps[i]})
+		}
+	}
+	phases := [][]string{{"raw", "REST"}}
+	if o.cpuProfile != "" {
+		phases = [][]string{{"raw"}, {"REST"}}
+	}
+	for _, sides := range phases {
+		stopProfile, err := maybeProfile(o, sides)
+		if err != nil {
+			return nil, err
+		}
+		for i := range cells {
+			if err := measureCell(ctx, o, &cells[i], sides); err != nil {
+				stopProfile()
+				return cells[:i], err
+			}
+		}
+		stopProfile()
+	}
+	return cells, nil
+}
+
+// maybeProfile starts the CPU profile when profiling and the phase is REST only.
+func maybeProfile(o *options, sides []string) (func(), error) {
+	if o.cpuProfile == "" || len(sides) != 1 || sides[0] != "REST" {
+		return func() {}, nil
+	}
+	return startProfile(o.cpuProfile, "the REST phase")
+}
+
+// startProfile writes a CPU profile to path until the returned function is
+// called; an empty path profiles nothing.
+func startProfile(path, what string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	logf("CPU profile of %s → %s", what, path)
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
+// measureCell measures the given sides of one cell and logs the result.
+func measureCell(ctx context.Context, o *options, c *Cell, sides []string) error {
+	for _, side := range sides {
+		op, dst := c.rawOp, &c.Raw
+		if side == "REST" {
+			op, dst = c.restOp, &c.REST
+		}
+		s, err := measure(ctx, c.Concurrency, o.warmup, o.duration, op)
+		if err != nil {
+			return err
+		}
+		*dst = s
+		logf("%-4s %-22s c=%-3d %9.0f ops/s  p50 %7.3f ms  p99 %7.3f ms  errors %d  own CPU %.2f cores %5.0f µs/op, foreign %.2f cores",
+			side, c.Operation, c.Concurrency, s.OpsPerSec, s.P50Ms, s.P99Ms, s.Errors, s.CPUOwnCores, s.CPUUsPerOp, s.CPUForeignCores)
+		if s.FirstError != "" {
+			logf("     first error: %s", s.FirstError)
+		}
+	}
+	c.Ratio = ratio(c.REST.OpsPerSec, c.Raw.OpsPerSec)
+	return nil
+}
