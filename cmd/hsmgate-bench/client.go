@@ -26,6 +26,9 @@ type restClient struct {
 	base   string
 	hc     *http.Client
 	tokens map[string]string
+	// host and lean serve the measured requests (see leanPool).
+	host string
+	lean *leanPool
 }
 
 // newRESTClient returns a client for srv that trusts srv.caFile and keeps
@@ -47,11 +50,15 @@ func newRESTClient(srv *restServer, maxConc int) (*restClient, error) {
 		DisableCompression:  true,
 		ForceAttemptHTTP2:   false,
 	}
-	return &restClient{base: "https://" + srv.addr, hc: &http.Client{Transport: tr, Timeout: requestTimeout}, tokens: srv.tokens}, nil
+	return &restClient{base: "https://" + srv.addr, hc: &http.Client{Transport: tr, Timeout: requestTimeout}, tokens: srv.tokens,
+		host: srv.addr, lean: newLeanPool(srv.addr, tr.TLSClientConfig.Clone(), maxConc)}, nil
 }
 
 // close drops the idle connections.
-func (c *restClient) close() { c.hc.CloseIdleConnections() }
+func (c *restClient) close() {
+	c.hc.CloseIdleConnections()
+	c.lean.close()
+}
 
 // do sends one request with the role's X-API-KEY and fails unless the
 // status is want. The response body is read to the end (so the connection
@@ -88,20 +95,20 @@ func (c *restClient) do(ctx context.Context, method, path, role string, body []b
 // jsonContentType is the shared Content-Type header value.
 var jsonContentType = []string{"application/json"}
 
-// postOp returns the load operation that posts one pre-encoded body and expects 200.
+// postOp returns the load operation that posts one pre-encoded body with
+// the keyOperationToken and expects 200.
 func (c *restClient) postOp(path string, body []byte) opFunc {
-	return func(ctx context.Context, _ uint64) error {
-		_, err := c.do(ctx, http.MethodPost, path, roleKeyOperation, body, http.StatusOK, false)
-		return err
-	}
+	req := renderRequest(c.host, path, c.tokens[roleKeyOperation], body)
+	return func(ctx context.Context, _ uint64) error { return c.lean.roundTrip(ctx, req) }
 }
 
 // roundRobinOp returns the load operation that posts bodies[seq % len(bodies)].
 func (c *restClient) roundRobinOp(path string, bodies [][]byte) opFunc {
-	return func(ctx context.Context, seq uint64) error {
-		_, err := c.do(ctx, http.MethodPost, path, roleKeyOperation, bodies[seq%uint64(len(bodies))], http.StatusOK, false)
-		return err
+	reqs := make([][]byte, len(bodies))
+	for i, b := range bodies {
+		reqs[i] = renderRequest(c.host, path, c.tokens[roleKeyOperation], b)
 	}
+	return func(ctx context.Context, seq uint64) error { return c.lean.roundTrip(ctx, reqs[seq%uint64(len(reqs))]) }
 }
 
 // createKey creates a key with POST /v1/key (keyManagementToken, 201).
