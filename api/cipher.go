@@ -142,6 +142,6 @@ func (s *server) decrypt(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"payload": b64(out)})
+	c.JSON(http.StatusOK, decryptResponse{Payload: b64(out)})
 	return nil
 }

@@ -36,6 +36,23 @@ type signRequest struct {
 	} `json:"signRequest"`
 }
 
+// Response bodies of the hot operations, as structs so that rendering them
+// needs no map.
+type (
+	signResponse struct {
+		Signature string `json:"signature"`
+	}
+	verifyResponse struct {
+		SignatureValid bool `json:"signatureValid"`
+	}
+	hmacResponse struct {
+		KeyedHash string `json:"keyedHash"`
+	}
+	decryptResponse struct {
+		Payload string `json:"payload"`
+	}
+)
+
 // payloadTypes are the accepted payloadType values; none changes the maths.
 var payloadTypes = map[string]bool{"": true, "UNSPECIFIED": true, "ISO_20022": true, "PDF": true, "BTC": true, "ETH": true, "HEX": true}
 
@@ -98,7 +115,7 @@ func (s *server) sign(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"signature": b64(sig)})
+	c.JSON(http.StatusOK, signResponse{Signature: b64(sig)})
 	return nil
 }
 
@@ -168,7 +185,7 @@ func (s *server) verify(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"signatureValid": ok})
+	c.JSON(http.StatusOK, verifyResponse{SignatureValid: ok})
 	return nil
 }
 
@@ -205,7 +222,7 @@ func (s *server) verifyHMAC(c *gin.Context, r *hmacFields) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"signatureValid": ok})
+	c.JSON(http.StatusOK, verifyResponse{SignatureValid: ok})
 	return nil
 }
 
@@ -225,7 +242,7 @@ func (s *server) hmac(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"keyedHash": b64(mac)})
+	c.JSON(http.StatusOK, hmacResponse{KeyedHash: b64(mac)})
 	return nil
 }
 

@@ -48,6 +48,8 @@ type server struct {
 	log   *slog.Logger
 	build Build
 	stats statsCache
+	// required maps each registered route pattern to the roles it needs.
+	required map[string]roles.Set
 }
 
 // principalKey is where authenticate stores the Principal in the gin context.
@@ -83,12 +85,19 @@ func New(opts Options) *gin.Engine {
 	s.keyRoutes(v1)
 	s.operationRoutes(v1)
 	s.serviceRoutes(v1)
+	// Resolve the role table once per registered route, not per request.
+	s.required = map[string]roles.Set{}
+	for _, rt := range r.Routes() {
+		if set, ok := roles.Required(rt.Path); ok {
+			s.required[rt.Path] = set
+		}
+	}
 	return r
 }
 
 // authenticate resolves the Principal and enforces the route table.
 func (s *server) authenticate(c *gin.Context) {
-	required, ok := roles.Required(c.FullPath())
+	required, ok := s.required[c.FullPath()]
 	if !ok {
 		// A route outside the table is a programming error: deny.
 		c.AbortWithStatusJSON(http.StatusForbidden, envelope{400, "res.error.security.not.allowed", "route is not in the role table"})
