@@ -45,7 +45,7 @@ type HSM struct {
 	reconnects atomic.Uint64
 
 	keys *keyCache
-	// labels serialises operations that create or remove labels.
+	// labels serialises deletions and metadata updates (read-modify-write).
 	labels sync.Mutex
 	ivs    *randomBuffer
 	stopCh chan struct{}

@@ -86,3 +86,38 @@ func TestECDSASignVerifiesWithGo(t *testing.T) {
 		t.Fatalf("duplicate label: %v", err)
 	}
 }
+
+func TestConcurrentCreatesOfOneLabel(t *testing.T) {
+	h := newTestHSM(t)
+	ctx := context.Background()
+	const n = 8
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := h.CreateKey(ctx, &CreateKeyRequest{Label: "same", Algorithm: AlgAES, KeySize: 128, Flags: signFlags})
+			errs <- err
+		}()
+	}
+	created := 0
+	for i := 0; i < n; i++ {
+		err := <-errs
+		switch {
+		case err == nil:
+			created++
+		case !errors.Is(err, ErrExists):
+			t.Fatalf("unexpected error: %v", err)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d creations of one label succeeded, want 1", created)
+	}
+	var objs int
+	_, _ = h.run(ctx, func(s *session) error {
+		o, err := s.findByLabel("same")
+		objs = len(o)
+		return err
+	})
+	if objs != 2 { // the secret key and its metadata
+		t.Fatalf("%d objects carry the label, want 2", objs)
+	}
+}

@@ -108,11 +108,34 @@ type keyCache struct {
 	keys    map[string]*Key
 	labels  map[string]struct{}
 	scanned time.Time
+	// reserved holds labels whose creation is in progress.
+	reserved map[string]struct{}
 }
 
 // newKeyCache returns an empty cache.
 func newKeyCache() *keyCache {
-	return &keyCache{keys: make(map[string]*Key), labels: make(map[string]struct{})}
+	return &keyCache{keys: make(map[string]*Key), labels: make(map[string]struct{}), reserved: make(map[string]struct{})}
+}
+
+// reserve claims a label for a creation; it fails when the label exists or
+// another creation holds it.
+func (c *keyCache) reserve(label string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, exists := c.labels[label]
+	_, taken := c.reserved[label]
+	if exists || taken {
+		return false
+	}
+	c.reserved[label] = struct{}{}
+	return true
+}
+
+// release ends a reservation (after the key was indexed, or the creation failed).
+func (c *keyCache) release(label string) {
+	c.mu.Lock()
+	delete(c.reserved, label)
+	c.mu.Unlock()
 }
 
 // hasLabel reports whether the index knows the label.

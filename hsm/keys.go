@@ -96,15 +96,14 @@ var hmacMechanisms = map[string]uint{
 	"SHA384": pkcs11.CKM_SHA384_HMAC, "SHA512": pkcs11.CKM_SHA512_HMAC,
 }
 
-// mutate serialises label-changing operations so that two requests cannot
-// create the same label, refuses a label the index knows, and caches the
-// result.
+// mutate runs a creation under a reservation of its label, so that two
+// requests cannot create the same label while different labels are created
+// in parallel; it refuses a label the index knows and caches the result.
 func (h *HSM) mutate(ctx context.Context, label string, fn func(*session) (*Key, error)) (*Key, error) {
-	h.labels.Lock()
-	defer h.labels.Unlock()
-	if h.keys.hasLabel(label) {
+	if !h.keys.reserve(label) {
 		return nil, fmt.Errorf("%w: %q", ErrExists, label)
 	}
+	defer h.keys.release(label)
 	var k *Key
 	err := h.do(ctx, false, func(s *session) error {
 		var err error
