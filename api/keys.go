@@ -143,6 +143,10 @@ func keySpec(req *createKeyRequest) (*hsm.CreateKeyRequest, error) {
 	case "":
 		return nil, errValidation("algorithm is required")
 	default:
+		if alg == "DSA" {
+			// SoftHSM2 offers DSA mechanisms, but no TSB signature algorithm uses DSA keys.
+			return nil, errKeyType("algorithm DSA is not supported by this HSM gateway: the API defines no DSA signature algorithm")
+		}
 		if name, ok := unsupportedKeyAlgorithms[alg]; ok {
 			return nil, errKeyType("algorithm %s is not supported by this HSM", name)
 		}
