@@ -115,6 +115,10 @@ func checkLabel(field, label string) error {
 		if !unicode.IsPrint(r) {
 			return errKeyName("%s must be 1 to %d printable characters", field, maxLabelLength)
 		}
+		if r == '/' {
+			// The label is a path segment in /v1/key/{label}/attributes.
+			return errKeyName("%s must not contain '/'", field)
+		}
 	}
 	return nil
 }

@@ -101,3 +101,10 @@ func FuzzRequestDecoders(f *testing.F) {
 		}
 	})
 }
+
+func TestLabelWithSlashRefused(t *testing.T) {
+	var e *Error
+	if err := checkLabel("label", "a/b"); !errors.As(err, &e) || e.Code != 610 {
+		t.Fatalf("label with '/': %v", err)
+	}
+}

@@ -76,7 +76,9 @@ func (s *server) modify(c *gin.Context) error {
 	}
 	var doc policyDoc
 	if policy != nil {
-		_ = json.Unmarshal(policy, &doc)
+		if err := json.Unmarshal(policy, &doc); err != nil {
+			return errValidation("policy.keyStatus must be {\"blocked\": true|false}")
+		}
 	}
 	_, err = s.hsm.UpdateMeta(c, k.Label, func(m *hsm.Meta) error {
 		m.Policy = policy

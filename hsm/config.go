@@ -92,7 +92,8 @@ func uriAttribute(part string) (string, string, error) {
 	}
 	dec, err := url.PathUnescape(v)
 	if err != nil {
-		return "", "", fmt.Errorf("PKCS#11 URI attribute %q: %w", k, err)
+		// The escape error would quote part of the value, which may be a PIN.
+		return "", "", fmt.Errorf("PKCS#11 URI attribute %q is badly percent-encoded", k)
 	}
 	return k, dec, nil
 }

@@ -47,9 +47,11 @@ type HSM struct {
 	keys *keyCache
 	// labels serialises deletions and metadata updates (read-modify-write).
 	labels sync.Mutex
-	ivs    *randomBuffer
-	stopCh chan struct{}
-	wg     sync.WaitGroup
+	// scanning lets one label rescan run at a time.
+	scanning sync.Mutex
+	ivs      *randomBuffer
+	stopCh   chan struct{}
+	wg       sync.WaitGroup
 }
 
 // tokenState is everything that becomes invalid when the token is lost.
@@ -87,10 +89,6 @@ func Open(cfg Config, log *slog.Logger) (*HSM, error) {
 	}
 	h.state.Store(st)
 	h.ready.Store(true)
-	if err := h.ensureInternalKeys(context.Background()); err != nil {
-		h.Close()
-		return nil, err
-	}
 	return h, nil
 }
 
@@ -171,6 +169,10 @@ func (h *HSM) connect() (*tokenState, error) {
 	if err != nil {
 		_ = h.ctx.CloseAllSessions(slot)
 		return nil, fmt.Errorf("C_GetInfo: %w", err)
+	}
+	if err := h.ensureInternalKeys(st); err != nil {
+		_ = h.ctx.CloseAllSessions(slot)
+		return nil, err
 	}
 	st.info = Info{
 		Library:      fmt.Sprintf("%s %d.%d", li.LibraryDescription, li.LibraryVersion.Major, li.LibraryVersion.Minor),
@@ -334,9 +336,11 @@ func (h *HSM) reconnect(broken *tokenState) error {
 	return nil
 }
 
-// reinitialize closes everything, reloads the module state and logs in again.
+// reinitialize waits for the sessions still lent out, closes everything,
+// reloads the module state and logs in again.
 func (h *HSM) reinitialize() error {
 	if st := h.state.Load(); st != nil {
+		drain(st, drainTimeout)
 		_ = h.ctx.CloseAllSessions(st.slot)
 	}
 	_ = h.ctx.Finalize()
@@ -350,12 +354,20 @@ func (h *HSM) reinitialize() error {
 	h.state.Store(st)
 	h.ready.Store(true)
 	h.reconnects.Add(1)
-	if err := h.ensureInternalKeys(context.Background()); err != nil {
-		h.ready.Store(false)
-		return err
-	}
 	h.log.Info("token reconnected", "token", h.cfg.TokenLabel)
 	return nil
+}
+
+// drainTimeout bounds how long a reconnect waits for calls still running
+// on the old sessions before it finalizes the module under them.
+const drainTimeout = 5 * time.Second
+
+// drain waits until every session of st is back in its pool, or timeout.
+func drain(st *tokenState, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for len(st.pool) < cap(st.pool) && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // retryInterval is how often an unreachable token is tried again.

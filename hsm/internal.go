@@ -20,11 +20,13 @@ const (
 )
 
 // ensureInternalKeys creates the attestation and pepper keys when missing,
-// records their handles in the current state and reads the label index. It
-// runs without recovery because it is itself part of (re)connecting.
-func (h *HSM) ensureInternalKeys(ctx context.Context) error {
-	st := h.state.Load()
-	_, err := h.run(ctx, func(s *session) error {
+// records their handles in st and reads the label index. It runs on a
+// session of st, before st is published, because it is itself part of
+// (re)connecting: no request can see a state without its internal keys.
+func (h *HSM) ensureInternalKeys(st *tokenState) error {
+	s := &session{h: h, st: st, s: <-st.pool}
+	defer s.release()
+	err := func() error {
 		pepper, err := s.loadKey(PepperKeyLabel)
 		if errors.Is(err, ErrNotFound) {
 			pepper, err = s.createKey(&CreateKeyRequest{
@@ -52,7 +54,7 @@ func (h *HSM) ensureInternalKeys(ctx context.Context) error {
 		}
 		h.keys.setLabels(labels)
 		return nil
-	})
+	}()
 	return err
 }
 

@@ -146,9 +146,13 @@ func (c *keyCache) hasLabel(label string) bool {
 	return ok
 }
 
-// setLabels replaces the index after a scan of the token.
+// setLabels replaces the index after a scan of the token, keeping the
+// labels of cached keys: a key created while the scan ran must not vanish.
 func (c *keyCache) setLabels(labels map[string]struct{}) {
 	c.mu.Lock()
+	for l := range c.keys {
+		labels[l] = struct{}{}
+	}
 	c.labels, c.scanned = labels, time.Now()
 	c.mu.Unlock()
 }
@@ -210,6 +214,12 @@ var labelRescanInterval = 10 * time.Second
 // refreshLabels re-reads every label from the token: always when force is
 // set, otherwise at most once per labelRescanInterval.
 func (h *HSM) refreshLabels(ctx context.Context, force bool) error {
+	if !force && h.keys.sinceScan() < labelRescanInterval {
+		return nil
+	}
+	// One scan at a time: callers that waited find the index fresh.
+	h.scanning.Lock()
+	defer h.scanning.Unlock()
 	if !force && h.keys.sinceScan() < labelRescanInterval {
 		return nil
 	}

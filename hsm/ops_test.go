@@ -281,3 +281,15 @@ func TestCreateRefusals(t *testing.T) {
 		t.Fatalf("refused creations left keys: %v", labels)
 	}
 }
+
+func TestRawRSASignRefusesOversizedInput(t *testing.T) {
+	h := newTestHSM(t)
+	k := mustCreate(t, h, &CreateKeyRequest{Label: "rsa", Algorithm: AlgRSA, KeySize: 2048})
+	alg, _ := ParseSignatureAlgorithm("NONE_WITH_RSA")
+	if _, err := h.Sign(context.Background(), k, alg, make([]byte, 246), false); !errors.Is(err, ErrInvalidInput) {
+		t.Fatalf("246-byte NONE_WITH_RSA input: %v, want ErrInvalidInput", err)
+	}
+	if _, err := h.Sign(context.Background(), k, alg, make([]byte, 245), false); err != nil {
+		t.Fatalf("245-byte NONE_WITH_RSA input: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,9 +178,12 @@ func TestParseURI(t *testing.T) {
 	if cfg.TokenLabel != "my token" || cfg.ModulePath != "/usr/lib/softhsm/libsofthsm2.so" || cfg.PIN != "4321" || cfg.PoolSize != 6 {
 		t.Fatalf("parsed %+v", cfg)
 	}
-	for _, bad := range []string{"token=x", "pkcs11:token=x", "pkcs11:module-path=/x", "pkcs11:token=x;module-path=/m?pool-size=0"} {
-		if _, err := ParseURI(bad); err == nil {
+	for _, bad := range []string{"token=x", "pkcs11:token=x", "pkcs11:module-path=/x", "pkcs11:token=x;module-path=/m?pool-size=0", "pkcs11:token=x;module-path=/m?pin-value=12%zz"} {
+		_, err := ParseURI(bad)
+		if err == nil {
 			t.Errorf("ParseURI(%q) accepted", bad)
+		} else if strings.Contains(err.Error(), "zz") {
+			t.Errorf("ParseURI error quotes the PIN: %v", err)
 		}
 	}
 }

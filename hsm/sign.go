@@ -210,6 +210,10 @@ func (h *HSM) sign(ctx context.Context, k *Key, alg SignatureAlgorithm, payload 
 				return nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
 			}
 		}
+		// PKCS#1 v1.5 needs 11 bytes of padding (RFC 8017 §9.2).
+		if k.public.rsa != nil && len(data) > k.public.rsa.Size()-11 {
+			return nil, fmt.Errorf("%w: %s input of %d bytes is too long for a %d-bit key", ErrInvalidInput, alg.Name, len(data), k.public.rsa.N.BitLen())
+		}
 	case familyRSAPSS:
 		p := pssHash[alg.digest.name]
 		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_PSS, pkcs11.NewPSSParams(p.mech, p.mgf, uint(alg.digest.size)))
