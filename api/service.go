@@ -43,16 +43,22 @@ type statsCache struct {
 
 // statistics handles GET /v1/keystore/statistics.
 func (s *server) statistics(c *gin.Context) error {
+	// The lock guards the cached value only: a slow token walk must not
+	// hold up callers that can be answered from the cache.
 	s.stats.mu.Lock()
-	defer s.stats.mu.Unlock()
-	if s.stats.stats == nil || time.Since(s.stats.at) > statsTTL {
-		st, err := s.hsm.Statistics(c)
+	st, at := s.stats.stats, s.stats.at
+	s.stats.mu.Unlock()
+	if st == nil || time.Since(at) > statsTTL {
+		fresh, err := s.hsm.Statistics(c)
 		if err != nil {
 			return err
 		}
-		s.stats.stats, s.stats.at = st, time.Now()
+		s.stats.mu.Lock()
+		s.stats.stats, s.stats.at = fresh, time.Now()
+		s.stats.mu.Unlock()
+		st = fresh
 	}
-	c.JSON(http.StatusOK, s.stats.stats)
+	c.JSON(http.StatusOK, st)
 	return nil
 }
 
