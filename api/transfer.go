@@ -82,6 +82,8 @@ func (s *server) importPlain(c *gin.Context) error {
 	if ir.Policy, err = normalizePolicy(req.Policy); err != nil {
 		return err
 	}
+	defer clear(ir.PrivateKey) // best effort: the token holds the key now
+	defer clear(ir.SecretKey)
 	k, err := s.hsm.ImportKey(c, ir)
 	if err != nil {
 		return err
@@ -104,6 +106,8 @@ func (s *server) exportPlain(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	defer clear(ex.PrivateKey)
+	defer clear(ex.SecretKey)
 	body := gin.H{}
 	for name, v := range map[string][]byte{"publicKey": ex.PublicKey, "privateKey": ex.PrivateKey, "secretKey": ex.SecretKey} {
 		if v != nil {

@@ -63,6 +63,8 @@ type tokenState struct {
 	// internal holds the handles of the pepper and attestation keys.
 	pepper      pkcs11.ObjectHandle
 	attestation *Key
+	// exactPadWrap: the token's CKM_AES_KEY_WRAP_PAD passed the RFC 5649 vector.
+	exactPadWrap bool
 }
 
 // Open loads the module, logs in, fills the session pool, discovers the
@@ -173,6 +175,11 @@ func (h *HSM) connect() (*tokenState, error) {
 	if err := h.ensureInternalKeys(st); err != nil {
 		_ = h.ctx.CloseAllSessions(slot)
 		return nil, err
+	}
+	if _, ok := st.mechs[pkcs11.CKM_AES_KEY_WRAP_PAD]; ok {
+		s := &session{h: h, st: st, s: <-st.pool}
+		st.exactPadWrap = s.probeExactPadWrap()
+		s.release()
 	}
 	st.info = Info{
 		Library:      fmt.Sprintf("%s %d.%d", li.LibraryDescription, li.LibraryVersion.Major, li.LibraryVersion.Minor),

@@ -27,6 +27,9 @@ const (
 	oidRSA       = "1.2.840.113549.1.1.1"
 )
 
+// maxRSABits bounds the RSA moduli hsmgate accepts.
+const maxRSABits = 16384
+
 // publicKey is a parsed public key of any type the gateway handles.
 type publicKey struct {
 	rsa      *rsa.PublicKey
@@ -279,6 +282,10 @@ func parsePublicKey(der []byte) (publicKey, string, error) {
 		}
 		if pk.N.Sign() <= 0 || pk.E.Cmp(big.NewInt(3)) < 0 || !pk.E.IsInt64() || pk.E.Int64() > 1<<31-1 || pk.N.BitLen() < 1024 {
 			return publicKey{}, "", fmt.Errorf("%w: RSA public key out of range", ErrInvalidInput)
+		}
+		// Larger moduli cost seconds per operation and serve no one.
+		if pk.N.BitLen() > maxRSABits {
+			return publicKey{}, "", fmt.Errorf("%w: RSA modulus of %d bits, at most %d allowed", ErrKeySize, pk.N.BitLen(), maxRSABits)
 		}
 		return publicKey{rsa: &rsa.PublicKey{N: pk.N, E: int(pk.E.Int64())}}, AlgRSA, nil
 	case OIDEd25519:

@@ -156,6 +156,9 @@ func (h *HSM) Wrap(ctx context.Context, wrapping, target *Key, method string) ([
 	if err := m.checkTarget(target); err != nil {
 		return nil, err
 	}
+	if err := h.checkPadWrap(m, target); err != nil {
+		return nil, err
+	}
 	if err := usable(target, "wrapping (it is not extractable)", target.Flags.Extractable); err != nil {
 		return nil, err
 	}
@@ -189,6 +192,53 @@ func (h *HSM) Wrap(ctx context.Context, wrapping, target *Key, method string) ([
 		return nil, classify("wrap "+quote(target.Label)+" with "+quote(wrapping.Label), err)
 	}
 	return wrapped, nil
+}
+
+// checkPadWrap refuses AES_WRAP_PAD of a secret whose length is not whole
+// 8-byte blocks (or unknown) when the token's RFC 5649 is not exact: SoftHSM2
+// 2.6 zero-pads such a key before wrapping and records the padded length, so
+// the key would come back as a different key (a 20-byte HMAC key as AES-192).
+func (h *HSM) checkPadWrap(m wrapMethod, k *Key) error {
+	if m.mech != pkcs11.CKM_AES_KEY_WRAP_PAD || m.target != "" || h.state.Load().exactPadWrap {
+		return nil
+	}
+	if n := k.Meta.KeySize; n == 0 || n%64 != 0 {
+		return fmt.Errorf("%w: AES_WRAP_PAD of key %q (%d bits) is not supported by this HSM: its RFC 5649 pads to whole 8-byte blocks, so the key would unwrap as another key",
+			ErrUnsupported, k.Label, n)
+	}
+	return nil
+}
+
+// rfc5649Probe is the 7-byte test vector of RFC 5649 §6.
+var rfc5649Probe = struct{ kek, key, wrapped []byte }{
+	kek:     []byte{0x58, 0x40, 0xdf, 0x6e, 0x29, 0xb0, 0x2a, 0xf1, 0xab, 0x49, 0x3b, 0x70, 0x5b, 0xf1, 0x6e, 0xa1, 0xae, 0x83, 0x38, 0xf4, 0xdc, 0xc1, 0x76, 0xa8},
+	key:     []byte{0x46, 0x6f, 0x72, 0x50, 0x61, 0x73, 0x69},
+	wrapped: []byte{0xaf, 0xbe, 0xb0, 0xf0, 0x7d, 0xfb, 0xf5, 0x41, 0x92, 0x00, 0xf2, 0xcc, 0xb5, 0x0b, 0xb2, 0x4f},
+}
+
+// probeExactPadWrap wraps the RFC 5649 §6 vector with session objects and
+// reports whether the token's CKM_AES_KEY_WRAP_PAD gives the RFC's answer.
+func (s *session) probeExactPadWrap() bool {
+	c := s.h.ctx
+	common := func(extra ...*pkcs11.Attribute) []*pkcs11.Attribute {
+		return append([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false)}, extra...)
+	}
+	kek, err := c.CreateObject(s.s, common(pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE, rfc5649Probe.kek), pkcs11.NewAttribute(pkcs11.CKA_WRAP, true)))
+	if err != nil {
+		return false
+	}
+	defer c.DestroyObject(s.s, kek)
+	key, err := c.CreateObject(s.s, common(pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE, rfc5649Probe.key), pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, false)))
+	if err != nil {
+		return false
+	}
+	defer c.DestroyObject(s.s, key)
+	got, err := c.WrapKey(s.s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, kek, key)
+	return err == nil && bytes.Equal(got, rfc5649Probe.wrapped)
 }
 
 // UnwrapRequest describes the key an unwrap creates.
@@ -399,7 +449,7 @@ func unwrapFailure(err error) error {
 		pkcs11.CKR_DATA_INVALID, pkcs11.CKR_DATA_LEN_RANGE:
 		return fmt.Errorf("unwrap: %w (wrong unwrapping key, corrupted data or another key type)", ErrDecrypt)
 	}
-	return fmt.Errorf("C_UnwrapKey: %w", err)
+	return classify("C_UnwrapKey", err)
 }
 
 // tempKeyTemplate returns the attributes of a temporary session object made
@@ -539,12 +589,15 @@ func (s *session) unwrappedECPublic(mech []*pkcs11.Mechanism, uh pkcs11.ObjectHa
 			return "", nil, fmt.Errorf("C_GenerateRandom: %w", err)
 		}
 		if sigs[i], err = s.sign(pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil), tmp, digests[i]); err != nil {
-			return "", nil, fmt.Errorf("sign with the unwrapped EC key: %w", err)
+			if recoverable(err) {
+				return "", nil, err
+			}
+			return "", nil, fmt.Errorf("%w: the unwrapped EC key cannot sign (%v): it is not a valid private key", ErrInvalidInput, err)
 		}
 	}
 	point, err := recoverECPublicKey(curve, digests, sigs)
 	if err != nil {
-		return "", nil, fmt.Errorf("derive the public key of the unwrapped EC key: %w", err)
+		return "", nil, fmt.Errorf("%w: derive the public key of the unwrapped EC key: %v", ErrInvalidInput, err)
 	}
 	return curve, point, nil
 }
