@@ -3,6 +3,8 @@ package hsm
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/rsa"
 	"encoding/asn1"
 	"encoding/json"
 	"errors"
@@ -389,6 +391,9 @@ func (s *session) unwrapKey(m wrapMethod, u *Key, req *UnwrapRequest) (*Key, err
 		if len(v[0]) == 0 || len(v[1]) == 0 {
 			return nil, fmt.Errorf("%w: the token did not return the public part of the unwrapped RSA key", ErrUnsupported)
 		}
+		if err := s.checkUnwrappedRSA(mech, uh, req.Wrapped, v[0], v[1]); err != nil {
+			return nil, err
+		}
 		if err := addPublic(pkcs11.CKK_RSA, pkcs11.NewAttribute(pkcs11.CKA_MODULUS, v[0]),
 			pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, v[1])); err != nil {
 			return nil, err
@@ -600,6 +605,44 @@ func (s *session) unwrappedECPublic(mech []*pkcs11.Mechanism, uh pkcs11.ObjectHa
 		return "", nil, fmt.Errorf("%w: derive the public key of the unwrapped EC key: %v", ErrInvalidInput, err)
 	}
 	return curve, point, nil
+}
+
+// checkUnwrappedRSA proves that an unwrapped RSA private key matches the
+// modulus and exponent stored with it: a temporary session copy (allowed to
+// sign) signs a random digest, which must verify with (n, e). A PKCS#8 whose
+// modulus does not match its primes is refused instead of stored.
+func (s *session) checkUnwrappedRSA(mech []*pkcs11.Mechanism, uh pkcs11.ObjectHandle, wrapped, n, e []byte) error {
+	tmp, err := s.h.ctx.UnwrapKey(s.s, mech, uh, wrapped, tempKeyTemplate(pkcs11.CKO_PRIVATE_KEY, pkcs11.CKK_RSA,
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false), pkcs11.NewAttribute(pkcs11.CKA_SIGN, true)))
+	if err != nil {
+		return unwrapFailure(err)
+	}
+	defer s.destroyTemp(tmp)
+	digest, err := s.h.ctx.GenerateRandom(s.s, 32)
+	if err != nil {
+		return fmt.Errorf("C_GenerateRandom: %w", err)
+	}
+	sha, _ := digestByName("SHA256")
+	info, err := digestInfo(sha, digest)
+	if err != nil {
+		return err
+	}
+	sig, err := s.sign(pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil), tmp, info)
+	if err != nil {
+		if recoverable(err) {
+			return err
+		}
+		return fmt.Errorf("%w: the unwrapped RSA key cannot sign (%v)", ErrInvalidInput, err)
+	}
+	exp := new(big.Int).SetBytes(e)
+	if !exp.IsInt64() || exp.Int64() > 1<<31-1 {
+		return fmt.Errorf("%w: RSA public exponent too large", ErrUnsupported)
+	}
+	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(exp.Int64())}
+	if rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest, sig) != nil {
+		return fmt.Errorf("%w: the unwrapped RSA private key does not match its modulus", ErrInvalidInput)
+	}
+	return nil
 }
 
 // canUnwrapEd25519 reports whether the token can unwrap an Ed25519 PKCS#8
