@@ -260,17 +260,24 @@ func (h *HSM) acquire(ctx context.Context) (*session, error) {
 		return nil, fmt.Errorf("%w: reconnecting", ErrUnavailable)
 	}
 	st := h.state.Load()
+	var s pkcs11.SessionHandle
 	select {
-	case s := <-st.pool:
-		return &session{h: h, st: st, s: s}, nil
+	case s = <-st.pool:
 	default:
+		select {
+		case s = <-st.pool:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for a PKCS#11 session: %w", ctx.Err())
+		}
 	}
-	select {
-	case s := <-st.pool:
-		return &session{h: h, st: st, s: s}, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("wait for a PKCS#11 session: %w", ctx.Err())
+	// A reconnect may have started while this caller waited: then the
+	// session goes back untouched, so that the reconnect can drain the pool
+	// before it finalizes the module.
+	if !h.ready.Load() || h.state.Load() != st {
+		st.pool <- s
+		return nil, fmt.Errorf("%w: reconnecting", ErrUnavailable)
 	}
+	return &session{h: h, st: st, s: s}, nil
 }
 
 // run borrows a session, runs fn on it and gives it back, without recovery.
