@@ -107,22 +107,29 @@ func hmacBody(label string, data []byte) ([]byte, error) {
 	return json.Marshal(map[string]any{"hmacRequest": map[string]any{"keyName": label, "payload": b64(data)}})
 }
 
-// rawSign returns the raw form of a signature: look the key up (cache hit,
-// as the REST handler does) and sign with DER output, the REST default.
+// withKey returns the raw operation that looks the key up (a cache hit, as
+// the REST handler does) and runs use with it.
+func withKey(h *hsm.HSM, label string, use func(context.Context, *hsm.Key) error) opFunc {
+	return func(ctx context.Context, _ uint64) error {
+		k, err := h.Key(ctx, label)
+		if err != nil {
+			return err
+		}
+		return use(ctx, k)
+	}
+}
+
+// rawSign returns the raw form of a signature with DER output, the REST default.
 func rawSign(algName string) func(*hsm.HSM, string, []byte) (opFunc, error) {
 	return func(h *hsm.HSM, label string, data []byte) (opFunc, error) {
 		alg, err := hsm.ParseSignatureAlgorithm(algName)
 		if err != nil {
 			return nil, err
 		}
-		return func(ctx context.Context, _ uint64) error {
-			k, err := h.Key(ctx, label)
-			if err != nil {
-				return err
-			}
-			_, err = h.Sign(ctx, k, alg, data, false)
+		return withKey(h, label, func(ctx context.Context, k *hsm.Key) error {
+			_, err := h.Sign(ctx, k, alg, data, false)
 			return err
-		}, nil
+		}), nil
 	}
 }
 
@@ -133,24 +140,16 @@ func rawEncrypt(h *hsm.HSM, label string, data []byte) (opFunc, error) {
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context, _ uint64) error {
-		k, err := h.Key(ctx, label)
-		if err != nil {
-			return err
-		}
-		_, err = h.Encrypt(ctx, k, hsm.CipherRequest{Cipher: c, Data: data})
+	return withKey(h, label, func(ctx context.Context, k *hsm.Key) error {
+		_, err := h.Encrypt(ctx, k, hsm.CipherRequest{Cipher: c, Data: data})
 		return err
-	}, nil
+	}), nil
 }
 
 // rawHMAC returns the raw HMAC-SHA256 operation.
 func rawHMAC(h *hsm.HSM, label string, data []byte) (opFunc, error) {
-	return func(ctx context.Context, _ uint64) error {
-		k, err := h.Key(ctx, label)
-		if err != nil {
-			return err
-		}
-		_, err = h.HMAC(ctx, k, data)
+	return withKey(h, label, func(ctx context.Context, k *hsm.Key) error {
+		_, err := h.HMAC(ctx, k, data)
 		return err
-	}, nil
+	}), nil
 }

@@ -243,13 +243,7 @@ func startDevServer(ctx context.Context, bin, dir string) (*restServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	tokens, err := readCredentials(filepath.Join(dir, "credentials.json"))
-	if err != nil {
-		_ = p.stop()
-		return nil, err
-	}
-	return &restServer{addr: addr, caFile: filepath.Join(dir, "pki", "ca.pem"), tokens: tokens,
-		mode: "hsmgate dev (access log on, text log to a file)", stop: p.stop}, nil
+	return attachServer(p, addr, dir, "hsmgate dev (access log on, text log to a file)")
 }
 
 // startServeNoAccessLog writes a copy of DIR/config.yaml with
@@ -265,13 +259,19 @@ func startServeNoAccessLog(ctx context.Context, bin, dir string, poolSize int) (
 	if err != nil {
 		return nil, err
 	}
+	return attachServer(p, addr, dir, "hsmgate serve --config (access log off)")
+}
+
+// attachServer describes a started gateway: its address, the dev CA of
+// DIR and the role tokens of DIR/credentials.json. It stops the process
+// when the credentials cannot be read.
+func attachServer(p *childProc, addr, dir, mode string) (*restServer, error) {
 	tokens, err := readCredentials(filepath.Join(dir, "credentials.json"))
 	if err != nil {
 		_ = p.stop()
 		return nil, err
 	}
-	return &restServer{addr: addr, caFile: filepath.Join(dir, "pki", "ca.pem"), tokens: tokens,
-		mode: "hsmgate serve --config (access log off)", stop: p.stop}, nil
+	return &restServer{addr: addr, caFile: filepath.Join(dir, "pki", "ca.pem"), tokens: tokens, mode: mode, stop: p.stop}, nil
 }
 
 // writeBenchConfig copies the dev configuration with the access log off
