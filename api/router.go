@@ -6,9 +6,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -39,6 +41,10 @@ type Options struct {
 	// AccessLog writes one JSON line per request at info level.
 	AccessLog bool
 	Build     Build
+	// RequireBoth: when a request carries a client certificate and an
+	// application credential, the certificate's roles must admit the
+	// route too (tls.requireBoth).
+	RequireBoth bool
 }
 
 // server holds what the handlers need.
@@ -48,8 +54,10 @@ type server struct {
 	log   *slog.Logger
 	build Build
 	stats statsCache
-	// required maps each registered route pattern to the roles it needs.
-	required map[string]roles.Set
+	// required maps each registered route pattern to its row of the role table.
+	required map[string]roles.Rule
+	// requireBoth: a client certificate's roles must also admit the route.
+	requireBoth bool
 }
 
 // principalKey is where authenticate stores the Principal in the gin context.
@@ -64,7 +72,7 @@ func New(opts Options) *gin.Engine {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	s := &server{hsm: opts.HSM, auth: opts.Auth, log: opts.Log, build: opts.Build}
+	s := &server{hsm: opts.HSM, auth: opts.Auth, log: opts.Log, build: opts.Build, requireBoth: opts.RequireBoth}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
@@ -85,11 +93,12 @@ func New(opts Options) *gin.Engine {
 	s.keyRoutes(v1)
 	s.operationRoutes(v1)
 	s.serviceRoutes(v1)
+	s.credentialRoutes(r)
 	// Resolve the role table once per registered route, not per request.
-	s.required = map[string]roles.Set{}
+	s.required = map[string]roles.Rule{}
 	for _, rt := range r.Routes() {
-		if set, ok := roles.Required(rt.Path); ok {
-			s.required[rt.Path] = set
+		if rule, ok := roles.RuleFor(rt.Path); ok {
+			s.required[rt.Path] = rule
 		}
 	}
 	return r
@@ -105,28 +114,55 @@ func (s *server) authenticate(c *gin.Context) {
 	}
 	p, err := s.auth.Authenticate(c.Request)
 	if err != nil {
-		e := authError(err)
-		c.AbortWithStatusJSON(e.Status, envelope{ErrorCode: e.Code, Reason: e.Reason, Message: e.Msg})
+		abortAuth(c, err)
 		return
 	}
-	if !p.Roles.Intersects(required) {
+	if !required.Admits(p) {
+		c.AbortWithStatusJSON(http.StatusForbidden, envelope{400, "res.error.security.not.allowed", refusal(required, p)})
+		return
+	}
+	if s.requireBoth && p.Certificate != nil && p.Certificate != p && !required.Admits(p.Certificate) {
 		c.AbortWithStatusJSON(http.StatusForbidden, envelope{400, "res.error.security.not.allowed",
-			fmt.Sprintf("this route needs %s", required)})
+			"the client certificate does not grant " + required.Roles.String()})
 		return
 	}
 	c.Set(principalKey, p)
 	c.Next()
 }
 
-// authError maps authentication failures to 401 envelopes.
-func authError(err error) *Error {
-	switch err {
-	case auth.ErrMissing:
-		return newError(http.StatusUnauthorized, 416, "missing.api.key", "no credential in the request (X-API-KEY)")
-	case auth.ErrInvalid:
-		return newError(http.StatusUnauthorized, 631, "invalid.api.key", "the API key is not valid")
+// refusal says why rule does not admit p.
+func refusal(rule roles.Rule, p *roles.Principal) string {
+	if !rule.AnyRole && !p.Roles.Intersects(rule.Roles) {
+		return fmt.Sprintf("this route needs %s", rule.Roles)
 	}
-	return hsmError(err, asKeyType)
+	return "this route needs a session or a per-request signature: an API-key-level credential cannot manage credentials"
+}
+
+// abortAuth answers an authentication failure in the form of its scheme.
+func abortAuth(c *gin.Context, err error) {
+	var ae *auth.Error
+	switch {
+	case errors.Is(err, auth.ErrMissing):
+		c.AbortWithStatusJSON(http.StatusUnauthorized, envelope{416, "res.error.missing.api.key", "no credential in the request"})
+	case errors.Is(err, auth.ErrInvalid):
+		c.AbortWithStatusJSON(http.StatusUnauthorized, envelope{631, "res.error.invalid.api.key", "the API key is not valid"})
+	case errors.As(err, &ae):
+		if ae.RetryAfter > 0 {
+			c.Header("Retry-After", strconv.Itoa(int((ae.RetryAfter+time.Second-1)/time.Second)))
+		}
+		switch {
+		case ae.AppCode != "":
+			c.AbortWithStatusJSON(ae.Status, gin.H{"code": ae.AppCode, "message": ae.Message})
+		case len(ae.Errors) > 0:
+			c.AbortWithStatusJSON(ae.Status, gin.H{"errorCode": ae.Code, "reason": "res.error." + ae.Reason,
+				"message": ae.Message, "errors": ae.Errors})
+		default:
+			c.AbortWithStatusJSON(ae.Status, envelope{ae.Code, "res.error." + ae.Reason, ae.Message})
+		}
+	default:
+		e := hsmError(err, asKeyType)
+		c.AbortWithStatusJSON(e.Status, envelope{ErrorCode: e.Code, Reason: e.Reason, Message: e.Msg})
+	}
 }
 
 // principal returns the authenticated caller.

@@ -1,7 +1,11 @@
 package auth
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/hsmgate/hsmgate/roles"
 )
@@ -9,19 +13,138 @@ import (
 // HeaderAPIKey carries static role tokens (AUTH.md §1).
 const HeaderAPIKey = "X-API-KEY"
 
+// Scheme is one credential scheme: it recognises its credential on a
+// request and turns it into a Principal.
+type Scheme interface {
+	// Name is the scheme's name, recorded in Principal.Scheme.
+	Name() string
+	// Present reports whether the request carries this scheme's
+	// credential. It looks at headers only and never fails.
+	Present(r *http.Request) bool
+	// Authenticate checks the credential Present found. Failures are
+	// *Error values (or ErrMissing / ErrInvalid of the static tokens).
+	Authenticate(r *http.Request) (*roles.Principal, error)
+}
+
+// Error is an authentication failure in its wire form. The api package
+// renders it as the TSB envelope, adding Errors as "errors" (Barong
+// style) and Retry-After; a non-empty AppCode selects the Actyx form
+// {"code", "message"} instead.
+type Error struct {
+	Status  int    // HTTP status
+	Code    int    // TSB errorCode
+	Reason  string // reason without the "res.error." prefix
+	Message string
+	// Errors are Barong-style codes such as "authz.invalid_signature".
+	Errors []string
+	// AppCode is an Actyx-style code such as "ERR_TOKEN_EXPIRED".
+	AppCode string
+	// RetryAfter, when set, is sent as the Retry-After header.
+	RetryAfter time.Duration
+}
+
+// Error implements error with the message only: never a secret.
+func (e *Error) Error() string { return e.Message }
+
+// Unauthorized returns a 401 "invalid access token" (617) with message.
+func Unauthorized(format string, args ...any) *Error {
+	return &Error{Status: http.StatusUnauthorized, Code: 617, Reason: "invalid.access.token", Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrTwoCredentials is returned when a request carries more than one
+// application credential (AUTH.md "Choosing the scheme of a request").
+var ErrTwoCredentials = &Error{Status: http.StatusBadRequest, Code: 600, Reason: "input.validation.failed",
+	Message: "the request carries more than one application credential"}
+
 // Authenticator recognises the credential scheme of a request by its
 // header and hands it to that scheme.
 type Authenticator struct {
-	static *StaticTokens
+	schemes []Scheme
+	// certs, when set, turns the verified client certificate of the
+	// connection into an identity (AUTH.md §2).
+	certs CertIdentifier
+	// requireBoth demands that the certificate's roles include the
+	// route's role as well (tls.requireBoth).
+	requireBoth bool
+}
+
+// CertIdentifier maps the verified client certificate of a request to a
+// Principal; it returns nil when the connection presented none.
+type CertIdentifier interface {
+	Identify(r *http.Request) (*roles.Principal, error)
+}
+
+// Options assembles an Authenticator.
+type Options struct {
+	// Schemes are tried in order; exactly one may be present per request.
+	Schemes []Scheme
+	// Certificates maps client certificates to identities (optional).
+	Certificates CertIdentifier
+	// RequireBoth: with a certificate and an application credential, the
+	// certificate's roles must include the route's role too.
+	RequireBoth bool
 }
 
 // New returns an Authenticator for the configured schemes.
-func New(static *StaticTokens) *Authenticator {
-	return &Authenticator{static: static}
+func New(opts Options) *Authenticator {
+	return &Authenticator{schemes: opts.Schemes, certs: opts.Certificates, requireBoth: opts.RequireBoth}
 }
 
+// RequireBoth reports whether a certificate identity must also hold the
+// route's role when an application credential decides the request.
+func (a *Authenticator) RequireBoth() bool { return a.requireBoth }
+
 // Authenticate returns the Principal of the request, ErrMissing when it
-// carries no credential, or the scheme's error.
+// carries no credential, or the scheme's error. The application
+// credential decides the roles; a client certificate alone is enough
+// when it maps to an identity.
 func (a *Authenticator) Authenticate(r *http.Request) (*roles.Principal, error) {
-	return a.static.Authenticate(r.Context(), r.Header.Get(HeaderAPIKey))
+	var cert *roles.Principal
+	if a.certs != nil {
+		var err error
+		if cert, err = a.certs.Identify(r); err != nil {
+			return nil, err
+		}
+	}
+	var found Scheme
+	for _, s := range a.schemes {
+		if s.Present(r) {
+			if found != nil {
+				return nil, ErrTwoCredentials
+			}
+			found = s
+		}
+	}
+	if found == nil {
+		if cert != nil {
+			return cert, nil
+		}
+		return nil, ErrMissing
+	}
+	p, err := found.Authenticate(r)
+	if err != nil {
+		return nil, err
+	}
+	if cert != nil {
+		withCert := *p
+		withCert.Certificate = cert
+		p = &withCert
+	}
+	return p, nil
+}
+
+// bearer returns the token of an "Authorization: Bearer" header, or "".
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// IsAuthError reports whether err is an authentication failure to show
+// the caller (as opposed to an HSM failure while checking).
+func IsAuthError(err error) bool {
+	var e *Error
+	return errors.Is(err, ErrMissing) || errors.Is(err, ErrInvalid) || errors.As(err, &e)
 }

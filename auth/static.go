@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -83,8 +84,19 @@ func Verifier(ctx context.Context, pepper Pepper, token string) (string, error) 
 	return hex.EncodeToString(mac), nil
 }
 
-// Authenticate checks an X-API-KEY value.
-func (s *StaticTokens) Authenticate(ctx context.Context, token string) (*roles.Principal, error) {
+// Name implements Scheme.
+func (s *StaticTokens) Name() string { return "static" }
+
+// Present implements Scheme: the request carries X-API-KEY.
+func (s *StaticTokens) Present(r *http.Request) bool { return r.Header.Get(HeaderAPIKey) != "" }
+
+// Authenticate implements Scheme.
+func (s *StaticTokens) Authenticate(r *http.Request) (*roles.Principal, error) {
+	return s.Check(r.Context(), r.Header.Get(HeaderAPIKey))
+}
+
+// Check verifies an X-API-KEY value.
+func (s *StaticTokens) Check(ctx context.Context, token string) (*roles.Principal, error) {
 	if token == "" {
 		return nil, ErrMissing
 	}

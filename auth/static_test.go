@@ -31,22 +31,22 @@ func TestStaticTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tok := range []string{"op-token-1", "op-token-2"} {
-		p, err := s.Authenticate(ctx, tok)
+		p, err := s.Check(ctx, tok)
 		if err != nil || !p.Roles.Has(roles.KeyOperation) || p.Roles.Has(roles.KeyManagement) {
 			t.Fatalf("%s: %v %+v", tok, err, p)
 		}
 	}
-	if p, err := s.Authenticate(ctx, "km-token"); err != nil || p.Roles != roles.Of(roles.KeyManagement) {
+	if p, err := s.Check(ctx, "km-token"); err != nil || p.Roles != roles.Of(roles.KeyManagement) {
 		t.Fatalf("km: %v", err)
 	}
-	if _, err := s.Authenticate(ctx, "nope"); !errors.Is(err, ErrInvalid) {
+	if _, err := s.Check(ctx, "nope"); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("unknown token: %v", err)
 	}
-	if _, err := s.Authenticate(ctx, ""); !errors.Is(err, ErrMissing) {
+	if _, err := s.Check(ctx, ""); !errors.Is(err, ErrMissing) {
 		t.Fatalf("empty token: %v", err)
 	}
 	calls := pep.calls
-	if _, err := s.Authenticate(ctx, "op-token-1"); err != nil || pep.calls != calls {
+	if _, err := s.Check(ctx, "op-token-1"); err != nil || pep.calls != calls {
 		t.Fatalf("cached token was verified again (%d→%d calls)", calls, pep.calls)
 	}
 }

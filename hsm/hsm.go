@@ -45,6 +45,8 @@ type HSM struct {
 	reconnects atomic.Uint64
 
 	keys *keyCache
+	// sealed caches unwrapped credential secrets (sealed.go).
+	sealed sealedCache
 	// labels serialises deletions and metadata updates (read-modify-write).
 	labels sync.Mutex
 	// scanning lets one label rescan run at a time.
@@ -63,6 +65,8 @@ type tokenState struct {
 	// internal holds the handles of the pepper and attestation keys.
 	pepper      pkcs11.ObjectHandle
 	attestation *Key
+	// master wraps the credential secrets kept in the store (sealed.go).
+	master pkcs11.ObjectHandle
 	// exactPadWrap: the token's CKM_AES_KEY_WRAP_PAD passed the RFC 5649 vector.
 	exactPadWrap bool
 }

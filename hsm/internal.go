@@ -47,7 +47,17 @@ func (h *HSM) ensureInternalKeys(st *tokenState) error {
 		if err != nil {
 			return fmt.Errorf("attestation key: %w", err)
 		}
-		st.pepper, st.attestation = pepper.secret, att
+		master, err := s.loadKey(CredentialMasterLabel)
+		if errors.Is(err, ErrNotFound) {
+			master, err = s.createKey(&CreateKeyRequest{
+				Label: CredentialMasterLabel, Algorithm: AlgAES, KeySize: 256,
+				Flags: Flags{Wrap: true, Unwrap: true, Sensitive: true}, internal: true,
+			})
+		}
+		if err != nil {
+			return fmt.Errorf("credential master key: %w", err)
+		}
+		st.pepper, st.attestation, st.master = pepper.secret, att, master.secret
 		labels, err := s.scanLabels()
 		if err != nil {
 			return err

@@ -113,4 +113,23 @@ type Principal struct {
 	Level     Level
 	// Expiry is when the credential stops being valid; zero for never.
 	Expiry time.Time
+	// UserID is the store user behind the credential, empty for
+	// credentials that belong to no user (static tokens, JWT, app tokens).
+	UserID string
+	// Admin marks a user allowed to manage other users' credentials and
+	// to create credentials without time or network limits.
+	Admin bool
+	// Certificate is the identity of the client certificate of the
+	// connection, when one was presented (AUTH.md §2).
+	Certificate *Principal
+}
+
+// HasCustomer reports whether the principal may see keys of customer c.
+func (p *Principal) HasCustomer(c string) bool {
+	for _, x := range p.Customers {
+		if x == c {
+			return true
+		}
+	}
+	return false
 }

@@ -361,7 +361,7 @@ func startInProcessServer(ctx context.Context, h *hsm.HSM, dir string) (*restSer
 		return nil, err
 	}
 	log := slog.New(slog.NewJSONHandler(logf, nil))
-	router := api.New(api.Options{HSM: h, Auth: auth.New(static), Log: log, AccessLog: false,
+	router := api.New(api.Options{HSM: h, Auth: auth.New(auth.Options{Schemes: []auth.Scheme{static}}), Log: log, AccessLog: false,
 		Build: api.Build{Version: "bench", Commit: "in-process", BuildTime: time.Now().UTC().Format(time.RFC3339)}})
 	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
