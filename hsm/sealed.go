@@ -67,11 +67,13 @@ func (h *HSM) SealSecret(ctx context.Context, secret []byte) ([]byte, error) {
 	return wrapped, nil
 }
 
-// SealedHMAC computes HMAC-SHA256 or HMAC-SHA512 (hash) of data inside the
+// SealedHMAC computes HMAC-SHA1, HMAC-SHA256 or HMAC-SHA512 (hash) of data inside the
 // token with the sealed secret of credential id.
 func (h *HSM) SealedHMAC(ctx context.Context, id string, sealed []byte, hash crypto.Hash, data []byte) ([]byte, error) {
 	var mech uint
 	switch hash {
+	case crypto.SHA1: // RFC 6238 TOTP
+		mech = pkcs11.CKM_SHA_1_HMAC
 	case crypto.SHA256:
 		mech = pkcs11.CKM_SHA256_HMAC
 	case crypto.SHA512:

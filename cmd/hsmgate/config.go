@@ -15,13 +15,18 @@ type Config struct {
 	Listen string    `yaml:"listen"`
 	TLS    TLSConfig `yaml:"tls"`
 	HSM    HSMConfig `yaml:"hsm"`
-	Auth   struct {
-		// StaticTokens maps role names to HMAC verifiers of their tokens
-		// (`hsmgate token verifier` prints one).
-		StaticTokens map[string][]string `yaml:"staticTokens"`
-	} `yaml:"auth"`
+	Auth   AuthConfig `yaml:"auth"`
 	Server ServerConfig `yaml:"server"`
 	Log    LogConfig    `yaml:"log"`
+}
+
+// AuthConfig configures the credential schemes; each scheme reads its
+// own section (schemes.go builds them).
+type AuthConfig struct {
+	// StaticTokens maps role names to HMAC verifiers of their tokens
+	// (`hsmgate token verifier` prints one).
+	StaticTokens map[string][]string `yaml:"staticTokens"`
+	// Scheme sections: one field per scheme below this line.
 }
 
 // TLSConfig names the server certificate.

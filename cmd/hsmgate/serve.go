@@ -81,7 +81,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 		return err
 	}
 	defer h.Close()
-	static, err := auth.NewStaticTokens(h, cfg.Auth.StaticTokens)
+	schemes, err := buildSchemes(&schemeDeps{cfg: cfg, hsm: h, log: log})
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 		return err
 	}
 	router := api.New(api.Options{
-		HSM: h, Auth: auth.New(auth.Options{Schemes: []auth.Scheme{static}}), Log: log, MaxBodyBytes: cfg.Server.MaxBodyBytes,
+		HSM: h, Auth: auth.New(auth.Options{Schemes: schemes}), Log: log, MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		AccessLog: *cfg.Server.AccessLog, Build: api.Build{Version: version, Commit: commit, BuildTime: buildTime},
 	})
 	srv := &http.Server{
