@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -176,7 +177,9 @@ func (s *server) createKey(c *gin.Context) error {
 	if spec.Policy, err = normalizePolicy(req.Policy); err != nil {
 		return err
 	}
-	spec.Customer = "default"
+	if spec.Customer, err = ownerCustomer(c, req.Customer); err != nil {
+		return err
+	}
 	k, err := s.hsm.CreateKey(c, spec)
 	if err != nil {
 		return err
@@ -187,12 +190,13 @@ func (s *server) createKey(c *gin.Context) error {
 
 // listKeys handles GET /v1/key.
 func (s *server) listKeys(c *gin.Context) error {
-	labels, err := s.hsm.ListKeys(c, "")
+	customers := principal(c).Customers
+	if customers == nil {
+		customers = []string{} // no customer: no key, never every key
+	}
+	labels, err := s.hsm.ListKeys(c, customers)
 	if err != nil {
 		return err
-	}
-	if labels == nil {
-		labels = []string{}
 	}
 	c.JSON(http.StatusOK, labels)
 	return nil
@@ -209,7 +213,7 @@ func (s *server) keyWithPassword(c *gin.Context, field, label string, password [
 	if err := checkLabel(field, label); err != nil {
 		return nil, err
 	}
-	k, err := s.hsm.Key(c, label)
+	k, err := s.scopedKey(c, label)
 	if err != nil {
 		return nil, err
 	}
@@ -217,6 +221,40 @@ func (s *server) keyWithPassword(c *gin.Context, field, label string, password [
 		return nil, err
 	}
 	return k, nil
+}
+
+// scopedKey loads a key of one of the caller's customers. A key of
+// another customer is reported exactly as a missing one (404/650).
+func (s *server) scopedKey(c *gin.Context, label string) (*hsm.Key, error) {
+	k, err := s.hsm.Key(c, label)
+	if err != nil {
+		return nil, err
+	}
+	if p := principal(c); p != nil && !p.HasCustomer(k.Meta.Customer) {
+		return nil, fmt.Errorf("%w: %q", hsm.ErrNotFound, label)
+	}
+	return k, nil
+}
+
+// ownerCustomer picks the customer a new key belongs to: the one named
+// in the request, which the caller must hold, or the caller's only one.
+func ownerCustomer(c *gin.Context, requested string) (string, error) {
+	p := principal(c)
+	if p == nil {
+		return "default", nil
+	}
+	switch {
+	case requested != "":
+		if !p.HasCustomer(requested) {
+			return "", newError(http.StatusForbidden, 400, "security.not.allowed", "customer %q is not one of the caller's customers", requested)
+		}
+		return requested, nil
+	case len(p.Customers) == 1:
+		return p.Customers[0], nil
+	case len(p.Customers) == 0:
+		return "", newError(http.StatusForbidden, 400, "security.not.allowed", "the caller holds no customer: it cannot own keys")
+	}
+	return "", errValidation("the caller holds several customers (%s): name the key's owner in \"customer\"", strings.Join(p.Customers, ", "))
 }
 
 // decodeLabelPassword reads {label, password}.
@@ -436,6 +474,9 @@ func (s *server) changePassword(c *gin.Context) error {
 		return err
 	}
 	if err := requireLabel("label", req.Label); err != nil {
+		return err
+	}
+	if _, err := s.scopedKey(c, *req.Label); err != nil {
 		return err
 	}
 	if err := s.hsm.ChangePassword(c, *req.Label, req.Password, req.NewPassword); err != nil {

@@ -12,6 +12,7 @@ import (
 // importRequest is the body of POST /v1/key/import/plain.
 type importRequest struct {
 	Label       *string           `json:"label"`
+	Customer    string            `json:"customer"`
 	Password    Password          `json:"password"`
 	Algorithm   string            `json:"algorithm"`
 	PrivateKey  *string           `json:"privateKey"`
@@ -31,7 +32,11 @@ func (s *server) importPlain(c *gin.Context) error {
 	if err := requireLabel("label", req.Label); err != nil {
 		return err
 	}
-	ir := &hsm.ImportKeyRequest{Label: *req.Label, Password: req.Password, Customer: "default"}
+	customer, err := ownerCustomer(c, req.Customer)
+	if err != nil {
+		return err
+	}
+	ir := &hsm.ImportKeyRequest{Label: *req.Label, Password: req.Password, Customer: customer}
 	fields := []struct {
 		name string
 		in   *string
@@ -78,7 +83,6 @@ func (s *server) importPlain(c *gin.Context) error {
 			return err
 		}
 	}
-	var err error
 	if ir.Policy, err = normalizePolicy(req.Policy); err != nil {
 		return err
 	}
@@ -168,6 +172,7 @@ type unwrapRequest struct {
 		WrapMethod        string            `json:"wrapMethod"`
 		Attributes        *keyAttributesDTO `json:"attributes"`
 		Policy            json.RawMessage   `json:"policy"`
+		Customer          string            `json:"customer"`
 	} `json:"unwrapKeyRequest"`
 }
 
@@ -203,8 +208,12 @@ func (s *server) unwrap(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	customer, err := ownerCustomer(c, r.Customer)
+	if err != nil {
+		return err
+	}
 	k, err := s.hsm.Unwrap(c, unwrapping, &hsm.UnwrapRequest{
-		Label: *r.Label, Method: r.WrapMethod, Wrapped: wrapped, Flags: flags, Policy: policy, Customer: "default"})
+		Label: *r.Label, Method: r.WrapMethod, Wrapped: wrapped, Flags: flags, Policy: policy, Customer: customer})
 	if err != nil {
 		return err
 	}

@@ -66,6 +66,8 @@ type Authenticator struct {
 	// requireBoth demands that the certificate's roles include the
 	// route's role as well (tls.requireBoth).
 	requireBoth bool
+	// throttle, when set, refuses callers after repeated failures.
+	throttle *Throttle
 }
 
 // CertIdentifier maps the verified client certificate of a request to a
@@ -83,11 +85,13 @@ type Options struct {
 	// RequireBoth: with a certificate and an application credential, the
 	// certificate's roles must include the route's role too.
 	RequireBoth bool
+	// Throttle refuses callers after repeated failures (optional).
+	Throttle *Throttle
 }
 
 // New returns an Authenticator for the configured schemes.
 func New(opts Options) *Authenticator {
-	return &Authenticator{schemes: opts.Schemes, certs: opts.Certificates, requireBoth: opts.RequireBoth}
+	return &Authenticator{schemes: opts.Schemes, certs: opts.Certificates, requireBoth: opts.RequireBoth, throttle: opts.Throttle}
 }
 
 // RequireBoth reports whether a certificate identity must also hold the
@@ -121,8 +125,18 @@ func (a *Authenticator) Authenticate(r *http.Request) (*roles.Principal, error) 
 		}
 		return nil, ErrMissing
 	}
+	var keys []string
+	if a.throttle != nil {
+		keys = throttleKeys(r, found)
+		if err := a.throttle.check(keys); err != nil {
+			return nil, err
+		}
+	}
 	p, err := found.Authenticate(r)
 	if err != nil {
+		if a.throttle != nil && IsAuthError(err) {
+			a.throttle.fail(keys)
+		}
 		return nil, err
 	}
 	if cert != nil {

@@ -32,7 +32,7 @@ func TestOpenCreatesInternalKeys(t *testing.T) {
 	if h.AttestationKey() == nil || h.AttestationKey().PublicKey == nil {
 		t.Fatal("attestation key missing")
 	}
-	labels, err := h.ListKeys(context.Background(), "")
+	labels, err := h.ListKeys(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

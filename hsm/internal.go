@@ -19,6 +19,11 @@ const (
 	PepperKeyLabel = "hsmgate-pepper"
 )
 
+// isInternalLabel reports whether label names one of hsmgate's own keys.
+func isInternalLabel(label string) bool {
+	return label == PepperKeyLabel || label == AttestationKeyLabel || label == CredentialMasterLabel
+}
+
 // ensureInternalKeys creates the attestation and pepper keys when missing,
 // records their handles in st and reads the label index. It runs on a
 // session of st, before st is published, because it is itself part of

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 	"github.com/miekg/pkcs11"
@@ -273,21 +274,21 @@ func (h *HSM) DeleteKey(ctx context.Context, label string) error {
 	return nil
 }
 
-// ListKeys returns the labels of every key in the token, sorted, without
-// the internal keys. With customer set, only that customer's. It reads the
-// label index, not the token.
-func (h *HSM) ListKeys(ctx context.Context, customer string) ([]string, error) {
+// ListKeys returns the labels of the keys in the token, sorted, without
+// the internal keys: every key when customers is nil, else the keys of
+// those customers. It reads the label index and the key cache.
+func (h *HSM) ListKeys(ctx context.Context, customers []string) ([]string, error) {
 	if !h.Ready() {
 		return nil, fmt.Errorf("%w: reconnecting", ErrUnavailable)
 	}
-	var labels []string
+	labels := []string{}
 	for _, l := range h.keys.sortedLabels() {
-		if l == PepperKeyLabel || l == AttestationKeyLabel {
+		if isInternalLabel(l) {
 			continue
 		}
-		if customer != "" {
+		if customers != nil {
 			k, err := h.Key(ctx, l)
-			if err != nil || k.Meta.Customer != customer {
+			if err != nil || !slices.Contains(customers, k.Meta.Customer) {
 				continue
 			}
 		}

@@ -276,7 +276,7 @@ func TestCreateRefusals(t *testing.T) {
 			t.Errorf("%+v: %v, want %v", c.req, err, c.want)
 		}
 	}
-	labels, _ := h.ListKeys(ctx, "")
+	labels, _ := h.ListKeys(ctx, nil)
 	if len(labels) != 0 {
 		t.Fatalf("refused creations left keys: %v", labels)
 	}

@@ -12,10 +12,10 @@ import (
 // Config is the YAML configuration of `hsmgate serve`. HSMGATE_* variables
 // override single values; PINs come from the environment or files only.
 type Config struct {
-	Listen string    `yaml:"listen"`
-	TLS    TLSConfig `yaml:"tls"`
-	HSM    HSMConfig `yaml:"hsm"`
-	Auth   AuthConfig `yaml:"auth"`
+	Listen string       `yaml:"listen"`
+	TLS    TLSConfig    `yaml:"tls"`
+	HSM    HSMConfig    `yaml:"hsm"`
+	Auth   AuthConfig   `yaml:"auth"`
 	Server ServerConfig `yaml:"server"`
 	Log    LogConfig    `yaml:"log"`
 }
@@ -26,7 +26,18 @@ type AuthConfig struct {
 	// StaticTokens maps role names to HMAC verifiers of their tokens
 	// (`hsmgate token verifier` prints one).
 	StaticTokens map[string][]string `yaml:"staticTokens"`
+	// Throttle refuses a source or credential after repeated failures.
+	Throttle ThrottleConfig `yaml:"throttle"`
 	// Scheme sections: one field per scheme below this line.
+}
+
+// ThrottleConfig bounds authentication failures: more than
+// SourceFailures from one address, or CredentialFailures against one
+// credential id, per Window answer 429 with Retry-After.
+type ThrottleConfig struct {
+	SourceFailures     int           `yaml:"sourceFailures"`     // default 100
+	CredentialFailures int           `yaml:"credentialFailures"` // default 10
+	Window             time.Duration `yaml:"window"`             // default 1m
 }
 
 // TLSConfig names the server certificate.

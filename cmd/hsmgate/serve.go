@@ -90,7 +90,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 		return err
 	}
 	router := api.New(api.Options{
-		HSM: h, Auth: auth.New(auth.Options{Schemes: schemes}), Log: log, MaxBodyBytes: cfg.Server.MaxBodyBytes,
+		HSM: h, Auth: auth.New(auth.Options{Schemes: schemes, Throttle: auth.NewThrottle(cfg.Auth.Throttle.SourceFailures, cfg.Auth.Throttle.CredentialFailures, cfg.Auth.Throttle.Window)}), Log: log, MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		AccessLog: *cfg.Server.AccessLog, Build: api.Build{Version: version, Commit: commit, BuildTime: buildTime},
 	})
 	srv := &http.Server{

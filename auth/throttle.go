@@ -1,0 +1,123 @@
+package auth
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Throttle refuses callers after repeated authentication failures
+// (AUTH.md identity model, ours): more than a limit of failures from one
+// source address, or against one credential id, within a window answer
+// 429 with Retry-After until the window ends. Refused requests are turned
+// away before any token work, so a flood costs the HSM nothing. Sources
+// get a higher limit than credential ids: many clients may share one
+// address behind a proxy or NAT.
+type Throttle struct {
+	perSource, perCredential int
+	window                   time.Duration
+	now                      func() time.Time
+
+	mu      sync.Mutex
+	entries map[string]*throttleEntry
+}
+
+// throttleEntry counts the failures of one key in its current window.
+type throttleEntry struct {
+	start time.Time
+	count int
+}
+
+// maxThrottleEntries bounds the memory of the throttle; expired entries
+// are swept first, and a full map starts over (an attacker spraying
+// addresses cannot grow it without bound).
+const maxThrottleEntries = 100_000
+
+// NewThrottle returns a throttle allowing perSource failures from one
+// address and perCredential failures against one credential id per
+// window; zero values select 100, 10 and one minute.
+func NewThrottle(perSource, perCredential int, window time.Duration) *Throttle {
+	if perSource <= 0 {
+		perSource = 100
+	}
+	if perCredential <= 0 {
+		perCredential = 10
+	}
+	if window <= 0 {
+		window = time.Minute
+	}
+	return &Throttle{perSource: perSource, perCredential: perCredential, window: window, now: time.Now, entries: map[string]*throttleEntry{}}
+}
+
+// CredentialIdentifier is implemented by schemes whose credential names
+// an id (a key id, a user) that failures can be counted against.
+type CredentialIdentifier interface {
+	CredentialID(r *http.Request) string
+}
+
+// keys returns the throttle keys of a request: its source address and,
+// when the scheme names one, the credential id.
+func throttleKeys(r *http.Request, s Scheme) []string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	keys := []string{"src:" + host}
+	if ci, ok := s.(CredentialIdentifier); ok {
+		if id := ci.CredentialID(r); id != "" {
+			keys = append(keys, "cred:"+s.Name()+":"+id)
+		}
+	}
+	return keys
+}
+
+// check returns a 429 error when one of keys is over its limit.
+func (t *Throttle) check(keys []string) error {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range keys {
+		e, ok := t.entries[k]
+		if !ok || now.Sub(e.start) >= t.window {
+			continue
+		}
+		limit := t.perCredential
+		if strings.HasPrefix(k, "src:") {
+			limit = t.perSource
+		}
+		if e.count >= limit {
+			wait := e.start.Add(t.window).Sub(now)
+			return &Error{Status: http.StatusTooManyRequests, Code: 429, Reason: "too.many.failures",
+				Message: fmt.Sprintf("too many failed authentications: retry in %d s", int((wait+time.Second-1)/time.Second)), RetryAfter: wait}
+		}
+	}
+	return nil
+}
+
+// fail records one failure against every key.
+func (t *Throttle) fail(keys []string) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.entries) >= maxThrottleEntries {
+		for k, e := range t.entries {
+			if now.Sub(e.start) >= t.window {
+				delete(t.entries, k)
+			}
+		}
+		if len(t.entries) >= maxThrottleEntries {
+			clear(t.entries)
+		}
+	}
+	for _, k := range keys {
+		e, ok := t.entries[k]
+		if !ok || now.Sub(e.start) >= t.window {
+			e = &throttleEntry{start: now}
+			t.entries[k] = e
+		}
+		e.count++
+	}
+}
