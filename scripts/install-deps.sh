@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what hsmgate needs to build, run and test: SoftHSM2, OpenSSL and
-# curl. As root it uses apt-get; otherwise it says what to install.
+# Installs what hsmgate needs to build, run and test: SoftHSM2, OpenSSL,
+# curl and the PostgreSQL server binaries (the tests start a throw-away
+# cluster of their own). As root it uses apt-get; otherwise it says what to
+# install.
 set -euo pipefail
 
 missing=()
@@ -12,6 +14,9 @@ done
 $have_softhsm || missing+=(softhsm2)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v initdb >/dev/null 2>&1; then
+  missing+=(postgresql)
+fi
 if ! command -v go >/dev/null 2>&1; then
   echo "Go is not installed: install Go 1.26 or newer from your distribution or go.dev." >&2
   exit 1
@@ -27,7 +32,7 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
 else
   echo "hsmgate needs: ${missing[*]}" >&2
   echo "  Debian/Ubuntu: sudo apt-get install -y ${missing[*]}" >&2
-  echo "  Fedora:        sudo dnf install -y ${missing[*]}" >&2
-  echo "  macOS:         brew install softhsm openssl curl" >&2
+  echo "  Fedora:        sudo dnf install -y ${missing[*]/postgresql/postgresql-server}" >&2
+  echo "  macOS:         brew install softhsm openssl curl postgresql" >&2
   exit 1
 fi

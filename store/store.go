@@ -85,6 +85,14 @@ type Credential struct {
 
 // Store is the persistent state. Every write is committed before the
 // method returns.
+//
+// Times are kept to the millisecond and read back in UTC; a zero time is
+// stored as NULL and reads back zero. Empty lists and byte slices read back
+// as nil. AddCustomer fills a zero CreatedAt with the current time;
+// AddUser and AddCredential do too, and set a zero UpdatedAt to CreatedAt,
+// in the struct passed in. Update* store the times as given.
+// Open returns the SQLite or PostgreSQL implementation; storetest.Run is
+// the behaviour both share.
 type Store interface {
 	// AddCustomer creates a customer (ErrExists when present).
 	AddCustomer(ctx context.Context, c Customer) error
@@ -102,7 +110,8 @@ type Store interface {
 	// Users lists every user, by domain then username.
 	Users(ctx context.Context) ([]User, error)
 
-	// AddCredential inserts a credential (ErrExists when (Kind, ID) is taken).
+	// AddCredential inserts a credential (ErrExists when (Kind, ID) is
+	// taken, ErrNotFound when UserID is set but names no user).
 	AddCredential(ctx context.Context, c *Credential) error
 	// UpdateCredential replaces the credential with the same (Kind, ID).
 	UpdateCredential(ctx context.Context, c *Credential) error
@@ -116,7 +125,8 @@ type Store interface {
 	// DeleteCredential removes one credential (ErrNotFound when absent).
 	DeleteCredential(ctx context.Context, kind Kind, id string) error
 	// DeleteCredentials removes every credential of a kind owned by
-	// userID and returns how many there were.
+	// userID and returns how many there were. An empty userID is an error,
+	// never "every user".
 	DeleteCredentials(ctx context.Context, kind Kind, userID string) (int, error)
 
 	// UseNonce records (scope, nonce) until expires. It returns false when
