@@ -45,6 +45,18 @@ type Options struct {
 	// application credential, the certificate's roles must admit the
 	// route too (tls.requireBoth).
 	RequireBoth bool
+	// Argus serves the Argus-style logins, sessions, API keys and
+	// enrolled public keys (AUTH.md §4); nil: those routes answer 404.
+	Argus *auth.Argus
+	// AppTokens issues Actyx-style app tokens at POST /api/v2/auth
+	// (AUTH.md §7); nil: the route answers 404.
+	AppTokens AppTokenIssuer
+	// Barong manages Barong-style API keys (AUTH.md §5); nil: off.
+	Barong *auth.Barong
+	// Armor manages Armor-style pre-shared keys (AUTH.md §6); nil: off.
+	Armor *auth.Armor
+	// Throttle limits failed logins; share the Authenticator's.
+	Throttle *auth.Throttle
 }
 
 // server holds what the handlers need.
@@ -58,6 +70,15 @@ type server struct {
 	required map[string]roles.Rule
 	// requireBoth: a client certificate's roles must also admit the route.
 	requireBoth bool
+	// throttle limits failed logins (the Authenticator throttles the rest).
+	throttle *auth.Throttle
+	// argus manages the Argus-style credentials; nil: off.
+	argus *auth.Argus
+	// appTokens issues app tokens (POST /api/v2/auth); nil: off.
+	appTokens AppTokenIssuer
+	// barongKeys and armorKeys manage the HMAC keys of AUTH.md §5–§6.
+	barongKeys *auth.Barong
+	armorKeys  *auth.Armor
 }
 
 // principalKey is where authenticate stores the Principal in the gin context.
@@ -72,7 +93,10 @@ func New(opts Options) *gin.Engine {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	s := &server{hsm: opts.HSM, auth: opts.Auth, log: opts.Log, build: opts.Build, requireBoth: opts.RequireBoth}
+	s := &server{hsm: opts.HSM, auth: opts.Auth, log: opts.Log, build: opts.Build, requireBoth: opts.RequireBoth, throttle: opts.Throttle}
+	s.appTokens = opts.AppTokens
+	s.argus = opts.Argus
+	s.barongKeys, s.armorKeys = opts.Barong, opts.Armor
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true

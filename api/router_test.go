@@ -46,7 +46,26 @@ var expectedRoles = map[string]roles.Set{
 	"/v1/versionInfo":           roles.Of(roles.Service),
 	"/v1/licenseInfo":           roles.Of(roles.Service),
 	"/v1/keystore/statistics":   roles.Of(roles.Service),
+
+	// Barong and Armor key management: self rows, any role at session
+	// level (no role set), so every role alone at level zero is refused.
+	"/api/v2/barong/resource/api_keys":      0,
+	"/api/v2/barong/resource/api_keys/:kid": 0,
+	"/users/:id/keys":                       0,
+	"/users/:id/keys/:key":                  0,
+
+	// Argus-style management (AUTH.md §4): self rows as above.
+	"/authentication/v1/user/:user/apikey":                      0,
+	"/authentication/v1/user/:user/apikey/:userID/:keyID":       0,
+	"/authentication/v1/user/:user/apikey/:userID/:keyID/renew": 0,
+	"/authentication/v1/user/:user/publickey":                   0,
+	"/authentication/v1/user/:user/publickey/:idx":              0,
+	"/authentication/v1/session":                                0,
 }
+
+// anyCaller lists the routes every authenticated caller reaches, whatever
+// its roles and level (roles.Rule AnyRole without MinLevel).
+var anyCaller = map[string]bool{"/authentication/v1/session": true}
 
 // concrete turns a route pattern into a request path.
 func concrete(pattern string) string {
@@ -77,7 +96,7 @@ func TestEveryRouteIsGuardedByTheRightRole(t *testing.T) {
 		}
 		// Every other role alone is refused with 403 before the handler runs.
 		for _, r := range roles.All {
-			if want.Has(r) {
+			if want.Has(r) || anyCaller[rt.Path] {
 				continue
 			}
 			e := New(Options{Auth: fixedAuth{p: &roles.Principal{Subject: "t", Roles: roles.Of(r)}}})
@@ -86,6 +105,18 @@ func TestEveryRouteIsGuardedByTheRightRole(t *testing.T) {
 			if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), `"errorCode":400`) {
 				t.Errorf("%s %s with %v: %d %s", rt.Method, rt.Path, r, w.Code, w.Body.String())
 			}
+		}
+		// Credential management: an API-key-level caller is refused even
+		// with every role.
+		if rule, _ := roles.RuleFor(rt.Path); rule.AnyRole && rule.MinLevel > roles.LevelAPIKey {
+			e := New(Options{Auth: fixedAuth{p: &roles.Principal{Subject: "t", Roles: roles.Of(roles.All...), Level: roles.LevelAPIKey}}})
+			w := httptest.NewRecorder()
+			e.ServeHTTP(w, httptest.NewRequest(rt.Method, concrete(rt.Path), strings.NewReader("{}")))
+			if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), `"errorCode":400`) {
+				t.Errorf("%s %s with an API-key-level credential: %d %s", rt.Method, rt.Path, w.Code, w.Body.String())
+			}
+		} else if anyCaller[rt.Path] != (rule.AnyRole && rule.MinLevel == 0) {
+			t.Errorf("%s %s: anyCaller says %v, the role table disagrees", rt.Method, rt.Path, anyCaller[rt.Path])
 		}
 		// No credential: 401 with errorCode 416.
 		w := httptest.NewRecorder()

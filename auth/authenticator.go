@@ -63,9 +63,6 @@ type Authenticator struct {
 	// certs, when set, turns the verified client certificate of the
 	// connection into an identity (AUTH.md §2).
 	certs CertIdentifier
-	// requireBoth demands that the certificate's roles include the
-	// route's role as well (tls.requireBoth).
-	requireBoth bool
 	// throttle, when set, refuses callers after repeated failures.
 	throttle *Throttle
 }
@@ -82,21 +79,14 @@ type Options struct {
 	Schemes []Scheme
 	// Certificates maps client certificates to identities (optional).
 	Certificates CertIdentifier
-	// RequireBoth: with a certificate and an application credential, the
-	// certificate's roles must include the route's role too.
-	RequireBoth bool
 	// Throttle refuses callers after repeated failures (optional).
 	Throttle *Throttle
 }
 
 // New returns an Authenticator for the configured schemes.
 func New(opts Options) *Authenticator {
-	return &Authenticator{schemes: opts.Schemes, certs: opts.Certificates, requireBoth: opts.RequireBoth, throttle: opts.Throttle}
+	return &Authenticator{schemes: opts.Schemes, certs: opts.Certificates, throttle: opts.Throttle}
 }
-
-// RequireBoth reports whether a certificate identity must also hold the
-// route's role when an application credential decides the request.
-func (a *Authenticator) RequireBoth() bool { return a.requireBoth }
 
 // Authenticate returns the Principal of the request, ErrMissing when it
 // carries no credential, or the scheme's error. The application

@@ -58,20 +58,39 @@ type CredentialIdentifier interface {
 	CredentialID(r *http.Request) string
 }
 
-// keys returns the throttle keys of a request: its source address and,
-// when the scheme names one, the credential id.
+// throttleKeys returns the throttle keys of a request: its source
+// address and, when the scheme names one, the credential id.
 func throttleKeys(r *http.Request, s Scheme) []string {
+	var id string
+	if ci, ok := s.(CredentialIdentifier); ok {
+		id = ci.CredentialID(r)
+	}
+	return requestKeys(r, s.Name(), id)
+}
+
+// requestKeys returns the keys of r's source address and of credential
+// id of scheme (when id is not empty).
+func requestKeys(r *http.Request, scheme, id string) []string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
 	keys := []string{"src:" + host}
-	if ci, ok := s.(CredentialIdentifier); ok {
-		if id := ci.CredentialID(r); id != "" {
-			keys = append(keys, "cred:"+s.Name()+":"+id)
-		}
+	if id != "" {
+		keys = append(keys, "cred:"+scheme+":"+id)
 	}
 	return keys
+}
+
+// Check refuses (429) a request handled outside the Authenticator, such
+// as a login, when its source or credential id is over its limit.
+func (t *Throttle) Check(r *http.Request, scheme, id string) error {
+	return t.check(requestKeys(r, scheme, id))
+}
+
+// Fail records a failure of a request handled outside the Authenticator.
+func (t *Throttle) Fail(r *http.Request, scheme, id string) {
+	t.fail(requestKeys(r, scheme, id))
 }
 
 // check returns a 429 error when one of keys is over its limit.

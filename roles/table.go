@@ -123,17 +123,33 @@ func IsPublic(path string) bool {
 	return false
 }
 
-// Match reports whether path matches the glob pattern.
+// Match reports whether path matches the glob pattern, segment by
+// segment: a final "**" matches one or more segments, and "*" within a
+// segment matches any characters of that segment only.
 func Match(pattern, path string) bool {
-	if rest, ok := strings.CutSuffix(pattern, "/**"); ok {
-		return strings.HasPrefix(path, rest+"/") && len(path) > len(rest)+1
+	for {
+		pseg, prest, pmore := strings.Cut(pattern, "/")
+		seg, rest, more := strings.Cut(path, "/")
+		if pseg == "**" && !pmore {
+			return seg != "" || more && rest != ""
+		}
+		if !matchSegment(pseg, seg) || pmore != more {
+			return false
+		}
+		if !pmore {
+			return true
+		}
+		pattern, path = prest, rest
 	}
+}
+
+// matchSegment matches one path segment against a pattern segment with
+// at most one "*".
+func matchSegment(pattern, seg string) bool {
 	pre, post, star := strings.Cut(pattern, "*")
 	if !star {
-		return pattern == path
+		return pattern == seg
 	}
-	if !strings.HasPrefix(path, pre) || !strings.HasSuffix(path, post) || len(path) < len(pre)+len(post) {
-		return false
-	}
-	return !strings.Contains(path[len(pre):len(path)-len(post)], "/")
+	return len(seg) >= len(pre)+len(post) && strings.HasPrefix(seg, pre) && strings.HasSuffix(seg, post) &&
+		(pre != "" || post != "" || seg != "")
 }

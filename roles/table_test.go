@@ -20,6 +20,8 @@ func TestRequired(t *testing.T) {
 		{"/v1/keys", 0, false},
 		{"/v1/key/", 0, false},
 		{"/healthz", 0, false},
+		{"/v1/key/a/b/c", Of(KeyManagement), true},
+		{"/v1/generateRandom/", 0, false},
 	}
 	for _, c := range cases {
 		got, ok := Required(c.path)
@@ -41,5 +43,26 @@ func TestParseRoundTrip(t *testing.T) {
 	}
 	if s := Of(KeyOperation, Service).String(); s != "keyOperationToken,serviceToken" {
 		t.Errorf("Set.String = %q", s)
+	}
+}
+
+func TestSelfServiceRules(t *testing.T) {
+	for _, path := range []string{"/users/:id/keys", "/users/:id/keys/:key", "/api/v2/barong/resource/api_keys/:kid",
+		"/authentication/v1/user/:user/apikey/:userID/:keyID/renew", "/authentication/v1/user/:user/publickey/:idx"} {
+		r, ok := RuleFor(path)
+		if !ok || !r.AnyRole || r.MinLevel != LevelSession {
+			t.Errorf("%s: rule %+v, %v", path, r, ok)
+		}
+		if r.Admits(&Principal{Roles: Of(KeyManagement), Level: LevelAPIKey}) {
+			t.Errorf("%s admits an API-key-level caller", path)
+		}
+		if !r.Admits(&Principal{Level: LevelSession}) {
+			t.Errorf("%s refuses a session without roles", path)
+		}
+	}
+	for _, path := range []string{"/users/:id/keys/:key/x", "/users//keys", "/users/:id"} {
+		if _, ok := RuleFor(path); ok {
+			t.Errorf("%s matched a rule", path)
+		}
 	}
 }

@@ -1,5 +1,7 @@
-// Package tls owns hsmgate's server TLS configuration and the generation of
-// a development PKI (CA, server certificate and client certificates).
+// Package tls owns hsmgate's server TLS side (listener configuration,
+// client certificate modes, OCSP checks with caching, hot reload, session
+// ticket rotation) and the generation of a development PKI (CA, server,
+// OCSP responder and client certificates, and an OpenSSL index.txt).
 package tls
 
 import (
@@ -9,6 +11,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -27,10 +30,14 @@ const (
 	caKeyName      = "ca-key.pem"
 	serverCertName = "server.pem"
 	serverKeyName  = "server-key.pem"
+	ocspCertName   = "ocsp.pem"
+	ocspKeyName    = "ocsp-key.pem"
+	indexName      = "index.txt"
 	clientsDirName = "clients"
 
-	caCommonName = "hsmgate development CA"
-	devOrg       = "hsmgate dev"
+	caCommonName   = "hsmgate development CA"
+	ocspCommonName = "hsmgate development OCSP responder"
+	devOrg         = "hsmgate dev"
 
 	caValidityYears = 10
 	leafValidity    = 825 * 24 * time.Hour
@@ -42,9 +49,21 @@ const (
 	certMode fs.FileMode = 0o644
 )
 
+// DefaultDevOCSPURL is the OCSP responder development client certificates
+// name: `openssl ocsp -port 8889` on this machine.
+const DefaultDevOCSPURL = "http://127.0.0.1:8889"
+
+// RevokedClientName is the development client certificate that index.txt
+// lists as revoked.
+const RevokedClientName = "revoked"
+
 // defaultDevHosts are the server certificate hosts used when EnsureDevPKI
 // is given none.
 var defaultDevHosts = []string{"localhost", "127.0.0.1", "::1"}
+
+// oidOCSPNoCheck is id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1): clients need
+// not check the revocation status of the responder certificate itself.
+var oidOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
 
 // DevPKI names the files of a development PKI in one directory.
 // All paths include Dir.
@@ -54,8 +73,29 @@ type DevPKI struct {
 	CAKey      string
 	ServerCert string
 	ServerKey  string
+	// OCSPCert and OCSPKey are the delegated OCSP responder (OCSP-signing EKU).
+	OCSPCert string
+	OCSPKey  string
+	// Index is the OpenSSL CA database listing every issued certificate,
+	// for `openssl ocsp -index`.
+	Index string
 	// Clients maps each client name passed to EnsureDevPKI to its files.
 	Clients map[string]ClientFiles
+	// Revoked is the client certificate Index lists as revoked.
+	Revoked ClientFiles
+}
+
+// DevPKIOptions are the choices of EnsureDevPKIWith.
+type DevPKIOptions struct {
+	// Hosts are the server certificate's DNS names and IP addresses
+	// (default "localhost", "127.0.0.1" and "::1").
+	Hosts []string
+	// Clients are the client certificates to issue, by name (the CN).
+	Clients []string
+	// OCSPURL is the responder client certificates name in their
+	// Authority Information Access (default DefaultDevOCSPURL).
+	// Certificates issued earlier keep the URL they were issued with.
+	OCSPURL string
 }
 
 // ClientFiles names the certificate and private key files of one client.
@@ -64,11 +104,20 @@ type ClientFiles struct {
 	Key  string
 }
 
-// EnsureDevPKI creates (or reuses when all files exist) under dir:
+// EnsureDevPKI is EnsureDevPKIWith with the default OCSP URL.
+func EnsureDevPKI(dir string, hosts []string, clientNames []string) (*DevPKI, error) {
+	return EnsureDevPKIWith(dir, DevPKIOptions{Hosts: hosts, Clients: clientNames})
+}
+
+// EnsureDevPKIWith creates (or reuses when all files exist) under dir:
 //
 //	ca.pem, ca-key.pem                          ECDSA P-256 self-signed CA "hsmgate development CA", 10 years
 //	server.pem, server-key.pem                  ECDSA P-256 server certificate for hosts, ServerAuth, 825 days
-//	clients/<name>.pem, clients/<name>-key.pem  ECDSA P-256 client certificate (CN=name, O="hsmgate dev"), ClientAuth, 825 days
+//	ocsp.pem, ocsp-key.pem                      ECDSA P-256 delegated OCSP responder, OCSPSigning, 825 days
+//	clients/<name>.pem, clients/<name>-key.pem  ECDSA P-256 client certificate (CN=name, O="hsmgate dev"), ClientAuth,
+//	                                            OCSP responder opts.OCSPURL in its AIA, 825 days
+//	clients/revoked.pem, clients/revoked-key.pem  the same for CN=revoked, listed as revoked in index.txt
+//	index.txt                                   OpenSSL CA database of every certificate above
 //
 // hosts are DNS names or IP addresses; "localhost", "127.0.0.1" and "::1"
 // are used when hosts is empty. Keys are PKCS#8 PEM files with mode 0600, certificates PEM files with
@@ -78,16 +127,30 @@ type ClientFiles struct {
 // reused after checking that it was issued by the CA (and, for the server
 // certificate, that it covers every host). Missing pairs are issued by the
 // existing CA. A pair where only one of the two files exists is an error, so
-// that a lone key is never silently replaced.
-func EnsureDevPKI(dir string, hosts []string, clientNames []string) (*DevPKI, error) {
-	hosts, err := normalizeHosts(hosts)
+// that a lone key is never silently replaced. index.txt only gains lines
+// for certificates it does not list yet, so revocations entered by hand stay.
+//
+// `openssl ocsp -index index.txt -port 8889 -rsigner ocsp.pem -rkey
+// ocsp-key.pem -CA ca.pem` in dir then answers for every client certificate.
+func EnsureDevPKIWith(dir string, opts DevPKIOptions) (*DevPKI, error) {
+	hosts, err := normalizeHosts(opts.Hosts)
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range clientNames {
+	for _, name := range opts.Clients {
 		if err := validateClientName(name); err != nil {
 			return nil, err
 		}
+		if name == RevokedClientName {
+			return nil, fmt.Errorf("invalid client name %q: reserved for the revoked client certificate", name)
+		}
+	}
+	ocspURL := opts.OCSPURL
+	if ocspURL == "" {
+		ocspURL = DefaultDevOCSPURL
+	}
+	if err := checkResponderURL(ocspURL); err != nil {
+		return nil, fmt.Errorf("dev PKI: %w", err)
 	}
 
 	p := &DevPKI{
@@ -96,7 +159,11 @@ func EnsureDevPKI(dir string, hosts []string, clientNames []string) (*DevPKI, er
 		CAKey:      filepath.Join(dir, caKeyName),
 		ServerCert: filepath.Join(dir, serverCertName),
 		ServerKey:  filepath.Join(dir, serverKeyName),
-		Clients:    make(map[string]ClientFiles, len(clientNames)),
+		OCSPCert:   filepath.Join(dir, ocspCertName),
+		OCSPKey:    filepath.Join(dir, ocspKeyName),
+		Index:      filepath.Join(dir, indexName),
+		Clients:    make(map[string]ClientFiles, len(opts.Clients)),
+		Revoked:    clientFiles(dir, RevokedClientName),
 	}
 	if err := ensureDir(dir); err != nil {
 		return nil, err
@@ -111,23 +178,34 @@ func EnsureDevPKI(dir string, hosts []string, clientNames []string) (*DevPKI, er
 	if err := ensureLeaf(p.ServerCert, p.ServerKey, ca, serverTemplate(hosts), hosts); err != nil {
 		return nil, err
 	}
-
-	if len(clientNames) > 0 {
-		if err := ensureDir(filepath.Join(dir, clientsDirName)); err != nil {
-			return nil, err
-		}
+	if err := ensureLeaf(p.OCSPCert, p.OCSPKey, ca, ocspResponderTemplate(), nil); err != nil {
+		return nil, err
 	}
-	for _, name := range clientNames {
-		files := ClientFiles{
-			Cert: filepath.Join(dir, clientsDirName, name+".pem"),
-			Key:  filepath.Join(dir, clientsDirName, name+"-key.pem"),
-		}
-		if err := ensureLeaf(files.Cert, files.Key, ca, clientTemplate(name), nil); err != nil {
+	if err := ensureDir(filepath.Join(dir, clientsDirName)); err != nil {
+		return nil, err
+	}
+	for _, name := range opts.Clients {
+		files := clientFiles(dir, name)
+		if err := ensureLeaf(files.Cert, files.Key, ca, clientTemplate(name, ocspURL), nil); err != nil {
 			return nil, err
 		}
 		p.Clients[name] = files
 	}
+	if err := ensureLeaf(p.Revoked.Cert, p.Revoked.Key, ca, clientTemplate(RevokedClientName, ocspURL), nil); err != nil {
+		return nil, err
+	}
+	if err := p.updateIndex(); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// clientFiles names the files of client name in the PKI directory dir.
+func clientFiles(dir, name string) ClientFiles {
+	return ClientFiles{
+		Cert: filepath.Join(dir, clientsDirName, name+".pem"),
+		Key:  filepath.Join(dir, clientsDirName, name+"-key.pem"),
+	}
 }
 
 // issuer is the CA certificate and key that sign leaf certificates.
@@ -372,11 +450,23 @@ func serverTemplate(hosts []string) *x509.Certificate {
 	return tmpl
 }
 
-// clientTemplate returns a client certificate template for name.
-func clientTemplate(name string) *x509.Certificate {
+// clientTemplate returns a client certificate template for name whose
+// status ocspURL answers.
+func clientTemplate(name, ocspURL string) *x509.Certificate {
 	return &x509.Certificate{
 		Subject:     pkix.Name{CommonName: name, Organization: []string{devOrg}},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		OCSPServer:  []string{ocspURL},
+	}
+}
+
+// ocspResponderTemplate returns the template of the delegated OCSP
+// responder certificate.
+func ocspResponderTemplate() *x509.Certificate {
+	return &x509.Certificate{
+		Subject:         pkix.Name{CommonName: ocspCommonName, Organization: []string{devOrg}},
+		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning},
+		ExtraExtensions: []pkix.Extension{{Id: oidOCSPNoCheck, Value: asn1.NullBytes}},
 	}
 }
 

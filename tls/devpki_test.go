@@ -5,7 +5,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -28,7 +30,7 @@ func newDevPKI(t *testing.T, clients ...string) *DevPKI {
 	return p
 }
 
-func mustReadCert(t *testing.T, path string) *x509.Certificate {
+func mustReadCert(t testing.TB, path string) *x509.Certificate {
 	t.Helper()
 	cert, err := readCertificate(path)
 	if err != nil {
@@ -37,7 +39,7 @@ func mustReadCert(t *testing.T, path string) *x509.Certificate {
 	return cert
 }
 
-func mustReadFile(t *testing.T, path string) []byte {
+func mustReadFile(t testing.TB, path string) []byte {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -263,5 +265,111 @@ func TestEnsureDevPKIDefaultHosts(t *testing.T) {
 		if err := cert.VerifyHostname(h); err != nil {
 			t.Errorf("default server certificate: %v", err)
 		}
+	}
+}
+
+func TestDevOCSPResponderCertificate(t *testing.T) {
+	p := newDevPKI(t)
+	roots, err := LoadCertPool(p.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := mustReadCert(t, p.OCSPCert)
+	if !slices.Equal(cert.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}) {
+		t.Errorf("responder ExtKeyUsage = %v, want OCSPSigning only", cert.ExtKeyUsage)
+	}
+	if !slices.ContainsFunc(cert.Extensions, func(e pkix.Extension) bool { return e.Id.Equal(oidOCSPNoCheck) }) {
+		t.Error("responder certificate lacks id-pkix-ocsp-nocheck")
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}); err != nil {
+		t.Errorf("verify responder certificate: %v", err)
+	}
+	assertMode(t, p.OCSPKey, 0o600)
+}
+
+func TestDevClientCertificatesNameTheResponder(t *testing.T) {
+	p := newDevPKI(t, "alice")
+	for _, f := range []string{p.Clients["alice"].Cert, p.Revoked.Cert} {
+		if got := mustReadCert(t, f).OCSPServer; !slices.Equal(got, []string{DefaultDevOCSPURL}) {
+			t.Errorf("%s: OCSP servers %v, want %s", f, got, DefaultDevOCSPURL)
+		}
+	}
+	custom, err := EnsureDevPKIWith(t.TempDir(), DevPKIOptions{Clients: []string{"bob"}, OCSPURL: "http://ocsp.internal:9000/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustReadCert(t, custom.Clients["bob"].Cert).OCSPServer; !slices.Equal(got, []string{"http://ocsp.internal:9000/"}) {
+		t.Errorf("custom OCSP URL: %v", got)
+	}
+	for _, bad := range []string{"ocsp.internal:9000", "ftp://x/"} {
+		if _, err := EnsureDevPKIWith(t.TempDir(), DevPKIOptions{OCSPURL: bad}); err == nil {
+			t.Errorf("OCSP URL %q accepted", bad)
+		}
+	}
+	if _, err := EnsureDevPKIWith(t.TempDir(), DevPKIOptions{Clients: []string{RevokedClientName}}); err == nil {
+		t.Errorf("client name %q accepted", RevokedClientName)
+	}
+}
+
+// indexLines parses index.txt into its tab-separated fields by serial.
+func indexLines(t *testing.T, path string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSuffix(string(mustReadFile(t, path)), "\n"), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 6 {
+			t.Fatalf("index line %q: %d fields, want 6", line, len(f))
+		}
+		out[f[3]] = f
+	}
+	return out
+}
+
+func TestDevIndex(t *testing.T) {
+	p := newDevPKI(t, "alice")
+	lines := indexLines(t, p.Index)
+	if len(lines) != 4 {
+		t.Fatalf("index has %d lines, want server, responder, alice and revoked", len(lines))
+	}
+	want := map[string]struct{ status, dn string }{
+		p.ServerCert:            {"V", "/O=hsmgate dev/CN=localhost"},
+		p.OCSPCert:              {"V", "/O=hsmgate dev/CN=hsmgate development OCSP responder"},
+		p.Clients["alice"].Cert: {"V", "/O=hsmgate dev/CN=alice"},
+		p.Revoked.Cert:          {"R", "/O=hsmgate dev/CN=revoked"},
+	}
+	for file, w := range want {
+		cert := mustReadCert(t, file)
+		f, ok := lines[strings.ToUpper(fmt.Sprintf("%x", cert.SerialNumber.Bytes()))]
+		if !ok {
+			t.Errorf("%s is not in the index", file)
+			continue
+		}
+		if f[0] != w.status || f[1] != cert.NotAfter.UTC().Format("060102150405Z") || f[4] != "unknown" || f[5] != w.dn {
+			t.Errorf("%s: index line %q", file, f)
+		}
+		if revoked := f[2] != ""; revoked != (w.status == "R") {
+			t.Errorf("%s: revocation time %q with status %s", file, f[2], f[0])
+		}
+	}
+
+	// A rerun appends the new client and keeps lines edited by hand.
+	edited := strings.Replace(string(mustReadFile(t, p.Index)), "V\t", "R\t", 1)
+	if err := os.WriteFile(p.Index, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p2, err := EnsureDevPKI(p.Dir, testHosts, []string{"alice", "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := string(mustReadFile(t, p.Index))
+	if !strings.HasPrefix(data, edited) {
+		t.Errorf("rerun rewrote the index:\n%s", data)
+	}
+	bob := mustReadCert(t, p2.Clients["bob"].Cert)
+	if f := indexLines(t, p.Index)[fmt.Sprintf("%X", bob.SerialNumber.Bytes())]; f == nil || f[0] != "V" {
+		t.Errorf("bob's line: %q", f)
+	}
+	if n := len(indexLines(t, p.Index)); n != 5 {
+		t.Errorf("index has %d lines after adding bob, want 5", n)
 	}
 }

@@ -3,6 +3,7 @@ package tls
 import (
 	"bytes"
 	stdtls "crypto/tls"
+	"fmt"
 	"net"
 	"path/filepath"
 	"slices"
@@ -21,8 +22,9 @@ func serverConfigFor(t *testing.T, p *DevPKI, minVersion string) *stdtls.Config 
 }
 
 // handshake runs one TLS handshake over a loopback listener and returns the
-// client's connection state and the client and server handshake errors.
-func handshake(t *testing.T, serverCfg, clientCfg *stdtls.Config) (state stdtls.ConnectionState, clientErr, serverErr error) {
+// client's and the server's connection state and the client and server
+// handshake errors.
+func handshake(t *testing.T, serverCfg, clientCfg *stdtls.Config) (state, serverState stdtls.ConnectionState, clientErr, serverErr error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -30,25 +32,32 @@ func handshake(t *testing.T, serverCfg, clientCfg *stdtls.Config) (state stdtls.
 	}
 	defer ln.Close()
 
-	serverDone := make(chan error, 1)
+	type result struct {
+		state stdtls.ConnectionState
+		err   error
+	}
+	serverDone := make(chan result, 1)
 	go func() {
 		conn, err := ln.Accept()
 		if err != nil {
-			serverDone <- err
+			serverDone <- result{err: err}
 			return
 		}
 		defer conn.Close()
 		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-		serverDone <- stdtls.Server(conn, serverCfg).Handshake()
+		tc := stdtls.Server(conn, serverCfg)
+		err = tc.Handshake()
+		serverDone <- result{tc.ConnectionState(), err}
 	}()
 
 	dialer := &net.Dialer{Timeout: 10 * time.Second}
 	conn, clientErr := stdtls.DialWithDialer(dialer, "tcp", ln.Addr().String(), clientCfg)
 	if clientErr == nil {
 		state = conn.ConnectionState()
-		conn.Close()
+		defer conn.Close()
 	}
-	return state, clientErr, <-serverDone
+	r := <-serverDone
+	return state, r.state, clientErr, r.err
 }
 
 func TestHandshake(t *testing.T) {
@@ -81,7 +90,7 @@ func TestHandshake(t *testing.T) {
 				MaxVersion: tc.clientMax,
 				NextProtos: []string{"h2", "http/1.1"},
 			}
-			state, clientErr, serverErr := handshake(t, serverConfigFor(t, p, tc.serverMin), clientCfg)
+			state, _, clientErr, serverErr := handshake(t, serverConfigFor(t, p, tc.serverMin), clientCfg)
 
 			if tc.wantVersion == 0 {
 				if clientErr == nil {
@@ -117,7 +126,7 @@ func TestHandshakeOverIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	// No ServerName: the client verifies the certificate against 127.0.0.1.
-	_, clientErr, serverErr := handshake(t, serverConfigFor(t, p, ""), &stdtls.Config{RootCAs: roots})
+	_, _, clientErr, serverErr := handshake(t, serverConfigFor(t, p, ""), &stdtls.Config{RootCAs: roots})
 	if clientErr != nil || serverErr != nil {
 		t.Fatalf("handshake failed: client: %v, server: %v", clientErr, serverErr)
 	}
@@ -237,5 +246,125 @@ func TestLoadCertPool(t *testing.T) {
 	// A key file holds no certificates.
 	if _, err := LoadCertPool(p.CAKey); err == nil || !strings.Contains(err.Error(), p.CAKey) {
 		t.Errorf("key file: error = %v", err)
+	}
+}
+
+func TestClientAuthModes(t *testing.T) {
+	p := newDevPKI(t, "alice")
+	alice := p.Clients["alice"]
+	tests := []struct {
+		mode      string
+		present   bool
+		wantPeer  bool
+		wantError string
+	}{
+		{mode: ClientAuthNone, present: true},
+		{mode: ClientAuthOptional},
+		{mode: ClientAuthOptional, present: true, wantPeer: true},
+		{mode: ClientAuthRequire, wantError: "didn't provide a certificate"},
+		{mode: ClientAuthRequire, present: true, wantPeer: true},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%s/presented=%v", tc.mode, tc.present), func(t *testing.T) {
+			opts := ServerOptions{CertFile: p.ServerCert, KeyFile: p.ServerKey, ClientAuth: tc.mode}
+			if tc.mode != ClientAuthNone {
+				opts.ClientCAFiles = []string{p.CACert}
+			}
+			s, err := NewServer(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var files ClientFiles
+			if tc.present {
+				files = alice
+			}
+			_, state, clientErr, serverErr := handshake(t, s.TLSConfig(), clientConfig(t, p.CACert, files))
+			if tc.wantError != "" {
+				if serverErr == nil || !strings.Contains(serverErr.Error(), tc.wantError) {
+					t.Fatalf("server error = %v, want %q", serverErr, tc.wantError)
+				}
+				return
+			}
+			if clientErr != nil || serverErr != nil {
+				t.Fatalf("handshake failed: client: %v, server: %v", clientErr, serverErr)
+			}
+			if got := len(state.PeerCertificates) > 0; got != tc.wantPeer {
+				t.Errorf("server saw a client certificate: %v, want %v", got, tc.wantPeer)
+			}
+		})
+	}
+}
+
+func TestClientCABundleOfSeveralFiles(t *testing.T) {
+	a, b, c := newDevPKI(t, "alice"), newDevPKI(t, "bob"), newDevPKI(t, "carol")
+	s, err := NewServer(ServerOptions{CertFile: a.ServerCert, KeyFile: a.ServerKey, ClientAuth: ClientAuthRequire,
+		ClientCAFiles: []string{a.CACert, b.CACert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accept(t, s, a.CACert, a.Clients["alice"])
+	accept(t, s, a.CACert, b.Clients["bob"])
+	refuse(t, s, a.CACert, c.Clients["carol"], "unknown authority")
+}
+
+func TestSessionTicketRotation(t *testing.T) {
+	p := newDevPKI(t, "alice")
+	s, err := NewServer(ServerOptions{CertFile: p.ServerCert, KeyFile: p.ServerKey, ClientAuth: ClientAuthOptional,
+		ClientCAFiles: []string{p.CACert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := clientConfig(t, p.CACert, p.Clients["alice"])
+	client.ClientSessionCache = stdtls.NewLRUClientSessionCache(4)
+	// TLS 1.2 delivers the ticket within the handshake; TLS 1.3 sends it
+	// afterwards, to a client that reads, which handshake does not.
+	client.MaxVersion = stdtls.VersionTLS12
+	resumed := func() bool {
+		t.Helper()
+		state, serverState, clientErr, serverErr := handshake(t, s.TLSConfig(), client)
+		if clientErr != nil || serverErr != nil {
+			t.Fatalf("handshake failed: client: %v, server: %v", clientErr, serverErr)
+		}
+		if serverState.DidResume && len(serverState.VerifiedChains) == 0 {
+			t.Error("a resumed connection lost its verified client chain")
+		}
+		return state.DidResume
+	}
+	if resumed() {
+		t.Fatal("the first handshake resumed")
+	}
+	if !resumed() {
+		t.Fatal("the second handshake did not resume")
+	}
+	// One rotation: tickets under the previous key still resume.
+	if err := s.RotateTicketKeys(); err != nil {
+		t.Fatal(err)
+	}
+	if !resumed() {
+		t.Error("a ticket under the previous key did not resume after one rotation")
+	}
+	// After ticketKeysKept rotations the key of the last ticket is gone.
+	for range ticketKeysKept {
+		if err := s.RotateTicketKeys(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if resumed() {
+		t.Error("a ticket resumed after its key was rotated out")
+	}
+}
+
+func TestNewServerRejectsBadClientAuth(t *testing.T) {
+	p := newDevPKI(t)
+	for name, opts := range map[string]ServerOptions{
+		"unknown mode":         {ClientAuth: "sometimes", ClientCAFiles: []string{p.CACert}},
+		"optional without CAs": {ClientAuth: ClientAuthOptional},
+		"require without CAs":  {ClientAuth: ClientAuthRequire},
+		"CA file with a key":   {ClientAuth: ClientAuthRequire, ClientCAFiles: []string{p.CAKey}},
+	} {
+		opts.CertFile, opts.KeyFile = p.ServerCert, p.ServerKey
+		if _, err := NewServer(opts); err == nil {
+			t.Errorf("%s accepted", name)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -16,6 +17,7 @@ type Config struct {
 	TLS    TLSConfig    `yaml:"tls"`
 	HSM    HSMConfig    `yaml:"hsm"`
 	Auth   AuthConfig   `yaml:"auth"`
+	Store  StoreConfig  `yaml:"store"`
 	Server ServerConfig `yaml:"server"`
 	Log    LogConfig    `yaml:"log"`
 }
@@ -28,7 +30,22 @@ type AuthConfig struct {
 	StaticTokens map[string][]string `yaml:"staticTokens"`
 	// Throttle refuses a source or credential after repeated failures.
 	Throttle ThrottleConfig `yaml:"throttle"`
+	// Replay keeps used nonces: memory (default with sqlite) or store
+	// (default with postgres; instances sharing the database).
+	Replay string `yaml:"replay,omitempty"`
 	// Scheme sections: one field per scheme below this line.
+	// Argus switches on Argus-style API keys, sessions and signatures (argus.go).
+	Argus ArgusConfig `yaml:"argus"`
+	// Barong switches on Barong-style HMAC API keys (hmackeys.go).
+	Barong HMACKeysConfig `yaml:"barong"`
+	// Armor switches on Armor-style pre-shared-key signatures (hmackeys.go).
+	Armor HMACKeysConfig `yaml:"armor"`
+	// JWT lists the trusted issuers of bearer JWTs (jwt.go).
+	JWT JWTConfig `yaml:"jwt"`
+	// Certificates map client certificates to roles and customers (jwt.go).
+	Certificates []CertRuleConfig `yaml:"certificates"`
+	// Actyx enables app tokens issued for app manifests (AUTH.md §7); nil: off.
+	Actyx *ActyxConfig `yaml:"actyx"`
 }
 
 // ThrottleConfig bounds authentication failures: more than
@@ -38,13 +55,6 @@ type ThrottleConfig struct {
 	SourceFailures     int           `yaml:"sourceFailures"`     // default 100
 	CredentialFailures int           `yaml:"credentialFailures"` // default 10
 	Window             time.Duration `yaml:"window"`             // default 1m
-}
-
-// TLSConfig names the server certificate.
-type TLSConfig struct {
-	CertFile   string `yaml:"certFile"`
-	KeyFile    string `yaml:"keyFile"`
-	MinVersion string `yaml:"minVersion"`
 }
 
 // HSMConfig addresses the PKCS#11 token.
@@ -87,25 +97,33 @@ func loadConfig(path string) (*Config, error) {
 		return nil, err
 	}
 	cfg.applyDefaults()
+	// A relative SQLite path is relative to the configuration file, not to
+	// the working directory of the process (which is / under systemd).
+	if cfg.Store.Path == "" {
+		cfg.Store.Path = "hsmgate.db"
+	}
+	if !filepath.IsAbs(cfg.Store.Path) {
+		cfg.Store.Path = filepath.Join(filepath.Dir(path), cfg.Store.Path)
+	}
 	return &cfg, cfg.validate()
 }
 
 // applyEnv overrides values from HSMGATE_* variables.
 func (c *Config) applyEnv(getenv func(string) string) error {
 	str := map[string]*string{
-		"HSMGATE_LISTEN":          &c.Listen,
-		"HSMGATE_TLS_CERT_FILE":   &c.TLS.CertFile,
-		"HSMGATE_TLS_KEY_FILE":    &c.TLS.KeyFile,
-		"HSMGATE_TLS_MIN_VERSION": &c.TLS.MinVersion,
-		"HSMGATE_HSM_URI":         &c.HSM.URI,
-		"HSMGATE_SOFTHSM2_CONF":   &c.HSM.SoftHSM2Conf,
-		"HSMGATE_LOG_FORMAT":      &c.Log.Format,
-		"HSMGATE_LOG_LEVEL":       &c.Log.Level,
+		"HSMGATE_LISTEN":        &c.Listen,
+		"HSMGATE_HSM_URI":       &c.HSM.URI,
+		"HSMGATE_SOFTHSM2_CONF": &c.HSM.SoftHSM2Conf,
+		"HSMGATE_LOG_FORMAT":    &c.Log.Format,
+		"HSMGATE_LOG_LEVEL":     &c.Log.Level,
 	}
 	for name, dst := range str {
 		if v := getenv(name); v != "" {
 			*dst = v
 		}
+	}
+	if err := c.TLS.applyEnv(getenv); err != nil { // HSMGATE_TLS_* (tlsconfig.go)
+		return err
 	}
 	if v := getenv("HSMGATE_MAX_BODY_BYTES"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -152,9 +170,10 @@ func (c *Config) applyDefaults() {
 
 // validate refuses a configuration that cannot serve.
 func (c *Config) validate() error {
+	if err := c.TLS.validate(); err != nil { // tlsconfig.go
+		return err
+	}
 	switch {
-	case c.TLS.CertFile == "" || c.TLS.KeyFile == "":
-		return fmt.Errorf("config: tls.certFile and tls.keyFile are required")
 	case c.HSM.URI == "":
 		return fmt.Errorf("config: hsm.uri is required")
 	case len(c.Auth.StaticTokens) == 0:

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hsmgate/hsmgate/auth"
 	"github.com/hsmgate/hsmgate/roles"
@@ -83,12 +84,14 @@ func devSetup(dir, listen string) error {
 	}
 	var cfg Config
 	cfg.Listen = listen
-	cfg.TLS = TLSConfig{CertFile: pki.ServerCert, KeyFile: pki.ServerKey, MinVersion: "1.2"}
+	cfg.TLS = devTLSConfig(pki)
+	cfg.Auth.Certificates = devCertificateRules()
 	cfg.HSM = HSMConfig{
 		URI:          fmt.Sprintf("pkcs11:token=%s;module-path=%s?pin-source=file:%s", devTokenLabel, tok.Module, filepath.Join(dir, "hsm-pin")),
 		SoftHSM2Conf: tok.ConfPath,
 	}
 	cfg.Log = LogConfig{Format: "text", Level: "info"}
+	cfg.Store = StoreConfig{Driver: "sqlite", Path: filepath.Join(dir, "hsmgate.db")}
 	h, err := openHSM(&cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return err
@@ -122,6 +125,31 @@ func devSetup(dir, listen string) error {
 	}
 	header := "# hsmgate development configuration, written by `hsmgate dev`.\n# Static tokens are stored as HMAC verifiers computed by the token's pepper key.\n"
 	return os.WriteFile(filepath.Join(dir, "config.yaml"), append([]byte(header), out...), 0o600)
+}
+
+// devTLSConfig serves the development PKI's server certificate and
+// accepts client certificates of its CA (optional: curl without one works
+// too), checked by OCSP against the responder their AIA names
+// (tls.DefaultDevOCSPURL). Soft-fail, so that `make run` works without a
+// responder running: a certificate is then accepted with a warning, while
+// a revoked one is refused as soon as the responder answers. Answers are
+// cached for a minute at most, so a revocation shows quickly.
+func devTLSConfig(pki *tls.DevPKI) TLSConfig {
+	return TLSConfig{
+		CertFile: pki.ServerCert, KeyFile: pki.ServerKey, MinVersion: "1.2",
+		ClientAuth: tls.ClientAuthOptional, ClientCAFiles: []string{pki.CACert},
+		OCSP: OCSPConfig{Enabled: true, FailMode: ocspSoftFail, MaxAge: time.Minute},
+	}
+}
+
+// devCertificateRules map each role's development client certificate
+// (CN = the role's wire name) to that role on customer default.
+func devCertificateRules() []CertRuleConfig {
+	var rules []CertRuleConfig
+	for _, r := range roles.All {
+		rules = append(rules, CertRuleConfig{Match: CertMatchConfig{CN: r.String()}, Roles: []string{r.String()}, Customers: []string{"default"}})
+	}
+	return rules
 }
 
 // secretFile returns the content of path, creating it with a random value first.
@@ -164,6 +192,19 @@ curl -sS -w '\n' --cacert $CA -H "X-API-KEY: $OP" -H 'Content-Type: application/
   -d '{"signRequest":{"signKeyName":"'$LABEL'","payload":"'$(printf 'hello hsmgate' | base64)'","signatureAlgorithm":"SHA256_WITH_ECDSA"}}' \
   $HSMGATE/v1/synchronousSign
 curl -sS -w '\n' --cacert $CA -H "X-API-KEY: $KM" $HSMGATE/v1/key/$LABEL/attributes
+
+Mutual TLS: client certificates are optional; %[2]s/pki/clients holds one per role (CN = role,
+mapped to that role by auth.certificates in config.yaml) and revoked.pem, listed as revoked in
+%[2]s/pki/index.txt. OCSP runs in soft-fail mode here: with no responder running a certificate
+is accepted and a warning logged. Start the responder in another terminal to see revocation work:
+
+(cd %[2]s/pki && openssl ocsp -index index.txt -port 8889 -rsigner ocsp.pem -rkey ocsp-key.pem -CA ca.pem -nmin 5)
+C=%[2]s/pki/clients
+curl -sS -w '\n' --cacert $CA --cert $C/keyOperationToken.pem --key $C/keyOperationToken-key.pem \
+  -H 'Content-Type: application/json' \
+  -d '{"signRequest":{"signKeyName":"'$LABEL'","payload":"'$(printf 'hello hsmgate' | base64)'","signatureAlgorithm":"SHA256_WITH_ECDSA"}}' \
+  $HSMGATE/v1/synchronousSign
+curl -sS -w '\n' --cacert $CA --cert $C/revoked.pem --key $C/revoked-key.pem $HSMGATE/v1/versionInfo  # refused by the responder
 
 `, host, rel)
 }

@@ -38,6 +38,10 @@ func run(args []string) error {
 		return devCommand(args[1:])
 	case "token":
 		return tokenCommand(args[1:])
+	case "user":
+		return userCommand(args[1:])
+	case "customer":
+		return customerCommand(args[1:])
 	case "version":
 		fmt.Printf("hsmgate %s (commit %s, built %s)\n", version, commit, buildTime)
 		return nil

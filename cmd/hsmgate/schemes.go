@@ -5,13 +5,16 @@ import (
 
 	"github.com/hsmgate/hsmgate/auth"
 	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/store"
 )
 
 // schemeDeps is what a credential scheme may need to be built.
 type schemeDeps struct {
-	cfg *Config
-	hsm *hsm.HSM
-	log *slog.Logger
+	cfg    *Config
+	hsm    *hsm.HSM
+	log    *slog.Logger
+	store  store.Store
+	replay auth.Replay
 }
 
 // schemeBuilder builds one credential scheme from the configuration, or

@@ -81,20 +81,41 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 		return err
 	}
 	defer h.Close()
-	schemes, err := buildSchemes(&schemeDeps{cfg: cfg, hsm: h, log: log})
+	st, err := openStore(ctx, cfg.Store, log)
 	if err != nil {
 		return err
 	}
-	tlsCfg, err := tls.ServerConfig(tls.ServerOptions{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, MinVersion: cfg.TLS.MinVersion})
+	defer st.Close()
+	replay, err := newReplay(cfg, st, log)
 	if err != nil {
 		return err
 	}
+	schemes, err := buildSchemes(&schemeDeps{cfg: cfg, hsm: h, log: log, store: st, replay: replay})
+	if err != nil {
+		return err
+	}
+	tlsSrv, err := tls.NewServer(cfg.TLS.serverOptions(log))
+	if err != nil {
+		return err
+	}
+	// The revalidating handler below re-checks the certificate's OCSP
+	// status on every request, so the identifier needs no revalidator.
+	certs, err := buildCertIdentifier(cfg, nil)
+	if err != nil {
+		return err
+	}
+	throttle := auth.NewThrottle(cfg.Auth.Throttle.SourceFailures, cfg.Auth.Throttle.CredentialFailures, cfg.Auth.Throttle.Window)
+	authn := auth.New(auth.Options{Schemes: schemes, Certificates: certs, Throttle: throttle})
 	router := api.New(api.Options{
-		HSM: h, Auth: auth.New(auth.Options{Schemes: schemes, Throttle: auth.NewThrottle(cfg.Auth.Throttle.SourceFailures, cfg.Auth.Throttle.CredentialFailures, cfg.Auth.Throttle.Window)}), Log: log, MaxBodyBytes: cfg.Server.MaxBodyBytes,
+		HSM: h, Auth: authn, Throttle: throttle, RequireBoth: cfg.TLS.RequireBoth, Log: log, MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		AccessLog: *cfg.Server.AccessLog, Build: api.Build{Version: version, Commit: commit, BuildTime: buildTime},
+		AppTokens: appTokenIssuer(schemes),
+		Argus:     findScheme[*auth.Argus](schemes),
+		Barong:    findScheme[*auth.Barong](schemes),
+		Armor:     findScheme[*auth.Armor](schemes),
 	})
 	srv := &http.Server{
-		Handler:           router,
+		Handler:           revalidating(tlsSrv, router),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -108,8 +129,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	runTLS(ctx, tlsSrv, log)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(stdtls.NewListener(ln, tlsCfg)) }()
+	go func() { errc <- srv.Serve(stdtls.NewListener(ln, tlsSrv.TLSConfig())) }()
 	log.Info("hsmgate listening", "addr", ln.Addr().String(), "token", h.Info().Label, "version", version)
 	if ready != nil {
 		ready(ln.Addr().String())

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/hsmgate/hsmgate/auth"
+	"github.com/hsmgate/hsmgate/store"
+	"github.com/hsmgate/hsmgate/store/storetest"
+)
+
+func TestStoreConfigResolve(t *testing.T) {
+	env := func(vars map[string]string) func(string) string { return func(k string) string { return vars[k] } }
+	for _, tc := range []struct {
+		name string
+		cfg  StoreConfig
+		env  map[string]string
+		want store.Config
+	}{
+		{"defaults", StoreConfig{}, nil, store.Config{Driver: "sqlite", Path: "hsmgate.db"}},
+		{"file", StoreConfig{Path: "/var/lib/hsmgate/state.db"}, nil,
+			store.Config{Driver: "sqlite", Path: "/var/lib/hsmgate/state.db"}},
+		{"postgres from the file", StoreConfig{Driver: "postgres", DSN: "postgres://h/db"}, nil,
+			store.Config{Driver: "postgres", DSN: "postgres://h/db"}},
+		{"environment wins", StoreConfig{Driver: "sqlite", Path: "a.db", DSN: "postgres://file/db"},
+			map[string]string{"HSMGATE_STORE_DRIVER": "postgres", "HSMGATE_STORE_DSN": "postgres://u:pw@env/db",
+				"HSMGATE_STORE_PATH": "b.db"},
+			store.Config{Driver: "postgres", Path: "b.db", DSN: "postgres://u:pw@env/db"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.cfg.resolve(env(tc.env)); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("resolve = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestOpenStoreAndReplay(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sqlite := StoreConfig{Path: filepath.Join(t.TempDir(), "hsmgate.db")}
+	t.Setenv("HSMGATE_STORE_DRIVER", "")
+	t.Setenv("HSMGATE_STORE_PATH", "")
+	t.Setenv("HSMGATE_STORE_DSN", "")
+	for _, tc := range []struct {
+		name   string
+		store  StoreConfig
+		replay string
+		want   reflect.Type
+	}{
+		{"sqlite default", sqlite, "", reflect.TypeFor[*auth.MemoryReplay]()},
+		{"sqlite shared", sqlite, "store", reflect.TypeFor[*auth.StoreReplay]()},
+		{"postgres default", StoreConfig{Driver: "postgres", DSN: storetest.Postgres(t)}, "", reflect.TypeFor[*auth.StoreReplay]()},
+		{"postgres in memory", StoreConfig{Driver: "postgres", DSN: storetest.Postgres(t)}, "memory", reflect.TypeFor[*auth.MemoryReplay]()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := &Config{Store: tc.store, Auth: AuthConfig{Replay: tc.replay}}
+			s, err := openStore(ctx, cfg.Store, log)
+			if err != nil {
+				t.Fatalf("open store: %v", err)
+			}
+			defer s.Close()
+			r, err := newReplay(cfg, s, log)
+			if err != nil {
+				t.Fatalf("replay: %v", err)
+			}
+			if got := reflect.TypeOf(r); got != tc.want {
+				t.Fatalf("replay %v, want %v", got, tc.want)
+			}
+			for _, want := range []bool{true, false} {
+				if fresh, err := r.Use(ctx, "test", "n", time.Minute); err != nil || fresh != want {
+					t.Fatalf("Use = %v, %v; want %v", fresh, err, want)
+				}
+			}
+		})
+	}
+	if _, err := newReplay(&Config{Auth: AuthConfig{Replay: "redis"}}, nil, log); err == nil {
+		t.Error("auth.replay: redis accepted, want an error")
+	}
+}
