@@ -18,8 +18,10 @@ import (
 	"time"
 
 	"github.com/hsmgate/hsmgate/auth"
+	"github.com/hsmgate/hsmgate/hsm"
 	"github.com/hsmgate/hsmgate/roles"
 	"github.com/hsmgate/hsmgate/softhsm"
+	"github.com/hsmgate/hsmgate/store"
 	"github.com/hsmgate/hsmgate/tls"
 	"gopkg.in/yaml.v3"
 )
@@ -92,6 +94,10 @@ func devSetup(dir, listen string) error {
 	}
 	cfg.Log = LogConfig{Format: "text", Level: "info"}
 	cfg.Store = StoreConfig{Driver: "sqlite", Path: filepath.Join(dir, "hsmgate.db")}
+	cfg.Auth.Argus.Enabled = true
+	cfg.Auth.Barong.Enabled = true
+	cfg.Auth.Armor.Enabled = true
+	cfg.Auth.Actyx = &ActyxConfig{} // trial apps (com.example.*) only: no trust root in dev
 	h, err := openHSM(&cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return err
@@ -112,6 +118,9 @@ func devSetup(dir, listen string) error {
 		creds[r.String()] = token
 		cfg.Auth.StaticTokens[r.String()] = []string{v}
 	}
+	if err := devIdentities(context.Background(), &cfg, h); err != nil {
+		return err
+	}
 	credJSON, err := json.MarshalIndent(creds, "", "  ")
 	if err != nil {
 		return err
@@ -125,6 +134,48 @@ func devSetup(dir, listen string) error {
 	}
 	header := "# hsmgate development configuration, written by `hsmgate dev`.\n# Static tokens are stored as HMAC verifiers computed by the token's pepper key.\n"
 	return os.WriteFile(filepath.Join(dir, "config.yaml"), append([]byte(header), out...), 0o600)
+}
+
+// devIdentities creates the customers default and trial and a demo user
+// holding every role on customer default, and prints the demo user's
+// password and TOTP secret: once, they are not stored anywhere in clear.
+func devIdentities(ctx context.Context, cfg *Config, h *hsm.HSM) error {
+	st, err := openStore(ctx, cfg.Store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, name := range []string{"default", "trial"} {
+		if err := st.AddCustomer(ctx, store.Customer{Name: name}); err != nil && !errors.Is(err, store.ErrExists) {
+			return fmt.Errorf("customer %s: %w", name, err)
+		}
+	}
+	raw, err := h.Random(ctx, 18)
+	if err != nil {
+		return err
+	}
+	password := base64.RawURLEncoding.EncodeToString(raw)
+	var names []string
+	for _, r := range roles.All {
+		names = append(names, r.String())
+	}
+	users := auth.NewUsers(st, h)
+	u, err := users.Add(ctx, auth.DefaultDomain, "demo", password, names, []string{"default"}, false)
+	if err != nil {
+		return fmt.Errorf("demo user: %w", err)
+	}
+	secret, uri, err := users.EnableTOTP(ctx, u.ID)
+	if err != nil {
+		return fmt.Errorf("demo user TOTP: %w", err)
+	}
+	fmt.Printf(`
+Demo user (shown once, not stored in clear): domain %s, user demo, id %s
+  password:    %s
+  TOTP secret: %s
+  (%s)
+  Log in: POST /authentication/v1/password/authenticate {"userName":"demo","password":"…","tokenCode":"<TOTP code>"}
+`, auth.DefaultDomain, u.ID, password, secret, uri)
+	return nil
 }
 
 // devTLSConfig serves the development PKI's server certificate and
