@@ -181,6 +181,10 @@ func run(ctx context.Context, o *options) (err error) {
 	}
 
 	measureErr := measureAll(ctx, o, rep, client, ops, rawOps, restOps, accessLogOn)
+	if measureErr == nil && !o.inProcess {
+		_ = srv.stop() // the TLS phase runs a server of its own on the same token
+		rep.TLS = runTLSBench(ctx, o, tmp, ops[0])
+	}
 	rep.Interrupted = ctx.Err() != nil
 	if measureErr != nil && !rep.Interrupted {
 		return measureErr

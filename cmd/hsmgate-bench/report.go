@@ -101,6 +101,7 @@ type Report struct {
 	Cells      []Cell           `json:"cells"`
 	AccessLog  *AccessLogResult `json:"accessLog,omitempty"`
 	KeyCount   *KeyCountResult  `json:"keyCount,omitempty"`
+	TLS        *TLSResult       `json:"tls,omitempty"`
 	Targets    []Target         `json:"targets"`
 	AllPassed  bool             `json:"allTargetsPassed"`
 	// Interrupted is set when a signal ended the run early: the results
@@ -274,6 +275,9 @@ func printReport(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "cells:   %s measured after %s warm-up, closed loop; latencies in ms (exact p50/p99); raw side: %d PKCS#11 sessions, GOMAXPROCS %d\n\n",
 		secs(r.Settings.DurationSec), secs(r.Settings.WarmupSec), r.Server.RawPoolSize, m.GOMAXPROCS)
 	printMatrix(w, r.Cells)
+	if r.TLS != nil {
+		printTLS(w, r.TLS)
+	}
 	if r.AccessLog != nil {
 		printAccessLog(w, r.AccessLog)
 	}

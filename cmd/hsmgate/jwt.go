@@ -87,13 +87,13 @@ type CertRuleConfig struct {
 // subject alternative names DNS, e-mail, URI; or the SHA-256 fingerprint
 // of the certificate (hex, colons allowed).
 type CertMatchConfig struct {
-	CN     string `yaml:"cn"`
-	O      string `yaml:"o"`
-	OU     string `yaml:"ou"`
-	DNS    string `yaml:"dns"`
-	Email  string `yaml:"email"`
-	URI    string `yaml:"uri"`
-	SHA256 string `yaml:"sha256"`
+	CN     string `yaml:"cn,omitempty"`
+	O      string `yaml:"o,omitempty"`
+	OU     string `yaml:"ou,omitempty"`
+	DNS    string `yaml:"dns,omitempty"`
+	Email  string `yaml:"email,omitempty"`
+	URI    string `yaml:"uri,omitempty"`
+	SHA256 string `yaml:"sha256,omitempty"`
 }
 
 // buildJWT builds the JWT bearer scheme when issuers are configured.
