@@ -17,8 +17,9 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 }
 
-// newMetrics registers the request metrics and the HSM gauges.
-func newMetrics(h *hsm.HSM) *metrics {
+// newMetrics registers the request metrics, the HSM gauges and the
+// caller's extra collectors.
+func newMetrics(h *hsm.HSM, extra []prometheus.Collector) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -31,6 +32,7 @@ func newMetrics(h *hsm.HSM) *metrics {
 	}
 	m.registry.MustRegister(m.requests, m.duration,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	m.registry.MustRegister(extra...)
 	if h != nil {
 		m.registry.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hsmgate_hsm_ready", Help: "1 when the token is reachable and logged in."},

@@ -19,6 +19,7 @@ import (
 	"github.com/hsmgate/hsmgate/auth"
 	"github.com/hsmgate/hsmgate/hsm"
 	"github.com/hsmgate/hsmgate/roles"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Authenticator turns the credentials of a request into a Principal.
@@ -57,6 +58,9 @@ type Options struct {
 	Armor *auth.Armor
 	// Throttle limits failed logins; share the Authenticator's.
 	Throttle *auth.Throttle
+	// Collectors are published at /metrics beside the request and HSM
+	// metrics (for example the OCSP counters of the TLS listener).
+	Collectors []prometheus.Collector
 }
 
 // server holds what the handlers need.
@@ -100,7 +104,7 @@ func New(opts Options) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	m := newMetrics(opts.HSM)
+	m := newMetrics(opts.HSM, opts.Collectors)
 	r.Use(recovery(opts.Log), requestID(), accessLog(opts.Log, opts.AccessLog), m.observe(), bodyLimit(opts.MaxBodyBytes))
 	r.NoRoute(func(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusNotFound, envelope{600, "res.error.route.not.found", "no route " + c.Request.Method + " " + c.Request.URL.Path})

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,23 @@ func TestOCSPResponderDownFailModes(t *testing.T) {
 			t.Fatalf("soft-fail: /healthz %d %s", r.Status, r.Raw)
 		}
 		g.waitLogged(t, "accepted (soft-fail)")
+		// Soft-fail accepts are counted, not only logged.
+		m := g.mustStatus(t, http.StatusOK, http.MethodGet, "/metrics", "", nil)
+		if !regexp.MustCompile(`(?m)^hsmgate_ocsp_soft_fail_accepts_total [1-9]`).Match(m.Raw) {
+			t.Errorf("/metrics does not count the soft-fail accept:\n%s", grepLines(string(m.Raw), "hsmgate_ocsp_"))
+		}
 	})
+}
+
+// grepLines returns the lines of s containing sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // TestOCSPCacheAndRevocation runs a fail-closed gateway whose OCSP answers

@@ -109,10 +109,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 	router := api.New(api.Options{
 		HSM: h, Auth: authn, Throttle: throttle, RequireBoth: cfg.TLS.RequireBoth, Log: log, MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		AccessLog: *cfg.Server.AccessLog, Build: api.Build{Version: version, Commit: commit, BuildTime: buildTime},
-		AppTokens: appTokenIssuer(schemes),
-		Argus:     findScheme[*auth.Argus](schemes),
-		Barong:    findScheme[*auth.Barong](schemes),
-		Armor:     findScheme[*auth.Armor](schemes),
+		AppTokens:  appTokenIssuer(schemes),
+		Argus:      findScheme[*auth.Argus](schemes),
+		Collectors: ocspCollectors(tlsSrv),
+		Barong:     findScheme[*auth.Barong](schemes),
+		Armor:      findScheme[*auth.Armor](schemes),
 	})
 	srv := &http.Server{
 		Handler:           revalidating(tlsSrv, router),

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hsmgate/hsmgate/tls"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TLSConfig configures the HTTPS listener: the server certificate, client
@@ -212,4 +213,19 @@ func revalidating(s *tls.Server, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// ocspCollectors publishes the OCSP counters of the listener at /metrics.
+func ocspCollectors(s *tls.Server) []prometheus.Collector {
+	counter := func(name, help string, read func(tls.OCSPStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hsmgate_ocsp_" + name, Help: help},
+			func() float64 { return float64(read(s.OCSPStats())) })
+	}
+	return []prometheus.Collector{
+		counter("responder_requests_total", "Requests sent to OCSP responders.", func(st tls.OCSPStats) uint64 { return st.ResponderRequests }),
+		counter("responder_failures_total", "OCSP responder requests that gave no usable answer.", func(st tls.OCSPStats) uint64 { return st.ResponderFailures }),
+		counter("cache_hits_total", "Certificate status checks answered from the cache.", func(st tls.OCSPStats) uint64 { return st.CacheHits }),
+		counter("soft_fail_accepts_total", "Certificates accepted without a status in soft-fail mode.", func(st tls.OCSPStats) uint64 { return st.SoftFailAccepts }),
+		counter("revoked_refusals_total", "Certificates refused as revoked.", func(st tls.OCSPStats) uint64 { return st.RevokedRefusals }),
+	}
 }
