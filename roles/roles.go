@@ -44,6 +44,9 @@ func (r Role) String() string {
 	return "unknown"
 }
 
+// MarshalText writes the wire name, so role lists encode as JSON strings.
+func (r Role) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
 // Parse returns the role with the wire name (with or without the "Token" suffix).
 func Parse(name string) (Role, bool) {
 	for _, n := range names {

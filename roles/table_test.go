@@ -1,6 +1,9 @@
 package roles
 
-import "testing"
+import (
+	"encoding/json"
+	"testing"
+)
 
 func TestRequired(t *testing.T) {
 	cases := []struct {
@@ -64,5 +67,12 @@ func TestSelfServiceRules(t *testing.T) {
 		if _, ok := RuleFor(path); ok {
 			t.Errorf("%s matched a rule", path)
 		}
+	}
+}
+
+func TestRolesEncodeAsNames(t *testing.T) {
+	b, err := json.Marshal(Of(KeyOperation, Service).Roles())
+	if err != nil || string(b) != `["keyOperationToken","serviceToken"]` {
+		t.Fatalf("json of roles: %s %v", b, err)
 	}
 }
