@@ -230,21 +230,22 @@ func (s *server) createArgusKey(c *gin.Context) error {
 	return nil
 }
 
-// argusKeyID returns the {keyID} of a path whose {userID} is the owner's.
-func argusKeyID(c *gin.Context, u *store.User) (string, error) {
-	if c.Param("userID") != u.ID {
-		return "", newError(http.StatusNotFound, 600, "credential.not.existent", "user %s has no API key %s", c.Param("user"), c.Param("keyID"))
+// argusKeyOwner resolves the {user} of the path for the caller and
+// returns the {keyID} of a path whose {userID} is that user's.
+func (s *server) argusKeyOwner(c *gin.Context) (*auth.Argus, *store.User, string, error) {
+	a, u, err := s.argusOwner(c)
+	if err != nil {
+		return nil, nil, "", err
 	}
-	return c.Param("keyID"), nil
+	if c.Param("userID") != u.ID {
+		return nil, nil, "", newError(http.StatusNotFound, 600, "credential.not.existent", "user %s has no API key %s", c.Param("user"), c.Param("keyID"))
+	}
+	return a, u, c.Param("keyID"), nil
 }
 
 // renewArgusKey answers POST …/apikey/{userID}/{keyID}/renew.
 func (s *server) renewArgusKey(c *gin.Context) error {
-	a, u, err := s.argusOwner(c)
-	if err != nil {
-		return err
-	}
-	id, err := argusKeyID(c, u)
+	a, u, id, err := s.argusKeyOwner(c)
 	if err != nil {
 		return err
 	}
@@ -258,11 +259,7 @@ func (s *server) renewArgusKey(c *gin.Context) error {
 
 // deleteArgusKey answers DELETE …/apikey/{userID}/{keyID}.
 func (s *server) deleteArgusKey(c *gin.Context) error {
-	a, u, err := s.argusOwner(c)
-	if err != nil {
-		return err
-	}
-	id, err := argusKeyID(c, u)
+	a, u, id, err := s.argusKeyOwner(c)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,11 @@ func (s *server) armorRoutes(r *gin.Engine) {
 	g.DELETE("/:key", s.manage(s.deleteArmorKey))
 }
 
+// armorScheme returns the scheme, or 404 when it is off.
+func (s *server) armorScheme() (*auth.Armor, error) {
+	return configured(s.armorKeys, "Armor keys", "auth.armor")
+}
+
 // armorKey is the wire form of an Armor key.
 type armorKey struct {
 	KeyID     string   `json:"keyId"`
@@ -34,15 +39,8 @@ type armorKey struct {
 
 // armorKeyOf renders a stored key.
 func armorKeyOf(k *store.Credential, secret string) armorKey {
-	out := armorKey{KeyID: k.ID, Name: k.Description, Roles: k.Roles, Customers: k.Customers, State: k.State,
+	return armorKey{KeyID: k.ID, Name: k.Description, Roles: nonNil(k.Roles), Customers: nonNil(k.Customers), State: k.State,
 		Secret: secret, CreatedAt: k.CreatedAt.UTC().Format(time.RFC3339)}
-	if out.Roles == nil {
-		out.Roles = []string{}
-	}
-	if out.Customers == nil {
-		out.Customers = []string{}
-	}
-	return out
 }
 
 // armorKeyRequest is the (optional) body of a creation.
@@ -54,7 +52,7 @@ type armorKeyRequest struct {
 
 // listArmorKeys answers GET /users/:id/keys.
 func (s *server) listArmorKeys(c *gin.Context) error {
-	a, err := configured(s.armorKeys, "Armor keys", "auth.armor")
+	a, err := s.armorScheme()
 	if err != nil {
 		return err
 	}
@@ -72,7 +70,7 @@ func (s *server) listArmorKeys(c *gin.Context) error {
 
 // createArmorKey answers POST /users/:id/keys: 201 with the secret, shown once.
 func (s *server) createArmorKey(c *gin.Context) error {
-	a, err := configured(s.armorKeys, "Armor keys", "auth.armor")
+	a, err := s.armorScheme()
 	if err != nil {
 		return err
 	}
@@ -93,7 +91,7 @@ func (s *server) createArmorKey(c *gin.Context) error {
 
 // deleteArmorKey answers DELETE /users/:id/keys/:key: 204, the key revoked.
 func (s *server) deleteArmorKey(c *gin.Context) error {
-	a, err := configured(s.armorKeys, "Armor keys", "auth.armor")
+	a, err := s.armorScheme()
 	if err != nil {
 		return err
 	}

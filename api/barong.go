@@ -37,14 +37,19 @@ func (s *server) manage(h handlerFunc) gin.HandlerFunc {
 	}
 }
 
-// barongOwner returns the user id of the caller, who manages its own keys.
-func barongOwner(c *gin.Context) (string, error) {
+// barongOwner returns the scheme (404 when it is off) and the user id of
+// the caller, who manages its own keys.
+func (s *server) barongOwner(c *gin.Context) (*auth.Barong, string, error) {
+	b, err := configured(s.barongKeys, "Barong API keys", "auth.barong")
+	if err != nil {
+		return nil, "", err
+	}
 	p := principal(c)
 	if p == nil || p.UserID == "" {
-		return "", &auth.Error{Status: http.StatusForbidden, Code: 400, Reason: "security.not.allowed",
+		return nil, "", &auth.Error{Status: http.StatusForbidden, Code: 400, Reason: "security.not.allowed",
 			Message: "this credential belongs to no user: it has no keys to manage"}
 	}
-	return p.UserID, nil
+	return b, p.UserID, nil
 }
 
 // configured returns scheme, or a 404 naming the configuration section
@@ -77,11 +82,8 @@ type barongSecret struct {
 
 // barongKeyOf renders a stored key; the secret only right after creation.
 func barongKeyOf(k *store.Credential, secret string) barongKey {
-	out := barongKey{Kid: k.ID, Algorithm: auth.BarongAlgorithm, Scope: k.Roles, State: k.State,
+	out := barongKey{Kid: k.ID, Algorithm: auth.BarongAlgorithm, Scope: nonNil(k.Roles), State: k.State,
 		CreatedAt: k.CreatedAt.UTC().Format(time.RFC3339), UpdatedAt: k.UpdatedAt.UTC().Format(time.RFC3339)}
-	if out.Scope == nil {
-		out.Scope = []string{}
-	}
 	if secret != "" {
 		out.Secret = &barongSecret{}
 		out.Secret.Data.Value = secret
@@ -143,11 +145,7 @@ type barongKeyRequest struct {
 
 // listBarongKeys answers GET: the caller's keys, without secrets.
 func (s *server) listBarongKeys(c *gin.Context) error {
-	b, err := configured(s.barongKeys, "Barong API keys", "auth.barong")
-	if err != nil {
-		return err
-	}
-	userID, err := barongOwner(c)
+	b, userID, err := s.barongOwner(c)
 	if err != nil {
 		return err
 	}
@@ -165,11 +163,7 @@ func (s *server) listBarongKeys(c *gin.Context) error {
 
 // createBarongKey answers POST: 201 with the key and its secret, shown once.
 func (s *server) createBarongKey(c *gin.Context) error {
-	b, err := configured(s.barongKeys, "Barong API keys", "auth.barong")
-	if err != nil {
-		return err
-	}
-	userID, err := barongOwner(c)
+	b, userID, err := s.barongOwner(c)
 	if err != nil {
 		return err
 	}
@@ -192,11 +186,7 @@ func (s *server) createBarongKey(c *gin.Context) error {
 
 // updateBarongKey answers PATCH: a new scope or state.
 func (s *server) updateBarongKey(c *gin.Context) error {
-	b, err := configured(s.barongKeys, "Barong API keys", "auth.barong")
-	if err != nil {
-		return err
-	}
-	userID, err := barongOwner(c)
+	b, userID, err := s.barongOwner(c)
 	if err != nil {
 		return err
 	}
@@ -219,11 +209,7 @@ func (s *server) updateBarongKey(c *gin.Context) error {
 
 // deleteBarongKey answers DELETE …/:kid?totp_code=: 204.
 func (s *server) deleteBarongKey(c *gin.Context) error {
-	b, err := configured(s.barongKeys, "Barong API keys", "auth.barong")
-	if err != nil {
-		return err
-	}
-	userID, err := barongOwner(c)
+	b, userID, err := s.barongOwner(c)
 	if err != nil {
 		return err
 	}

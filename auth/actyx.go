@@ -29,7 +29,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -46,9 +45,6 @@ var appTokenMagic = []byte{1, 'A', 'X', 'T'}
 
 // appTokenMACSize is the length of the HMAC-SHA256 ending a token.
 const appTokenMACSize = sha256.Size
-
-// appTokenCacheTTL bounds how long a verified token skips the HMAC.
-const appTokenCacheTTL = time.Minute
 
 // appTokenPayload is the CBOR content of a token, between the magic and the MAC.
 type appTokenPayload struct {
@@ -106,7 +102,7 @@ type AppTokens struct {
 	grants    []AppGrant
 	trial     *AppGrant
 	now       func() time.Time
-	verified  appTokenCache
+	verified  principalCache
 }
 
 // NewAppTokens checks the configuration and returns the scheme.
@@ -211,10 +207,10 @@ func unsupportedType(typ string) *Error {
 // Check verifies a token and returns its principal: one HMAC in the
 // token, or none while the token is in the cache of verified tokens.
 func (a *AppTokens) Check(ctx context.Context, token string) (*roles.Principal, error) {
-	sum := sha256.Sum256([]byte(token))
 	now := a.now()
-	if p, ok := a.verified.get(sum, now); ok {
-		return p, nil
+	cached, key, ok := a.verified.get(token, now)
+	if ok {
+		return cached, nil
 	}
 	invalid := appError(http.StatusBadRequest, "ERR_TOKEN_INVALID", "The token is not a valid app token.")
 	raw, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(token, "="))
@@ -243,11 +239,7 @@ func (a *AppTokens) Check(ctx context.Context, token string) (*roles.Principal, 
 	}
 	p := &roles.Principal{Subject: "actyx:" + pl.AppID, Scheme: a.Name(), Roles: grant.Roles, Customers: grant.Customers,
 		Level: roles.LevelAPIKey, Expiry: expiry}
-	until := now.Add(appTokenCacheTTL)
-	if expiry.Before(until) {
-		until = expiry
-	}
-	a.verified.put(sum, p, until)
+	a.verified.put(key, p, now)
 	return p, nil
 }
 
@@ -288,36 +280,4 @@ func splitAuthorization(h string) (typ, cred string) {
 		return h[:i], strings.TrimSpace(h[i+1:])
 	}
 	return "", h
-}
-
-// maxAppTokensCached bounds the cache of verified tokens; a full cache starts over.
-const maxAppTokensCached = 4096
-
-// appTokenCache remembers the principals of recently verified tokens by
-// SHA-256 of the token, each until its own deadline. A SHA-256 of a token
-// cannot be presented as the token.
-type appTokenCache struct {
-	mu sync.Mutex
-	m  map[[32]byte]cachedPrincipal
-}
-
-// get returns the principal cached under sum if its deadline is after now.
-func (c *appTokenCache) get(sum [32]byte, now time.Time) (*roles.Principal, bool) {
-	c.mu.Lock()
-	e, ok := c.m[sum]
-	c.mu.Unlock()
-	if !ok || !now.Before(e.expires) {
-		return nil, false
-	}
-	return e.p, true
-}
-
-// put caches p under sum until the deadline.
-func (c *appTokenCache) put(sum [32]byte, p *roles.Principal, until time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= maxAppTokensCached {
-		c.m = map[[32]byte]cachedPrincipal{}
-	}
-	c.m[sum] = cachedPrincipal{p: p, expires: until}
 }

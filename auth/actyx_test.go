@@ -10,40 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hsmgate/hsmgate/hsm"
 	"github.com/hsmgate/hsmgate/roles"
-	"github.com/hsmgate/hsmgate/softhsm"
 )
-
-// actyxTestHSM opens a fresh SoftHSM2 token: app-token MACs are computed
-// by its pepper key, as in production.
-func actyxTestHSM(t *testing.T) *hsm.HSM {
-	t.Helper()
-	tok := softhsm.NewTestToken(t)
-	h, err := hsm.Open(hsm.Config{ModulePath: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN, PoolSize: 2}, nil)
-	if err != nil {
-		t.Fatalf("open token: %v", err)
-	}
-	t.Cleanup(h.Close)
-	return h
-}
-
-// actyxCountingPepper counts the MACs a scheme asks the token for.
-type actyxCountingPepper struct {
-	inner Pepper
-	calls int
-}
-
-func (c *actyxCountingPepper) Pepper(ctx context.Context, data []byte) ([]byte, error) {
-	c.calls++
-	return c.inner.Pepper(ctx, data)
-}
 
 // actyxScheme builds the scheme on pepper with a developer's trust root,
 // a grant for com.acme.* and the default trial grant.
 func actyxScheme(t *testing.T, pepper Pepper, d *actyxDeveloper) *AppTokens {
 	t.Helper()
-	a, err := NewAppTokens(AppTokensConfig{Pepper: pepper, TrustRoot: d.rootKey,
+	a, err := NewAppTokens(AppTokensConfig{Pepper: pepper, TrustRoot: d.RootKey,
 		Grants: []AppGrant{{Pattern: "com.acme.*", Roles: roles.Of(roles.KeyOperation), Customers: []string{"default"}}},
 		Trial:  &AppGrant{Roles: roles.Of(roles.KeyOperation), Customers: []string{"trial"}}})
 	if err != nil {
@@ -74,14 +48,14 @@ func actyxRequest(authorization, rawQuery string) *http.Request {
 
 func TestAppTokenIssueAndCheckThroughTheToken(t *testing.T) {
 	d := newActyxDeveloper(t, "com.acme.*")
-	pep := &actyxCountingPepper{inner: actyxTestHSM(t)}
+	pep := &countingToken{Token: openTestHSM(t)}
 	a := actyxScheme(t, pep, d)
 	start := time.Now()
 	tok := actyxIssue(t, a, d.manifest(t, "com.acme.shop", "Shop", "2.0", true))
 	if _, err := base64.StdEncoding.DecodeString(tok); err != nil || !strings.HasPrefix(tok, "AUFYV") {
 		t.Fatalf("token %q is not standard base64 of the app-token format", tok)
 	}
-	calls := pep.calls
+	calls := pep.peppers.Load()
 	p, err := a.Authenticate(actyxRequest("Bearer "+tok, ""))
 	if err != nil {
 		t.Fatal(err)
@@ -93,12 +67,12 @@ func TestAppTokenIssueAndCheckThroughTheToken(t *testing.T) {
 	if exp := p.Expiry.Sub(start); exp < 24*time.Hour-time.Minute || exp > 24*time.Hour+time.Minute {
 		t.Fatalf("expiry %s after issue, want the default 24 h", exp)
 	}
-	if pep.calls != calls+1 {
-		t.Fatalf("first check used %d token MACs, want 1", pep.calls-calls)
+	if pep.peppers.Load() != calls+1 {
+		t.Fatalf("first check used %d token MACs, want 1", pep.peppers.Load()-calls)
 	}
 	// The verified token is cached: no second PKCS#11 call.
-	if _, err := a.Authenticate(actyxRequest("bearer "+tok, "")); err != nil || pep.calls != calls+1 {
-		t.Fatalf("cached check: %v, %d MACs", err, pep.calls-calls)
+	if _, err := a.Authenticate(actyxRequest("bearer "+tok, "")); err != nil || pep.peppers.Load() != calls+1 {
+		t.Fatalf("cached check: %v, %d MACs", err, pep.peppers.Load()-calls)
 	}
 	// A new scheme on the same token key (a restart, another instance)
 	// accepts the token; a scheme on another key does not.
@@ -123,7 +97,7 @@ func TestAppTokenGrants(t *testing.T) {
 	}
 	// Trial apps switched off: no new trial token, and old ones refused.
 	trialTok := actyxIssue(t, a, Manifest{AppID: "com.example.y", DisplayName: "Y", Version: "1"})
-	off, err := NewAppTokens(AppTokensConfig{Pepper: &softPepper{}, TrustRoot: d.rootKey})
+	off, err := NewAppTokens(AppTokensConfig{Pepper: &softPepper{}, TrustRoot: d.RootKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,8 +112,8 @@ func TestAppTokenGrants(t *testing.T) {
 
 func TestAppTokenExpiry(t *testing.T) {
 	d := newActyxDeveloper(t, "com.acme.*")
-	pep := &actyxCountingPepper{inner: &softPepper{}}
-	a, err := NewAppTokens(AppTokensConfig{Pepper: pep, TrustRoot: d.rootKey, Validity: 90 * time.Second})
+	pep := &softPepper{}
+	a, err := NewAppTokens(AppTokensConfig{Pepper: pep, TrustRoot: d.RootKey, Validity: 90 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"crypto"
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -11,78 +10,36 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/hsmgate/hsmgate/hsm"
 	"github.com/hsmgate/hsmgate/roles"
-	"github.com/hsmgate/hsmgate/softhsm"
 	"github.com/hsmgate/hsmgate/store"
 )
-
-// hkCountingToken counts the HMACs computed inside the token.
-type hkCountingToken struct {
-	Token
-	hmacs atomic.Int32
-}
-
-func (c *hkCountingToken) SealedHMAC(ctx context.Context, id string, sealed []byte, hash crypto.Hash, data []byte) ([]byte, error) {
-	c.hmacs.Add(1)
-	return c.Token.SealedHMAC(ctx, id, sealed, hash, data)
-}
-
-// hkClock is a settable clock.
-type hkClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *hkClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *hkClock) set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
-}
 
 // hkEnv is a real SoftHSM2 token, a SQLite store, the user service and a
 // user "alice" (keyOperationToken and serviceToken) for the HMAC-key schemes.
 type hkEnv struct {
 	ctx   context.Context
-	token *hkCountingToken
+	token *countingToken
 	store store.Store
 	users *Users
-	clock *hkClock
+	clock *testClock
 	alice *store.User
 	opts  HMACKeyOptions
 }
 
 func newHKEnv(t *testing.T) *hkEnv {
 	t.Helper()
-	tok := softhsm.NewTestToken(t)
-	h, err := hsm.Open(hsm.Config{ModulePath: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN, PoolSize: 2}, nil)
-	if err != nil {
-		t.Fatalf("open token: %v", err)
-	}
-	t.Cleanup(h.Close)
+	h := openTestHSM(t)
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{Driver: "sqlite", Path: filepath.Join(t.TempDir(), "hsmgate.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	e := &hkEnv{ctx: ctx, token: &hkCountingToken{Token: h}, store: st, clock: &hkClock{now: time.Now()}}
+	st := openTestStore(t)
+	e := &hkEnv{ctx: ctx, token: &countingToken{Token: h}, store: st, clock: &testClock{now: time.Now()}}
 	e.users = NewUsers(st, e.token)
+	var err error
 	if e.alice, err = e.users.Add(ctx, "", "alice", "correct horse", []string{"keyOperationToken", "serviceToken"}, nil, false); err != nil {
 		t.Fatal(err)
 	}

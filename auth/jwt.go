@@ -5,7 +5,6 @@ package auth
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -84,14 +82,8 @@ type JWTOptions struct {
 type JWT struct {
 	issuers map[string]*jwtIssuer
 	now     func() time.Time
-
-	mu      sync.Mutex
-	seen    map[[32]byte]cachedPrincipal
-	ttl     time.Duration
-	maxSeen int
-	// generation counts key set changes, so that a verification that
-	// raced with one is not remembered.
-	generation uint64
+	// verified remembers verified tokens; a key set change forgets them.
+	verified principalCache
 }
 
 // jwtIssuer is a trusted issuer ready to verify tokens.
@@ -114,7 +106,7 @@ func NewJWT(opts JWTOptions) (*JWT, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	j := &JWT{issuers: map[string]*jwtIssuer{}, now: time.Now, seen: map[[32]byte]cachedPrincipal{}, ttl: time.Minute, maxSeen: 4096}
+	j := &JWT{issuers: map[string]*jwtIssuer{}, now: time.Now}
 	for i, c := range opts.Issuers {
 		is, err := j.newIssuer(c, opts.Log)
 		if err != nil {
@@ -160,7 +152,7 @@ func (j *JWT) newIssuer(c JWTIssuer, log *slog.Logger) (*jwtIssuer, error) {
 		if err != nil {
 			return nil, err
 		}
-		src.onChange = j.forget
+		src.onChange = j.verified.forget
 		is.jwks = src
 	}
 	is.parser = jwt.NewParser(jwt.WithValidMethods(jwtAlgorithms), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
@@ -187,14 +179,10 @@ func (j *JWT) Authenticate(r *http.Request) (*roles.Principal, error) {
 // Check verifies a bearer JWT and returns its Principal. Failures are
 // 401/617 errors whose message names the failed check, never the token.
 func (j *JWT) Check(ctx context.Context, token string) (*roles.Principal, error) {
-	sum := sha256.Sum256([]byte(token))
 	now := j.now()
-	j.mu.Lock()
-	c, ok := j.seen[sum]
-	generation := j.generation
-	j.mu.Unlock()
-	if ok && now.Before(c.expires) {
-		return c.p, nil
+	cached, key, ok := j.verified.get(token, now)
+	if ok {
+		return cached, nil
 	}
 	alg, ok := joseAlgorithm(token)
 	if !ok {
@@ -219,27 +207,8 @@ func (j *JWT) Check(ctx context.Context, token string) (*roles.Principal, error)
 		return nil, is.failure(err, claims)
 	}
 	p := is.principal(claims)
-	expires := now.Add(j.ttl)
-	if p.Expiry.Before(expires) {
-		expires = p.Expiry
-	}
-	j.mu.Lock()
-	if len(j.seen) >= j.maxSeen {
-		clear(j.seen)
-	}
-	if generation == j.generation {
-		j.seen[sum] = cachedPrincipal{p: p, expires: expires}
-	}
-	j.mu.Unlock()
+	j.verified.put(key, p, now)
 	return p, nil
-}
-
-// forget drops every remembered token (the keys changed).
-func (j *JWT) forget() {
-	j.mu.Lock()
-	clear(j.seen)
-	j.generation++
-	j.mu.Unlock()
 }
 
 // joseAlgorithm returns the "alg" of a compact JWS, and false when token

@@ -9,109 +9,29 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fxamacker/cbor/v2"
+	"github.com/hsmgate/hsmgate/auth/actyxtest"
 )
 
 // actyxDeveloper is a trust root and one developer it certified for some
 // app domains, as the Actyx tooling would make them.
-type actyxDeveloper struct {
-	root    ed25519.PrivateKey
-	rootKey string // "0" + base64 of the trust root's public key
-	dev     ed25519.PrivateKey
-	devKey  string
-	domains []string
-}
-
-// actyxKeyText writes an Ed25519 public key in the Actyx text form.
-func actyxKeyText(pub ed25519.PublicKey) string { return "0" + base64.StdEncoding.EncodeToString(pub) }
+type actyxDeveloper struct{ actyxtest.Developer }
 
 // newActyxDeveloper makes a trust root and a developer certified for domains.
 func newActyxDeveloper(t *testing.T, domains ...string) *actyxDeveloper {
 	t.Helper()
-	rootPub, root, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	devPub, dev, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &actyxDeveloper{root: root, rootKey: actyxKeyText(rootPub), dev: dev, devKey: actyxKeyText(devPub), domains: domains}
-}
-
-// actyxCBOR encodes v with the CBOR library: structs become definite maps
-// in field order, independently of the hand-written encoder under test.
-func actyxCBOR(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := cbor.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// certificate is the trust root's signature over {devPubkey, appDomains}.
-func (d *actyxDeveloper) certificate(t *testing.T) []byte {
-	t.Helper()
-	return ed25519.Sign(d.root, actyxCBOR(t, struct {
-		DevPubkey  string   `cbor:"devPubkey"`
-		AppDomains []string `cbor:"appDomains"`
-	}{d.devKey, d.domains}))
-}
-
-// appSignature is the developer's signature over {app_id, display_name, version}.
-func (d *actyxDeveloper) appSignature(t *testing.T, appID, name, version string) []byte {
-	t.Helper()
-	return ed25519.Sign(d.dev, actyxCBOR(t, struct {
-		AppID       string `cbor:"app_id"`
-		DisplayName string `cbor:"display_name"`
-		Version     string `cbor:"version"`
-	}{appID, name, version}))
-}
-
-// signatureMap lists the fields of a manifest signature, in order, with
-// their values; tests change entries to build broken signatures.
-func (d *actyxDeveloper) signatureMap(t *testing.T, appID, name, version string) [][2]any {
-	return [][2]any{
-		{"sig_version", 0},
-		{"dev_signature", d.appSignature(t, appID, name, version)},
-		{"devPubkey", d.devKey},
-		{"appDomains", d.domains},
-		{"axSignature", d.certificate(t)},
-	}
-}
-
-// encodeSignatureMap writes entries as a CBOR map, definite or
-// indefinite-length (as the Actyx tooling does), in base64.
-func encodeSignatureMap(t *testing.T, entries [][2]any, indefinite bool) string {
-	t.Helper()
-	var b []byte
-	if indefinite {
-		b = append(b, 0xbf)
-	} else {
-		b = append(b, 0xa0|byte(len(entries)))
-	}
-	for _, e := range entries {
-		b = append(b, actyxCBOR(t, e[0])...)
-		b = append(b, actyxCBOR(t, e[1])...)
-	}
-	if indefinite {
-		b = append(b, 0xff)
-	}
-	return base64.StdEncoding.EncodeToString(b)
+	return &actyxDeveloper{*actyxtest.NewDeveloper(t, domains...)}
 }
 
 // manifest returns a signed manifest for the app.
 func (d *actyxDeveloper) manifest(t *testing.T, appID, name, version string, indefinite bool) Manifest {
 	t.Helper()
-	return Manifest{AppID: appID, DisplayName: name, Version: version,
-		Signature: encodeSignatureMap(t, d.signatureMap(t, appID, name, version), indefinite)}
+	return Manifest{AppID: appID, DisplayName: name, Version: version, Signature: d.Signature(t, appID, name, version, indefinite)}
 }
 
 // trustRoot parses the developer's trust root as the configuration would.
 func (d *actyxDeveloper) trustRoot(t *testing.T) ed25519.PublicKey {
 	t.Helper()
-	k, err := ParseAppKey(d.rootKey)
+	k, err := ParseAppKey(d.RootKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +91,7 @@ func TestManifestWrongTrustRoot(t *testing.T) {
 	}
 	// A developer who certifies himself is not the trust root either.
 	self := *d
-	self.root = d.dev
+	self.Root = d.Dev
 	_, err = verifyManifest(self.manifest(t, "com.acme.shop", "Shop", "1", false), d.trustRoot(t))
 	expectAppError(t, "self-certified developer", err, 400, "ERR_MANIFEST_INVALID")
 	// Without a configured trust root no signed manifest is accepted.
@@ -196,7 +116,7 @@ func TestManifestAppIDOutsideDomains(t *testing.T) {
 
 func TestManifestSignatureTypes(t *testing.T) {
 	d := newActyxDeveloper(t, "com.acme.*")
-	good := d.signatureMap(t, "com.acme.shop", "Shop", "1")
+	good := d.SignatureMap(t, "com.acme.shop", "Shop", "1")
 	with := func(i int, v any) [][2]any {
 		c := append([][2]any(nil), good...)
 		c[i][1] = v
@@ -207,12 +127,12 @@ func TestManifestSignatureTypes(t *testing.T) {
 	}
 	devSig, _ := good[1][1].([]byte)
 	axSig, _ := good[4][1].([]byte)
-	devPub, _ := ParseAppKey(d.devKey)
+	devPub, _ := ParseAppKey(d.DevKey)
 	cases := map[string][][2]any{
 		"dev_signature as base64 text":  with(1, base64.StdEncoding.EncodeToString(devSig)),
 		"axSignature as base64 text":    with(4, base64.StdEncoding.EncodeToString(axSig)),
 		"devPubkey as raw bytes":        with(2, []byte(devPub)),
-		"devPubkey without the 0":       with(2, d.devKey[1:]),
+		"devPubkey without the 0":       with(2, d.DevKey[1:]),
 		"appDomains as one text":        with(3, "com.acme.*"),
 		"appDomains empty":              with(3, []string{}),
 		"app domain with inner *":       with(3, []string{"com.*.shop"}),
@@ -223,12 +143,12 @@ func TestManifestSignatureTypes(t *testing.T) {
 		"no axSignature":                without(4),
 		"no dev_signature":              without(1),
 		"duplicate dev_signature":       append(append([][2]any(nil), good...), [2]any{"dev_signature", devSig}),
-		"case-changed key devpubkey":    append(without(2), [2]any{"devpubkey", d.devKey}),
+		"case-changed key devpubkey":    append(without(2), [2]any{"devpubkey", d.DevKey}),
 		"axSignature of another domain": with(3, []string{"com.*"}),
 	}
 	for name, entries := range cases {
 		for _, indefinite := range []bool{false, true} {
-			m := Manifest{AppID: "com.acme.shop", DisplayName: "Shop", Version: "1", Signature: encodeSignatureMap(t, entries, indefinite)}
+			m := Manifest{AppID: "com.acme.shop", DisplayName: "Shop", Version: "1", Signature: actyxtest.EncodeSignatureMap(t, entries, indefinite)}
 			_, err := verifyManifest(m, d.trustRoot(t))
 			e := expectAppError(t, name, err, 400, "ERR_MANIFEST_INVALID")
 			if !strings.HasPrefix(e.Message, "Invalid manifest. ") || strings.Contains(e.Message, "uint8") || strings.Contains(e.Message, "auth.") {
@@ -238,16 +158,16 @@ func TestManifestSignatureTypes(t *testing.T) {
 	}
 	// Unknown extra fields are ignored, as for the JSON manifest itself.
 	extra := append(append([][2]any(nil), good...), [2]any{"comment", "hello"})
-	m := Manifest{AppID: "com.acme.shop", DisplayName: "Shop", Version: "1", Signature: encodeSignatureMap(t, extra, true)}
+	m := Manifest{AppID: "com.acme.shop", DisplayName: "Shop", Version: "1", Signature: actyxtest.EncodeSignatureMap(t, extra, true)}
 	if _, err := verifyManifest(m, d.trustRoot(t)); err != nil {
 		t.Fatalf("extra field: %v", err)
 	}
-	raw, _ := base64.StdEncoding.DecodeString(encodeSignatureMap(t, good, false))
+	raw, _ := base64.StdEncoding.DecodeString(actyxtest.EncodeSignatureMap(t, good, false))
 	for name, sig := range map[string]string{
 		"not base64":      "!!not base64!!",
 		"trailing bytes":  base64.StdEncoding.EncodeToString(append(raw, 0x00)),
 		"truncated":       base64.StdEncoding.EncodeToString(raw[:len(raw)-5]),
-		"array, not map":  base64.StdEncoding.EncodeToString(actyxCBOR(t, []any{0, devSig, d.devKey, d.domains, axSig})),
+		"array, not map":  base64.StdEncoding.EncodeToString(actyxtest.CBOR(t, []any{0, devSig, d.DevKey, d.Domains, axSig})),
 		"unpadded base64": strings.TrimRight(base64.StdEncoding.EncodeToString(raw), "="),
 	} {
 		m := Manifest{AppID: "com.acme.shop", DisplayName: "Shop", Version: "1", Signature: sig}
@@ -317,7 +237,7 @@ func TestMatchAppID(t *testing.T) {
 
 func TestParseAppKey(t *testing.T) {
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
-	text := actyxKeyText(pub)
+	text := actyxtest.KeyText(pub)
 	if k, err := ParseAppKey(text); err != nil || !bytes.Equal(k, pub) {
 		t.Fatalf("canonical key: %v", err)
 	}
@@ -336,7 +256,7 @@ func TestParseAppKey(t *testing.T) {
 func TestSignedInputsEncoding(t *testing.T) {
 	for _, n := range []int{0, 23, 24, 255, 256, 65535, 65536} {
 		s := strings.Repeat("a", n)
-		lib := actyxCBOR(t, struct {
+		lib := actyxtest.CBOR(t, struct {
 			AppID       string `cbor:"app_id"`
 			DisplayName string `cbor:"display_name"`
 			Version     string `cbor:"version"`
@@ -349,7 +269,7 @@ func TestSignedInputsEncoding(t *testing.T) {
 	for i := range domains {
 		domains[i] = "com.acme.*"
 	}
-	lib := actyxCBOR(t, struct {
+	lib := actyxtest.CBOR(t, struct {
 		DevPubkey  string   `cbor:"devPubkey"`
 		AppDomains []string `cbor:"appDomains"`
 	}{"0key", domains})

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/hsmgate/hsmgate/roles"
@@ -34,13 +33,9 @@ type StaticTokens struct {
 	pepper    Pepper
 	verifiers map[string]staticEntry // hex verifier → role
 
-	// seen caches SHA-256(token) of tokens recently verified by the token,
-	// so that the request path costs one PKCS#11 call (the operation), not two.
-	// A SHA-256 of a 256-bit random token cannot be presented as the token.
-	mu      sync.Mutex
-	seen    map[[32]byte]cachedPrincipal
-	ttl     time.Duration
-	maxSeen int
+	// verified remembers tokens recently verified by the token, so that
+	// the request path costs one PKCS#11 call (the operation), not two.
+	verified principalCache
 }
 
 // staticEntry is one configured verifier.
@@ -49,16 +44,9 @@ type staticEntry struct {
 	index int
 }
 
-// cachedPrincipal is a recent successful verification.
-type cachedPrincipal struct {
-	p       *roles.Principal
-	expires time.Time
-}
-
 // NewStaticTokens builds the scheme from verifiers per role wire name.
 func NewStaticTokens(pepper Pepper, verifiers map[string][]string) (*StaticTokens, error) {
-	s := &StaticTokens{pepper: pepper, verifiers: map[string]staticEntry{},
-		seen: map[[32]byte]cachedPrincipal{}, ttl: time.Minute, maxSeen: 4096}
+	s := &StaticTokens{pepper: pepper, verifiers: map[string]staticEntry{}}
 	for name, list := range verifiers {
 		role, ok := roles.Parse(name)
 		if !ok {
@@ -100,13 +88,10 @@ func (s *StaticTokens) Check(ctx context.Context, token string) (*roles.Principa
 	if token == "" {
 		return nil, ErrMissing
 	}
-	sum := sha256.Sum256([]byte(token))
 	now := time.Now()
-	s.mu.Lock()
-	c, ok := s.seen[sum]
-	s.mu.Unlock()
-	if ok && now.Before(c.expires) {
-		return c.p, nil
+	cached, key, ok := s.verified.get(token, now)
+	if ok {
+		return cached, nil
 	}
 	mac, err := s.pepper.Pepper(ctx, []byte(token))
 	if err != nil {
@@ -123,11 +108,6 @@ func (s *StaticTokens) Check(ctx context.Context, token string) (*roles.Principa
 		Scheme:  "static", Roles: roles.Of(e.role), Level: roles.LevelAPIKey,
 		Customers: []string{"default"},
 	}
-	s.mu.Lock()
-	if len(s.seen) >= s.maxSeen {
-		clear(s.seen)
-	}
-	s.seen[sum] = cachedPrincipal{p: p, expires: now.Add(s.ttl)}
-	s.mu.Unlock()
+	s.verified.put(key, p, now)
 	return p, nil
 }

@@ -8,44 +8,23 @@ import (
 	"encoding/base32"
 	"errors"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/hsmgate/hsmgate/hsm"
 	"github.com/hsmgate/hsmgate/roles"
-	"github.com/hsmgate/hsmgate/softhsm"
 	"github.com/hsmgate/hsmgate/store"
 )
-
-// usersClock is a settable clock for Users and Argus.
-type usersClock struct{ t time.Time }
-
-func (c *usersClock) Now() time.Time          { return c.t }
-func (c *usersClock) advance(d time.Duration) { c.t = c.t.Add(d) }
-
-// usersCountingToken counts the pepper HMACs the token computes.
-type usersCountingToken struct {
-	Token
-	peppers atomic.Int64
-}
-
-func (c *usersCountingToken) Pepper(ctx context.Context, data []byte) ([]byte, error) {
-	c.peppers.Add(1)
-	return c.Token.Pepper(ctx, data)
-}
 
 // usersEnv is a real SoftHSM2 token, a SQLite store in a temporary
 // directory, the user service on both and a user alice.
 type usersEnv struct {
 	ctx   context.Context
-	token *usersCountingToken
+	token *countingToken
 	st    store.Store
 	users *Users
-	clock *usersClock
+	clock *testClock
 	alice *store.User
 }
 
@@ -54,26 +33,18 @@ const alicePassword = "correct horse battery"
 
 func newUsersEnv(t *testing.T) *usersEnv {
 	t.Helper()
-	tok := softhsm.NewTestToken(t)
-	h, err := hsm.Open(hsm.Config{ModulePath: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN, PoolSize: 2}, nil)
-	if err != nil {
-		t.Fatalf("open token: %v", err)
-	}
-	t.Cleanup(h.Close)
+	h := openTestHSM(t)
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{Driver: "sqlite", Path: filepath.Join(t.TempDir(), "hsmgate.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := openTestStore(t)
 	for _, c := range []string{"default", "acme"} {
 		if err := st.AddCustomer(ctx, store.Customer{Name: c, CreatedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	e := &usersEnv{ctx: ctx, token: &usersCountingToken{Token: h}, st: st, clock: &usersClock{t: time.Now()}}
+	e := &usersEnv{ctx: ctx, token: &countingToken{Token: h}, st: st, clock: &testClock{now: time.Now()}}
 	e.users = NewUsers(st, e.token)
 	e.users.now = e.clock.Now
+	var err error
 	e.alice, err = e.users.Add(ctx, "", "alice", alicePassword, []string{"keyOperationToken", "serviceToken"}, []string{"default", "acme"}, false)
 	if err != nil {
 		t.Fatal(err)

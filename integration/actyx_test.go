@@ -2,8 +2,6 @@ package integration
 
 import (
 	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
@@ -12,66 +10,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
+	"github.com/hsmgate/hsmgate/auth/actyxtest"
 )
 
-// actyxChain is a trust root and a developer it certified for domains.
-type actyxChain struct {
-	root, dev       ed25519.PrivateKey
-	rootKey, devKey string // "0" + base64 of the public keys
-	domains         []string
-}
-
-// actyxKeyText writes an Ed25519 public key as Actyx does.
-func actyxKeyText(k ed25519.PrivateKey) string {
-	return "0" + base64.StdEncoding.EncodeToString(k.Public().(ed25519.PublicKey))
-}
-
-// newActyxChain generates a trust root and a developer for domains.
-func newActyxChain(t *testing.T, domains ...string) *actyxChain {
+// actyxManifest returns the JSON manifest of an app signed by d, with its
+// signature written as the Actyx tooling does: an indefinite-length CBOR
+// map in base64.
+func actyxManifest(t *testing.T, d *actyxtest.Developer, appID, name, version string) map[string]any {
 	t.Helper()
-	_, root, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, dev, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &actyxChain{root: root, dev: dev, rootKey: actyxKeyText(root), devKey: actyxKeyText(dev), domains: domains}
-}
-
-// actyxCBOR encodes v; structs become definite maps in field order.
-func actyxCBOR(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := cbor.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// manifest returns the JSON manifest of an app with its signature, written
-// as the Actyx tooling does: an indefinite-length CBOR map in base64.
-func (c *actyxChain) manifest(t *testing.T, appID, name, version string) map[string]any {
-	t.Helper()
-	certificate := ed25519.Sign(c.root, actyxCBOR(t, struct {
-		DevPubkey  string   `cbor:"devPubkey"`
-		AppDomains []string `cbor:"appDomains"`
-	}{c.devKey, c.domains}))
-	devSignature := ed25519.Sign(c.dev, actyxCBOR(t, struct {
-		AppID       string `cbor:"app_id"`
-		DisplayName string `cbor:"display_name"`
-		Version     string `cbor:"version"`
-	}{appID, name, version}))
-	sig := []byte{0xbf}
-	for _, kv := range [][2]any{{"sig_version", 0}, {"dev_signature", devSignature}, {"devPubkey", c.devKey},
-		{"appDomains", c.domains}, {"axSignature", certificate}} {
-		sig = append(append(sig, actyxCBOR(t, kv[0])...), actyxCBOR(t, kv[1])...)
-	}
-	sig = append(sig, 0xff)
 	return map[string]any{"appId": appID, "displayName": name, "version": version,
-		"signature": base64.StdEncoding.EncodeToString(sig), "description": "extra properties are allowed"}
+		"signature": d.Signature(t, appID, name, version, true), "description": "extra properties are allowed"}
 }
 
 // actyxToken posts a manifest to /api/v2/auth (no credential) and returns
@@ -119,9 +67,9 @@ func actyxBearer(tok string) map[string]string {
 }
 
 func TestActyxAppTokens(t *testing.T) {
-	chain := newActyxChain(t, "com.acme.*", "org.unlisted.*")
+	chain := actyxtest.NewDeveloper(t, "com.acme.*", "org.unlisted.*")
 	g := startGatewayWith(t, func(cfg map[string]any) {
-		section(section(cfg, "auth"), "actyx")["trustRoot"] = chain.rootKey
+		section(section(cfg, "auth"), "actyx")["trustRoot"] = chain.RootKey
 		section(section(cfg, "auth"), "actyx")["apps"] = []any{
 			map[string]any{"pattern": "com.acme.*", "roles": []any{"keyOperationToken"}, "customers": []any{"default"}},
 		}
@@ -132,7 +80,7 @@ func TestActyxAppTokens(t *testing.T) {
 	digest := sha256.Sum256(payload)
 
 	t.Run("signed app signs with its grant", func(t *testing.T) {
-		tok := actyxToken(t, g, chain.manifest(t, "com.acme.shop", "Shop", "2.0.0"))
+		tok := actyxToken(t, g, actyxManifest(t, chain, "com.acme.shop", "Shop", "2.0.0"))
 		r := actyxSign(t, g, label, "", actyxBearer(tok), payload)
 		if r.Status != http.StatusOK {
 			t.Fatalf("sign with the app token: %d %s", r.Status, r.Raw)
@@ -150,7 +98,7 @@ func TestActyxAppTokens(t *testing.T) {
 	})
 
 	t.Run("signed app without a grant has no role", func(t *testing.T) {
-		tok := actyxToken(t, g, chain.manifest(t, "org.unlisted.tool", "Tool", "1"))
+		tok := actyxToken(t, g, actyxManifest(t, chain, "org.unlisted.tool", "Tool", "1"))
 		r := actyxSign(t, g, label, "", actyxBearer(tok), payload)
 		expectError(t, "ungranted app", r, http.StatusForbidden, 400, "security.not.allowed")
 	})
@@ -167,7 +115,7 @@ func TestActyxAppTokens(t *testing.T) {
 	})
 
 	t.Run("manifests that do not verify", func(t *testing.T) {
-		good := chain.manifest(t, "com.acme.shop", "Shop", "2.0.0")
+		good := actyxManifest(t, chain, "com.acme.shop", "Shop", "2.0.0")
 		with := func(field, value string) map[string]any {
 			m := map[string]any{}
 			for k, v := range good {
@@ -176,13 +124,13 @@ func TestActyxAppTokens(t *testing.T) {
 			m[field] = value
 			return m
 		}
-		foreign := newActyxChain(t, "com.acme.*") // another trust root
+		foreign := actyxtest.NewDeveloper(t, "com.acme.*") // another trust root
 		for what, m := range map[string]map[string]any{
 			"appId changed":        with("appId", "com.acme.other"),
 			"displayName changed":  with("displayName", "Shop 2"),
 			"version changed":      with("version", "2.0.1"),
-			"other trust root":     foreign.manifest(t, "com.acme.shop", "Shop", "2.0.0"),
-			"outside app domains":  chain.manifest(t, "com.evil.shop", "Shop", "2.0.0"),
+			"other trust root":     actyxManifest(t, foreign, "com.acme.shop", "Shop", "2.0.0"),
+			"outside app domains":  actyxManifest(t, chain, "com.evil.shop", "Shop", "2.0.0"),
 			"signature not base64": with("signature", "%%%"),
 			"signature not CBOR":   with("signature", base64.StdEncoding.EncodeToString([]byte("not cbor"))),
 		} {
@@ -225,6 +173,6 @@ func TestActyxAppTokenExpires(t *testing.T) {
 	r := g.request(t, http.MethodGet, "/v1/generateRandom/8", actyxBearer(tok), nil)
 	actyxExpect(t, "expired token", r, http.StatusUnauthorized, "ERR_TOKEN_EXPIRED")
 	// Without a trust root, a signed manifest cannot be verified.
-	m := newActyxChain(t, "com.acme.*").manifest(t, "com.acme.shop", "Shop", "1")
+	m := actyxManifest(t, actyxtest.NewDeveloper(t, "com.acme.*"), "com.acme.shop", "Shop", "1")
 	actyxExpect(t, "no trust root", g.request(t, http.MethodPost, "/api/v2/auth", nil, m), http.StatusBadRequest, "ERR_MANIFEST_INVALID")
 }

@@ -1,23 +1,18 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base32"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,27 +40,8 @@ func argusGateway(t *testing.T) *gateway {
 // input, and decodes its JSON output into out (when not nil).
 func argusCLI(t *testing.T, g *gateway, out any, verb string, rest ...string) {
 	t.Helper()
-	args := append([]string{"user", verb, "--config", filepath.Join(g.state, "config.yaml")}, rest...)
-	cmd := exec.Command(binPath, args...)
-	cmd.Dir = g.root
-	cmd.Stdin = strings.NewReader(argusPassword + "\n")
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HSMGATE_") && !strings.HasPrefix(kv, "SOFTHSM2_CONF=") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("hsmgate %v: %v\n%s", args, err, stderr.String())
-	}
-	if strings.Contains(stdout.String()+stderr.String(), argusPassword) {
-		t.Errorf("hsmgate %v printed the password", args)
-	}
-	if out != nil {
-		if err := json.Unmarshal(stdout.Bytes(), out); err != nil {
-			t.Fatalf("hsmgate %v: output is not JSON: %v\n%s", args, err, stdout.String())
-		}
+	if printed := g.cli(t, argusPassword+"\n", out, "user", verb, rest...); strings.Contains(printed, argusPassword) {
+		t.Errorf("hsmgate user %s %v printed the password", verb, rest)
 	}
 }
 
@@ -99,13 +75,7 @@ func argusTOTP(t *testing.T, secret32 string, at time.Time) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var msg [8]byte
-	binary.BigEndian.PutUint64(msg[:], uint64(at.Unix()/30))
-	m := hmac.New(sha1.New, secret)
-	m.Write(msg[:])
-	h := m.Sum(nil)
-	off := h[len(h)-1] & 0x0f
-	return fmt.Sprintf("%06d", (binary.BigEndian.Uint32(h[off:off+4])&0x7fffffff)%1000000)
+	return totpCode(secret, at.Unix()/30)
 }
 
 // argusSession is a logged-in session.

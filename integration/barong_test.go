@@ -2,16 +2,10 @@ package integration
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha1"
 	"encoding/base32"
-	"encoding/binary"
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,41 +40,17 @@ type hmacKeyUser struct {
 	session            string         // Argus session token, sent as Authorization: Bearer
 }
 
-// hmacKeyAdmin runs `hsmgate user|customer ARGS --config <state>/config.yaml`
-// with stdin and returns its JSON output.
-func (g *gateway) hmacKeyAdmin(t *testing.T, stdin string, args ...string) map[string]any {
-	t.Helper()
-	full := append([]string{args[0], args[1], "--config", filepath.Join(g.state, "config.yaml")}, args[2:]...)
-	cmd := exec.Command(binPath, full...)
-	cmd.Dir = g.root
-	cmd.Stdin = strings.NewReader(stdin)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HSMGATE_") && !strings.HasPrefix(kv, "SOFTHSM2_CONF=") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("hsmgate %v: %v\n%s", args, err, stderr.String())
-	}
-	out := map[string]any{}
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
-		t.Fatalf("hsmgate %v printed no JSON object: %v\n%s", args, err, stdout.String())
-	}
-	return out
-}
-
 // hmacKeyUserAdd creates a user with roles (comma-separated) and, with
 // withTOTP, a TOTP secret, then logs it in.
 func (g *gateway) hmacKeyUserAdd(t *testing.T, name, roles string, withTOTP bool) *hmacKeyUser {
 	t.Helper()
 	u := &hmacKeyUser{name: name, password: g.secret("pw-" + name + "-" + g.label("x")), spent: map[int64]bool{}}
-	args := []string{"user", "add", "--roles", roles}
+	args := []string{"--roles", roles}
 	if withTOTP {
 		args = append(args, "--totp")
 	}
-	out := g.hmacKeyAdmin(t, u.password+"\n", append(args, name)...)
+	out := map[string]any{}
+	g.cli(t, u.password+"\n", &out, "user", "add", append(args, name)...)
 	u.id, _ = out["id"].(string)
 	if u.id == "" {
 		t.Fatalf("user add printed no id: %v", out)
@@ -123,13 +93,7 @@ func (u *hmacKeyUser) code(t *testing.T) string {
 		for _, step := range []int64{now, now + 1, now - 1} {
 			if !u.spent[step] {
 				u.spent[step] = true
-				var msg [8]byte
-				binary.BigEndian.PutUint64(msg[:], uint64(step))
-				m := hmac.New(sha1.New, u.totp)
-				m.Write(msg[:])
-				h := m.Sum(nil)
-				off := h[len(h)-1] & 0x0f
-				return fmt.Sprintf("%06d", (binary.BigEndian.Uint32(h[off:])&0x7fffffff)%1_000_000)
+				return totpCode(u.totp, step)
 			}
 		}
 		time.Sleep(time.Until(time.Unix((now+1)*30, 0)) + 100*time.Millisecond)

@@ -1,10 +1,6 @@
 package integration
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -26,24 +22,31 @@ func startGatewayWith(t *testing.T, patch func(cfg map[string]any)) *gateway {
 	first := startDev(t, root, state)
 	first.stop(t)
 	path := filepath.Join(state, "config.yaml")
-	raw, err := os.ReadFile(path)
+	patchConfig(t, path, path, patch)
+	g := startDev(t, root, state)
+	t.Cleanup(func() { g.stop(t) })
+	return g
+}
+
+// patchConfig reads the YAML configuration src as a generic map, lets
+// patch edit it and writes the result to dst (which may be src).
+func patchConfig(t testing.TB, src, dst string, patch func(cfg map[string]any)) {
+	t.Helper()
+	raw, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := map[string]any{}
 	if err := yaml.Unmarshal(raw, &cfg); err != nil {
-		t.Fatalf("parse %s: %v", path, err)
+		t.Fatalf("parse %s: %v", src, err)
 	}
 	patch(cfg)
 	if raw, err = yaml.Marshal(cfg); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
+	if err := os.WriteFile(dst, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g := startDev(t, root, state)
-	t.Cleanup(func() { g.stop(t) })
-	return g
 }
 
 // section returns the map under key of m, creating it when missing.
@@ -57,51 +60,14 @@ func section(m map[string]any, key string) map[string]any {
 }
 
 // request sends method path with the given headers (values registered as
-// secrets that must never be logged) and body (nil, string, []byte or
-// JSON-encoded). Any 5xx fails the test.
+// secrets that must never be logged) and body (as for call). Any 5xx
+// fails the test.
 func (g *gateway) request(t testing.TB, method, path string, headers map[string]string, body any) *response {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = bytes.NewReader([]byte(b))
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		raw, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, g.base+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, v := range headers {
-		g.secret(v)
-		req.Header.Set(k, v)
-	}
-	resp, err := g.client.Do(req)
+	r, err := g.roundTrip(g.client, method, path, headers, body)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &response{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
-	var obj map[string]any
-	if json.Unmarshal(raw, &obj) == nil {
-		r.JSON = obj
-	}
-	if r.Status >= 500 {
-		t.Errorf("%s %s answered %d, the gateway must never answer a 5xx: %s", method, path, r.Status, raw)
-	}
+	r.refuse5xx(t, method, path)
 	return r
 }

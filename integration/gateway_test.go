@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hsmgate/hsmgate/tls/tlstest"
 )
 
 // binPath is the hsmgate binary TestMain builds once for the whole package.
@@ -79,36 +81,29 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // process is one running hsmgate binary.
 type process struct {
 	cmd     *exec.Cmd
-	stdout  syncBuffer
-	stderr  syncBuffer
+	stdout  tlstest.Buffer
+	stderr  tlstest.Buffer
 	done    chan struct{}
 	waitErr error
 }
 
-// launch starts the binary with args in the working directory cwd. The
-// environment is the test's, without variables that would redirect the
-// gateway to another token or configuration.
+// childEnv is the test's environment without the variables that would
+// redirect the binary to another token or configuration.
+func childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "HSMGATE_") && !strings.HasPrefix(kv, "SOFTHSM2_CONF=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// launch starts the binary with args in the working directory cwd, in
+// the environment of childEnv.
 func launch(t testing.TB, cwd string, args ...string) *process {
 	t.Helper()
 	p := &process{done: make(chan struct{})}
@@ -116,12 +111,7 @@ func launch(t testing.TB, cwd string, args ...string) *process {
 	p.cmd.Dir = cwd
 	p.cmd.Stdout = &p.stdout
 	p.cmd.Stderr = &p.stderr
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "HSMGATE_") || strings.HasPrefix(kv, "SOFTHSM2_CONF=") {
-			continue
-		}
-		p.cmd.Env = append(p.cmd.Env, kv)
-	}
+	p.cmd.Env = childEnv()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s %v: %v", binPath, args, err)
 	}
@@ -389,14 +379,31 @@ func (g *gateway) call(t testing.TB, method, path, token string, body any) *resp
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
+	r.refuse5xx(t, method, path)
+	return r
+}
+
+// refuse5xx fails the test when r is a 5xx: the gateway must never answer one.
+func (r *response) refuse5xx(t testing.TB, method, path string) {
+	t.Helper()
 	if r.Status >= 500 {
 		t.Errorf("%s %s answered %d, the gateway must never answer a 5xx: %s", method, path, r.Status, r.Raw)
 	}
-	return r
 }
 
 // send is call without the test: safe in goroutines, errors returned.
 func (g *gateway) send(method, path, token string, body any) (*response, error) {
+	var headers map[string]string
+	if token != "" {
+		headers = map[string]string{"X-API-KEY": token}
+	}
+	return g.roundTrip(g.client, method, path, headers, body)
+}
+
+// roundTrip sends a request through client with headers (registered as
+// secrets that must never be logged) and body (as for call), and reads
+// the answer.
+func (g *gateway) roundTrip(client *http.Client, method, path string, headers map[string]string, body any) (*response, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -425,11 +432,11 @@ func (g *gateway) send(method, path, token string, body any) (*response, error) 
 		req.Body = io.NopCloser(strings.NewReader(ct.body))
 		req.ContentLength = int64(len(ct.body))
 	}
-	if token != "" {
-		g.secret(token)
-		req.Header.Set("X-API-KEY", token)
+	for k, v := range headers {
+		g.secret(v)
+		req.Header.Set(k, v)
 	}
-	resp, err := g.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -4,17 +4,16 @@ import (
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/json"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/hsmgate/hsmgate/tls/tlstest"
 )
 
 // TestDevPrintsAWorkingCurlSession runs the shell session `hsmgate dev`
@@ -91,21 +90,11 @@ func TestServeWithOwnConfig(t *testing.T) {
 	label := dev.ecKey(t, oidP256, signAttrs)
 	dev.stop(t)
 
-	raw, err := os.ReadFile(filepath.Join(state, "config.yaml"))
-	if err != nil {
-		t.Fatalf("read the dev configuration: %v", err)
-	}
-	var cfg map[string]any
-	if err := yaml.Unmarshal(raw, &cfg); err != nil {
-		t.Fatalf("the dev configuration is not YAML: %v", err)
-	}
-	port := freePort(t)
-	cfg["listen"] = "127.0.0.1:" + port
-	out, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := writeFile(t, root, "serve.yaml", out)
+	port := strconv.Itoa(tlstest.FreePort(t))
+	cfgPath := filepath.Join(root, "serve.yaml")
+	patchConfig(t, filepath.Join(state, "config.yaml"), cfgPath, func(cfg map[string]any) {
+		cfg["listen"] = "127.0.0.1:" + port
+	})
 
 	p := launch(t, root, "serve", "--config", cfgPath)
 	g := connect(t, p, root, state, "127.0.0.1:"+port)
@@ -128,18 +117,6 @@ func TestServeWithOwnConfig(t *testing.T) {
 	if !strings.Contains(p.stderr.String(), "127.0.0.1:"+port) {
 		t.Errorf("serve did not log the configured listen address 127.0.0.1:%s", port)
 	}
-}
-
-// freePort returns a TCP port that was free a moment ago.
-func freePort(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
 }
 
 // listLabels reads GET /v1/key as a JSON array of strings.

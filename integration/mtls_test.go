@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hsmgate/hsmgate/tls/tlstest"
 	"gopkg.in/yaml.v3"
 )
 
@@ -68,7 +69,7 @@ func TestMTLSDevConfiguration(t *testing.T) {
 			t.Errorf("no rule maps CN %s to its role: %v", role, mapped)
 		}
 		certFile, _ := g.clientCertFiles(role)
-		if cn := readCert(t, certFile).Subject.CommonName; cn != role {
+		if cn := tlstest.ReadCert(t, certFile).Subject.CommonName; cn != role {
 			t.Errorf("%s: CN %q, want the role name", certFile, cn)
 		}
 	}
@@ -191,7 +192,7 @@ func TestTLSReloadOnSIGHUP(t *testing.T) {
 // server-key.pem, and returns its serial.
 func reissueServerCert(t *testing.T, pki string) *big.Int {
 	t.Helper()
-	ca := readCert(t, filepath.Join(pki, "ca.pem"))
+	ca := tlstest.ReadCert(t, filepath.Join(pki, "ca.pem"))
 	raw, err := os.ReadFile(filepath.Join(pki, "ca-key.pem"))
 	if err != nil {
 		t.Fatal(err)
@@ -219,11 +220,6 @@ func reissueServerCert(t *testing.T, pki string) *big.Int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, pki, "server-key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
-	writeFile(t, pki, "server.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	writeCertPair(t, pki, "server", der, key)
 	return serial
 }

@@ -59,7 +59,7 @@ func TestOCSPCacheAndRevocation(t *testing.T) {
 	op.mustDo(t, http.MethodGet, "/healthz", nil, nil)
 	answered := time.Now() // the gateway's answer expires before answered+maxAge
 	opCert, _ := g.clientCertFiles("keyOperationToken")
-	responder.revoke(t, opCert)
+	responder.Revoke(t, opCert)
 	if r := op.mustDo(t, http.MethodGet, "/healthz", nil, nil); r.Status != http.StatusOK {
 		t.Errorf("request within the cached answer's lifetime: %d %s", r.Status, r.Raw)
 	}
@@ -80,7 +80,7 @@ func TestOCSPCacheAndRevocation(t *testing.T) {
 	svcStart := time.Now()
 	g.devCertClient(t, "serviceToken").mustDo(t, http.MethodGet, "/healthz", nil, nil)
 	svcAnswered := time.Now()
-	responder.stop()
+	responder.Stop()
 	if r := g.devCertClient(t, "serviceToken").mustDo(t, http.MethodGet, "/healthz", nil, nil); r.Status != http.StatusOK {
 		t.Errorf("new connection with the responder stopped, cached answer valid: %d %s", r.Status, r.Raw)
 	}

@@ -52,8 +52,8 @@ func TestOCSPGoodCertificateAccepted(t *testing.T) {
 	accept(t, s, p.CACert, p.Clients["alice"])
 	accept(t, s, p.CACert, p.Clients["alice"])
 	st := s.OCSPStats()
-	if st.ResponderRequests != 1 || r.requests() != 1 {
-		t.Errorf("responder requests: counted %d, responder saw %d; want 1 (the second handshake uses the cache)", st.ResponderRequests, r.requests())
+	if st.ResponderRequests != 1 || r.Requests() != 1 {
+		t.Errorf("responder requests: counted %d, responder saw %d; want 1 (the second handshake uses the cache)", st.ResponderRequests, r.Requests())
 	}
 	if st.CacheHits < 1 {
 		t.Errorf("cache hits = %d, want at least 1", st.CacheHits)
@@ -134,7 +134,7 @@ func TestOCSPCacheOutlivesResponderUntilExpiry(t *testing.T) {
 
 	fetched := time.Now()
 	accept(t, s, p.CACert, p.Clients["alice"])
-	r.stop()
+	r.Stop()
 	accept(t, s, p.CACert, p.Clients["alice"]) // from the cache
 	if time.Since(fetched) >= maxAge {
 		t.Fatal("the machine is too slow for this test: the cached answer expired before the second handshake")
@@ -242,21 +242,21 @@ func TestOCSPConcurrentHandshakesShareOneRequest(t *testing.T) {
 	for err := range errs {
 		t.Errorf("concurrent handshake refused: %v", err)
 	}
-	if got := seen.Load(); got != 1 || r.requests() != 1 || s.OCSPStats().ResponderRequests != 1 {
+	if got := seen.Load(); got != 1 || r.Requests() != 1 || s.OCSPStats().ResponderRequests != 1 {
 		t.Errorf("%d concurrent handshakes: front saw %d requests, responder %d, counted %d; want 1",
-			n, got, r.requests(), s.OCSPStats().ResponderRequests)
+			n, got, r.Requests(), s.OCSPStats().ResponderRequests)
 	}
 }
 
 func TestRevalidateRefusesCertificateRevokedMidConnection(t *testing.T) {
 	p := newOCSPPKI(t)
-	p.respond(t, "", "")
+	r := p.respond(t, "", "")
 	const maxAge = 2 * time.Second
 	s, _ := mtlsServer(t, p.DevPKI, ClientAuthOptional, OCSPOptions{Enabled: true, MaxAge: maxAge})
 
 	fetched := time.Now()
 	state := accept(t, s, p.CACert, p.Clients["alice"])
-	p.revoke(t, p.Clients["alice"].Cert)
+	r.Revoke(t, p.Clients["alice"].Cert)
 	if err := s.Revalidate(&state); err != nil {
 		t.Fatalf("Revalidate while the cached good answer is valid: %v", err)
 	}
@@ -297,13 +297,13 @@ func TestOCSPRefreshAhead(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for s.OCSPStats().ResponderRequests < 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("no background refresh: %+v, responder saw %d", s.OCSPStats(), r.requests())
+			t.Fatalf("no background refresh: %+v, responder saw %d", s.OCSPStats(), r.Requests())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	// The refreshed answer outlives the first one.
 	time.Sleep(time.Second)
-	r.stop()
+	r.Stop()
 	if err := s.Revalidate(&state); err != nil {
 		t.Errorf("Revalidate after the first answer expired, with the refreshed one cached: %v", err)
 	}

@@ -92,15 +92,22 @@ func appGrant(pattern string, roleNames, customers, defaultRoles, defaultCustome
 	if len(customers) == 0 {
 		customers = defaultCustomers
 	}
-	g := auth.AppGrant{Pattern: pattern, Customers: customers}
-	for _, name := range roleNames {
+	set, err := roleSet(roleNames)
+	return auth.AppGrant{Pattern: pattern, Roles: set, Customers: customers}, err
+}
+
+// roleSet parses configured role names (with or without the "Token"
+// suffix) into a set.
+func roleSet(names []string) (roles.Set, error) {
+	var set roles.Set
+	for _, name := range names {
 		r, ok := roles.Parse(name)
 		if !ok {
-			return g, fmt.Errorf("unknown role %q", name)
+			return 0, fmt.Errorf("unknown role %q", name)
 		}
-		g.Roles |= roles.Of(r)
+		set |= roles.Of(r)
 	}
-	return g, nil
+	return set, nil
 }
 
 // appTokenIssuer returns the scheme among schemes that issues app tokens,

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/hsmgate/hsmgate/auth"
-	"github.com/hsmgate/hsmgate/roles"
 	"gopkg.in/yaml.v3"
 )
 
@@ -157,12 +156,9 @@ func buildCertIdentifier(cfg *Config, revalidator auth.Revalidator) (auth.CertId
 		if rule.Customers == nil {
 			rule.Customers = []string{"default"}
 		}
-		for _, name := range c.Roles {
-			r, ok := roles.Parse(name)
-			if !ok {
-				return nil, fmt.Errorf("config: auth.certificates[%d]: unknown role %q", i, name)
-			}
-			rule.Roles |= roles.Of(r)
+		var err error
+		if rule.Roles, err = roleSet(c.Roles); err != nil {
+			return nil, fmt.Errorf("config: auth.certificates[%d]: %w", i, err)
 		}
 		if c.Match.SHA256 != "" {
 			fp, err := auth.ParseFingerprint(c.Match.SHA256)

@@ -4,20 +4,19 @@ import (
 	stdtls "crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hsmgate/hsmgate/tls"
+	"github.com/hsmgate/hsmgate/tls/tlstest"
 	"gopkg.in/yaml.v3"
 )
 
@@ -129,7 +128,7 @@ func TestRevalidatingRefusesWith401(t *testing.T) {
 		t.Fatalf("without a certificate: %d %q", rec.Code, rec.Body)
 	}
 
-	ca, alice := readPEMCert(t, pki.CACert), readPEMCert(t, pki.Clients["alice"].Cert)
+	ca, alice := tlstest.ReadCert(t, pki.CACert), tlstest.ReadCert(t, pki.Clients["alice"].Cert)
 	req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
 	req.TLS = &stdtls.ConnectionState{PeerCertificates: []*x509.Certificate{alice}, VerifiedChains: [][]*x509.Certificate{{alice, ca}}}
 	rec = httptest.NewRecorder()
@@ -146,22 +145,4 @@ func TestRevalidatingRefusesWith401(t *testing.T) {
 		!strings.HasPrefix(body.Message, "client certificate: ") || rec.Header().Get("Connection") != "close" {
 		t.Errorf("refusal: %d %+v, Connection %q", rec.Code, body, rec.Header().Get("Connection"))
 	}
-}
-
-// readPEMCert parses the first certificate of a PEM file.
-func readPEMCert(t *testing.T, path string) *x509.Certificate {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(raw)
-	if block == nil {
-		t.Fatalf("%s: no PEM block", path)
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
 }
