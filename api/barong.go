@@ -2,7 +2,9 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -175,8 +177,12 @@ func (s *server) createBarongKey(c *gin.Context) error {
 	if req.Scope != nil {
 		scope = *req.Scope
 	}
-	k, secret, err := b.Create(c, userID, string(req.TOTPCode), req.Algorithm, scope)
-	if err != nil {
+	var k *store.Credential
+	var secret string
+	if err := s.guardTOTP(c, userID, func() (err error) {
+		k, secret, err = b.Create(c, userID, string(req.TOTPCode), req.Algorithm, scope)
+		return err
+	}); err != nil {
 		return err
 	}
 	c.Header("Cache-Control", "no-store")
@@ -199,8 +205,11 @@ func (s *server) updateBarongKey(c *gin.Context) error {
 		scope := []string(*req.Scope)
 		u.Scope = &scope
 	}
-	k, err := b.Update(c, userID, c.Param("kid"), string(req.TOTPCode), u)
-	if err != nil {
+	var k *store.Credential
+	if err := s.guardTOTP(c, userID, func() (err error) {
+		k, err = b.Update(c, userID, c.Param("kid"), string(req.TOTPCode), u)
+		return err
+	}); err != nil {
 		return err
 	}
 	c.JSON(http.StatusOK, barongKeyOf(k, ""))
@@ -213,9 +222,29 @@ func (s *server) deleteBarongKey(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := b.Delete(c, userID, c.Param("kid"), c.Query("totp_code")); err != nil {
+	if err := s.guardTOTP(c, userID, func() error {
+		return b.Delete(c, userID, c.Param("kid"), c.Query("totp_code"))
+	}); err != nil {
 		return err
 	}
 	c.Status(http.StatusNoContent)
 	return nil
+}
+
+// guardTOTP runs op, a change confirmed by a TOTP code, under the
+// throttle: wrong codes count against the user (and the source), so a
+// stolen session cannot guess codes online.
+func (s *server) guardTOTP(c *gin.Context, userID string, op func() error) error {
+	if s.throttle == nil {
+		return op()
+	}
+	if err := s.throttle.Check(c.Request, "totp", userID); err != nil {
+		return err
+	}
+	err := op()
+	var ae *auth.Error
+	if errors.As(err, &ae) && slices.Contains(ae.Errors, "resource.api_key.invalid_totp") {
+		s.throttle.Fail(c.Request, "totp", userID)
+	}
+	return err
 }

@@ -4,6 +4,8 @@
 //	hsmgate dev [--dir DIR] [--listen ADDR]   one-command local setup and server
 //	hsmgate serve --config FILE               production entry point
 //	hsmgate token verifier --config FILE      print the verifier of a static token read from stdin
+//	hsmgate user add|passwd|totp|roles|disable|enable|list --config FILE   manage users offline
+//	hsmgate customer add|list --config FILE   manage customers offline
 //	hsmgate version                           print the version
 package main
 
@@ -29,7 +31,7 @@ func main() {
 // run dispatches the sub-command.
 func run(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: hsmgate dev|serve|token|version (see --help of each)")
+		return fmt.Errorf("usage: hsmgate dev|serve|token|user|customer|version (see --help of each)")
 	}
 	switch args[0] {
 	case "serve":
@@ -46,5 +48,5 @@ func run(args []string) error {
 		fmt.Printf("hsmgate %s (commit %s, built %s)\n", version, commit, buildTime)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q: use dev, serve, token or version", args[0])
+	return fmt.Errorf("unknown command %q: use dev, serve, token, user, customer or version", args[0])
 }
