@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hsmgate/hsmgate/store/storetest"
 )
 
 // This file tests the Armor-style pre-shared-key signatures (AUTH.md §6)
@@ -155,13 +153,8 @@ func TestArmorNonceSharedAcrossInstances(t *testing.T) {
 	if !opensslAvailable() {
 		t.Fatal("openssl is not installed: this test computes signatures with it")
 	}
-	dsn := storetest.Postgres(t)
-	a := hmacKeysGateway(t, func(cfg map[string]any) {
-		cfg["store"] = map[string]any{"driver": "postgres", "dsn": dsn}
-		section(cfg, "auth")["replay"] = "store"
-	})
-	b := startDev(t, a.root, a.state)
-	t.Cleanup(func() { b.stop(t) })
+	a, _ := postgresGateway(t)
+	b := a.postgresTwin(t)
 	dave := a.hmacKeyUserAdd(t, "dave", "keyOperationToken", false)
 	k := a.armorCreate(t, dave, nil)
 	b.secret(k.secret)
