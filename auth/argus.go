@@ -93,6 +93,10 @@ type Argus struct {
 	// pins caches the clock offsets pinned in the store: a pin never
 	// changes, so only a key's first signature costs a store write.
 	pins map[string]time.Duration
+	// parsed caches enrolled public keys parsed from their DER, by its
+	// SHA-256: parsing costs more than the rest of a check but the ECDSA
+	// or RSA verification, and the same DER always parses the same.
+	parsed map[[32]byte]parsedKey
 	// dummyKey verifies signatures of unknown key ids, so that they cost
 	// what known ones do.
 	dummyKey *ecdsa.PublicKey
@@ -140,7 +144,8 @@ func NewArgus(opts ArgusOptions) (*Argus, error) {
 		return nil, fmt.Errorf("argus: %w", err)
 	}
 	return &Argus{opts: opts, st: opts.Store, token: opts.Token, users: opts.Users, replay: opts.Replay, now: time.Now,
-		verified: map[[32]byte]verifiedEntry{}, pins: map[string]time.Duration{}, dummyKey: &dummy.PublicKey}, nil
+		verified: map[[32]byte]verifiedEntry{}, pins: map[string]time.Duration{}, parsed: map[[32]byte]parsedKey{},
+		dummyKey: &dummy.PublicKey}, nil
 }
 
 // Name implements Scheme.

@@ -175,8 +175,10 @@ func (a *Argus) authenticateSignature(r *http.Request) (*roles.Principal, error)
 	}
 	var pub any = a.dummyKey // unknown keys cost a verification too
 	alg := "ES256"
+	var sum [32]byte
 	if c != nil {
-		if pub, alg, err = signatureKey(c.Public); err != nil {
+		sum = sha256.Sum256(c.Public)
+		if pub, alg, err = a.publicKey(c.Public, sum); err != nil {
 			return nil, fmt.Errorf("enrolled key %s: %w", keyRef, err)
 		}
 	}
@@ -202,7 +204,6 @@ func (a *Argus) authenticateSignature(r *http.Request) (*roles.Principal, error)
 	if err := a.checkSource(r, c.ValidSources, "signature key"); err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(c.Public)
 	scope := "argus-signature:" + hex.EncodeToString(sum[:])
 	if err := a.checkClock(ctx, scope, ts); err != nil {
 		return nil, err
@@ -218,6 +219,34 @@ func (a *Argus) authenticateSignature(r *http.Request) (*roles.Principal, error)
 		return nil, Unauthorized("%s: nonce already used: each signature is single-use", HeaderArgusSignature)
 	}
 	return a.principal(ctx, c, "argus-signature", "/"+parts[2], roles.LevelSignature)
+}
+
+// parsedKey is an enrolled public key and its JWT algorithm.
+type parsedKey struct {
+	pub any
+	alg string
+}
+
+// publicKey parses the DER of an enrolled key whose SHA-256 is sum, or
+// returns it from the cache of parsed keys.
+func (a *Argus) publicKey(der []byte, sum [32]byte) (any, string, error) {
+	a.mu.Lock()
+	k, ok := a.parsed[sum]
+	a.mu.Unlock()
+	if ok {
+		return k.pub, k.alg, nil
+	}
+	pub, alg, err := signatureKey(der)
+	if err != nil {
+		return nil, "", err
+	}
+	a.mu.Lock()
+	if len(a.parsed) >= maxCached {
+		clear(a.parsed)
+	}
+	a.parsed[sum] = parsedKey{pub: pub, alg: alg}
+	a.mu.Unlock()
+	return pub, alg, nil
 }
 
 // enrolled returns the enrolled key <domain>/<username>/<idx>, nil when

@@ -36,7 +36,7 @@ func classifySQLite(err error) error {
 // file at path: WAL journal, full sync (a committed write survives a power
 // cut), foreign keys, a busy timeout for other processes using the file
 // (`hsmgate user add` beside a running server), BEGIN IMMEDIATE for
-// transactions.
+// transactions. Users and credentials read are cached (cache.go).
 func openSQLite(ctx context.Context, path string) (Store, error) {
 	if path == "" {
 		return nil, errors.New("store: sqlite needs a database path")
@@ -66,5 +66,10 @@ func openSQLite(ctx context.Context, path string) (Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
-	return &sqlStore{db: db, d: sqliteDialect}, nil
+	st, err := withRowCache(ctx, &sqlStore{db: db, d: sqliteDialect})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return st, nil
 }

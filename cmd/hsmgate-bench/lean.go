@@ -57,11 +57,7 @@ func (p *leanPool) close() {
 
 // renderRequest pre-renders a POST with the X-API-KEY header.
 func renderRequest(host, path, token string, body []byte) []byte {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "POST %s HTTP/1.1\r\nHost: %s\r\nX-API-KEY: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n",
-		path, host, token, len(body))
-	b.Write(body)
-	return b.Bytes()
+	return newRequestTemplate(host, path, body).render(nil, "X-API-KEY: "+token)
 }
 
 // roundTrip sends one pre-rendered request and checks for 200.

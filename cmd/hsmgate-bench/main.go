@@ -7,6 +7,7 @@
 //	go run ./cmd/hsmgate-bench [-duration 3s] [-conc 1,8,32] [-json bench-results.json]
 //	                           [-quick] [-keys10k=false] [-keys N] [-keysbudget 30m]
 //	                           [-pool N] [-cpuprofile FILE] [-keysprofile FILE]
+//	                           [-schemes=false | -schemesonly] [-scheme NAME]
 //
 // By default the REST server is the real binary (go build ./cmd/hsmgate):
 // `hsmgate dev` creates its token, PKI and credentials (and serves with the
@@ -73,6 +74,9 @@ type options struct {
 	binary           string
 	accessLog        bool
 	poolSize         int
+	schemes          bool
+	schemesOnly      bool
+	schemeFilter     string
 }
 
 // parseFlags reads the flags; -quick shortens what was not set explicitly.
@@ -93,6 +97,9 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.binary, "hsmgate", "", "use this hsmgate binary instead of building ./cmd/hsmgate")
 	fs.BoolVar(&o.accessLog, "accesslog", true, "also measure ECDSA signing with the access log on (binary mode)")
 	fs.IntVar(&o.poolSize, "pool", 0, "PKCS#11 session pool size for both sides (0: the hsm default)")
+	fs.BoolVar(&o.schemes, "schemes", true, "measure signing authenticated by each credential scheme (binary mode)")
+	fs.BoolVar(&o.schemesOnly, "schemesonly", false, "measure only the credential schemes (no matrix, key-count, access-log or TLS phase)")
+	fs.StringVar(&o.schemeFilter, "scheme", "", "measure only the credential schemes whose name contains this (case-insensitive), e.g. to profile one")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -111,6 +118,9 @@ func parseFlags(args []string) (*options, error) {
 		o.warmup = min(max(o.duration/6, 100*time.Millisecond), time.Second)
 	}
 	o.inProcess = o.inProcess || o.cpuProfile != "" || o.keysProfile != ""
+	if o.schemesOnly {
+		o.schemes, o.keys10k, o.accessLog = true, false, false
+	}
 	var err error
 	if o.concs, err = parseConcurrencies(*conc); err != nil {
 		return nil, err
@@ -181,7 +191,10 @@ func run(ctx context.Context, o *options) (err error) {
 	}
 
 	measureErr := measureAll(ctx, o, rep, client, ops, rawOps, restOps, accessLogOn)
-	if measureErr == nil && !o.inProcess {
+	if measureErr == nil && !o.inProcess && o.schemes {
+		rep.Schemes = runSchemesBench(ctx, o, tmp, client, ops[0])
+	}
+	if measureErr == nil && !o.inProcess && !o.schemesOnly {
 		_ = srv.stop() // the TLS phase runs a server of its own on the same token
 		rep.TLS = runTLSBench(ctx, o, tmp, ops[0])
 	}
@@ -201,6 +214,9 @@ func run(ctx context.Context, o *options) (err error) {
 // measureAll runs the raw/REST matrix and the key-count test into rep. When
 // ctx ends, what was measured so far stays in rep and ctx's error is returned.
 func measureAll(ctx context.Context, o *options, rep *Report, client *restClient, ops []operation, rawOps, restOps []opFunc, accessLogOn []Stats) error {
+	if o.schemesOnly {
+		return nil
+	}
 	var err error
 	rep.Cells, err = runMatrix(ctx, o, ops, rawOps, restOps)
 	rep.setAccessLog(accessLogOn)

@@ -96,11 +96,9 @@ func (r *TLSResult) measure(ctx context.Context, o *options, tmp string, op oper
 		return err
 	}
 	defer responder.stop()
-	bin := o.binary
-	if bin == "" {
-		if bin, err = buildHsmgate(ctx, filepath.Join(tmp, "bin")); err != nil {
-			return err
-		}
+	bin, err := hsmgateBinary(ctx, o, tmp)
+	if err != nil {
+		return err
 	}
 	cfgPath, err := writeTLSBenchConfig(dir, responder.url)
 	if err != nil {

@@ -102,6 +102,7 @@ type Report struct {
 	AccessLog  *AccessLogResult `json:"accessLog,omitempty"`
 	KeyCount   *KeyCountResult  `json:"keyCount,omitempty"`
 	TLS        *TLSResult       `json:"tls,omitempty"`
+	Schemes    *SchemesResult   `json:"schemes,omitempty"`
 	Targets    []Target         `json:"targets"`
 	AllPassed  bool             `json:"allTargetsPassed"`
 	// Interrupted is set when a signal ended the run early: the results
@@ -280,6 +281,9 @@ func printReport(w io.Writer, r *Report) {
 	}
 	if r.AccessLog != nil {
 		printAccessLog(w, r.AccessLog)
+	}
+	if r.Schemes != nil {
+		printSchemes(w, r.Schemes)
 	}
 	if r.KeyCount != nil {
 		printKeyCount(w, r.KeyCount)

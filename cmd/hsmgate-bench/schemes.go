@@ -1,0 +1,763 @@
+package main
+
+// The credential scheme measurement (issue 4): ECDSA P-256 signing at
+// concurrency 32 on keep-alive connections authenticated by each scheme of
+// AUTH.md — X-API-KEY, Argus API key, Argus session bearer,
+// Argus-Signature, Barong, ARMOR-PSK and Actyx app token — each measured
+// between two X-API-KEY cells (X, scheme 1, X, scheme 2, X, …) and
+// compared with their mean, so that drift of the machine's speed touches
+// both alike. Target: every scheme reaches at least 0.85 of X-API-KEY.
+//
+// The credentials are made as a user makes them, on the `hsmgate dev`
+// state the measured server runs on: `hsmgate user add --totp` offline,
+// a password + TOTP login, then each scheme's management endpoint over
+// HTTPS. A TOTP code is accepted once, and only the codes of the previous,
+// current and next 30 s steps are, so the 32 Barong keys (one per client
+// goroutine: their millisecond nonces must strictly increase per key) come
+// from several users, two or three keys each.
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/x509"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	mrand "math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Parameters of the scheme phase.
+const (
+	schemesConcurrency = 32
+	// schemesTargetRatio is the target: each scheme's ops/s at least this
+	// share of X-API-KEY's.
+	schemesTargetRatio = 0.85
+	// trialKeyLabel is the EC key of customer "trial" that the Actyx trial
+	// app signs with (trial apps are granted that customer only).
+	trialKeyLabel = "bench-scheme-trial-ecdsa"
+	// signatureMaxAge bounds how old a precomputed Argus-Signature may be
+	// when it is sent; older ones are replaced by one signed inline. The
+	// server accepts ±30 s around the clock offset pinned at setup.
+	signatureMaxAge = 15 * time.Second
+)
+
+// SchemesResult is the credential scheme part of the report.
+type SchemesResult struct {
+	Operation   string      `json:"operation"`
+	Concurrency int         `json:"concurrency"`
+	Rows        []SchemeRow `json:"rows"`
+	// Setup describes how the credentials were made.
+	Setup   string   `json:"setup"`
+	Targets []Target `json:"targets"`
+	Error   string   `json:"error,omitempty"`
+}
+
+// SchemeRow is one scheme and the X-API-KEY cells measured right before
+// and right after it.
+type SchemeRow struct {
+	Scheme        string `json:"scheme"`
+	Baseline      Stats  `json:"xApiKeyBefore"`
+	BaselineAfter Stats  `json:"xApiKeyAfter"`
+	Stats         Stats  `json:"stats"`
+	// BaselineOpsPerSec is the mean of the two X-API-KEY cells, Ratio
+	// the scheme's ops/s to it.
+	BaselineOpsPerSec float64 `json:"xApiKeyOpsPerSec"`
+	Ratio             float64 `json:"toXApiKeyOpsRatio"`
+	// Client says what the load generator computes per request and what
+	// that costs it, when it is more than rendering a header.
+	Client string `json:"client"`
+}
+
+// benchScheme is one scheme's load: prepare, when set, runs before the
+// scheme's cell with the baseline's ops/s (to size precomputed work) and
+// returns the operation; note describes the client's work afterwards.
+type benchScheme struct {
+	name    string
+	op      opFunc
+	prepare func(baselineOpsPerSec float64) (opFunc, error)
+	note    func() string
+}
+
+// runSchemesBench makes the credentials on srv's dev state in tmp and
+// measures every scheme. Failures end up in the result's Error.
+func runSchemesBench(ctx context.Context, o *options, tmp string, c *restClient, op operation) *SchemesResult {
+	res := &SchemesResult{Operation: op.Name, Concurrency: schemesConcurrency}
+	if err := res.measure(ctx, o, tmp, c, op); err != nil {
+		res.Error = err.Error()
+		logf("scheme bench failed: %v", err)
+	}
+	return res
+}
+
+// measure runs the whole scheme phase into r.
+func (r *SchemesResult) measure(ctx context.Context, o *options, tmp string, c *restClient, op operation) error {
+	bin, err := hsmgateBinary(ctx, o, tmp)
+	if err != nil {
+		return err
+	}
+	s := &schemeSetup{ctx: ctx, c: c, bin: bin, config: filepath.Join(tmp, "dev", "config.yaml"),
+		password: base64.RawURLEncoding.EncodeToString(randomBytes(18)), cell: o.warmup + o.duration}
+	schemes, err := s.schemes(op)
+	if err != nil {
+		return err
+	}
+	r.Setup = s.summary
+	logf("schemes: %s", s.summary)
+	body, err := op.restBody(restLabel(op), randomBytes(op.payloadLen))
+	if err != nil {
+		return err
+	}
+	baseline := c.postOp(op.restPath, body)
+	var before Stats
+	for _, sc := range schemes {
+		if !strings.Contains(strings.ToLower(sc.name), strings.ToLower(o.schemeFilter)) {
+			continue
+		}
+		row := SchemeRow{Scheme: sc.name, Baseline: before}
+		if row.Baseline.Ops == 0 {
+			if row.Baseline, err = measure(ctx, schemesConcurrency, o.warmup, o.duration, baseline); err != nil {
+				return err
+			}
+		}
+		load := sc.op
+		if sc.prepare != nil {
+			if load, err = sc.prepare(row.Baseline.OpsPerSec); err != nil {
+				return err
+			}
+		}
+		if row.Stats, err = measure(ctx, schemesConcurrency, o.warmup, o.duration, load); err != nil {
+			return err
+		}
+		if row.BaselineAfter, err = measure(ctx, schemesConcurrency, o.warmup, o.duration, baseline); err != nil {
+			return err
+		}
+		before = row.BaselineAfter
+		row.BaselineOpsPerSec = (row.Baseline.OpsPerSec + row.BaselineAfter.OpsPerSec) / 2
+		row.Ratio = ratio(row.Stats.OpsPerSec, row.BaselineOpsPerSec)
+		if sc.note != nil {
+			row.Client = sc.note()
+		}
+		logf("  %-20s c=%d: %7.0f ops/s (p99 %6.2f ms, errors %d) vs X-API-KEY %7.0f/%7.0f ops/s before/after: %.2f; CPU µs/op server+client %.0f+%.0f vs %.0f+%.0f%s",
+			sc.name, schemesConcurrency, row.Stats.OpsPerSec, row.Stats.P99Ms, row.Stats.Errors, row.Baseline.OpsPerSec, row.BaselineAfter.OpsPerSec,
+			row.Ratio, row.Stats.CPUChildUsPerOp, row.Stats.CPUSelfUsPerOp, row.Baseline.CPUChildUsPerOp, row.Baseline.CPUSelfUsPerOp,
+			noisyMark(row.Baseline, row.Stats, row.BaselineAfter))
+		if row.Stats.FirstError != "" {
+			logf("     first error: %s", row.Stats.FirstError)
+		}
+		r.Rows = append(r.Rows, row)
+	}
+	for _, row := range r.Rows {
+		measured := row.Stats.Ops > 0 && row.Baseline.Ops > 0 && row.BaselineAfter.Ops > 0
+		t := Target{Name: row.Scheme + " vs X-API-KEY (" + op.Name + ", c=32)", Value: row.Ratio, Comparison: ">=",
+			Limit: schemesTargetRatio, Unit: "× X-API-KEY ops/s", Measured: measured, Pass: measured && row.Ratio >= schemesTargetRatio}
+		if m := noisyMark(row.Baseline, row.Stats, row.BaselineAfter); m != "" {
+			t.Note = "cell disturbed by other processes:" + m
+		}
+		r.Targets = append(r.Targets, t)
+	}
+	return nil
+}
+
+// hsmgateBinary returns -hsmgate, or ./cmd/hsmgate built into tmp/bin
+// (reused when an earlier phase built it already).
+func hsmgateBinary(ctx context.Context, o *options, tmp string) (string, error) {
+	if o.binary != "" {
+		return o.binary, nil
+	}
+	if bin := filepath.Join(tmp, "bin", "hsmgate"); fileExists(bin) {
+		return bin, nil
+	}
+	return buildHsmgate(ctx, filepath.Join(tmp, "bin"))
+}
+
+// fileExists reports whether path names an existing file.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// schemeSetup makes the credentials of the scheme phase.
+type schemeSetup struct {
+	ctx      context.Context
+	c        *restClient
+	bin      string
+	config   string
+	password string
+	// cell is the warm-up plus the measurement of one cell.
+	cell time.Duration
+	// users are the bench users made so far, summary what was made.
+	users   []*benchUser
+	summary string
+}
+
+// benchUser is a user made by `hsmgate user add --totp`.
+type benchUser struct {
+	ID       string `json:"id"`
+	Username string `json:"username"`
+	TOTP     string `json:"totpSecret"`
+	secret   []byte
+	used     map[uint64]bool
+	session  string
+}
+
+// schemes makes every credential and returns the scheme loads in table order.
+func (s *schemeSetup) schemes(op operation) ([]benchScheme, error) {
+	main, err := s.addUser("bench", "keyOperationToken,keyManagementToken", "default,trial")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.login(main); err != nil {
+		return nil, err
+	}
+	body, err := op.restBody(restLabel(op), randomBytes(op.payloadLen))
+	if err != nil {
+		return nil, err
+	}
+	tpl := newRequestTemplate(s.c.host, op.restPath, body)
+	var out []benchScheme
+
+	apiKey, err := s.argusAPIKey(main)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, benchScheme{name: "Argus API key", op: s.fixed(tpl, "Argus-API-Key: "+apiKey)})
+	out = append(out, benchScheme{name: "Argus session bearer", op: s.fixed(tpl, "Authorization: Bearer "+main.session)})
+
+	signer, err := s.argusSigner(main, tpl, op.restPath)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, benchScheme{name: "Argus-Signature", prepare: signer.prepare, note: signer.note})
+
+	barong, err := s.barongKeys(schemesConcurrency, tpl)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, benchScheme{name: "Barong HMAC", op: barong,
+		note: func() string { return "HMAC-SHA256 per request, inline (about 1 µs)" }})
+
+	armor, err := s.armorKey(main, tpl, op.restPath, body)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, benchScheme{name: "ARMOR-PSK", op: armor,
+		note: func() string { return "HMAC-SHA512 and a random nonce per request, inline (a few µs)" }})
+
+	appToken, err := s.appToken(main, op)
+	if err != nil {
+		return nil, err
+	}
+	trialBody, err := op.restBody(trialKeyLabel, randomBytes(op.payloadLen))
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, benchScheme{name: "Actyx app token", op: s.fixed(newRequestTemplate(s.c.host, op.restPath, trialBody), "Authorization: Bearer "+appToken)})
+
+	s.summary = fmt.Sprintf("%d users by `hsmgate user add --totp` (bench: keyOperationToken+keyManagementToken on default,trial; "+
+		"the others keyOperationToken on default, for Barong keys), password+TOTP logins, then over HTTPS: an Argus API key "+
+		"(validSources 127.0.0.1/32), an enrolled P-256 public key, %d Barong keys (one per client goroutine), an Armor key, "+
+		"a trial app token (com.example.bench, customer trial; it signs with EC key %s of customer trial, made by the bench "+
+		"user's session)", len(s.users), schemesConcurrency, trialKeyLabel)
+	return out, nil
+}
+
+// fixed returns the load sending one pre-rendered request with header.
+func (s *schemeSetup) fixed(tpl requestTemplate, header string) opFunc {
+	return opOf(s.c.lean, tpl.render(nil, header))
+}
+
+// addUser runs `hsmgate user add --totp` offline on the dev state, with
+// the password on standard input.
+func (s *schemeSetup) addUser(name, roleList, customers string) (*benchUser, error) {
+	cmd := exec.CommandContext(s.ctx, s.bin, "user", "add", "--config", s.config, "--roles", roleList, "--customers", customers, "--totp", name)
+	cmd.Env = childEnv()
+	cmd.Stdin = strings.NewReader(s.password + "\n")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("hsmgate user add %s: %w: %s", name, err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	u := &benchUser{used: map[uint64]bool{}}
+	if err := json.Unmarshal(out, u); err != nil || u.ID == "" {
+		return nil, fmt.Errorf("hsmgate user add %s: unexpected output (%v)", name, err)
+	}
+	if u.secret, err = base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(u.TOTP); err != nil {
+		return nil, fmt.Errorf("hsmgate user add %s: TOTP secret: %w", name, err)
+	}
+	s.users = append(s.users, u)
+	return u, nil
+}
+
+// totpMargin is how long a TOTP code must stay acceptable to be used.
+const totpMargin = 5 * time.Second
+
+// code returns an unused TOTP code that the server accepts for at least
+// totpMargin (steps now−1, now and now+1, RFC 6238), or false.
+func (u *benchUser) code(now time.Time) (string, bool) {
+	step := uint64(now.Unix() / 30)
+	left := time.Duration(30-now.Unix()%30) * time.Second
+	for c := step - 1; c <= step+1; c++ {
+		if u.used[c] || (c < step && left < totpMargin) {
+			continue
+		}
+		u.used[c] = true
+		var msg [8]byte
+		binary.BigEndian.PutUint64(msg[:], c)
+		m := hmac.New(sha1.New, u.secret)
+		m.Write(msg[:])
+		h := m.Sum(nil)
+		off := h[len(h)-1] & 0x0f
+		return fmt.Sprintf("%06d", (binary.BigEndian.Uint32(h[off:off+4])&0x7fffffff)%1000000), true
+	}
+	return "", false
+}
+
+// call sends one setup request with headers and a JSON body (nil: none),
+// requires status want and decodes the answer into out (when not nil).
+func (s *schemeSetup) call(method, path string, headers map[string]string, body any, want int, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(s.ctx, method, s.c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header["Content-Type"] = jsonContentType
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := s.c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != want {
+		// Error answers carry no secret; success answers are never shown.
+		return fmt.Errorf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, bytes.TrimSpace(raw))
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return fmt.Errorf("%s %s: answer: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// bearer is the session header of u.
+func (u *benchUser) bearer() map[string]string {
+	return map[string]string{"Authorization": "Bearer " + u.session}
+}
+
+// login opens a session for u with a fresh TOTP code.
+func (s *schemeSetup) login(u *benchUser) error {
+	code, ok := u.code(time.Now())
+	if !ok {
+		return fmt.Errorf("login %s: no unused TOTP code", u.Username)
+	}
+	var out struct {
+		Data struct {
+			Credentials struct {
+				Token string `json:"requestCredentialsData"`
+			} `json:"credentials"`
+		} `json:"data"`
+	}
+	err := s.call(http.MethodPost, "/authentication/v1/password/authenticate", nil,
+		map[string]string{"userName": u.Username, "password": s.password, "domain": "default", "tokenCode": code}, http.StatusOK, &out)
+	if err != nil {
+		return fmt.Errorf("login %s: %w", u.Username, err)
+	}
+	if u.session = out.Data.Credentials.Token; u.session == "" {
+		return fmt.Errorf("login %s: no session token in the answer", u.Username)
+	}
+	return nil
+}
+
+// argusAPIKey creates an Argus API key of u usable from 127.0.0.1.
+func (s *schemeSetup) argusAPIKey(u *benchUser) (string, error) {
+	var out struct {
+		Data struct {
+			APIKey string `json:"apiKey"`
+		} `json:"data"`
+	}
+	err := s.call(http.MethodPost, "/authentication/v1/user/"+u.Username+"/apikey", u.bearer(),
+		map[string]any{"description": "hsmgate-bench", "validSources": []string{"127.0.0.1/32"}, "expirationDays": 1}, http.StatusOK, &out)
+	if err != nil {
+		return "", fmt.Errorf("create Argus API key: %w", err)
+	}
+	if out.Data.APIKey == "" {
+		return "", errors.New("create Argus API key: no apiKey in the answer")
+	}
+	return out.Data.APIKey, nil
+}
+
+// barongKeys creates n Barong keys, each with a TOTP code, adding users
+// (keyOperationToken on default) as their codes run out, and returns the
+// load: each request takes one key's client, so that with n workers each
+// key is used by one goroutine at a time and its nonce strictly increases.
+func (s *schemeSetup) barongKeys(n int, tpl requestTemplate) (opFunc, error) {
+	pool := make(chan *barongClient, n)
+	var owners []*benchUser
+	for len(pool) < n {
+		u, code := s.barongOwner(owners)
+		if u == nil {
+			var err error
+			if u, err = s.addUser(fmt.Sprintf("bench-barong-%d", len(owners)+1), "keyOperationToken", "default"); err != nil {
+				return nil, err
+			}
+			if err := s.login(u); err != nil {
+				return nil, err
+			}
+			owners = append(owners, u)
+			continue
+		}
+		var out struct {
+			Kid    string `json:"kid"`
+			Secret struct {
+				Data struct {
+					Value string `json:"value"`
+				} `json:"data"`
+			} `json:"secret"`
+		}
+		err := s.call(http.MethodPost, "/api/v2/barong/resource/api_keys", u.bearer(),
+			map[string]any{"algorithm": "HS256", "totp_code": code}, http.StatusCreated, &out)
+		if err != nil {
+			return nil, fmt.Errorf("create Barong key: %w", err)
+		}
+		pool <- &barongClient{kid: out.Kid, mac: hmac.New(sha256.New, []byte(out.Secret.Data.Value))}
+	}
+	return pooledOp(s.c, pool, func(b *barongClient) []byte { return b.request(tpl) }), nil
+}
+
+// pooledOp returns the load that takes a client from pool, sends the
+// request it renders and puts it back: with as many clients as workers,
+// each client serves one goroutine at a time and never waits.
+func pooledOp[T any](c *restClient, pool chan T, render func(T) []byte) opFunc {
+	return func(ctx context.Context, _ uint64) error {
+		var client T
+		select {
+		case client = <-pool:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { pool <- client }()
+		return c.lean.roundTrip(ctx, render(client))
+	}
+}
+
+// barongOwner returns a user of owners with an unused TOTP code, or nil.
+func (s *schemeSetup) barongOwner(owners []*benchUser) (*benchUser, string) {
+	now := time.Now()
+	for _, u := range owners {
+		if code, ok := u.code(now); ok {
+			return u, code
+		}
+	}
+	return nil, ""
+}
+
+// barongClient signs the requests of one Barong key.
+type barongClient struct {
+	kid  string
+	mac  hash.Hash
+	last int64
+	buf  []byte
+}
+
+// request renders a request with the next nonce: the time in ms, or one
+// more than the last nonce when the clock has not moved.
+func (b *barongClient) request(tpl requestTemplate) []byte {
+	b.last = max(time.Now().UnixMilli(), b.last+1)
+	var nonce [20]byte
+	n := strconv.AppendInt(nonce[:0], b.last, 10)
+	b.mac.Reset()
+	b.mac.Write(n)
+	b.mac.Write([]byte(b.kid))
+	var sum [sha256.Size]byte
+	buf := tpl.start(b.buf[:0])
+	buf = append(append(append(buf, "X-Auth-Apikey: "...), b.kid...), "\r\nX-Auth-Nonce: "...)
+	buf = append(append(buf, n...), "\r\nX-Auth-Signature: "...)
+	buf = hex.AppendEncode(buf, b.mac.Sum(sum[:0]))
+	b.buf = tpl.finish(append(buf, "\r\n"...))
+	return b.buf
+}
+
+// armorKey creates an Armor key of u and returns the load: each request
+// signed inline with a random nonce and the current time.
+func (s *schemeSetup) armorKey(u *benchUser, tpl requestTemplate, path string, body []byte) (opFunc, error) {
+	var out struct {
+		KeyID  string `json:"keyId"`
+		Secret string `json:"secret"`
+	}
+	if err := s.call(http.MethodPost, "/users/"+u.ID+"/keys", u.bearer(), map[string]any{"name": "hsmgate-bench"}, http.StatusCreated, &out); err != nil {
+		return nil, fmt.Errorf("create Armor key: %w", err)
+	}
+	if out.KeyID == "" || out.Secret == "" {
+		return nil, errors.New("create Armor key: no keyId or secret in the answer")
+	}
+	pool := make(chan *armorClient, schemesConcurrency)
+	for range schemesConcurrency {
+		var seed [32]byte
+		_, _ = rand.Read(seed[:])
+		pool <- &armorClient{keyID: out.KeyID, prefix: out.KeyID + http.MethodPost + path, body: body,
+			mac: hmac.New(sha512.New, []byte(out.Secret)), rng: mrand.NewChaCha8(seed)}
+	}
+	return pooledOp(s.c, pool, func(a *armorClient) []byte { return a.request(tpl) }), nil
+}
+
+// armorClient signs ARMOR-PSK requests of one goroutine.
+type armorClient struct {
+	keyID, prefix string
+	body          []byte
+	mac           hash.Hash
+	rng           *mrand.ChaCha8
+	buf           []byte
+}
+
+// request renders a request signed over keyId+METHOD+path+nonce+timestamp+body.
+func (a *armorClient) request(tpl requestTemplate) []byte {
+	var raw [16]byte
+	_, _ = a.rng.Read(raw[:])
+	var nonce [22]byte
+	base64.RawURLEncoding.Encode(nonce[:], raw[:])
+	var ts [20]byte
+	t := strconv.AppendInt(ts[:0], time.Now().Unix(), 10)
+	a.mac.Reset()
+	a.mac.Write([]byte(a.prefix))
+	a.mac.Write(nonce[:])
+	a.mac.Write(t)
+	a.mac.Write(a.body)
+	var sum [sha512.Size]byte
+	buf := tpl.start(a.buf[:0])
+	buf = append(append(append(buf, "Authorization: ARMOR-PSK "...), a.keyID...), ':')
+	buf = base64.StdEncoding.AppendEncode(buf, a.mac.Sum(sum[:0]))
+	buf = append(append(append(append(buf, ':'), nonce[:]...), ':'), t...)
+	a.buf = tpl.finish(append(buf, "\r\n"...))
+	return a.buf
+}
+
+// appToken creates the EC key of customer trial with u's session and
+// returns a trial app token (com.example.*: keyOperationToken on trial).
+func (s *schemeSetup) appToken(u *benchUser, op operation) (string, error) {
+	key := map[string]any{"label": trialKeyLabel, "customer": "trial"}
+	for k, v := range op.restKey {
+		key[k] = v
+	}
+	if err := s.call(http.MethodPost, "/v1/key", u.bearer(), key, http.StatusCreated, nil); err != nil {
+		return "", fmt.Errorf("create the trial customer's key: %w", err)
+	}
+	var out struct {
+		Token string `json:"token"`
+	}
+	err := s.call(http.MethodPost, "/api/v2/auth", nil,
+		map[string]string{"appId": "com.example.bench", "displayName": "hsmgate bench", "version": "1.0.0"}, http.StatusOK, &out)
+	if err != nil {
+		return "", fmt.Errorf("get an app token: %w", err)
+	}
+	if out.Token == "" {
+		return "", errors.New("get an app token: no token in the answer")
+	}
+	return out.Token, nil
+}
+
+// argusSigner makes Argus-Signature requests with an enrolled P-256 key.
+type argusSigner struct {
+	c      *restClient
+	keyRef string
+	key    *ecdsa.PrivateKey
+	tpl    requestTemplate
+	uri    string
+	cell   time.Duration
+	// reqs are requests signed before the cell; next is the next unsent.
+	reqs     [][]byte
+	next     atomic.Int64
+	signedAt time.Time
+	// inline counts requests signed during the cell; perJWT is the
+	// client's measured cost of one signature.
+	inline atomic.Int64
+	perJWT time.Duration
+}
+
+// argusSigner enrols a fresh P-256 key of u and checks one signed request,
+// which also pins the client clock offset.
+func (s *schemeSetup) argusSigner(u *benchUser, tpl requestTemplate, uri string) (*argusSigner, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Idx int `json:"idx"`
+	}
+	if err := s.call(http.MethodPost, "/authentication/v1/user/"+u.Username+"/publickey", u.bearer(),
+		map[string]string{"publicKey": base64.StdEncoding.EncodeToString(der), "description": "hsmgate-bench"}, http.StatusOK, &out); err != nil {
+		return nil, fmt.Errorf("enrol public key: %w", err)
+	}
+	sg := &argusSigner{c: s.c, keyRef: "default/" + u.Username + "/" + strconv.Itoa(out.Idx), key: key, tpl: tpl, uri: uri, cell: s.cell}
+	req, err := sg.request(time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.c.lean.roundTrip(s.ctx, req); err != nil {
+		return nil, fmt.Errorf("first Argus-Signature request: %w", err)
+	}
+	return sg, nil
+}
+
+// jwtHeader is the encoded JOSE header of every signature.
+var jwtHeader = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","typ":"JWT"}`))
+
+// request renders a request with a fresh ES256 JWT: uri, timestamp (ms)
+// and a random nonce.
+func (sg *argusSigner) request(at time.Time) ([]byte, error) {
+	claims, err := json.Marshal(map[string]any{"uri": sg.uri, "timestamp": at.UnixMilli(),
+		"nonce": base64.RawURLEncoding.EncodeToString(randomBytes(16))})
+	if err != nil {
+		return nil, err
+	}
+	input := jwtHeader + "." + base64.RawURLEncoding.EncodeToString(claims)
+	sig, err := jwt.SigningMethodES256.Sign(input, sg.key)
+	if err != nil {
+		return nil, fmt.Errorf("sign Argus-Signature: %w", err)
+	}
+	return sg.tpl.render(nil, "Argus-Signature: "+sg.keyRef+":"+input+"."+base64.RawURLEncoding.EncodeToString(sig)), nil
+}
+
+// prepare signs, before the cell, as many requests as the warm-up and the
+// measurement should need at the baseline's rate (and a margin), so that
+// the client's signing does not take CPU from the server during the cell;
+// requests beyond those, or older than signatureMaxAge, are signed inline.
+func (sg *argusSigner) prepare(baselineOpsPerSec float64) (opFunc, error) {
+	n := int(baselineOpsPerSec*min(sg.cell, signatureMaxAge).Seconds()*1.25) + 1000
+	start := time.Now()
+	sg.reqs = make([][]byte, n)
+	for i := range sg.reqs {
+		req, err := sg.request(start)
+		if err != nil {
+			return nil, err
+		}
+		sg.reqs[i] = req
+	}
+	sg.perJWT = time.Since(start) / time.Duration(n)
+	sg.signedAt = start
+	sg.next.Store(0)
+	sg.inline.Store(0)
+	return func(ctx context.Context, _ uint64) error {
+		if i := sg.next.Add(1) - 1; i < int64(len(sg.reqs)) && time.Since(sg.signedAt) < signatureMaxAge {
+			return sg.c.lean.roundTrip(ctx, sg.reqs[i])
+		}
+		sg.inline.Add(1)
+		req, err := sg.request(time.Now())
+		if err != nil {
+			return err
+		}
+		return sg.c.lean.roundTrip(ctx, req)
+	}, nil
+}
+
+// note reports the client's signing work of the last cell.
+func (sg *argusSigner) note() string {
+	used := min(sg.next.Load(), int64(len(sg.reqs)))
+	return fmt.Sprintf("ES256 JWT per request (fresh nonce, timestamp): %d signed before the cell at %.0f µs each, "+
+		"outside the measured window; %d signed inline during warm-up or measurement",
+		used, float64(sg.perJWT)/float64(time.Microsecond), sg.inline.Load())
+}
+
+// requestTemplate renders POSTs of one body to one path with the header
+// lines of each request between its fixed head and its body.
+type requestTemplate struct {
+	head, tail []byte
+}
+
+// newRequestTemplate prepares the POSTs of body to path on host.
+func newRequestTemplate(host, path string, body []byte) requestTemplate {
+	head := fmt.Appendf(nil, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n", path, host, len(body))
+	return requestTemplate{head: head, tail: append([]byte("\r\n"), body...)}
+}
+
+// start appends the head to dst.
+func (t requestTemplate) start(dst []byte) []byte { return append(dst, t.head...) }
+
+// finish appends the end of the headers and the body to dst.
+func (t requestTemplate) finish(dst []byte) []byte { return append(dst, t.tail...) }
+
+// render appends a whole request with the given header lines
+// ("Name: value") to dst.
+func (t requestTemplate) render(dst []byte, headers ...string) []byte {
+	dst = t.start(dst)
+	for _, h := range headers {
+		dst = append(append(dst, h...), "\r\n"...)
+	}
+	return t.finish(dst)
+}
+
+// printSchemes prints the scheme table and its targets.
+func printSchemes(w io.Writer, r *SchemesResult) {
+	fmt.Fprintf(w, "\nCredential schemes: REST %s at c=%d, keep-alive; each scheme measured between two X-API-KEY cells, ratio to their mean\n", r.Operation, r.Concurrency)
+	if r.Setup != "" {
+		fmt.Fprintf(w, "  setup: %s\n", r.Setup)
+	}
+	if r.Error != "" {
+		fmt.Fprintf(w, "  failed: %s\n", r.Error)
+	}
+	fmt.Fprintf(w, "  %-22s %10s %8s %8s  %17s  %6s  %-6s  %s\n", "scheme", "ops/s", "p50", "p99", "X-API-KEY bef/aft", "ratio", "errors",
+		"CPU µs/op server+client (scheme / X-API-KEY before)")
+	for _, row := range r.Rows {
+		fmt.Fprintf(w, "  %-22s %10.0f %8.3f %8.3f  %8.0f/%-8.0f  %6.2f  %-6d  %.0f+%.0f / %.0f+%.0f%s\n", row.Scheme,
+			row.Stats.OpsPerSec, row.Stats.P50Ms, row.Stats.P99Ms, row.Baseline.OpsPerSec, row.BaselineAfter.OpsPerSec, row.Ratio, row.Stats.Errors,
+			row.Stats.CPUChildUsPerOp, row.Stats.CPUSelfUsPerOp, row.Baseline.CPUChildUsPerOp, row.Baseline.CPUSelfUsPerOp,
+			noisyMark(row.Baseline, row.Stats, row.BaselineAfter))
+	}
+	for _, row := range r.Rows {
+		if row.Client != "" {
+			fmt.Fprintf(w, "  client, %s: %s\n", row.Scheme, row.Client)
+		}
+	}
+	for _, t := range r.Targets {
+		verdict := "MISSED"
+		if t.Pass {
+			verdict = "met"
+		}
+		fmt.Fprintf(w, "  target %s: %.2f (%s %.2f) %s\n", t.Name, t.Value, t.Comparison, t.Limit, verdict)
+		if t.Note != "" {
+			fmt.Fprintf(w, "         %s\n", t.Note)
+		}
+	}
+}
