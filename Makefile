@@ -8,12 +8,15 @@ FUZZTIME ?= 5s
 DIR      ?= .hsmgate
 LISTEN   ?= 127.0.0.1:8443
 
-.PHONY: all deps build run test unit fuzz bench lint clean
+.PHONY: all deps test-deps build run test unit fuzz bench lint clean
 
 all: build
 
 deps:
 	@bash scripts/install-deps.sh
+
+test-deps:
+	@bash scripts/install-deps.sh --test
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/hsmgate
@@ -23,7 +26,7 @@ run: deps build
 	./$(BIN) dev --dir $(DIR) --listen $(LISTEN)
 
 ## test: every test (unit, end-to-end over HTTPS with SoftHSM2) plus short fuzzing
-test: deps
+test: test-deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) fuzz

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Installs what hsmgate needs to build, run and test: SoftHSM2, OpenSSL,
-# curl and the PostgreSQL server binaries (the tests start a throw-away
-# cluster of their own). As root it uses apt-get; otherwise it says what to
-# install.
+# Installs what hsmgate needs to build and run: SoftHSM2, OpenSSL and curl;
+# with --test also the PostgreSQL server binaries (the tests start a
+# throw-away cluster of their own). As root it uses apt-get; otherwise it
+# says what to install.
 set -euo pipefail
 
 missing=()
@@ -14,7 +14,7 @@ done
 $have_softhsm || missing+=(softhsm2)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
-if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v initdb >/dev/null 2>&1; then
+if [ "${1:-}" = "--test" ] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v initdb >/dev/null 2>&1; then
   missing+=(postgresql)
 fi
 if ! command -v go >/dev/null 2>&1; then
