@@ -277,7 +277,9 @@ func (s *jwksSource) current() []jwtKey {
 			defer s.background.Store(false)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			if err := s.refreshNow(ctx); err != nil {
+			// The periodic re-read is paced by refresh alone; minRefresh
+			// paces only the reads that unknown key ids trigger.
+			if err := s.update(ctx); err != nil {
 				s.log.Warn("JWKS refresh failed, keeping the previous keys", "jwks", s.location, "error", err.Error())
 			}
 		}()
