@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,4 +100,23 @@ func TestThrottleCountsFailuresPerCredentialID(t *testing.T) {
 func isThrottled(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Status == http.StatusTooManyRequests
+}
+
+func TestThrottleKeepsLongCredentialIDsSmall(t *testing.T) {
+	th := NewThrottle(100, 2, time.Minute)
+	long := strings.Repeat("k", 60<<10)
+	for range 2 {
+		th.Fail(request(), "login", long)
+	}
+	for k := range th.entries {
+		if len(k) > 256 {
+			t.Fatalf("throttle key of %d bytes kept for a client-chosen id", len(k))
+		}
+	}
+	if err := th.Check(request(), "login", long); !isThrottled(err) {
+		t.Fatalf("long credential id not throttled: %v", err)
+	}
+	if err := th.Check(request(), "login", long+"x"); err != nil {
+		t.Fatalf("another long id throttled: %v", err)
+	}
 }

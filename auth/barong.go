@@ -319,6 +319,9 @@ func (b *Barong) checkTOTP(ctx context.Context, userID, code string) error {
 		return barongInvalid("missing_totp", "totp_code is required")
 	}
 	u, err := b.keys.Store.User(ctx, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrUserGone // deleted since this request authenticated
+	}
 	if err != nil {
 		return fmt.Errorf("barong: load user: %w", err)
 	}

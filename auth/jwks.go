@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -232,6 +233,7 @@ func jwkInt(s string) (*big.Int, error) {
 // minRefresh so that tokens with invented key ids cannot flood the issuer.
 type jwksSource struct {
 	location   string // https URL or file path
+	shown      string // location for logs and errors: a URL's password redacted
 	client     *http.Client
 	refresh    time.Duration
 	minRefresh time.Duration
@@ -255,16 +257,20 @@ type jwksSource struct {
 // stop the gateway (its tokens are refused until the keys arrive).
 func newJWKSSource(location string, client *http.Client, refresh, minRefresh time.Duration, log *slog.Logger, now func() time.Time) (*jwksSource, error) {
 	isURL := strings.HasPrefix(location, "https://")
-	if strings.HasPrefix(location, "http://") {
-		return nil, fmt.Errorf("JWKS %s: only https:// URLs are accepted", location)
+	shown := location
+	if u, err := url.Parse(location); err == nil && u.User != nil {
+		shown = u.Redacted()
 	}
-	s := &jwksSource{location: location, client: client, refresh: refresh, minRefresh: minRefresh, log: log, now: now}
+	if strings.HasPrefix(location, "http://") {
+		return nil, fmt.Errorf("JWKS %s: only https:// URLs are accepted", shown)
+	}
+	s := &jwksSource{location: location, shown: shown, client: client, refresh: refresh, minRefresh: minRefresh, log: log, now: now}
 	s.keys.Store(&[]jwtKey{})
 	if err := s.update(context.Background()); err != nil {
 		if !isURL {
 			return nil, err
 		}
-		log.Warn("JWKS not available yet, retrying when a token needs it", "jwks", location, "error", err.Error())
+		log.Warn("JWKS not available yet, retrying when a token needs it", "jwks", shown, "error", err.Error())
 	}
 	return s, nil
 }
@@ -280,7 +286,7 @@ func (s *jwksSource) current() []jwtKey {
 			// The periodic re-read is paced by refresh alone; minRefresh
 			// paces only the reads that unknown key ids trigger.
 			if err := s.update(ctx); err != nil {
-				s.log.Warn("JWKS refresh failed, keeping the previous keys", "jwks", s.location, "error", err.Error())
+				s.log.Warn("JWKS refresh failed, keeping the previous keys", "jwks", s.shown, "error", err.Error())
 			}
 		}()
 	}
@@ -319,7 +325,7 @@ func (s *jwksSource) updateLocked(ctx context.Context) error {
 	}
 	keys, err := parseJWKS(data)
 	if err != nil {
-		return fmt.Errorf("JWKS %s: %w", s.location, err)
+		return fmt.Errorf("JWKS %s: %w", s.shown, err)
 	}
 	sum := sha256.Sum256(data)
 	changed := sum != s.digest
@@ -342,7 +348,7 @@ func (s *jwksSource) read(ctx context.Context) ([]byte, error) {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.location, nil)
 	if err != nil {
-		return nil, fmt.Errorf("JWKS %s: %w", s.location, err)
+		return nil, fmt.Errorf("JWKS %s: %w", s.shown, err)
 	}
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	resp, err := s.client.Do(req)
@@ -351,11 +357,11 @@ func (s *jwksSource) read(ctx context.Context) ([]byte, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch JWKS %s: HTTP status %d", s.location, resp.StatusCode)
+		return nil, fmt.Errorf("fetch JWKS %s: HTTP status %d", s.shown, resp.StatusCode)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("fetch JWKS %s: %w", s.location, err)
+		return nil, fmt.Errorf("fetch JWKS %s: %w", s.shown, err)
 	}
 	if len(data) > maxJWKSBytes {
 		return nil, fmt.Errorf("fetch JWKS %s: larger than %d bytes", s.location, maxJWKSBytes)

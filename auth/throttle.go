@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -77,10 +79,20 @@ func requestKeys(r *http.Request, scheme, id string) []string {
 	}
 	keys := []string{"src:" + host}
 	if id != "" {
+		// The id comes from the client (a header or a login body of up to
+		// a megabyte): a long one is kept as its SHA-256, so that failed
+		// requests cannot fill the throttle with large keys.
+		if len(id) > maxThrottleIDLen {
+			sum := sha256.Sum256([]byte(id))
+			id = "sha256:" + hex.EncodeToString(sum[:])
+		}
 		keys = append(keys, "cred:"+scheme+":"+id)
 	}
 	return keys
 }
+
+// maxThrottleIDLen is the longest credential id a throttle key keeps as it is.
+const maxThrottleIDLen = 160
 
 // Check refuses (429) a request handled outside the Authenticator, such
 // as a login, when its source or credential id is over its limit.
