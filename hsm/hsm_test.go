@@ -13,7 +13,7 @@ import (
 )
 
 // newTestHSM opens a fresh SoftHSM2 token of its own for one test.
-func newTestHSM(t *testing.T) *HSM {
+func newTestHSM(t testing.TB) *HSM {
 	t.Helper()
 	tok := softhsm.NewTestToken(t)
 	h, err := Open(Config{ModulePath: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN, PoolSize: 4}, nil)

@@ -1,0 +1,38 @@
+package hsm
+
+import (
+	"context"
+	"crypto"
+	"testing"
+)
+
+// BenchmarkSealedHMAC measures one HMAC with a credential secret unwrapped
+// into a session object (the per-request cost of Barong and Armor).
+func BenchmarkSealedHMAC(b *testing.B) {
+	h := newTestHSM(b)
+	ctx := context.Background()
+	sealed, err := h.SealSecret(ctx, []byte("2d0b4979c7fe6986daa8e21d1dc0644f"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg := []byte("158452400514361d025b8573501c2")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := h.SealedHMAC(ctx, "k", sealed, crypto.SHA256, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPepper measures one HMAC with the pepper key, a token object.
+func BenchmarkPepper(b *testing.B) {
+	h := newTestHSM(b)
+	ctx := context.Background()
+	msg := []byte("158452400514361d025b8573501c2")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := h.Pepper(ctx, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
