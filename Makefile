@@ -8,7 +8,7 @@ FUZZTIME ?= 5s
 DIR      ?= .hsmgate
 LISTEN   ?= 127.0.0.1:8443
 
-.PHONY: all deps test-deps build run test unit fuzz bench lint clean
+.PHONY: all deps test-deps build run test race unit fuzz bench lint clean
 
 all: build
 
@@ -35,6 +35,10 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzRequestDecoders$$' -fuzztime=$(FUZZTIME) ./api
 	$(GO) test -run='^$$' -fuzz='^FuzzOAEPUnpad$$' -fuzztime=$(FUZZTIME) ./hsm
 	$(GO) test -run='^$$' -fuzz='^FuzzECDSADERToRaw$$' -fuzztime=$(FUZZTIME) ./hsm
+
+## race: every test again under the race detector (the end-to-end tests build the gateway with -race too)
+race: test-deps
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 ## bench: raw PKCS#11 vs REST throughput and latency (a table and JSON)
 bench: deps

@@ -47,7 +47,7 @@ func (s *server) issueAppToken(c *gin.Context) {
 		abortAuth(c, auth.AppBadRequest("The manifest is not a JSON object of strings: %v", err))
 		return
 	}
-	token, err := s.appTokens.Issue(c, auth.Manifest{AppID: req.AppID, DisplayName: req.DisplayName, Version: req.Version, Signature: req.Signature})
+	token, err := s.appTokens.Issue(c.Request.Context(), auth.Manifest{AppID: req.AppID, DisplayName: req.DisplayName, Version: req.Version, Signature: req.Signature})
 	if err != nil {
 		abortAuth(c, err)
 		return

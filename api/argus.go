@@ -44,7 +44,7 @@ func (s *server) argusOwner(c *gin.Context) (*auth.Argus, *store.User, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	u, err := a.Owner(c, principal(c), c.Param("user"))
+	u, err := a.Owner(c.Request.Context(), principal(c), c.Param("user"))
 	return a, u, err
 }
 
@@ -93,7 +93,7 @@ func (s *server) argusLogin(c *gin.Context) error {
 			return err
 		}
 	}
-	sess, err := a.Login(c, req.Domain, req.UserName, string(req.Password), req.TokenCode)
+	sess, err := a.Login(c.Request.Context(), req.Domain, req.UserName, string(req.Password), req.TokenCode)
 	if err != nil {
 		if s.throttle != nil && auth.IsAuthError(err) {
 			s.throttle.Fail(c.Request, "login", account)
@@ -119,7 +119,7 @@ func (s *server) describeArgusSession(c *gin.Context) error {
 		return err
 	}
 	p := principal(c)
-	user, err := a.Owner(c, p, p.UserID)
+	user, err := a.Owner(c.Request.Context(), p, p.UserID)
 	if err != nil {
 		return err
 	}
@@ -144,7 +144,7 @@ func (s *server) endArgusSessions(c *gin.Context) error {
 	if _, _, err := a.CurrentSession(c.Request); err != nil {
 		return err
 	}
-	n, err := a.Logout(c, principal(c).UserID)
+	n, err := a.Logout(c.Request.Context(), principal(c).UserID)
 	if err != nil {
 		return err
 	}
@@ -198,7 +198,7 @@ func (s *server) listArgusKeys(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := a.APIKeys(c, u.ID)
+	list, err := a.APIKeys(c.Request.Context(), u.ID)
 	if err != nil {
 		return err
 	}
@@ -221,7 +221,7 @@ func (s *server) createArgusKey(c *gin.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	k, header, err := a.CreateAPIKey(c, principal(c), u, auth.APIKeySpec{Description: req.Description,
+	k, header, err := a.CreateAPIKey(c.Request.Context(), principal(c), u, auth.APIKeySpec{Description: req.Description,
 		ValidSources: req.ValidSources, ExpirationDays: req.ExpirationDays, Roles: req.Roles, Customers: req.Customers})
 	if err != nil {
 		return err
@@ -249,7 +249,7 @@ func (s *server) renewArgusKey(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	k, err := a.RenewAPIKey(c, u.ID, id)
+	k, err := a.RenewAPIKey(c.Request.Context(), u.ID, id)
 	if err != nil {
 		return err
 	}
@@ -263,7 +263,7 @@ func (s *server) deleteArgusKey(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := a.DeleteAPIKey(c, u.ID, id); err != nil {
+	if err := a.DeleteAPIKey(c.Request.Context(), u.ID, id); err != nil {
 		return err
 	}
 	argusData(c, gin.H{"id": id, "deleted": true})
@@ -289,7 +289,7 @@ func (s *server) enrolArgusPublicKey(c *gin.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	idx, err := a.EnrolPublicKey(c, u, auth.PublicKeySpec{PublicKey: req.PublicKey, Description: req.Description,
+	idx, err := a.EnrolPublicKey(c.Request.Context(), u, auth.PublicKeySpec{PublicKey: req.PublicKey, Description: req.Description,
 		ValidSources: req.ValidSources, Roles: req.Roles, Customers: req.Customers})
 	if err != nil {
 		return err
@@ -317,7 +317,7 @@ func (s *server) listArgusPublicKeys(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := a.PublicKeys(c, u.ID)
+	list, err := a.PublicKeys(c.Request.Context(), u.ID)
 	if err != nil {
 		return err
 	}
@@ -344,7 +344,7 @@ func (s *server) deleteArgusPublicKey(c *gin.Context) error {
 	if err != nil || idx < 0 {
 		return errValidation("idx must be a number")
 	}
-	if err := a.DeletePublicKey(c, u.ID, idx); err != nil {
+	if err := a.DeletePublicKey(c.Request.Context(), u.ID, idx); err != nil {
 		return err
 	}
 	argusData(c, gin.H{"idx": idx, "deleted": true})

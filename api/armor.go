@@ -56,7 +56,7 @@ func (s *server) listArmorKeys(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	keys, err := a.List(c, principal(c), c.Param("id"))
+	keys, err := a.List(c.Request.Context(), principal(c), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func (s *server) createArmorKey(c *gin.Context) error {
 			return err
 		}
 	}
-	k, secret, err := a.Create(c, principal(c), c.Param("id"), auth.ArmorKeyRequest{Name: req.Name, Roles: req.Roles, Customers: req.Customers})
+	k, secret, err := a.Create(c.Request.Context(), principal(c), c.Param("id"), auth.ArmorKeyRequest{Name: req.Name, Roles: req.Roles, Customers: req.Customers})
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func (s *server) deleteArmorKey(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := a.Delete(c, principal(c), c.Param("id"), c.Param("key")); err != nil {
+	if err := a.Delete(c.Request.Context(), principal(c), c.Param("id"), c.Param("key")); err != nil {
 		return err
 	}
 	c.Status(http.StatusNoContent)

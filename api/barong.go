@@ -151,7 +151,7 @@ func (s *server) listBarongKeys(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	keys, err := b.List(c, userID)
+	keys, err := b.List(c.Request.Context(), userID)
 	if err != nil {
 		return err
 	}
@@ -180,7 +180,7 @@ func (s *server) createBarongKey(c *gin.Context) error {
 	var k *store.Credential
 	var secret string
 	if err := s.guardTOTP(c, userID, func() (err error) {
-		k, secret, err = b.Create(c, userID, string(req.TOTPCode), req.Algorithm, scope)
+		k, secret, err = b.Create(c.Request.Context(), userID, string(req.TOTPCode), req.Algorithm, scope)
 		return err
 	}); err != nil {
 		return err
@@ -207,7 +207,7 @@ func (s *server) updateBarongKey(c *gin.Context) error {
 	}
 	var k *store.Credential
 	if err := s.guardTOTP(c, userID, func() (err error) {
-		k, err = b.Update(c, userID, c.Param("kid"), string(req.TOTPCode), u)
+		k, err = b.Update(c.Request.Context(), userID, c.Param("kid"), string(req.TOTPCode), u)
 		return err
 	}); err != nil {
 		return err
@@ -223,7 +223,7 @@ func (s *server) deleteBarongKey(c *gin.Context) error {
 		return err
 	}
 	if err := s.guardTOTP(c, userID, func() error {
-		return b.Delete(c, userID, c.Param("kid"), c.Query("totp_code"))
+		return b.Delete(c.Request.Context(), userID, c.Param("kid"), c.Query("totp_code"))
 	}); err != nil {
 		return err
 	}

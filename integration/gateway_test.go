@@ -48,7 +48,11 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	binPath = filepath.Join(tmp, "hsmgate")
-	build := exec.Command("go", "build", "-o", binPath, "./cmd/hsmgate")
+	args := []string{"build", "-o", binPath}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "./cmd/hsmgate")...)
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "integration: go build ./cmd/hsmgate: %v\n%s", err, out)
@@ -178,7 +182,7 @@ func (p *process) terminate(t testing.TB, limit time.Duration) {
 		return
 	}
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("hsmgate exit status after SIGTERM = %d, want 0\nstderr:\n%s", code, tail(p.stderr.String(), 4000))
+		t.Errorf("hsmgate exit status after SIGTERM = %d, want 0\nstderr:\n%s", code, tail(p.stderr.String(), 400000))
 	}
 }
 

@@ -1,0 +1,6 @@
+//go:build !race
+
+package integration
+
+// raceEnabled is false: the gateway is built without the race detector.
+const raceEnabled = false
