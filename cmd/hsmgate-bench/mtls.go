@@ -23,8 +23,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 // tlsBenchConcurrency is the concurrency of the signing comparison;
@@ -256,29 +254,14 @@ func measureHandshakes(ctx context.Context, o *options, addr string, cfg *stdtls
 // ephemeral port, no access log, JSON logs, client certificates optional
 // and OCSP fail-closed against responderURL, answers cached ten minutes.
 func writeTLSBenchConfig(dir, responderURL string) (string, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, "config.yaml"))
-	if err != nil {
-		return "", err
-	}
-	var cfg map[string]any
-	if err := yaml.Unmarshal(raw, &cfg); err != nil {
-		return "", fmt.Errorf("parse dev config: %w", err)
-	}
-	cfg["listen"] = "127.0.0.1:0"
-	cfg["server"] = mergeMap(cfg["server"], map[string]any{"accessLog": false})
-	cfg["log"] = mergeMap(cfg["log"], map[string]any{"format": "json", "level": "info"})
-	tlsSection := mergeMap(cfg["tls"], map[string]any{"clientAuth": "optional", "clientCAFiles": []string{filepath.Join(dir, "pki", "ca.pem")}})
-	// Answers live as long as the responder's (-nmin 10): the whole phase
-	// is one validity period (the dev configuration caches for a minute).
-	tlsSection["ocsp"] = mergeMap(tlsSection["ocsp"], map[string]any{"enabled": true, "failMode": "fail-closed",
-		"responderURL": responderURL, "maxAge": "10m"})
-	cfg["tls"] = tlsSection
-	out, err := yaml.Marshal(cfg)
-	if err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "tls-bench-config.yaml")
-	return path, os.WriteFile(path, out, 0o600)
+	return writeDerivedConfig(dir, "tls-bench-config.yaml", func(cfg map[string]any) {
+		tlsSection := mergeMap(cfg["tls"], map[string]any{"clientAuth": "optional", "clientCAFiles": []string{filepath.Join(dir, "pki", "ca.pem")}})
+		// Answers live as long as the responder's (-nmin 10): the whole phase
+		// is one validity period (the dev configuration caches for a minute).
+		tlsSection["ocsp"] = mergeMap(tlsSection["ocsp"], map[string]any{"enabled": true, "failMode": "fail-closed",
+			"responderURL": responderURL, "maxAge": "10m"})
+		cfg["tls"] = tlsSection
+	})
 }
 
 // benchResponder is `openssl ocsp` answering for the dev PKI.

@@ -277,6 +277,16 @@ func attachServer(p *childProc, addr, dir, mode string) (*restServer, error) {
 // writeBenchConfig copies the dev configuration with the access log off
 // and, when poolSize is positive, that session pool size.
 func writeBenchConfig(dir string, poolSize int) (string, error) {
+	return writeDerivedConfig(dir, "bench-config.yaml", func(cfg map[string]any) {
+		if poolSize > 0 {
+			cfg["hsm"] = mergeMap(cfg["hsm"], map[string]any{"poolSize": poolSize})
+		}
+	})
+}
+
+// writeDerivedConfig writes DIR/name: the dev configuration on an
+// ephemeral port with the access log off and JSON logs, then edited.
+func writeDerivedConfig(dir, name string, edit func(cfg map[string]any)) (string, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, "config.yaml"))
 	if err != nil {
 		return "", err
@@ -288,14 +298,12 @@ func writeBenchConfig(dir string, poolSize int) (string, error) {
 	cfg["listen"] = "127.0.0.1:0"
 	cfg["server"] = mergeMap(cfg["server"], map[string]any{"accessLog": false})
 	cfg["log"] = mergeMap(cfg["log"], map[string]any{"format": "json", "level": "info"})
-	if poolSize > 0 {
-		cfg["hsm"] = mergeMap(cfg["hsm"], map[string]any{"poolSize": poolSize})
-	}
+	edit(cfg)
 	out, err := yaml.Marshal(cfg)
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, "bench-config.yaml")
+	path := filepath.Join(dir, name)
 	return path, os.WriteFile(path, out, 0o600)
 }
 
