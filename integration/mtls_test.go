@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"math/big"
 	"net"
 	"net/http"
@@ -193,18 +192,7 @@ func TestTLSReloadOnSIGHUP(t *testing.T) {
 func reissueServerCert(t *testing.T, pki string) *big.Int {
 	t.Helper()
 	ca := tlstest.ReadCert(t, filepath.Join(pki, "ca.pem"))
-	raw, err := os.ReadFile(filepath.Join(pki, "ca-key.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(raw)
-	if block == nil {
-		t.Fatal("ca-key.pem holds no PEM block")
-	}
-	caKey, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
+	caKey := tlstest.ReadSigner(t, filepath.Join(pki, "ca-key.pem"))
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)

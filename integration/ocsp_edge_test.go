@@ -15,7 +15,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"math/big"
@@ -49,30 +48,8 @@ type ocspEdgeCert struct {
 // ocspEdgeLoadCA loads the development CA of the PKI directory pki.
 func ocspEdgeLoadCA(t *testing.T, pki string) *ocspEdgeCA {
 	t.Helper()
-	return &ocspEdgeCA{cert: tlstest.ReadCert(t, filepath.Join(pki, "ca.pem")), key: ocspEdgeReadKey(t, filepath.Join(pki, "ca-key.pem")),
+	return &ocspEdgeCA{cert: tlstest.ReadCert(t, filepath.Join(pki, "ca.pem")), key: tlstest.ReadSigner(t, filepath.Join(pki, "ca-key.pem")),
 		index: filepath.Join(pki, "index.txt"), out: t.TempDir()}
-}
-
-// ocspEdgeReadKey reads a PKCS #8 PEM private key that can sign.
-func ocspEdgeReadKey(t *testing.T, path string) crypto.Signer {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(raw)
-	if block == nil {
-		t.Fatalf("%s holds no PEM block", path)
-	}
-	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		t.Fatalf("parse %s: %v", path, err)
-	}
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		t.Fatalf("%s: a %T cannot sign", path, key)
-	}
-	return signer
 }
 
 // issue signs tmpl (validity, usages, responder) for a fresh P-256 key
@@ -224,7 +201,7 @@ func TestOCSPRefusalsEndToEnd(t *testing.T) {
 	// The crafted responder's URL is known before it serves (the
 	// certificates name it); it starts after they are issued.
 	devSigner := tlstest.ReadCert(t, filepath.Join(pki, "ocsp.pem"))
-	devSignerKey := ocspEdgeReadKey(t, filepath.Join(pki, "ocsp-key.pem"))
+	devSignerKey := tlstest.ReadSigner(t, filepath.Join(pki, "ocsp-key.pem"))
 	var lieAbout *big.Int
 	crafted := httptest.NewUnstartedServer(ocspEdgeCraftedResponder(t, ca, devSigner, devSignerKey,
 		func(serial *big.Int) bool { return serial.Cmp(lieAbout) == 0 }))

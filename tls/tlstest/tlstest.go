@@ -9,6 +9,7 @@ package tlstest
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -39,6 +40,31 @@ func FreePort(t testing.TB) int {
 // ReadCert parses the first certificate of a PEM file.
 func ReadCert(t testing.TB, path string) *x509.Certificate {
 	t.Helper()
+	cert, err := x509.ParseCertificate(readPEM(t, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// ReadSigner parses the PKCS #8 private key of a PEM file, which must be
+// able to sign (the dev CA's or the OCSP responder's key).
+func ReadSigner(t testing.TB, path string) crypto.Signer {
+	t.Helper()
+	key, err := x509.ParsePKCS8PrivateKey(readPEM(t, path))
+	if err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		t.Fatalf("%s: a %T cannot sign", path, key)
+	}
+	return signer
+}
+
+// readPEM returns the bytes of the first PEM block of a file.
+func readPEM(t testing.TB, path string) []byte {
+	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -47,11 +73,7 @@ func ReadCert(t testing.TB, path string) *x509.Certificate {
 	if block == nil {
 		t.Fatalf("%s holds no PEM block", path)
 	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
+	return block.Bytes
 }
 
 // Buffer collects a child's output or a logger's lines while the test
