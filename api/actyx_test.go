@@ -73,7 +73,7 @@ func TestIssueAppToken(t *testing.T) {
 		w := postManifest(e, body)
 		var got map[string]any
 		_ = json.Unmarshal(w.Body.Bytes(), &got)
-		if w.Code != http.StatusBadRequest || got["code"] != want || got["message"] == "" || len(got) != 2 {
+		if w.Code != http.StatusBadRequest || got["code"] != want || got["message"] == "" || got["errorCode"] != 600.0 || len(got) != 4 {
 			t.Errorf("%s: %d %s, want 400 %s", body, w.Code, w.Body, want)
 		}
 	}

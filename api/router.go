@@ -180,7 +180,10 @@ func abortAuth(c *gin.Context, err error) {
 		}
 		switch {
 		case ae.AppCode != "":
-			c.AbortWithStatusJSON(ae.Status, gin.H{"code": ae.AppCode, "message": ae.Message})
+			// Actyx clients read code and message; TSB clients need a
+			// numeric errorCode on every 401 (API.md §1): both are there.
+			c.AbortWithStatusJSON(ae.Status, gin.H{"code": ae.AppCode, "message": ae.Message,
+				"errorCode": ae.Code, "reason": "res.error." + ae.Reason})
 		case len(ae.Errors) > 0:
 			c.AbortWithStatusJSON(ae.Status, gin.H{"errorCode": ae.Code, "reason": "res.error." + ae.Reason,
 				"message": ae.Message, "errors": ae.Errors})

@@ -40,10 +40,15 @@ func actyxToken(t *testing.T, g *gateway, manifest map[string]any) string {
 	return g.secret(tok)
 }
 
-// actyxExpect asserts an Actyx-style error {"code", "message"}.
+// actyxExpect asserts an Actyx-style error {"code", "message"} that also
+// carries the TSB envelope's numeric errorCode (API.md §1: every 401 does).
 func actyxExpect(t *testing.T, what string, r *response, status int, code string) {
 	t.Helper()
-	if r.Status != status || r.JSON["code"] != code || len(r.JSON) != 2 {
+	wantErrorCode := 600.0
+	if status == http.StatusUnauthorized {
+		wantErrorCode = 617
+	}
+	if r.Status != status || r.JSON["code"] != code || r.JSON["errorCode"] != wantErrorCode || len(r.JSON) != 4 {
 		t.Errorf("%s: %d %s, want %d {code: %s, message}", what, r.Status, r.Raw, status, code)
 		return
 	}
