@@ -71,7 +71,7 @@ func newReplay(cfg *Config, s store.Store, log *slog.Logger) (auth.Replay, error
 	}
 	switch mode {
 	case "memory":
-		return auth.NewMemoryReplay(0), nil
+		return auth.NewMemoryReplay(cfg.Auth.ReplayMaxEntries), nil
 	case "store":
 		return auth.NewStoreReplay(s, 0, log), nil
 	}

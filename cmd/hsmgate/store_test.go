@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -81,5 +82,26 @@ func TestOpenStoreAndReplay(t *testing.T) {
 	}
 	if _, err := newReplay(&Config{Auth: AuthConfig{Replay: "redis"}}, nil, log); err == nil {
 		t.Error("auth.replay: redis accepted, want an error")
+	}
+}
+
+func TestReplayMaxEntriesBoundsTheMemoryStore(t *testing.T) {
+	ctx := context.Background()
+	cfg := &Config{Auth: AuthConfig{Replay: "memory", ReplayMaxEntries: 1}}
+	r, err := newReplay(cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One entry per shard at the least: fill well past it and expect the
+	// store to refuse rather than grow.
+	var refused bool
+	for i := range 10_000 {
+		if _, err := r.Use(ctx, "armor:k", fmt.Sprint("nonce-", i), time.Minute); err != nil {
+			refused = true
+			break
+		}
+	}
+	if !refused {
+		t.Fatal("a memory replay store bounded to 1 entry accepted 10,000 live nonces")
 	}
 }
