@@ -149,7 +149,7 @@ func (s *server) authenticate(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusForbidden, envelope{400, "res.error.security.not.allowed", refusal(required, p)})
 		return
 	}
-	if s.requireBoth && p.Certificate != nil && p.Certificate != p && !required.Admits(p.Certificate) {
+	if s.requireBoth && p.Certificate != nil && !required.Admits(p.Certificate) {
 		c.AbortWithStatusJSON(http.StatusForbidden, envelope{400, "res.error.security.not.allowed",
 			"the client certificate does not grant " + required.Roles.String()})
 		return
