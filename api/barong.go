@@ -163,14 +163,24 @@ func (s *server) listBarongKeys(c *gin.Context) error {
 	return nil
 }
 
-// createBarongKey answers POST: 201 with the key and its secret, shown once.
-func (s *server) createBarongKey(c *gin.Context) error {
+// barongChange resolves the caller's Barong keys and decodes the body of
+// a create or update.
+func (s *server) barongChange(c *gin.Context) (*auth.Barong, string, *barongKeyRequest, error) {
 	b, userID, err := s.barongOwner(c)
 	if err != nil {
-		return err
+		return nil, "", nil, err
 	}
 	var req barongKeyRequest
 	if err := decodeJSON(c, &req); err != nil {
+		return nil, "", nil, err
+	}
+	return b, userID, &req, nil
+}
+
+// createBarongKey answers POST: 201 with the key and its secret, shown once.
+func (s *server) createBarongKey(c *gin.Context) error {
+	b, userID, req, err := s.barongChange(c)
+	if err != nil {
 		return err
 	}
 	var scope []string
@@ -192,12 +202,8 @@ func (s *server) createBarongKey(c *gin.Context) error {
 
 // updateBarongKey answers PATCH: a new scope or state.
 func (s *server) updateBarongKey(c *gin.Context) error {
-	b, userID, err := s.barongOwner(c)
+	b, userID, req, err := s.barongChange(c)
 	if err != nil {
-		return err
-	}
-	var req barongKeyRequest
-	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
 	u := auth.BarongUpdate{State: req.State}
