@@ -24,6 +24,28 @@ func BenchmarkSealedHMAC(b *testing.B) {
 	}
 }
 
+// BenchmarkSealedHMACParallel is BenchmarkSealedHMAC from 16 goroutines per
+// CPU, as under load.
+func BenchmarkSealedHMACParallel(b *testing.B) {
+	h := newTestHSM(b)
+	ctx := context.Background()
+	sealed, err := h.SealSecret(ctx, []byte("2d0b4979c7fe6986daa8e21d1dc0644f"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg := []byte("158452400514361d025b8573501c2")
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := h.SealedHMAC(ctx, "k", sealed, crypto.SHA256, msg); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
 // BenchmarkPepper measures one HMAC with the pepper key, a token object.
 func BenchmarkPepper(b *testing.B) {
 	h := newTestHSM(b)

@@ -8,6 +8,7 @@ import (
 	"crypto/sha512"
 	"encoding/hex"
 	"errors"
+	"sync"
 	"testing"
 )
 
@@ -65,4 +66,58 @@ func TestSealedHMACMatchesSoftwareHMAC(t *testing.T) {
 		t.Fatal("a tampered wrapped secret unwrapped")
 	}
 }
+
+// TestSealedHMACConcurrentUse drives one credential from many goroutines
+// while its cached object is dropped and its secret replaced: every call
+// must get the MAC of the secret it asked with, never a token error from an
+// object destroyed under it.
+func TestSealedHMACConcurrentUse(t *testing.T) {
+	h := newTestHSM(t)
+	ctx := context.Background()
+	secrets := [][]byte{[]byte("0123456789abcdef0123456789abcdef"), []byte("fedcba9876543210fedcba9876543210")}
+	sealed := make([][]byte, len(secrets))
+	for i, secret := range secrets {
+		var err error
+		if sealed[i], err = h.SealSecret(ctx, secret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msg := []byte("nonce")
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				which := (g + i/50) % len(secrets)
+				mac, err := h.SealedHMAC(ctx, "shared", sealed[which], crypto.SHA256, msg)
+				if err != nil {
+					errs <- err
+					return
+				}
+				sw := hmac.New(sha256.New, secrets[which])
+				sw.Write(msg)
+				if !hmac.Equal(mac, sw.Sum(nil)) {
+					errs <- errors.New("MAC of the wrong secret")
+					return
+				}
+				if g == 0 && i%20 == 0 {
+					h.ForgetSealed("shared")
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// Nothing leaks: at most the one cached object of "shared" is left.
+	h.ForgetSealed("shared")
+	if n := len(h.sealed.keys); n != 0 {
+		t.Fatalf("%d cached objects after ForgetSealed", n)
+	}
+}
+
 func hexString(b []byte) string { return hex.EncodeToString(b) }
