@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hsmgate/hsmgate/hsm"
 )
 
 // fewKeys is the small key set of the key-count test.
@@ -22,7 +24,8 @@ const createWorkers = 8
 // progressEvery is how often key creation reports progress.
 const progressEvery = 10 * time.Second
 
-// KeyCountRow compares one concurrency with few and with many keys.
+// KeyCountRow compares one concurrency with few and with many keys, over
+// REST and, on a token of its own, in-process through package hsm (raw).
 type KeyCountRow struct {
 	Concurrency int   `json:"concurrency"`
 	Few         Stats `json:"fewKeys"`
@@ -36,6 +39,22 @@ type KeyCountRow struct {
 	OpsRatio float64 `json:"opsPerSecRatio"`
 	// FewFullP50Ratio is FewFull.P50Ms / Few.P50Ms.
 	FewFullP50Ratio float64 `json:"fewKeysInFullTokenP50Ratio"`
+	// Raw is the same test without the gateway; nil when not run.
+	Raw *RawKeyCountRow `json:"raw,omitempty"`
+}
+
+// RawKeyCountRow is the raw PKCS#11 side of a KeyCountRow: how much the
+// token itself slows down as it fills.
+type RawKeyCountRow struct {
+	Few             Stats   `json:"fewKeys"`
+	Many            Stats   `json:"manyKeys"`
+	FewFull         Stats   `json:"fewKeysInFullToken"`
+	P50Ratio        float64 `json:"p50Ratio"`
+	P99Ratio        float64 `json:"p99Ratio"`
+	FewFullP50Ratio float64 `json:"fewKeysInFullTokenP50Ratio"`
+	// GatewayP50Factor is the REST p50 ratio divided by the raw one: what
+	// the gateway adds to the token's own growth (1.0: nothing).
+	GatewayP50Factor float64 `json:"gatewayP50Factor"`
 }
 
 // KeyCreation describes how the many keys were created.
@@ -62,103 +81,183 @@ type CreateProgress struct {
 	KeysPerSec  float64 `json:"intervalKeysPerSec"`
 }
 
-// KeyCountResult is the REST ECDSA P-256 signing latency with few vs many
-// EC keys in the token, signing round-robin over all of them.
+// KeyCountResult is the ECDSA P-256 signing latency with few vs many EC
+// keys in the token, signing round-robin over all of them.
 type KeyCountResult struct {
-	FewKeys  int           `json:"fewKeys"`
-	ManyKeys int           `json:"manyKeys"`
-	Creation KeyCreation   `json:"creation"`
-	Rows     []KeyCountRow `json:"rows"`
-	Error    string        `json:"error,omitempty"`
+	FewKeys     int           `json:"fewKeys"`
+	ManyKeys    int           `json:"manyKeys"`
+	Creation    KeyCreation   `json:"creation"`
+	RawManyKeys int           `json:"rawManyKeys,omitempty"`
+	RawCreation *KeyCreation  `json:"rawCreation,omitempty"`
+	RawNote     string        `json:"rawNote,omitempty"`
+	Rows        []KeyCountRow `json:"rows"`
+	Error       string        `json:"error,omitempty"`
 }
 
-// runKeyCount creates fewKeys EC keys, measures round-robin signing, grows
-// the token towards many keys (within budget) and measures again over every
-// key created, then over the few keys again. With profile set, a CPU profile
-// covers the measurements with the full token.
-func runKeyCount(ctx context.Context, c *restClient, many int, budget, warmup, d time.Duration, profile string) (*KeyCountResult, error) {
-	res := &KeyCountResult{FewKeys: fewKeys, ManyKeys: many}
+// keySide is where the key-count test creates keys and signs with them.
+type keySide struct {
+	// name is "REST" or "raw", for the log.
+	name string
+	// create makes one EC P-256 signing key.
+	create func(ctx context.Context, label string) error
+	// signer signs round-robin over labels.
+	signer func(labels []string) (opFunc, error)
+}
+
+// restKeySide creates keys with POST /v1/key and signs with
+// POST /v1/synchronousSign, pre-encoding one body per key.
+func restKeySide(c *restClient) keySide {
+	spec := ecP256KeyBody()
+	return keySide{name: "REST",
+		create: func(ctx context.Context, label string) error { return c.createKey(ctx, label, spec) },
+		signer: func(labels []string) (opFunc, error) {
+			payload := randomBytes(32)
+			build := signBody("SHA256_WITH_ECDSA")
+			bodies := make([][]byte, len(labels))
+			for i, l := range labels {
+				b, err := build(l, payload)
+				if err != nil {
+					return nil, err
+				}
+				bodies[i] = b
+			}
+			return c.roundRobinOp("/v1/synchronousSign", bodies), nil
+		}}
+}
+
+// rawKeySide creates and signs with package hsm, looking each key up by
+// label per operation as the gateway does.
+func rawKeySide(h *hsm.HSM) keySide {
+	return keySide{name: "raw",
+		create: func(ctx context.Context, label string) error {
+			_, err := h.CreateKey(ctx, &hsm.CreateKeyRequest{Label: label, Algorithm: hsm.AlgEC, CurveOID: hsm.OIDP256, Flags: signFlags})
+			return err
+		},
+		signer: func(labels []string) (opFunc, error) {
+			payload := randomBytes(32)
+			ops := make([]opFunc, len(labels))
+			for i, l := range labels {
+				op, err := rawSign("SHA256_WITH_ECDSA")(h, l, payload)
+				if err != nil {
+					return nil, err
+				}
+				ops[i] = op
+			}
+			return func(ctx context.Context, seq uint64) error { return ops[seq%uint64(len(ops))](ctx, seq) }, nil
+		}}
+}
+
+// keyRun is one side's measurements at each of keyCountConcurrencies.
+type keyRun struct {
+	few, many, fewFull []Stats
+	keys               int
+	creation           KeyCreation
+}
+
+// runKeyCount runs the key-count test over REST and then, when raw is set
+// (a token of its own), in-process with the same labels. With profile set,
+// a CPU profile covers the REST measurements with the full token.
+func runKeyCount(ctx context.Context, c *restClient, raw *hsm.HSM, rawNote string, many int, budget, warmup, d time.Duration, profile string) (*KeyCountResult, error) {
+	res := &KeyCountResult{FewKeys: fewKeys, ManyKeys: many, RawNote: rawNote}
 	labels := make([]string, many)
 	for i := range labels {
 		labels[i] = fmt.Sprintf("bench-kc-%05d", i)
 	}
-	logf("key-count test: creating %d EC P-256 keys", fewKeys)
-	created, kc, err := createKeys(ctx, c, labels[:fewKeys], 0, 0)
+	rest, err := restKeySide(c).run(ctx, labels, budget, warmup, d, profile)
+	if rest != nil {
+		res.ManyKeys, res.Creation = rest.keys, rest.creation
+	}
 	if err != nil {
 		return res, err
 	}
-	if kc.Exhausted {
-		return res, fmt.Errorf("only %d of %d keys created", len(created), fewKeys)
-	}
-	few, err := measureRoundRobin(ctx, c, created, warmup, d)
-	if err != nil {
-		return res, err
-	}
-	logf("key-count test: creating %d more EC P-256 keys with %d parallel clients (budget %s)", many-fewKeys, createWorkers, budget)
-	more, kc, err := createKeys(ctx, c, labels[fewKeys:], fewKeys, budget)
-	res.Creation = kc
-	if err != nil {
-		return res, err
-	}
-	all := append(slices.Clone(created), more...)
-	res.ManyKeys = len(all)
-	if kc.Exhausted {
-		logf("key-count test: budget of %s exhausted after %d keys; measuring with %d keys (projected %s more for %d keys)",
-			budget, len(all), len(all), secs(kc.ProjectedSec), many)
-	}
-	stopProfile, err := startProfile(profile, "the key-count measurements with the full token")
-	if err != nil {
-		return res, err
-	}
-	lots, err := measureRoundRobin(ctx, c, all, warmup, d)
-	if err != nil {
-		stopProfile()
-		return res, err
-	}
-	logf("key-count test: the first %d keys again, with %d keys in the token", fewKeys, len(all))
-	fewFull, err := measureRoundRobin(ctx, c, created, warmup, d)
-	stopProfile()
-	if err != nil {
-		return res, err
+	var rawRun *keyRun
+	if raw != nil {
+		if rawRun, err = rawKeySide(raw).run(ctx, labels, budget, warmup, d, ""); err != nil {
+			return res, fmt.Errorf("raw side: %w", err)
+		}
+		res.RawManyKeys, res.RawCreation = rawRun.keys, &rawRun.creation
 	}
 	for i, conc := range keyCountConcurrencies {
-		res.Rows = append(res.Rows, KeyCountRow{Concurrency: conc, Few: few[i], Many: lots[i], FewFull: fewFull[i],
-			P50Ratio: ratio(lots[i].P50Ms, few[i].P50Ms), P99Ratio: ratio(lots[i].P99Ms, few[i].P99Ms),
-			OpsRatio: ratio(lots[i].OpsPerSec, few[i].OpsPerSec), FewFullP50Ratio: ratio(fewFull[i].P50Ms, few[i].P50Ms)})
+		row := KeyCountRow{Concurrency: conc, Few: rest.few[i], Many: rest.many[i], FewFull: rest.fewFull[i],
+			P50Ratio: ratio(rest.many[i].P50Ms, rest.few[i].P50Ms), P99Ratio: ratio(rest.many[i].P99Ms, rest.few[i].P99Ms),
+			OpsRatio: ratio(rest.many[i].OpsPerSec, rest.few[i].OpsPerSec), FewFullP50Ratio: ratio(rest.fewFull[i].P50Ms, rest.few[i].P50Ms)}
+		if rawRun != nil {
+			r := &RawKeyCountRow{Few: rawRun.few[i], Many: rawRun.many[i], FewFull: rawRun.fewFull[i],
+				P50Ratio: ratio(rawRun.many[i].P50Ms, rawRun.few[i].P50Ms), P99Ratio: ratio(rawRun.many[i].P99Ms, rawRun.few[i].P99Ms),
+				FewFullP50Ratio: ratio(rawRun.fewFull[i].P50Ms, rawRun.few[i].P50Ms)}
+			r.GatewayP50Factor = ratio(row.P50Ratio, r.P50Ratio)
+			row.Raw = r
+		}
+		res.Rows = append(res.Rows, row)
 	}
 	return res, nil
 }
 
-// measureRoundRobin measures ECDSA signing round-robin over the labels at
-// each key-count concurrency, with pre-encoded bodies.
-func measureRoundRobin(ctx context.Context, c *restClient, labels []string, warmup, d time.Duration) ([]Stats, error) {
-	payload := randomBytes(32)
-	build := signBody("SHA256_WITH_ECDSA")
-	bodies := make([][]byte, len(labels))
-	for i, l := range labels {
-		b, err := build(l, payload)
-		if err != nil {
-			return nil, err
-		}
-		bodies[i] = b
+// run creates fewKeys EC keys, measures round-robin signing, grows the
+// token towards len(labels) keys (within budget) and measures again over
+// every key created, then over the few keys again.
+func (s keySide) run(ctx context.Context, labels []string, budget, warmup, d time.Duration, profile string) (*keyRun, error) {
+	logf("key-count test (%s): creating %d EC P-256 keys", s.name, fewKeys)
+	created, kc, err := createKeys(ctx, s.create, labels[:fewKeys], 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	if kc.Exhausted {
+		return nil, fmt.Errorf("only %d of %d keys created", len(created), fewKeys)
+	}
+	out := &keyRun{keys: len(created)}
+	if out.few, err = s.measure(ctx, created, warmup, d); err != nil {
+		return out, err
+	}
+	logf("key-count test (%s): creating %d more EC P-256 keys with %d parallel clients (budget %s)", s.name, len(labels)-fewKeys, createWorkers, budget)
+	more, kc, err := createKeys(ctx, s.create, labels[fewKeys:], fewKeys, budget)
+	out.creation = kc
+	if err != nil {
+		return out, err
+	}
+	all := append(slices.Clone(created), more...)
+	out.keys = len(all)
+	if kc.Exhausted {
+		logf("key-count test (%s): budget of %s exhausted after %d keys; measuring with %d keys (projected %s more for %d keys)",
+			s.name, budget, len(all), len(all), secs(kc.ProjectedSec), len(labels))
+	}
+	stopProfile, err := startProfile(profile, "the key-count measurements with the full token")
+	if err != nil {
+		return out, err
+	}
+	defer stopProfile()
+	if out.many, err = s.measure(ctx, all, warmup, d); err != nil {
+		return out, err
+	}
+	logf("key-count test (%s): the first %d keys again, with %d keys in the token", s.name, fewKeys, len(all))
+	out.fewFull, err = s.measure(ctx, created, warmup, d)
+	return out, err
+}
+
+// measure measures signing round-robin over labels at each key-count
+// concurrency.
+func (s keySide) measure(ctx context.Context, labels []string, warmup, d time.Duration) ([]Stats, error) {
+	op, err := s.signer(labels)
+	if err != nil {
+		return nil, err
 	}
 	var out []Stats
 	for _, conc := range keyCountConcurrencies {
-		s, err := measure(ctx, conc, warmup, d, c.roundRobinOp("/v1/synchronousSign", bodies))
+		st, err := measure(ctx, conc, warmup, d, op)
 		if err != nil {
 			return nil, err
 		}
-		logf("  %d keys, c=%d: %.0f ops/s, p50 %.3f ms, p99 %.3f ms, %d errors", len(bodies), conc, s.OpsPerSec, s.P50Ms, s.P99Ms, s.Errors)
-		out = append(out, s)
+		logf("  %s, %d keys, c=%d: %.0f ops/s, p50 %.3f ms, p99 %.3f ms, %d errors", s.name, len(labels), conc, st.OpsPerSec, st.P50Ms, st.P99Ms, st.Errors)
+		out = append(out, st)
 	}
 	return out, nil
 }
 
-// createKeys creates EC P-256 keys with createWorkers parallel clients. It
+// createKeys creates keys with create from createWorkers goroutines. It
 // stops at the first error, or hands out no new label once budget (when
 // positive) has passed; requests in flight then finish. It returns the
 // labels created. already is the number of bench keys created before.
-func createKeys(ctx context.Context, c *restClient, labels []string, already int, budget time.Duration) ([]string, KeyCreation, error) {
+func createKeys(ctx context.Context, create func(context.Context, string) error, labels []string, already int, budget time.Duration) ([]string, KeyCreation, error) {
 	var (
 		next, done atomic.Int64
 		stop       atomic.Bool
@@ -167,7 +266,6 @@ func createKeys(ctx context.Context, c *restClient, labels []string, already int
 		wg         sync.WaitGroup
 	)
 	ok := make([]bool, len(labels))
-	spec := ecP256KeyBody()
 	start := time.Now()
 	deadline := start.Add(budget)
 	for range min(createWorkers, len(labels)) {
@@ -183,7 +281,7 @@ func createKeys(ctx context.Context, c *restClient, labels []string, already int
 				if i >= int64(len(labels)) {
 					return
 				}
-				if err := c.createKey(ctx, labels[i], spec); err != nil {
+				if err := create(ctx, labels[i]); err != nil {
 					errOnce.Do(func() { firstErr = fmt.Errorf("create key %s: %w", labels[i], err) })
 					stop.Store(true)
 					return

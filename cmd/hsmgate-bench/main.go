@@ -70,6 +70,7 @@ type options struct {
 	keysBudget       time.Duration
 	cpuProfile       string
 	keysProfile      string
+	rawKeys          bool
 	inProcess        bool
 	binary           string
 	accessLog        bool
@@ -89,6 +90,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.jsonPath, "json", "bench-results.json", "write the results as JSON to this file")
 	fs.BoolVar(&o.quick, "quick", false, "short smoke run: 500ms cells and 200 keys in the key-count test")
 	fs.BoolVar(&o.keys10k, "keys10k", true, "run the 10 vs 10,000 keys test")
+	fs.BoolVar(&o.rawKeys, "rawkeys", true, "also run the key-count test in-process on the raw token (the token's own growth, for comparison)")
 	fs.IntVar(&o.manyKeys, "keys", 10000, "number of EC keys in the large case of the key-count test")
 	fs.DurationVar(&o.keysBudget, "keysbudget", 30*time.Minute, "stop creating keys for the key-count test after this long and measure with the keys created")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "run the server in-process and write a CPU profile of the REST phase to this file")
@@ -190,7 +192,7 @@ func run(ctx context.Context, o *options) (err error) {
 		return err
 	}
 
-	measureErr := measureAll(ctx, o, rep, client, ops, rawOps, restOps, accessLogOn)
+	measureErr := measureAll(ctx, o, rep, h, client, ops, rawOps, restOps, accessLogOn)
 	if measureErr == nil && !o.inProcess && o.schemes {
 		rep.Schemes = runSchemesBench(ctx, o, tmp, client, ops[0])
 	}
@@ -211,9 +213,10 @@ func run(ctx context.Context, o *options) (err error) {
 	return measureErr
 }
 
-// measureAll runs the raw/REST matrix and the key-count test into rep. When
-// ctx ends, what was measured so far stays in rep and ctx's error is returned.
-func measureAll(ctx context.Context, o *options, rep *Report, client *restClient, ops []operation, rawOps, restOps []opFunc, accessLogOn []Stats) error {
+// measureAll runs the raw/REST matrix and the key-count test into rep (h is
+// the raw token). When ctx ends, what was measured so far stays in rep and
+// ctx's error is returned.
+func measureAll(ctx context.Context, o *options, rep *Report, h *hsm.HSM, client *restClient, ops []operation, rawOps, restOps []opFunc, accessLogOn []Stats) error {
 	if o.schemesOnly {
 		return nil
 	}
@@ -223,7 +226,13 @@ func measureAll(ctx context.Context, o *options, rep *Report, client *restClient
 	if err != nil || !o.keys10k {
 		return err
 	}
-	rep.KeyCount, err = runKeyCount(ctx, client, o.manyKeys, o.keysBudget, o.warmup, o.duration, o.keysProfile)
+	raw, rawNote := h, ""
+	if o.inProcess {
+		raw, rawNote = nil, "raw side not run: the in-process server shares the raw token"
+	} else if !o.rawKeys {
+		raw, rawNote = nil, "raw side not run (-rawkeys=false)"
+	}
+	rep.KeyCount, err = runKeyCount(ctx, client, raw, rawNote, o.manyKeys, o.keysBudget, o.warmup, o.duration, o.keysProfile)
 	if err != nil {
 		rep.KeyCount.Error = err.Error()
 		logf("key-count test failed: %v", err)

@@ -260,6 +260,13 @@ func (r *Report) targets() []Target {
 			}
 			t := atMost(name, v, 1.2, "×", row != nil && note == "")
 			t.Note = note
+			if row != nil && row.Raw != nil && note == "" {
+				rv := row.Raw.P50Ratio
+				if q == "p99" {
+					rv = row.Raw.P99Ratio
+				}
+				t.Note = fmt.Sprintf("raw PKCS#11 on a token of its own, same keys: %.2f×; REST/raw %.2f", rv, ratio(v, rv))
+			}
 			out = append(out, t)
 		}
 	}
@@ -349,41 +356,63 @@ func printAccessLog(w io.Writer, a *AccessLogResult) {
 	fmt.Fprintln(w)
 }
 
-// printKeyCount prints the few vs many keys table.
+// printKeyCount prints the few vs many keys table: REST, then the same
+// test in-process on the raw token when it ran.
 func printKeyCount(w io.Writer, k *KeyCountResult) {
-	fmt.Fprintf(w, "REST ECDSA P-256 sign, round-robin over %d vs %d EC keys in the token\n", k.FewKeys, k.ManyKeys)
-	if c := k.Creation; c.Requested > 0 {
-		fmt.Fprintf(w, "(%d of %d keys created with %d parallel POST /v1/key in %s: %.1f keys/s",
-			c.Created, c.Requested, c.Workers, secs(c.Seconds), c.KeysPerSec)
-		if p := c.Progress; len(p) > 1 {
-			fmt.Fprintf(w, "; %.1f keys/s at %d keys in the token, %.1f keys/s at %d", p[0].KeysPerSec, p[0].KeysInToken, p[len(p)-1].KeysPerSec, p[len(p)-1].KeysInToken)
-		}
-		fmt.Fprintln(w, ")")
-		if c.Exhausted {
-			fmt.Fprintf(w, "BUDGET EXHAUSTED after %s: measured with %d keys; the remaining %d keys would take about %s more at the observed growth\n",
-				secs(c.BudgetSec), c.Created, c.Requested-c.Created, secs(c.ProjectedSec))
-		}
+	fmt.Fprintf(w, "ECDSA P-256 sign, round-robin over %d vs %d EC keys in the token\n", k.FewKeys, k.ManyKeys)
+	printCreation(w, "POST /v1/key", k.Creation)
+	if k.RawCreation != nil {
+		printCreation(w, "hsm.CreateKey on the raw token", *k.RawCreation)
+	}
+	if k.RawNote != "" {
+		fmt.Fprintf(w, "(%s)\n", k.RawNote)
 	}
 	if k.Error != "" {
 		fmt.Fprintf(w, "FAILED: %s\n\n", k.Error)
 	}
-	fmt.Fprintf(w, "%4s %-28s  %10s %8s %8s  %-6s  %s\n", "conc", "keys signed (keys in token)", "ops/s", "p50", "p99", "errors", "CPU µs/op server+client")
+	fmt.Fprintf(w, "%4s %-4s %-28s  %10s %8s %8s  %-6s  %s\n", "conc", "side", "keys signed (keys in token)", "ops/s", "p50", "p99", "errors", "CPU µs/op server+client")
 	for _, row := range k.Rows {
-		for _, s := range []struct {
-			what string
-			st   Stats
-		}{
-			{fmt.Sprintf("%d (%d)", k.FewKeys, k.FewKeys), row.Few},
-			{fmt.Sprintf("%d (%d)", k.ManyKeys, k.ManyKeys), row.Many},
-			{fmt.Sprintf("%d (%d), after", k.FewKeys, k.ManyKeys), row.FewFull},
-		} {
-			fmt.Fprintf(w, "%4d %-28s  %10.0f %8.3f %8.3f  %-6d  %.0f+%.0f%s\n", row.Concurrency, s.what, s.st.OpsPerSec, s.st.P50Ms, s.st.P99Ms,
-				s.st.Errors, s.st.CPUChildUsPerOp, s.st.CPUSelfUsPerOp, noisyMark(s.st))
-		}
-		fmt.Fprintf(w, "%4d %-28s  %9.2f× %7.2f× %7.2f×  (%d keys / %d keys; %d keys in the full token: p50 %.2f×)\n", row.Concurrency, "ratio",
+		printKeyCountSide(w, row.Concurrency, "REST", k.FewKeys, k.ManyKeys, row.Few, row.Many, row.FewFull)
+		fmt.Fprintf(w, "%4d %-4s %-28s  %9.2f× %7.2f× %7.2f×  (%d keys / %d keys; %d keys in the full token: p50 %.2f×)\n", row.Concurrency, "REST", "ratio",
 			row.OpsRatio, row.P50Ratio, row.P99Ratio, k.ManyKeys, k.FewKeys, k.FewKeys, row.FewFullP50Ratio)
+		if r := row.Raw; r != nil {
+			printKeyCountSide(w, row.Concurrency, "raw", k.FewKeys, k.RawManyKeys, r.Few, r.Many, r.FewFull)
+			fmt.Fprintf(w, "%4d %-4s %-28s  %10s %7.2f× %7.2f×  (%d keys in the full token: p50 %.2f×); REST p50 ratio / raw p50 ratio = %.2f\n", row.Concurrency, "raw", "ratio",
+				"", r.P50Ratio, r.P99Ratio, k.FewKeys, r.FewFullP50Ratio, r.GatewayP50Factor)
+		}
 	}
 	fmt.Fprintln(w)
+}
+
+// printCreation prints how the many keys of one side were created.
+func printCreation(w io.Writer, how string, c KeyCreation) {
+	if c.Requested == 0 {
+		return
+	}
+	fmt.Fprintf(w, "(%d of %d keys created by %d parallel %s in %s: %.1f keys/s", c.Created, c.Requested, c.Workers, how, secs(c.Seconds), c.KeysPerSec)
+	if p := c.Progress; len(p) > 1 {
+		fmt.Fprintf(w, "; %.1f keys/s at %d keys in the token, %.1f keys/s at %d", p[0].KeysPerSec, p[0].KeysInToken, p[len(p)-1].KeysPerSec, p[len(p)-1].KeysInToken)
+	}
+	fmt.Fprintln(w, ")")
+	if c.Exhausted {
+		fmt.Fprintf(w, "BUDGET EXHAUSTED after %s: measured with %d keys; the remaining %d keys would take about %s more at the observed growth\n",
+			secs(c.BudgetSec), c.Created, c.Requested-c.Created, secs(c.ProjectedSec))
+	}
+}
+
+// printKeyCountSide prints the three measurements of one side at one concurrency.
+func printKeyCountSide(w io.Writer, conc int, side string, few, many int, fewSt, manySt, fewFullSt Stats) {
+	for _, s := range []struct {
+		what string
+		st   Stats
+	}{
+		{fmt.Sprintf("%d (%d)", few, few), fewSt},
+		{fmt.Sprintf("%d (%d)", many, many), manySt},
+		{fmt.Sprintf("%d (%d), after", few, many), fewFullSt},
+	} {
+		fmt.Fprintf(w, "%4d %-4s %-28s  %10.0f %8.3f %8.3f  %-6d  %.0f+%.0f%s\n", conc, side, s.what, s.st.OpsPerSec, s.st.P50Ms, s.st.P99Ms,
+			s.st.Errors, s.st.CPUChildUsPerOp, s.st.CPUSelfUsPerOp, noisyMark(s.st))
+	}
 }
 
 // printTargets prints each target with PASS, MISSED or NOT MEASURED.
