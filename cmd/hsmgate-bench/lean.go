@@ -28,9 +28,16 @@ type leanPool struct {
 
 // leanConn is one keep-alive connection.
 type leanConn struct {
-	conn net.Conn
-	r    *bufio.Reader
+	conn     net.Conn
+	r        *bufio.Reader
+	lastUsed time.Time
 }
+
+// leanMaxIdle is how long a connection may sit unused before it is
+// replaced rather than reused: well below the server's idle timeout
+// (120 s), which a long phase of the bench that sends no request (the raw
+// key-count test) outlasts.
+const leanMaxIdle = 30 * time.Second
 
 // newLeanPool returns a pool of at most size connections to addr.
 func newLeanPool(addr string, tlsCfg *stdtls.Config, size int) *leanPool {
@@ -79,6 +86,10 @@ func (p *leanPool) roundTrip(ctx context.Context, req []byte) error {
 
 // exchange dials when needed, writes req and reads one response.
 func (p *leanPool) exchange(cp **leanConn, req []byte) error {
+	if *cp != nil && time.Since((*cp).lastUsed) > leanMaxIdle {
+		(*cp).conn.Close()
+		*cp = nil
+	}
 	if *cp == nil {
 		d := &net.Dialer{Timeout: 10 * time.Second}
 		conn, err := stdtls.DialWithDialer(d, "tcp", p.addr, p.tls)
@@ -117,9 +128,9 @@ func (p *leanPool) exchange(cp **leanConn, req []byte) error {
 	if length < 0 {
 		return errors.New("response without Content-Length")
 	}
-	_, err = c.r.Discard(length)
-	if errors.Is(err, io.EOF) {
+	if _, err = c.r.Discard(length); errors.Is(err, io.EOF) {
 		return io.ErrUnexpectedEOF
 	}
+	c.lastUsed = time.Now()
 	return err
 }
