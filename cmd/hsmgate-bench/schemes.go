@@ -36,13 +36,13 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -58,9 +58,10 @@ const (
 	// trialKeyLabel is the EC key of customer "trial" that the Actyx trial
 	// app signs with (trial apps are granted that customer only).
 	trialKeyLabel = "bench-scheme-trial-ecdsa"
-	// signatureMaxAge bounds how old a precomputed Argus-Signature may be
+	// signatureMaxAge bounds how old a precomputed signed request may be
 	// when it is sent; older ones are replaced by one signed inline. The
-	// server accepts ±30 s around the clock offset pinned at setup.
+	// server accepts ±30 s around the Argus-Signature clock offset pinned
+	// at setup, and ±300 s around an ARMOR-PSK timestamp.
 	signatureMaxAge = 15 * time.Second
 )
 
@@ -263,8 +264,7 @@ func (s *schemeSetup) schemes(op operation) ([]benchScheme, error) {
 	if err != nil {
 		return nil, err
 	}
-	out = append(out, benchScheme{name: "ARMOR-PSK", op: armor,
-		note: func() string { return "HMAC-SHA512 and a random nonce per request, inline (a few µs)" }})
+	out = append(out, benchScheme{name: "ARMOR-PSK", prepare: armor.prepare, note: armor.note})
 
 	appToken, err := s.appToken(main, op)
 	if err != nil {
@@ -516,9 +516,8 @@ func (b *barongClient) request(tpl requestTemplate) []byte {
 	return b.buf
 }
 
-// armorKey creates an Armor key of u and returns the load: each request
-// signed inline with a random nonce and the current time.
-func (s *schemeSetup) armorKey(u *benchUser, tpl requestTemplate, path string, body []byte) (opFunc, error) {
+// armorKey creates an Armor key of u and returns its presigned load.
+func (s *schemeSetup) armorKey(u *benchUser, tpl requestTemplate, path string, body []byte) (*presigned, error) {
 	var out struct {
 		KeyID  string `json:"keyId"`
 		Secret string `json:"secret"`
@@ -529,45 +528,39 @@ func (s *schemeSetup) armorKey(u *benchUser, tpl requestTemplate, path string, b
 	if out.KeyID == "" || out.Secret == "" {
 		return nil, errors.New("create Armor key: no keyId or secret in the answer")
 	}
-	pool := make(chan *armorClient, schemesConcurrency)
-	for range schemesConcurrency {
-		var seed [32]byte
-		_, _ = rand.Read(seed[:])
-		pool <- &armorClient{keyID: out.KeyID, prefix: out.KeyID + http.MethodPost + path, body: body,
-			mac: hmac.New(sha512.New, []byte(out.Secret)), rng: mrand.NewChaCha8(seed)}
-	}
-	return pooledOp(s.c, pool, func(a *armorClient) []byte { return a.request(tpl) }), nil
+	a := &armorClient{keyID: out.KeyID, prefix: out.KeyID + http.MethodPost + path, body: body, tpl: tpl,
+		mac: hmac.New(sha512.New, []byte(out.Secret))}
+	return s.presign("HMAC-SHA512 per request (random nonce, timestamp)", a.request), nil
 }
 
-// armorClient signs ARMOR-PSK requests of one goroutine.
+// armorClient signs ARMOR-PSK requests.
 type armorClient struct {
 	keyID, prefix string
 	body          []byte
+	tpl           requestTemplate
+	mu            sync.Mutex // guards mac
 	mac           hash.Hash
-	rng           *mrand.ChaCha8
-	buf           []byte
 }
 
-// request renders a request signed over keyId+METHOD+path+nonce+timestamp+body.
-func (a *armorClient) request(tpl requestTemplate) []byte {
-	var raw [16]byte
-	_, _ = a.rng.Read(raw[:])
+// request renders a request signed at at over keyId+METHOD+path+nonce+timestamp+body.
+func (a *armorClient) request(at time.Time) ([]byte, error) {
 	var nonce [22]byte
-	base64.RawURLEncoding.Encode(nonce[:], raw[:])
-	var ts [20]byte
-	t := strconv.AppendInt(ts[:0], time.Now().Unix(), 10)
+	base64.RawURLEncoding.Encode(nonce[:], randomBytes(16))
+	t := strconv.AppendInt(nil, at.Unix(), 10)
+	var sum [sha512.Size]byte
+	a.mu.Lock()
 	a.mac.Reset()
 	a.mac.Write([]byte(a.prefix))
 	a.mac.Write(nonce[:])
 	a.mac.Write(t)
 	a.mac.Write(a.body)
-	var sum [sha512.Size]byte
-	buf := tpl.start(a.buf[:0])
+	a.mac.Sum(sum[:0])
+	a.mu.Unlock()
+	buf := a.tpl.start(nil)
 	buf = append(append(append(buf, "Authorization: ARMOR-PSK "...), a.keyID...), ':')
-	buf = base64.StdEncoding.AppendEncode(buf, a.mac.Sum(sum[:0]))
+	buf = base64.StdEncoding.AppendEncode(buf, sum[:])
 	buf = append(append(append(append(buf, ':'), nonce[:]...), ':'), t...)
-	a.buf = tpl.finish(append(buf, "\r\n"...))
-	return a.buf
+	return a.tpl.finish(append(buf, "\r\n"...)), nil
 }
 
 // appToken creates the EC key of customer trial with u's session and
@@ -596,25 +589,15 @@ func (s *schemeSetup) appToken(u *benchUser, op operation) (string, error) {
 
 // argusSigner makes Argus-Signature requests with an enrolled P-256 key.
 type argusSigner struct {
-	c      *restClient
 	keyRef string
 	key    *ecdsa.PrivateKey
 	tpl    requestTemplate
 	uri    string
-	cell   time.Duration
-	// reqs are requests signed before the cell; next is the next unsent.
-	reqs     [][]byte
-	next     atomic.Int64
-	signedAt time.Time
-	// inline counts requests signed during the cell; perJWT is the
-	// client's measured cost of one signature.
-	inline atomic.Int64
-	perJWT time.Duration
 }
 
 // argusSigner enrols a fresh P-256 key of u and checks one signed request,
 // which also pins the client clock offset.
-func (s *schemeSetup) argusSigner(u *benchUser, tpl requestTemplate, uri string) (*argusSigner, error) {
+func (s *schemeSetup) argusSigner(u *benchUser, tpl requestTemplate, uri string) (*presigned, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -630,7 +613,7 @@ func (s *schemeSetup) argusSigner(u *benchUser, tpl requestTemplate, uri string)
 		map[string]string{"publicKey": base64.StdEncoding.EncodeToString(der), "description": "hsmgate-bench"}, http.StatusOK, &out); err != nil {
 		return nil, fmt.Errorf("enrol public key: %w", err)
 	}
-	sg := &argusSigner{c: s.c, keyRef: "default/" + u.Username + "/" + strconv.Itoa(out.Idx), key: key, tpl: tpl, uri: uri, cell: s.cell}
+	sg := &argusSigner{keyRef: "default/" + u.Username + "/" + strconv.Itoa(out.Idx), key: key, tpl: tpl, uri: uri}
 	req, err := sg.request(time.Now())
 	if err != nil {
 		return nil, err
@@ -638,7 +621,7 @@ func (s *schemeSetup) argusSigner(u *benchUser, tpl requestTemplate, uri string)
 	if err := s.c.lean.roundTrip(s.ctx, req); err != nil {
 		return nil, fmt.Errorf("first Argus-Signature request: %w", err)
 	}
-	return sg, nil
+	return s.presign("ES256 JWT per request (fresh nonce, timestamp)", sg.request), nil
 }
 
 // jwtHeader is the encoded JOSE header of every signature.
@@ -660,44 +643,68 @@ func (sg *argusSigner) request(at time.Time) ([]byte, error) {
 	return sg.tpl.render(nil, "Argus-Signature: "+sg.keyRef+":"+input+"."+base64.RawURLEncoding.EncodeToString(sig)), nil
 }
 
+// presigned sends single-use signed requests (a fresh nonce and time each)
+// signed before the cell, so that the client's signing does not take CPU
+// from the server during it, as X-API-KEY's pre-rendered requests do not.
+type presigned struct {
+	c    *restClient
+	cell time.Duration
+	// what describes one request's signing, for the report.
+	what string
+	// sign renders one request signed at the given time; it must be safe
+	// for concurrent use.
+	sign func(at time.Time) ([]byte, error)
+	// reqs are requests signed before the cell; next is the next unsent.
+	reqs     [][]byte
+	next     atomic.Int64
+	signedAt time.Time
+	// inline counts requests signed during the cell; per is the client's
+	// measured cost of one signature.
+	inline atomic.Int64
+	per    time.Duration
+}
+
+// presign returns the presigned load of sign.
+func (s *schemeSetup) presign(what string, sign func(time.Time) ([]byte, error)) *presigned {
+	return &presigned{c: s.c, cell: s.cell, what: what, sign: sign}
+}
+
 // prepare signs, before the cell, as many requests as the warm-up and the
-// measurement should need at the baseline's rate (and a margin), so that
-// the client's signing does not take CPU from the server during the cell;
-// requests beyond those, or older than signatureMaxAge, are signed inline.
-func (sg *argusSigner) prepare(baselineOpsPerSec float64) (opFunc, error) {
-	n := int(baselineOpsPerSec*min(sg.cell, signatureMaxAge).Seconds()*1.25) + 1000
+// measurement should need at the baseline's rate (and a margin); requests
+// beyond those, or older than signatureMaxAge, are signed inline.
+func (p *presigned) prepare(baselineOpsPerSec float64) (opFunc, error) {
+	n := int(baselineOpsPerSec*min(p.cell, signatureMaxAge).Seconds()*1.25) + 1000
 	start := time.Now()
-	sg.reqs = make([][]byte, n)
-	for i := range sg.reqs {
-		req, err := sg.request(start)
+	p.reqs = make([][]byte, n)
+	for i := range p.reqs {
+		req, err := p.sign(start)
 		if err != nil {
 			return nil, err
 		}
-		sg.reqs[i] = req
+		p.reqs[i] = req
 	}
-	sg.perJWT = time.Since(start) / time.Duration(n)
-	sg.signedAt = start
-	sg.next.Store(0)
-	sg.inline.Store(0)
+	p.per = time.Since(start) / time.Duration(n)
+	p.signedAt = start
+	p.next.Store(0)
+	p.inline.Store(0)
 	return func(ctx context.Context, _ uint64) error {
-		if i := sg.next.Add(1) - 1; i < int64(len(sg.reqs)) && time.Since(sg.signedAt) < signatureMaxAge {
-			return sg.c.lean.roundTrip(ctx, sg.reqs[i])
+		if i := p.next.Add(1) - 1; i < int64(len(p.reqs)) && time.Since(p.signedAt) < signatureMaxAge {
+			return p.c.lean.roundTrip(ctx, p.reqs[i])
 		}
-		sg.inline.Add(1)
-		req, err := sg.request(time.Now())
+		p.inline.Add(1)
+		req, err := p.sign(time.Now())
 		if err != nil {
 			return err
 		}
-		return sg.c.lean.roundTrip(ctx, req)
+		return p.c.lean.roundTrip(ctx, req)
 	}, nil
 }
 
 // note reports the client's signing work of the last cell.
-func (sg *argusSigner) note() string {
-	used := min(sg.next.Load(), int64(len(sg.reqs)))
-	return fmt.Sprintf("ES256 JWT per request (fresh nonce, timestamp): %d signed before the cell at %.0f µs each, "+
-		"outside the measured window; %d signed inline during warm-up or measurement",
-		used, float64(sg.perJWT)/float64(time.Microsecond), sg.inline.Load())
+func (p *presigned) note() string {
+	used := min(p.next.Load(), int64(len(p.reqs)))
+	return fmt.Sprintf("%s: %d signed before the cell at %.1f µs each, outside the measured window; %d signed inline during warm-up or measurement",
+		p.what, used, float64(p.per)/float64(time.Microsecond), p.inline.Load())
 }
 
 // requestTemplate renders POSTs of one body to one path with the header
