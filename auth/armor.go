@@ -178,9 +178,7 @@ func (a *Armor) Authenticate(r *http.Request) (*roles.Principal, error) {
 	case c.State != StateActive:
 		return nil, armorError("the ARMOR-PSK key is revoked")
 	}
-	// A timestamp is acceptable for window on either side of now, so
-	// remembering the nonce for twice the window covers its whole life.
-	if fresh, err := a.keys.fresh(ctx, c.ID, h.nonce, 2*window); err != nil {
+	if fresh, err := a.keys.fresh(ctx, c.ID, h.nonce, time.Unix(h.unix, 0)); err != nil {
 		return nil, err
 	} else if !fresh {
 		return nil, armorError("ARMOR-PSK nonce was already used with this key")

@@ -198,6 +198,53 @@ func TestArmorRefusals(t *testing.T) {
 	}
 }
 
+// TestArmorNonceLifetime checks how long a used nonce is remembered: at
+// least the whole window after its use, and until its request's timestamp
+// leaves the window — no longer, which halves the replay store's memory
+// against a fixed twice-the-window.
+func TestArmorNonceLifetime(t *testing.T) {
+	e := newHKEnv(t)
+	replay := NewMemoryReplay(0)
+	replay.now = e.clock.Now
+	e.opts.Replay = replay
+	a := newArmorForTest(t, e)
+	k := armorCreate(t, e, a, ArmorKeyRequest{})
+	start := e.clock.Now().Truncate(time.Second)
+	at := func(offset time.Duration) { e.clock.set(start.Add(offset)) }
+	send := func(nonce string, stamped time.Time) error {
+		ts := strconv.FormatInt(stamped.Unix(), 10)
+		sig := armorSignature(k.secret, k.id, "GET", "/v1/versionInfo", nonce, ts, nil, false)
+		_, err := a.Authenticate(armorRequest("GET", "/v1/versionInfo", k.id+":"+sig+":"+nonce+":"+ts, nil))
+		return err
+	}
+	// Stamped now: unique for 300 s after its use, whatever the stamp of
+	// the request that tries it again; free once the window has passed.
+	at(0)
+	if err := send("n1", start); err != nil {
+		t.Fatal(err)
+	}
+	at(299 * time.Second)
+	armorExpect(t, "same nonce 299 s later", send("n1", start.Add(299*time.Second)), "already used")
+	at(302 * time.Second)
+	if err := send("n1", start.Add(302*time.Second)); err != nil {
+		t.Fatalf("nonce 302 s after its use, with a fresh timestamp: %v", err)
+	}
+	// Stamped 200 s ahead: acceptable until 500 s from now, so remembered
+	// that long, not just 300 s.
+	at(1000 * time.Second)
+	ahead := start.Add(1200 * time.Second)
+	if err := send("n2", ahead); err != nil {
+		t.Fatal(err)
+	}
+	at(1450 * time.Second)
+	armorExpect(t, "replay 450 s later of a request stamped 200 s ahead", send("n2", ahead), "already used")
+	at(1502 * time.Second)
+	armorExpect(t, "the same request once its stamp left the window", send("n2", ahead), "timestamp")
+	if n := replay.live(); n != 0 {
+		t.Fatalf("%d nonces still remembered once no request could reuse them", n)
+	}
+}
+
 func TestArmorUnknownKeyCostsTheSame(t *testing.T) {
 	e := newHKEnv(t)
 	a := newArmorForTest(t, e)

@@ -114,9 +114,15 @@ func (k *sealedKeys) mac(ctx context.Context, c *store.Credential, hash crypto.H
 // cacheID names the unwrapped secret of a key in the token's cache.
 func (k *sealedKeys) cacheID(id string) string { return string(k.kind) + ":" + id }
 
-// fresh records the nonce of key id as used for window; false is a replay.
-func (k *sealedKeys) fresh(ctx context.Context, id, nonce string, window time.Duration) (bool, error) {
-	ok, err := k.Replay.Use(ctx, string(k.kind)+":"+id, nonce, window)
+// fresh records the nonce of key id, sent with a request stamped at
+// stamped, as used; false is a replay. The nonce is remembered until the
+// window after the later of stamped and now: the request cannot be
+// replayed once its stamp has left the window, and the nonce stays unique
+// for a whole window after its use. (A second more covers the edge of the
+// window and whole-second stamps.)
+func (k *sealedKeys) fresh(ctx context.Context, id, nonce string, stamped time.Time) (bool, error) {
+	keep := max(stamped.Sub(k.Now()), 0) + k.Window + time.Second
+	ok, err := k.Replay.Use(ctx, string(k.kind)+":"+id, nonce, keep)
 	if err != nil {
 		return false, fmt.Errorf("%s key %s: record nonce: %w", k.kind, id, err)
 	}
@@ -289,9 +295,7 @@ func (b *Barong) Authenticate(r *http.Request) (*roles.Principal, error) {
 	if c.State != StateActive {
 		return nil, barongError(http.StatusUnauthorized, "apikey_not_active", "the API key is not active")
 	}
-	// A nonce is acceptable for window on either side of its own time, so
-	// remembering it for twice the window from now covers its whole life.
-	if ok, err := b.keys.fresh(ctx, kid, nonce, 2*window); err != nil {
+	if ok, err := b.keys.fresh(ctx, kid, nonce, time.UnixMilli(ms)); err != nil {
 		return nil, err
 	} else if !ok {
 		return nil, barongError(http.StatusUnauthorized, "nonce_reused", "X-Auth-Nonce was already used with this API key")

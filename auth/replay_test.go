@@ -53,6 +53,22 @@ func TestMemoryReplay(t *testing.T) {
 	expectUse(t, r, "barong:61d025b8573501c2", "1584524005143", 10*time.Second, false)
 }
 
+// live counts the nonces r still remembers (expired ones may wait for a sweep).
+func (r *MemoryReplay) live() int {
+	now, n := r.now().UnixNano(), 0
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.Lock()
+		for _, exp := range s.expires {
+			if exp > now {
+				n++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
+
 func TestMemoryReplayBounded(t *testing.T) {
 	const limit = 2 * replayShards
 	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
