@@ -124,8 +124,9 @@ func (h *HSM) SealedHMAC(ctx context.Context, id string, sealed []byte, hash cry
 func (h *HSM) ForgetSealed(id string) {
 	h.sealed.mu.Lock()
 	k, ok := h.sealed.keys[id]
+	destroy := ok && h.sealed.retireLocked(id, k)
 	h.sealed.mu.Unlock()
-	if !ok || !h.sealed.retire(id, k) || k.st != h.state.Load() {
+	if !destroy || k.st != h.state.Load() {
 		return
 	}
 	_ = h.do(context.Background(), false, func(s *session) error { return h.ctx.DestroyObject(s.s, k.handle) })
