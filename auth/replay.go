@@ -20,7 +20,8 @@ type Replay interface {
 	// Use records nonce in scope for window and reports whether it is
 	// fresh: true the first time, false while an earlier use is recorded.
 	// window must cover the whole time the scheme would still accept the
-	// nonce: for a timestamp allowed ±w around now, that is 2w.
+	// nonce: for a request stamped at t and allowed ±w around now, at
+	// least until t+w.
 	Use(ctx context.Context, scope, nonce string, window time.Duration) (bool, error)
 }
 

@@ -17,8 +17,10 @@ const CredentialMasterLabel = "hsmgate-credential-master"
 // Sealed secrets are HMAC keys of callers' credentials kept outside the
 // token: wrapped under the credential master key (CKM_AES_KEY_WRAP, RFC
 // 3394), unwrapped into a sensitive, non-extractable session object when
-// first used and cached by credential id. The clear secret exists in
-// process memory only while SealSecret imports it.
+// first used and cached by credential id. hsmgate holds the clear secret
+// only while SealSecret imports it; the token keeps the unwrapped value
+// (SoftHSM2, a library inside this process, in its own heap, unencrypted
+// since the object is not CKA_PRIVATE; a hardware token inside the device).
 //
 // Concurrent requests of one credential share one unwrap, and an object is
 // destroyed (replaced secret, ForgetSealed, a full cache starting over)
@@ -95,7 +97,7 @@ func (h *HSM) SealedHMAC(ctx context.Context, id string, sealed []byte, hash cry
 	digest := sha256.Sum256(sealed)
 	var mac []byte
 	err := h.do(ctx, true, func(s *session) error {
-		k, err := s.sealedKey(id, sealed, digest)
+		k, err := s.sealedKey(ctx, id, sealed, digest)
 		if err != nil {
 			return err
 		}
@@ -104,7 +106,7 @@ func (h *HSM) SealedHMAC(ctx context.Context, id string, sealed []byte, hash cry
 			// The sessions that owned the object are gone: unwrap it again.
 			s.h.sealed.retire(id, k)
 			s.releaseSealed(k)
-			if k, err = s.sealedKey(id, sealed, digest); err != nil {
+			if k, err = s.sealedKey(ctx, id, sealed, digest); err != nil {
 				return err
 			}
 			mac, err = s.sign(pkcs11.NewMechanism(mech, nil), k.handle, data)
@@ -129,7 +131,12 @@ func (h *HSM) ForgetSealed(id string) {
 	if !destroy || k.st != h.state.Load() {
 		return
 	}
-	_ = h.do(context.Background(), false, func(s *session) error { return h.ctx.DestroyObject(s.s, k.handle) })
+	_ = h.do(context.Background(), false, func(s *session) error {
+		if s.st != k.st {
+			return nil // a reconnect closed the sessions that owned it: gone, and its handle may name another object now
+		}
+		return h.ctx.DestroyObject(s.s, k.handle)
+	})
 }
 
 // retire takes k out of the cache under id and reports whether the caller
@@ -153,16 +160,22 @@ func (c *sealedCache) retireLocked(id string, k *sealedKey) bool {
 }
 
 // sealedKey returns the session object of id, unwrapping it unless a cached
-// or concurrent unwrap of the same wrapped bytes exists. The caller must
-// hand it back with releaseSealed.
-func (s *session) sealedKey(id string, sealed []byte, digest [32]byte) (*sealedKey, error) {
+// or concurrent unwrap of the same wrapped bytes exists (waiting for that
+// one at most as long as ctx allows). The caller must hand it back with
+// releaseSealed.
+func (s *session) sealedKey(ctx context.Context, id string, sealed []byte, digest [32]byte) (*sealedKey, error) {
 	c := &s.h.sealed
 	c.mu.Lock()
 	k := c.keys[id]
 	if k != nil && k.st == s.st && k.digest == digest {
 		k.users++
 		c.mu.Unlock()
-		<-k.ready
+		select {
+		case <-k.ready:
+		case <-ctx.Done():
+			s.releaseSealed(k)
+			return nil, ctx.Err()
+		}
 		if k.err != nil {
 			s.releaseSealed(k)
 			return nil, k.err
@@ -226,9 +239,10 @@ func (s *session) releaseSealed(k *sealedKey) {
 	}
 }
 
-// destroySealed destroys k's object if the sessions that own it still exist.
+// destroySealed destroys k's object if the sessions that own it still exist
+// (after a reconnect a handle number may name another object).
 func (s *session) destroySealed(k *sealedKey) {
-	if k.st == s.st {
+	if k.st == s.st && k.st == s.h.state.Load() {
 		_ = s.h.ctx.DestroyObject(s.s, k.handle)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -40,6 +41,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,8 +63,9 @@ const (
 	// signatureMaxAge bounds how old a precomputed signed request may be
 	// when it is sent; older ones are replaced by one signed inline. The
 	// server accepts ±30 s around the Argus-Signature clock offset pinned
-	// at setup, and ±300 s around an ARMOR-PSK timestamp.
-	signatureMaxAge = 15 * time.Second
+	// at setup, and ±300 s around an ARMOR-PSK timestamp. (Presigning the
+	// RS256 requests of one cell takes about 15 s on 2 cores.)
+	signatureMaxAge = 25 * time.Second
 )
 
 // SchemesResult is the credential scheme part of the report.
@@ -247,11 +250,13 @@ func (s *schemeSetup) schemes(op operation) ([]benchScheme, error) {
 	out = append(out, benchScheme{name: "Argus API key", op: s.fixed(tpl, "Argus-API-Key: "+apiKey)})
 	out = append(out, benchScheme{name: "Argus session bearer", op: s.fixed(tpl, "Authorization: Bearer "+main.session)})
 
-	signer, err := s.argusSigner(main, tpl, op.restPath)
-	if err != nil {
-		return nil, err
+	for _, alg := range []string{"ES256", "RS256"} {
+		signer, err := s.argusSigner(main, tpl, op.restPath, alg)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, benchScheme{name: "Argus-Signature " + alg, prepare: signer.prepare, note: signer.note})
 	}
-	out = append(out, benchScheme{name: "Argus-Signature", prepare: signer.prepare, note: signer.note})
 
 	barong, err := s.barongKeys(schemesConcurrency, tpl)
 	if err != nil {
@@ -587,22 +592,42 @@ func (s *schemeSetup) appToken(u *benchUser, op operation) (string, error) {
 	return out.Token, nil
 }
 
-// argusSigner makes Argus-Signature requests with an enrolled P-256 key.
+// argusSigner makes Argus-Signature requests with an enrolled key.
 type argusSigner struct {
 	keyRef string
-	key    *ecdsa.PrivateKey
+	method jwt.SigningMethod
+	key    any    // *ecdsa.PrivateKey or *rsa.PrivateKey
+	header string // the encoded JOSE header
 	tpl    requestTemplate
 	uri    string
 }
 
-// argusSigner enrols a fresh P-256 key of u and checks one signed request,
-// which also pins the client clock offset.
-func (s *schemeSetup) argusSigner(u *benchUser, tpl requestTemplate, uri string) (*presigned, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
+// argusSigner enrols a fresh key of u for alg (ES256: P-256, RS256:
+// RSA-2048) and checks one signed request, which also pins the client
+// clock offset of that key.
+func (s *schemeSetup) argusSigner(u *benchUser, tpl requestTemplate, uri, alg string) (*presigned, error) {
+	var (
+		key    any
+		pub    any
+		method jwt.SigningMethod
+	)
+	switch alg {
+	case "ES256":
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		key, pub, method = k, &k.PublicKey, jwt.SigningMethodES256
+	case "RS256":
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return nil, err
+		}
+		key, pub, method = k, &k.PublicKey, jwt.SigningMethodRS256
+	default:
+		return nil, fmt.Errorf("Argus-Signature: no %s key in the bench", alg)
 	}
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return nil, err
 	}
@@ -610,33 +635,31 @@ func (s *schemeSetup) argusSigner(u *benchUser, tpl requestTemplate, uri string)
 		Idx int `json:"idx"`
 	}
 	if err := s.call(http.MethodPost, "/authentication/v1/user/"+u.Username+"/publickey", u.bearer(),
-		map[string]string{"publicKey": base64.StdEncoding.EncodeToString(der), "description": "hsmgate-bench"}, http.StatusOK, &out); err != nil {
-		return nil, fmt.Errorf("enrol public key: %w", err)
+		map[string]string{"publicKey": base64.StdEncoding.EncodeToString(der), "description": "hsmgate-bench " + alg}, http.StatusOK, &out); err != nil {
+		return nil, fmt.Errorf("enrol %s public key: %w", alg, err)
 	}
-	sg := &argusSigner{keyRef: "default/" + u.Username + "/" + strconv.Itoa(out.Idx), key: key, tpl: tpl, uri: uri}
+	sg := &argusSigner{keyRef: "default/" + u.Username + "/" + strconv.Itoa(out.Idx), method: method, key: key, tpl: tpl, uri: uri,
+		header: base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"` + alg + `","typ":"JWT"}`))}
 	req, err := sg.request(time.Now())
 	if err != nil {
 		return nil, err
 	}
 	if err := s.c.lean.roundTrip(s.ctx, req); err != nil {
-		return nil, fmt.Errorf("first Argus-Signature request: %w", err)
+		return nil, fmt.Errorf("first Argus-Signature %s request: %w", alg, err)
 	}
-	return s.presign("ES256 JWT per request (fresh nonce, timestamp)", sg.request), nil
+	return s.presign(alg+" JWT per request (fresh nonce, timestamp)", sg.request), nil
 }
 
-// jwtHeader is the encoded JOSE header of every signature.
-var jwtHeader = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","typ":"JWT"}`))
-
-// request renders a request with a fresh ES256 JWT: uri, timestamp (ms)
-// and a random nonce.
+// request renders a request with a fresh JWT: uri, timestamp (ms) and a
+// random nonce.
 func (sg *argusSigner) request(at time.Time) ([]byte, error) {
 	claims, err := json.Marshal(map[string]any{"uri": sg.uri, "timestamp": at.UnixMilli(),
 		"nonce": base64.RawURLEncoding.EncodeToString(randomBytes(16))})
 	if err != nil {
 		return nil, err
 	}
-	input := jwtHeader + "." + base64.RawURLEncoding.EncodeToString(claims)
-	sig, err := jwt.SigningMethodES256.Sign(input, sg.key)
+	input := sg.header + "." + base64.RawURLEncoding.EncodeToString(claims)
+	sig, err := sg.method.Sign(input, sg.key)
 	if err != nil {
 		return nil, fmt.Errorf("sign Argus-Signature: %w", err)
 	}
@@ -654,10 +677,11 @@ type presigned struct {
 	// sign renders one request signed at the given time; it must be safe
 	// for concurrent use.
 	sign func(at time.Time) ([]byte, error)
-	// reqs are requests signed before the cell; next is the next unsent.
-	reqs     [][]byte
-	next     atomic.Int64
-	signedAt time.Time
+	// reqs are requests signed before the cell at stamps; next is the
+	// next unsent.
+	reqs   [][]byte
+	stamps []time.Time
+	next   atomic.Int64
 	// inline counts requests signed during the cell; per is the client's
 	// measured cost of one signature.
 	inline atomic.Int64
@@ -670,25 +694,45 @@ func (s *schemeSetup) presign(what string, sign func(time.Time) ([]byte, error))
 }
 
 // prepare signs, before the cell, as many requests as the warm-up and the
-// measurement should need at the baseline's rate (and a margin); requests
-// beyond those, or older than signatureMaxAge, are signed inline.
+// measurement should need at the baseline's rate (and a margin), on every
+// CPU, each stamped with the time it was signed; requests beyond those, or
+// older than signatureMaxAge when their turn comes, are signed inline.
 func (p *presigned) prepare(baselineOpsPerSec float64) (opFunc, error) {
-	n := int(baselineOpsPerSec*min(p.cell, signatureMaxAge).Seconds()*1.25) + 1000
+	n := int(baselineOpsPerSec*p.cell.Seconds()*1.25) + 1000
 	start := time.Now()
-	p.reqs = make([][]byte, n)
-	for i := range p.reqs {
-		req, err := p.sign(start)
-		if err != nil {
-			return nil, err
-		}
-		p.reqs[i] = req
+	p.reqs, p.stamps = make([][]byte, n), make([]time.Time, n)
+	workers := runtime.NumCPU()
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for i := w; i < n; i += workers {
+				at := time.Now()
+				req, err := p.sign(at)
+				if err != nil {
+					errs <- err
+					return
+				}
+				p.reqs[i], p.stamps[i] = req, at
+			}
+			errs <- nil
+		}()
 	}
-	p.per = time.Since(start) / time.Duration(n)
-	p.signedAt = start
+	var firstErr error
+	for range workers {
+		if err := <-errs; err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	// CPU time per request: the wall time of the parallel signing times the
+	// workers.
+	p.per = time.Since(start) * time.Duration(workers) / time.Duration(n)
 	p.next.Store(0)
 	p.inline.Store(0)
 	return func(ctx context.Context, _ uint64) error {
-		if i := p.next.Add(1) - 1; i < int64(len(p.reqs)) && time.Since(p.signedAt) < signatureMaxAge {
+		if i := p.next.Add(1) - 1; i < int64(len(p.reqs)) && time.Since(p.stamps[i]) < signatureMaxAge {
 			return p.c.lean.roundTrip(ctx, p.reqs[i])
 		}
 		p.inline.Add(1)
