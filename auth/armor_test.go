@@ -24,7 +24,7 @@ type armorTestKey struct {
 	id, secret string
 }
 
-func newArmorForTest(t *testing.T, e *hkEnv) *Armor {
+func newArmorForTest(t testing.TB, e *hkEnv) *Armor {
 	t.Helper()
 	a, err := NewArmor(e.ctx, e.opts)
 	if err != nil {
@@ -34,7 +34,7 @@ func newArmorForTest(t *testing.T, e *hkEnv) *Armor {
 }
 
 // armorCreate makes a key for alice as alice.
-func armorCreate(t *testing.T, e *hkEnv, a *Armor, req ArmorKeyRequest) armorTestKey {
+func armorCreate(t testing.TB, e *hkEnv, a *Armor, req ArmorKeyRequest) armorTestKey {
 	t.Helper()
 	c, secret, err := a.Create(e.ctx, &roles.Principal{UserID: e.alice.ID}, e.alice.ID, req)
 	if err != nil {

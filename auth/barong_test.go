@@ -32,7 +32,7 @@ type hkEnv struct {
 	opts  HMACKeyOptions
 }
 
-func newHKEnv(t *testing.T) *hkEnv {
+func newHKEnv(t testing.TB) *hkEnv {
 	t.Helper()
 	h := openTestHSM(t)
 	ctx := context.Background()
@@ -76,7 +76,7 @@ func (e *hkEnv) enableTOTP(t *testing.T) func() string {
 func (e *hkEnv) nextStep() { e.clock.set(e.clock.Now().Add(30 * time.Second)) }
 
 // addKey stores a credential of kind with secret sealed by the token.
-func (e *hkEnv) addKey(t *testing.T, kind store.Kind, id, secret string, scope []string) {
+func (e *hkEnv) addKey(t testing.TB, kind store.Kind, id, secret string, scope []string) {
 	t.Helper()
 	sealed, err := e.token.SealSecret(e.ctx, []byte(secret))
 	if err != nil {
@@ -145,7 +145,7 @@ func barongExpect(t *testing.T, what string, err error, status int, code string)
 	}
 }
 
-func newBarongForTest(t *testing.T, e *hkEnv) *Barong {
+func newBarongForTest(t testing.TB, e *hkEnv) *Barong {
 	t.Helper()
 	b, err := NewBarong(e.ctx, e.opts)
 	if err != nil {

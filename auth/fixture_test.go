@@ -19,7 +19,7 @@ import (
 
 // openTestHSM opens a fresh SoftHSM2 token, closed when the test ends:
 // secrets are sealed and MACs computed by its keys, as in production.
-func openTestHSM(t *testing.T) *hsm.HSM {
+func openTestHSM(t testing.TB) *hsm.HSM {
 	t.Helper()
 	tok := softhsm.NewTestToken(t)
 	h, err := hsm.Open(hsm.Config{ModulePath: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN, PoolSize: 2}, nil)
@@ -32,7 +32,7 @@ func openTestHSM(t *testing.T) *hsm.HSM {
 
 // openTestStore opens a SQLite store in a temporary directory, closed
 // when the test ends.
-func openTestStore(t *testing.T) store.Store {
+func openTestStore(t testing.TB) store.Store {
 	t.Helper()
 	st, err := store.Open(context.Background(), store.Config{Driver: "sqlite", Path: filepath.Join(t.TempDir(), "hsmgate.db")})
 	if err != nil {

@@ -56,10 +56,28 @@ type HSM struct {
 	wg       sync.WaitGroup
 }
 
+// lane selects the session pool a call borrows from.
+type lane int
+
+const (
+	// keyLane serves key operations and key management.
+	keyLane lane = iota
+	// credentialLane serves the short HMACs that check callers'
+	// credentials (pepper and sealed secrets), so that authenticating a
+	// request never queues behind slow key operations of other requests.
+	credentialLane
+	lanes
+)
+
+// credentialSessions is the size of the credential lane's pool: its HMACs
+// take microseconds, so two sessions keep it from queueing.
+const credentialSessions = 2
+
 // tokenState is everything that becomes invalid when the token is lost.
 type tokenState struct {
-	slot  uint
-	pool  chan pkcs11.SessionHandle
+	slot uint
+	// pools holds the idle sessions of each lane.
+	pools [lanes]chan pkcs11.SessionHandle
 	mechs map[uint]pkcs11.MechanismInfo
 	info  Info
 	// internal holds the handles of the pepper and attestation keys.
@@ -109,13 +127,14 @@ func (h *HSM) Close() {
 	h.ctx.Destroy()
 }
 
-// PoolStats reports the session pool's size and how many sessions are idle.
+// PoolStats reports the size of the key operations' session pool and how
+// many of its sessions are idle.
 func (h *HSM) PoolStats() (size, idle int) {
 	st := h.state.Load()
 	if st == nil {
 		return 0, 0
 	}
-	return cap(st.pool), len(st.pool)
+	return cap(st.pools[keyLane]), len(st.pools[keyLane])
 }
 
 // Reconnects counts the pool rebuilds since Open.
@@ -148,24 +167,10 @@ func (h *HSM) connect() (*tokenState, error) {
 	if size <= 0 {
 		size = defaultPoolSize(ti.MaxRwSessionCount)
 	}
-	st := &tokenState{slot: slot, pool: make(chan pkcs11.SessionHandle, size)}
-	for i := 0; i < size; i++ {
-		s, err := h.ctx.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
-		if err != nil {
-			_ = h.ctx.CloseAllSessions(slot)
-			return nil, fmt.Errorf("C_OpenSession: %w", err)
-		}
-		if i == 0 {
-			err := h.ctx.Login(s, pkcs11.CKU_USER, h.cfg.PIN)
-			if err != nil && !errors.Is(err, pkcs11.Error(pkcs11.CKR_USER_ALREADY_LOGGED_IN)) {
-				_ = h.ctx.CloseAllSessions(slot)
-				if errors.Is(err, pkcs11.Error(pkcs11.CKR_PIN_INCORRECT)) {
-					return nil, fmt.Errorf("log in to token %q: wrong PIN", h.cfg.TokenLabel)
-				}
-				return nil, fmt.Errorf("log in to token %q: %w", h.cfg.TokenLabel, err)
-			}
-		}
-		st.pool <- s
+	st := &tokenState{slot: slot}
+	if err := h.openSessions(st, size); err != nil {
+		_ = h.ctx.CloseAllSessions(slot)
+		return nil, err
 	}
 	if st.mechs, err = h.mechanisms(slot); err != nil {
 		_ = h.ctx.CloseAllSessions(slot)
@@ -181,7 +186,7 @@ func (h *HSM) connect() (*tokenState, error) {
 		return nil, err
 	}
 	if _, ok := st.mechs[pkcs11.CKM_AES_KEY_WRAP_PAD]; ok {
-		s := &session{h: h, st: st, s: <-st.pool}
+		s := &session{h: h, st: st, lane: keyLane, s: <-st.pools[keyLane]}
 		st.exactPadWrap = s.probeExactPadWrap()
 		s.release()
 	}
@@ -196,6 +201,34 @@ func (h *HSM) connect() (*tokenState, error) {
 		TotalMemory:  ti.TotalPublicMemory,
 	}
 	return st, nil
+}
+
+// openSessions fills the pools of st: keySessions for the key lane and
+// credentialSessions for the credential lane; the first session logs in
+// (a login holds for every session of the application).
+func (h *HSM) openSessions(st *tokenState, keySessions int) error {
+	sizes := [lanes]int{keyLane: keySessions, credentialLane: credentialSessions}
+	for l, size := range sizes {
+		st.pools[l] = make(chan pkcs11.SessionHandle, size)
+		for range size {
+			s, err := h.ctx.OpenSession(st.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+			if err != nil {
+				return fmt.Errorf("C_OpenSession: %w", err)
+			}
+			st.pools[l] <- s
+			if l != int(keyLane) || len(st.pools[l]) > 1 {
+				continue
+			}
+			err = h.ctx.Login(s, pkcs11.CKU_USER, h.cfg.PIN)
+			if err != nil && !errors.Is(err, pkcs11.Error(pkcs11.CKR_USER_ALREADY_LOGGED_IN)) {
+				if errors.Is(err, pkcs11.Error(pkcs11.CKR_PIN_INCORRECT)) {
+					return fmt.Errorf("log in to token %q: wrong PIN", h.cfg.TokenLabel)
+				}
+				return fmt.Errorf("log in to token %q: %w", h.cfg.TokenLabel, err)
+			}
+		}
+	}
+	return nil
 }
 
 // findSlot returns the slot holding the configured token.
@@ -251,25 +284,28 @@ func (h *HSM) require(mech uint, what string) error {
 	return nil
 }
 
-// session is one borrowed PKCS#11 session together with the state it belongs to.
+// session is one borrowed PKCS#11 session together with the state and
+// the lane it belongs to.
 type session struct {
-	h  *HSM
-	st *tokenState
-	s  pkcs11.SessionHandle
+	h    *HSM
+	st   *tokenState
+	lane lane
+	s    pkcs11.SessionHandle
 }
 
-// acquire borrows a session, waiting at most as long as ctx allows.
-func (h *HSM) acquire(ctx context.Context) (*session, error) {
+// acquire borrows a session of lane l, waiting at most as long as ctx allows.
+func (h *HSM) acquire(ctx context.Context, l lane) (*session, error) {
 	if !h.ready.Load() {
 		return nil, fmt.Errorf("%w: reconnecting", ErrUnavailable)
 	}
 	st := h.state.Load()
+	pool := st.pools[l]
 	var s pkcs11.SessionHandle
 	select {
-	case s = <-st.pool:
+	case s = <-pool:
 	default:
 		select {
-		case s = <-st.pool:
+		case s = <-pool:
 		case <-ctx.Done():
 			return nil, fmt.Errorf("wait for a PKCS#11 session: %w", ctx.Err())
 		}
@@ -278,16 +314,16 @@ func (h *HSM) acquire(ctx context.Context) (*session, error) {
 	// session goes back untouched, so that the reconnect can drain the pool
 	// before it finalizes the module.
 	if !h.ready.Load() || h.state.Load() != st {
-		st.pool <- s
+		pool <- s
 		return nil, fmt.Errorf("%w: reconnecting", ErrUnavailable)
 	}
-	return &session{h: h, st: st, s: s}, nil
+	return &session{h: h, st: st, lane: l, s: s}, nil
 }
 
-// run borrows a session, runs fn on it and gives it back, without recovery.
-// It returns the state the session belonged to.
-func (h *HSM) run(ctx context.Context, fn func(*session) error) (*tokenState, error) {
-	s, err := h.acquire(ctx)
+// run borrows a session of lane l, runs fn on it and gives it back,
+// without recovery. It returns the state the session belonged to.
+func (h *HSM) run(ctx context.Context, l lane, fn func(*session) error) (*tokenState, error) {
+	s, err := h.acquire(ctx, l)
 	if err != nil {
 		return nil, err
 	}
@@ -308,15 +344,20 @@ func (s *session) loggedIn() bool {
 
 // release returns the session to the pool it came from.
 func (s *session) release() {
-	s.st.pool <- s.s
+	s.st.pools[s.lane] <- s.s
 }
 
-// do runs fn on a pooled session. When fn fails with an error that means
-// the sessions or the login are gone, the pool is rebuilt and fn, if
-// idempotent, runs once more on a fresh session.
+// do runs fn on a pooled session of the key lane; see doOn.
 func (h *HSM) do(ctx context.Context, idempotent bool, fn func(*session) error) error {
+	return h.doOn(ctx, keyLane, idempotent, fn)
+}
+
+// doOn runs fn on a pooled session of lane l. When fn fails with an error
+// that means the sessions or the login are gone, the pools are rebuilt and
+// fn, if idempotent, runs once more on a fresh session.
+func (h *HSM) doOn(ctx context.Context, l lane, idempotent bool, fn func(*session) error) error {
 	for attempt := 0; ; attempt++ {
-		st, err := h.run(ctx, fn)
+		st, err := h.run(ctx, l, fn)
 		if err == nil || !recoverable(err) {
 			return err
 		}
@@ -383,8 +424,10 @@ const drainTimeout = 5 * time.Second
 // drain waits until every session of st is back in its pool, or timeout.
 func drain(st *tokenState, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
-	for len(st.pool) < cap(st.pool) && time.Now().Before(deadline) {
-		time.Sleep(2 * time.Millisecond)
+	for _, pool := range st.pools {
+		for len(pool) < cap(pool) && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Millisecond)
+		}
 	}
 }
 

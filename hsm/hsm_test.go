@@ -112,7 +112,7 @@ func TestConcurrentCreatesOfOneLabel(t *testing.T) {
 		t.Fatalf("%d creations of one label succeeded, want 1", created)
 	}
 	var objs int
-	_, _ = h.run(ctx, func(s *session) error {
+	_, _ = h.run(ctx, keyLane, func(s *session) error {
 		o, err := s.findByLabel("same")
 		objs = len(o)
 		return err

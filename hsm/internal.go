@@ -29,7 +29,7 @@ func isInternalLabel(label string) bool {
 // session of st, before st is published, because it is itself part of
 // (re)connecting: no request can see a state without its internal keys.
 func (h *HSM) ensureInternalKeys(st *tokenState) error {
-	s := &session{h: h, st: st, s: <-st.pool}
+	s := &session{h: h, st: st, lane: keyLane, s: <-st.pools[keyLane]}
 	defer s.release()
 	err := func() error {
 		pepper, err := s.loadKey(PepperKeyLabel)
@@ -81,7 +81,7 @@ func (h *HSM) AttestationKey() *Key { return h.state.Load().attestation }
 // the token.
 func (h *HSM) Pepper(ctx context.Context, data []byte) ([]byte, error) {
 	var mac []byte
-	err := h.do(ctx, true, func(s *session) error {
+	err := h.doOn(ctx, credentialLane, true, func(s *session) error {
 		var err error
 		mac, err = s.sign(pkcs11.NewMechanism(pkcs11.CKM_SHA256_HMAC, nil), s.st.pepper, data)
 		return err

@@ -2,6 +2,7 @@ package hsm
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"os"
 	"path/filepath"
@@ -52,11 +53,11 @@ func TestRecoversFromLogout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := <-h.state.Load().pool
+	s := <-h.state.Load().pools[keyLane]
 	if err := h.ctx.Logout(s); err != nil {
 		t.Fatal(err)
 	}
-	h.state.Load().pool <- s
+	h.state.Load().pools[keyLane] <- s
 	signOnce(t, h, k)
 }
 
@@ -132,7 +133,7 @@ func TestCacheServesRepeatedLookupsAndForgetsDeletedKeys(t *testing.T) {
 		t.Fatalf("lookup after delete: %v", err)
 	}
 	objs := 0
-	_, _ = h.run(ctx, func(s *session) error {
+	_, _ = h.run(ctx, keyLane, func(s *session) error {
 		o, err := s.findByLabel("ec")
 		objs = len(o)
 		return err
@@ -144,10 +145,14 @@ func TestCacheServesRepeatedLookupsAndForgetsDeletedKeys(t *testing.T) {
 
 func TestPoolWaitHonoursContext(t *testing.T) {
 	h := newTestHSM(t)
+	sealed, err := h.SealSecret(context.Background(), []byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	st := h.state.Load()
 	var held []*session
-	for i := 0; i < cap(st.pool); i++ {
-		s, err := h.acquire(context.Background())
+	for i := 0; i < cap(st.pools[keyLane]); i++ {
+		s, err := h.acquire(context.Background(), keyLane)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,8 +160,18 @@ func TestPoolWaitHonoursContext(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := h.acquire(ctx); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := h.acquire(ctx, keyLane); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("acquire on an exhausted pool: %v", err)
+	}
+	// Credential checks have sessions of their own: they do not wait for
+	// key operations.
+	quick, cancelQuick := context.WithTimeout(context.Background(), time.Second)
+	defer cancelQuick()
+	if _, err := h.Pepper(quick, []byte("x")); err != nil {
+		t.Fatalf("pepper HMAC with the key lane exhausted: %v", err)
+	}
+	if _, err := h.SealedHMAC(quick, "k", sealed, crypto.SHA256, []byte("x")); err != nil {
+		t.Fatalf("sealed HMAC with the key lane exhausted: %v", err)
 	}
 	for _, s := range held {
 		s.release()
@@ -192,7 +207,7 @@ func TestLabelIndexSeesKeysCreatedBehindItsBack(t *testing.T) {
 	h := newTestHSM(t)
 	ctx := context.Background()
 	// Another program (or instance) creates an AES key in the same token.
-	_, err := h.run(ctx, func(s *session) error {
+	_, err := h.run(ctx, keyLane, func(s *session) error {
 		_, err := h.ctx.GenerateKey(s.s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, []*pkcs11.Attribute{
 			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true), pkcs11.NewAttribute(pkcs11.CKA_LABEL, "foreign"),
 			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32), pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true)})

@@ -96,7 +96,7 @@ func (h *HSM) SealedHMAC(ctx context.Context, id string, sealed []byte, hash cry
 	}
 	digest := sha256.Sum256(sealed)
 	var mac []byte
-	err := h.do(ctx, true, func(s *session) error {
+	err := h.doOn(ctx, credentialLane, true, func(s *session) error {
 		k, err := s.sealedKey(ctx, id, sealed, digest)
 		if err != nil {
 			return err

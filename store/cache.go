@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,16 +23,26 @@ import (
 //   - a commit by any other connection — another process on the same
 //     file such as `hsmgate user roles|disable …`, or another connection
 //     of this process — changes SQLite's data_version, which is read on a
-//     connection of the cache's own at most every versionCheckEvery: such
-//     a change is seen within that interval (1 ms), well before anyone
-//     could send the next request after the command returned.
+//     connection of the cache's own: by one request at a time, once the
+//     last reading is versionCheckEvery (1 ms) old, while the others go
+//     on reading memory; a request finding the last reading older than
+//     versionMaxAge (2 ms, after an idle spell) waits for a new one. Such
+//     a change is seen within 2 ms, well before anyone could send the next
+//     request after the command returned.
+//
+// Reads take a shared lock only; the version query runs outside it, so
+// that requests do not queue behind it.
 //
 // PostgreSQL serves several instances and has no such cheap change
 // counter: its store reads the database every time.
 
-// versionCheckEvery bounds how stale the cache may be with respect to
-// commits made by other connections.
-const versionCheckEvery = time.Millisecond
+// Bounds of the cache's staleness with respect to commits made by other
+// connections: a new data version reading starts once the last one is
+// versionCheckEvery old, and nothing older than versionMaxAge is trusted.
+const (
+	versionCheckEvery = time.Millisecond
+	versionMaxAge     = 2 * time.Millisecond
+)
 
 // maxCachedRows bounds each map of the cache; a full map starts over.
 const maxCachedRows = 8192
@@ -53,13 +64,18 @@ type rowCache struct {
 	conn    *sql.Conn // used for nothing but the data version
 	version *sql.Stmt // PRAGMA data_version on conn
 
-	mu      sync.Mutex
-	seen    int64     // data_version when last read
-	checked time.Time // when it was last read; zero: read it now
-	gen     uint64    // incremented whenever the cache is dropped
-	users   map[string]*User
-	names   map[string]*User // by domain + "/" + username
-	creds   map[credKey]*Credential
+	// checking lets one data version reading run at a time; checked is
+	// when the last reading that left the cache valid started (Unix ns;
+	// zero: read it before trusting the cache); seen is its value.
+	checking sync.Mutex
+	checked  atomic.Int64
+	seen     int64 // guarded by checking
+
+	mu    sync.RWMutex
+	gen   uint64 // incremented whenever the cache is dropped
+	users map[string]*User
+	names map[string]*User // by domain + "/" + username
+	creds map[credKey]*Credential
 }
 
 // withRowCache wraps s with a read cache fed by a connection of its own.
@@ -93,47 +109,65 @@ func (c *rowCache) dropLocked() {
 	c.creds = map[credKey]*Credential{}
 }
 
-// drop empties the cache after a write through the store.
+// drop empties the cache after a write through the store; the next read
+// checks the data version again.
 func (c *rowCache) drop() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.dropLocked()
-	c.checked = time.Time{}
+	c.checked.Store(0)
+	c.mu.Unlock()
 }
 
-// refreshLocked drops the cache when another connection has committed
-// since the data version was last read (at most every versionCheckEvery),
-// and returns the generation a row read from the database now belongs to.
-func (c *rowCache) refreshLocked(ctx context.Context) uint64 {
-	now := time.Now()
-	if !c.checked.IsZero() && now.Sub(c.checked) < versionCheckEvery {
-		return c.gen
+// refresh makes sure the cache may be trusted: it reads the data version
+// when the last reading is versionCheckEvery old (unless another request
+// is reading it and the last reading is younger than versionMaxAge) and
+// drops the cache when another connection has committed since.
+func (c *rowCache) refresh() {
+	last := c.checked.Load()
+	age := time.Duration(time.Now().UnixNano() - last)
+	switch {
+	case last != 0 && age < versionCheckEvery:
+		return
+	case last != 0 && age < versionMaxAge:
+		if !c.checking.TryLock() {
+			return // another request is reading it
+		}
+	default:
+		c.checking.Lock()
+		if last := c.checked.Load(); last != 0 && time.Duration(time.Now().UnixNano()-last) < versionCheckEvery {
+			c.checking.Unlock()
+			return // read while this request waited
+		}
 	}
+	defer c.checking.Unlock()
+	started := time.Now().UnixNano()
 	var v int64
-	if err := c.version.QueryRowContext(ctx).Scan(&v); err != nil {
+	// Not the request's context: the reading takes microseconds, and a
+	// cancellable context costs a goroutine per query in the driver.
+	if err := c.version.QueryRowContext(context.Background()).Scan(&v); err != nil {
 		// Unknown: serve nothing from memory, try again next time.
-		c.dropLocked()
-		c.checked = time.Time{}
-		return c.gen
+		c.drop()
+		return
 	}
 	if v != c.seen {
+		c.mu.Lock()
 		c.dropLocked()
+		c.mu.Unlock()
 		c.seen = v
 	}
-	c.checked = now
-	return c.gen
+	c.checked.Store(started)
 }
 
 // get returns a copy (made by clone) of the row of rows(c) under k, or
 // nil and the generation to put the row read from the database under.
-func get[K comparable, V any](ctx context.Context, c *rowCache, rows func(*rowCache) map[K]*V, k K, clone func(*V) *V) (*V, uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	gen := c.refreshLocked(ctx)
+func get[K comparable, V any](c *rowCache, rows func(*rowCache) map[K]*V, k K, clone func(*V) *V) (*V, uint64) {
+	c.refresh()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	if v, ok := rows(c)[k]; ok {
-		return clone(v), gen
+		return clone(v), c.gen
 	}
-	return nil, gen
+	return nil, c.gen
 }
 
 // put runs add, which stores copies of a row read from the database,
@@ -190,26 +224,26 @@ func cloneCredential(c *Credential) *Credential {
 
 // User implements Store.
 func (s *cachedStore) User(ctx context.Context, id string) (*User, error) {
-	return cachedRead(ctx, s.rc, usersByID, id, cloneUser, func() (*User, error) { return s.sqlStore.User(ctx, id) }, s.rc.putUser)
+	return cachedRead(s.rc, usersByID, id, cloneUser, func() (*User, error) { return s.sqlStore.User(ctx, id) }, s.rc.putUser)
 }
 
 // UserByName implements Store.
 func (s *cachedStore) UserByName(ctx context.Context, domain, username string) (*User, error) {
-	return cachedRead(ctx, s.rc, usersByName, domain+"/"+username, cloneUser,
+	return cachedRead(s.rc, usersByName, domain+"/"+username, cloneUser,
 		func() (*User, error) { return s.sqlStore.UserByName(ctx, domain, username) }, s.rc.putUser)
 }
 
 // Credential implements Store.
 func (s *cachedStore) Credential(ctx context.Context, kind Kind, id string) (*Credential, error) {
-	return cachedRead(ctx, s.rc, credentials, credKey{kind, id}, cloneCredential,
+	return cachedRead(s.rc, credentials, credKey{kind, id}, cloneCredential,
 		func() (*Credential, error) { return s.sqlStore.Credential(ctx, kind, id) }, s.rc.putCredential)
 }
 
 // cachedRead returns a copy of the row under k in rows(c) when it is
 // cached, and otherwise reads it from the database and caches it with put.
-func cachedRead[K comparable, V any](ctx context.Context, c *rowCache, rows func(*rowCache) map[K]*V, k K, clone func(*V) *V,
+func cachedRead[K comparable, V any](c *rowCache, rows func(*rowCache) map[K]*V, k K, clone func(*V) *V,
 	read func() (*V, error), put func(*V, uint64)) (*V, error) {
-	v, gen := get(ctx, c, rows, k, clone)
+	v, gen := get(c, rows, k, clone)
 	if v != nil {
 		return v, nil
 	}

@@ -168,6 +168,75 @@ func drive(ctx context.Context, conc int, d time.Duration, op opFunc, rec *recor
 // measure warms up for warmup (which also sizes the latency slice from the
 // observed rate), then measures conc closed-loop workers for d.
 func measure(ctx context.Context, conc int, warmup, d time.Duration, op opFunc) (Stats, error) {
+	s, _, err := measureLoad(ctx, conc, warmup, d, op)
+	return s, err
+}
+
+// measureSeries measures one cell per element of order, the load
+// loads[order[i]], each warmed up for warmup and measured for d, and
+// returns per load the merged Stats of its cells (latency percentiles over
+// all of their operations) and the cells themselves, in order.
+// Interleaved cells (A B B A …) expose the loads alike to the machine's
+// drift in speed, which on a small shared machine exceeds the differences
+// measured.
+func measureSeries(ctx context.Context, conc int, warmup, d time.Duration, loads []opFunc, order []int) ([]Stats, [][]Stats, error) {
+	cells := make([][]Stats, len(loads))
+	lats := make([][]time.Duration, len(loads))
+	for _, i := range order {
+		s, lat, err := measureLoad(ctx, conc, warmup, d, loads[i])
+		if err != nil {
+			return nil, nil, err
+		}
+		cells[i] = append(cells[i], s)
+		lats[i] = append(lats[i], lat...)
+	}
+	out := make([]Stats, len(loads))
+	for i := range loads {
+		out[i] = mergeCells(cells[i], lats[i])
+	}
+	return out, cells, nil
+}
+
+// mergeCells combines cells of one load: operations, errors and time add
+// up, the percentiles are those of all latencies (sorted here), the CPU
+// figures are weighted by each cell's time (cores) or operations (per op).
+func mergeCells(cells []Stats, lat []time.Duration) Stats {
+	var m Stats
+	var opsUs, selfUs, childUs float64
+	for _, c := range cells {
+		m.Ops += c.Ops
+		m.Errors += c.Errors
+		m.Seconds += c.Seconds
+		m.QuietWaitSec += c.QuietWaitSec
+		if m.FirstError == "" {
+			m.FirstError = c.FirstError
+		}
+		m.CPUBusyCores += c.CPUBusyCores * c.Seconds
+		m.CPUOwnCores += c.CPUOwnCores * c.Seconds
+		m.CPUForeignCores = max(m.CPUForeignCores, c.CPUForeignCores) // the most disturbed cell decides
+		m.CPUIOWaitCores += c.CPUIOWaitCores * c.Seconds
+		m.CPUStealCores += c.CPUStealCores * c.Seconds
+		opsUs += c.CPUUsPerOp * float64(c.Ops)
+		selfUs += c.CPUSelfUsPerOp * float64(c.Ops)
+		childUs += c.CPUChildUsPerOp * float64(c.Ops)
+	}
+	if m.Seconds > 0 {
+		m.OpsPerSec = float64(m.Ops) / m.Seconds
+		m.CPUBusyCores /= m.Seconds
+		m.CPUOwnCores /= m.Seconds
+		m.CPUIOWaitCores /= m.Seconds
+		m.CPUStealCores /= m.Seconds
+	}
+	if m.Ops > 0 {
+		m.CPUUsPerOp, m.CPUSelfUsPerOp, m.CPUChildUsPerOp = opsUs/float64(m.Ops), selfUs/float64(m.Ops), childUs/float64(m.Ops)
+	}
+	slices.Sort(lat)
+	m.setLatencies(lat)
+	return m
+}
+
+// measureLoad is measure, also returning the cell's latencies, sorted.
+func measureLoad(ctx context.Context, conc int, warmup, d time.Duration, op opFunc) (Stats, []time.Duration, error) {
 	capacity := 1 << 16
 	if warmup > 0 {
 		w := drive(ctx, conc, warmup, op, nil)
@@ -177,7 +246,7 @@ func measure(ctx context.Context, conc int, warmup, d time.Duration, op opFunc) 
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return Stats{}, err
+		return Stats{}, nil, err
 	}
 	rec := newRecorder(capacity, conc)
 	runtime.GC() // do not let the previous cell's garbage be collected in this one
@@ -188,13 +257,15 @@ func measure(ctx context.Context, conc int, warmup, d time.Duration, op opFunc) 
 	before := readCPU()
 	res := drive(ctx, conc, d, op, rec)
 	after := readCPU()
-	s := summarize(res, rec.latencies())
+	lat := rec.latencies()
+	s := summarize(res, lat)
 	s.addCPU(before, after)
 	s.QuietWaitSec = waited.Seconds()
-	return s, ctx.Err()
+	return s, lat, ctx.Err()
 }
 
-// summarize computes throughput and exact percentiles (nearest rank).
+// summarize computes throughput and exact percentiles (nearest rank); it
+// sorts lat.
 func summarize(res loadResult, lat []time.Duration) Stats {
 	s := Stats{Ops: res.ops, Errors: res.errs, Seconds: res.elapsed.Seconds()}
 	if res.firstErr != nil {
@@ -203,19 +274,24 @@ func summarize(res loadResult, lat []time.Duration) Stats {
 	if res.elapsed > 0 {
 		s.OpsPerSec = float64(res.ops) / res.elapsed.Seconds()
 	}
-	if len(lat) == 0 {
-		return s
-	}
 	slices.Sort(lat)
+	s.setLatencies(lat)
+	return s
+}
+
+// setLatencies fills the latency figures from sorted latencies.
+func (s *Stats) setLatencies(sorted []time.Duration) {
+	if len(sorted) == 0 {
+		return
+	}
 	var sum time.Duration
-	for _, l := range lat {
+	for _, l := range sorted {
 		sum += l
 	}
-	s.P50Ms = ms(percentile(lat, 50))
-	s.P99Ms = ms(percentile(lat, 99))
-	s.MeanMs = ms(sum / time.Duration(len(lat)))
-	s.MaxMs = ms(lat[len(lat)-1])
-	return s
+	s.P50Ms = ms(percentile(sorted, 50))
+	s.P99Ms = ms(percentile(sorted, 99))
+	s.MeanMs = ms(sum / time.Duration(len(sorted)))
+	s.MaxMs = ms(sorted[len(sorted)-1])
 }
 
 // percentile returns the nearest-rank p-th percentile of sorted latencies.

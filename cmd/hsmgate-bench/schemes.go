@@ -79,20 +79,54 @@ type SchemesResult struct {
 	Error   string   `json:"error,omitempty"`
 }
 
-// SchemeRow is one scheme and the X-API-KEY cells measured right before
-// and right after it.
+// SchemeRow is one scheme measured in cells interleaved with X-API-KEY
+// cells (schemeOrder), each side's cells merged.
 type SchemeRow struct {
-	Scheme        string `json:"scheme"`
-	Baseline      Stats  `json:"xApiKeyBefore"`
-	BaselineAfter Stats  `json:"xApiKeyAfter"`
-	Stats         Stats  `json:"stats"`
-	// BaselineOpsPerSec is the mean of the two X-API-KEY cells, Ratio
-	// the scheme's ops/s to it.
-	BaselineOpsPerSec float64 `json:"xApiKeyOpsPerSec"`
-	Ratio             float64 `json:"toXApiKeyOpsRatio"`
+	Scheme   string `json:"scheme"`
+	Baseline Stats  `json:"xApiKey"`
+	Stats    Stats  `json:"stats"`
+	// CellsPerSide is the number of cells of each side, CellSeconds the
+	// measured time of one cell.
+	CellsPerSide int     `json:"cellsPerSide"`
+	CellSeconds  float64 `json:"cellSeconds"`
+	// BaselineOpsPerSec is X-API-KEY's ops/s over its cells, Ratio the
+	// scheme's ops/s over its cells to it; BlockRatios are the same ratio
+	// within each A B B A block, to show how much it varies.
+	BaselineOpsPerSec float64   `json:"xApiKeyOpsPerSec"`
+	Ratio             float64   `json:"toXApiKeyOpsRatio"`
+	BlockRatios       []float64 `json:"blockRatios"`
 	// Client says what the load generator computes per request and what
 	// that costs it, when it is more than rendering a header.
 	Client string `json:"client"`
+}
+
+// schemeOrder is the order of a scheme's cells, 0 X-API-KEY and 1 the
+// scheme: two X S S X blocks, which cancel a linear drift of the
+// machine's speed within each block.
+var schemeOrder = []int{0, 1, 1, 0, 0, 1, 1, 0}
+
+// schemeBlock is the number of cells of one block of schemeOrder.
+const schemeBlock = 4
+
+// schemeCells returns the warm-up and measured time of one scheme cell:
+// the two sides' measured time together is twice -duration, as for a
+// scheme cell and an X-API-KEY cell.
+func schemeCells(o *options) (warmup, d time.Duration) {
+	d = max(o.duration*2/time.Duration(len(schemeOrder)), 250*time.Millisecond)
+	return min(o.warmup, max(d/4, 100*time.Millisecond)), d
+}
+
+// blockRatios returns the scheme's ops/s to X-API-KEY's within each block
+// of schemeOrder, from the cells of measureSeries.
+func blockRatios(cells [][]Stats) []float64 {
+	var out []float64
+	perSide := schemeBlock / 2
+	for b := 0; (b+1)*perSide <= len(cells[0]) && (b+1)*perSide <= len(cells[1]); b++ {
+		x := mergeCells(cells[0][b*perSide:(b+1)*perSide], nil)
+		sc := mergeCells(cells[1][b*perSide:(b+1)*perSide], nil)
+		out = append(out, ratio(sc.OpsPerSec, x.OpsPerSec))
+	}
+	return out
 }
 
 // benchScheme is one scheme's load: prepare, when set, runs before the
@@ -122,8 +156,9 @@ func (r *SchemesResult) measure(ctx context.Context, o *options, tmp string, c *
 	if err != nil {
 		return err
 	}
+	warmup, cellD := schemeCells(o)
 	s := &schemeSetup{ctx: ctx, c: c, bin: bin, config: filepath.Join(tmp, "dev", "config.yaml"),
-		password: base64.RawURLEncoding.EncodeToString(randomBytes(18)), cell: o.warmup + o.duration}
+		password: base64.RawURLEncoding.EncodeToString(randomBytes(18)), cell: time.Duration(len(schemeOrder)/2) * (warmup + cellD)}
 	schemes, err := s.schemes(op)
 	if err != nil {
 		return err
@@ -135,49 +170,45 @@ func (r *SchemesResult) measure(ctx context.Context, o *options, tmp string, c *
 		return err
 	}
 	baseline := c.postOp(op.restPath, body)
-	var before Stats
 	for _, sc := range schemes {
 		if !strings.Contains(strings.ToLower(sc.name), strings.ToLower(o.schemeFilter)) {
 			continue
 		}
-		row := SchemeRow{Scheme: sc.name, Baseline: before}
-		if row.Baseline.Ops == 0 {
-			if row.Baseline, err = measure(ctx, schemesConcurrency, o.warmup, o.duration, baseline); err != nil {
-				return err
-			}
-		}
 		load := sc.op
 		if sc.prepare != nil {
-			if load, err = sc.prepare(row.Baseline.OpsPerSec); err != nil {
+			// Size the precomputed work from a short X-API-KEY cell.
+			probe, err := measure(ctx, schemesConcurrency, warmup, cellD, baseline)
+			if err != nil {
+				return err
+			}
+			if load, err = sc.prepare(probe.OpsPerSec); err != nil {
 				return err
 			}
 		}
-		if row.Stats, err = measure(ctx, schemesConcurrency, o.warmup, o.duration, load); err != nil {
+		merged, cells, err := measureSeries(ctx, schemesConcurrency, warmup, cellD, []opFunc{baseline, load}, schemeOrder)
+		if err != nil {
 			return err
 		}
-		if row.BaselineAfter, err = measure(ctx, schemesConcurrency, o.warmup, o.duration, baseline); err != nil {
-			return err
-		}
-		before = row.BaselineAfter
-		row.BaselineOpsPerSec = (row.Baseline.OpsPerSec + row.BaselineAfter.OpsPerSec) / 2
-		row.Ratio = ratio(row.Stats.OpsPerSec, row.BaselineOpsPerSec)
+		row := SchemeRow{Scheme: sc.name, Baseline: merged[0], Stats: merged[1], CellsPerSide: len(cells[1]), CellSeconds: cellD.Seconds(),
+			BaselineOpsPerSec: merged[0].OpsPerSec, Ratio: ratio(merged[1].OpsPerSec, merged[0].OpsPerSec), BlockRatios: blockRatios(cells)}
 		if sc.note != nil {
 			row.Client = sc.note()
 		}
-		logf("  %-20s c=%d: %7.0f ops/s (p99 %6.2f ms, errors %d) vs X-API-KEY %7.0f/%7.0f ops/s before/after: %.2f; CPU µs/op server+client %.0f+%.0f vs %.0f+%.0f%s",
-			sc.name, schemesConcurrency, row.Stats.OpsPerSec, row.Stats.P99Ms, row.Stats.Errors, row.Baseline.OpsPerSec, row.BaselineAfter.OpsPerSec,
-			row.Ratio, row.Stats.CPUChildUsPerOp, row.Stats.CPUSelfUsPerOp, row.Baseline.CPUChildUsPerOp, row.Baseline.CPUSelfUsPerOp,
-			noisyMark(row.Baseline, row.Stats, row.BaselineAfter))
+		logf("  %-20s c=%d: %7.0f ops/s (p99 %6.2f ms, errors %d) vs X-API-KEY %7.0f ops/s: %.2f (blocks %s); CPU µs/op server+client %.0f+%.0f vs %.0f+%.0f%s",
+			sc.name, schemesConcurrency, row.Stats.OpsPerSec, row.Stats.P99Ms, row.Stats.Errors, row.Baseline.OpsPerSec,
+			row.Ratio, formatRatios(row.BlockRatios), row.Stats.CPUChildUsPerOp, row.Stats.CPUSelfUsPerOp, row.Baseline.CPUChildUsPerOp, row.Baseline.CPUSelfUsPerOp,
+			noisyMark(row.Baseline, row.Stats))
+		logf("     cells in order, ops/s: %s", cellSequence(cells, schemeOrder))
 		if row.Stats.FirstError != "" {
 			logf("     first error: %s", row.Stats.FirstError)
 		}
 		r.Rows = append(r.Rows, row)
 	}
 	for _, row := range r.Rows {
-		measured := row.Stats.Ops > 0 && row.Baseline.Ops > 0 && row.BaselineAfter.Ops > 0
+		measured := row.Stats.Ops > 0 && row.Baseline.Ops > 0
 		t := Target{Name: row.Scheme + " vs X-API-KEY (" + op.Name + ", c=32)", Value: row.Ratio, Comparison: ">=",
 			Limit: schemesTargetRatio, Unit: "× X-API-KEY ops/s", Measured: measured, Pass: measured && row.Ratio >= schemesTargetRatio}
-		if m := noisyMark(row.Baseline, row.Stats, row.BaselineAfter); m != "" {
+		if m := noisyMark(row.Baseline, row.Stats); m != "" {
 			t.Note = "cell disturbed by other processes:" + m
 		}
 		r.Targets = append(r.Targets, t)
@@ -210,7 +241,8 @@ type schemeSetup struct {
 	bin      string
 	config   string
 	password string
-	// cell is the warm-up plus the measurement of one cell.
+	// cell is the time a scheme is under load: the warm-ups and measurements
+	// of its cells.
 	cell time.Duration
 	// users are the bench users made so far, summary what was made.
 	users   []*benchUser
@@ -779,22 +811,44 @@ func (t requestTemplate) render(dst []byte, headers ...string) []byte {
 	return t.finish(dst)
 }
 
+// cellSequence lists the ops/s of the cells of measureSeries in the order
+// they ran, X for X-API-KEY and S for the scheme.
+func cellSequence(cells [][]Stats, order []int) string {
+	next := make([]int, len(cells))
+	parts := make([]string, 0, len(order))
+	for _, i := range order {
+		parts = append(parts, fmt.Sprintf("%c %.0f", "XS"[i], cells[i][next[i]].OpsPerSec))
+		next[i]++
+	}
+	return strings.Join(parts, ", ")
+}
+
+// formatRatios joins ratios as "0.91/0.88".
+func formatRatios(rs []float64) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = strconv.FormatFloat(r, 'f', 2, 64)
+	}
+	return strings.Join(parts, "/")
+}
+
 // printSchemes prints the scheme table and its targets.
 func printSchemes(w io.Writer, r *SchemesResult) {
-	fmt.Fprintf(w, "\nCredential schemes: REST %s at c=%d, keep-alive; each scheme measured between two X-API-KEY cells, ratio to their mean\n", r.Operation, r.Concurrency)
+	fmt.Fprintf(w, "\nCredential schemes: REST %s at c=%d, keep-alive; each scheme measured in cells interleaved with X-API-KEY cells (X S S X X S S X), ratio of the two sides' ops/s\n",
+		r.Operation, r.Concurrency)
 	if r.Setup != "" {
 		fmt.Fprintf(w, "  setup: %s\n", r.Setup)
 	}
 	if r.Error != "" {
 		fmt.Fprintf(w, "  failed: %s\n", r.Error)
 	}
-	fmt.Fprintf(w, "  %-22s %10s %8s %8s  %17s  %6s  %-6s  %s\n", "scheme", "ops/s", "p50", "p99", "X-API-KEY bef/aft", "ratio", "errors",
-		"CPU µs/op server+client (scheme / X-API-KEY before)")
+	fmt.Fprintf(w, "  %-22s %10s %8s %8s  %10s  %6s  %-11s  %-6s  %s\n", "scheme", "ops/s", "p50", "p99", "X-API-KEY", "ratio", "blocks", "errors",
+		"CPU µs/op server+client (scheme / X-API-KEY)")
 	for _, row := range r.Rows {
-		fmt.Fprintf(w, "  %-22s %10.0f %8.3f %8.3f  %8.0f/%-8.0f  %6.2f  %-6d  %.0f+%.0f / %.0f+%.0f%s\n", row.Scheme,
-			row.Stats.OpsPerSec, row.Stats.P50Ms, row.Stats.P99Ms, row.Baseline.OpsPerSec, row.BaselineAfter.OpsPerSec, row.Ratio, row.Stats.Errors,
+		fmt.Fprintf(w, "  %-22s %10.0f %8.3f %8.3f  %10.0f  %6.2f  %-11s  %-6d  %.0f+%.0f / %.0f+%.0f%s\n", row.Scheme,
+			row.Stats.OpsPerSec, row.Stats.P50Ms, row.Stats.P99Ms, row.Baseline.OpsPerSec, row.Ratio, formatRatios(row.BlockRatios), row.Stats.Errors,
 			row.Stats.CPUChildUsPerOp, row.Stats.CPUSelfUsPerOp, row.Baseline.CPUChildUsPerOp, row.Baseline.CPUSelfUsPerOp,
-			noisyMark(row.Baseline, row.Stats, row.BaselineAfter))
+			noisyMark(row.Baseline, row.Stats))
 	}
 	for _, row := range r.Rows {
 		if row.Client != "" {
