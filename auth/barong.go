@@ -137,7 +137,7 @@ func (k *sealedKeys) principal(ctx context.Context, c *store.Credential) (*roles
 		return nil, err
 	}
 	return &roles.Principal{
-		Subject: fmt.Sprintf("%s:%s/%s#%s", k.kind, user.Domain, user.Username, c.ID), Scheme: string(k.kind),
+		Subject: string(k.kind) + ":" + user.Domain + "/" + user.Username + "#" + c.ID, Scheme: string(k.kind),
 		Roles: set, Customers: customers, Level: roles.LevelAPIKey, UserID: user.ID, Admin: user.Admin,
 	}, nil
 }

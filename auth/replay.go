@@ -77,14 +77,12 @@ func (r *MemoryReplay) Use(_ context.Context, scope, nonce string, window time.D
 	// Length-prefixing the scope keeps ("a:b", "c") and ("a", "b:c") apart;
 	// 128 bits of SHA-256 make an accidental collision (a false replay,
 	// never a missed one) negligible.
-	h := sha256.New()
-	var n [8]byte
-	binary.BigEndian.PutUint64(n[:], uint64(len(scope)))
-	h.Write(n[:])
-	h.Write([]byte(scope))
-	h.Write([]byte(nonce))
+	var buf [256]byte // scope and nonce fit in it but for unusual lengths: no allocation
+	in := binary.BigEndian.AppendUint64(buf[:0], uint64(len(scope)))
+	in = append(append(in, scope...), nonce...)
+	sum := sha256.Sum256(in)
 	var key [16]byte
-	copy(key[:], h.Sum(nil))
+	copy(key[:], sum[:])
 
 	now := r.now().UnixNano()
 	s := &r.shards[binary.BigEndian.Uint16(key[:2])%replayShards]

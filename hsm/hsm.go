@@ -33,7 +33,9 @@ type Info struct {
 type HSM struct {
 	cfg Config
 	ctx *pkcs11.Ctx
-	log *slog.Logger
+	// fast is the module's signing fast path, nil when unavailable.
+	fast *fastSigner
+	log  *slog.Logger
 
 	// state is swapped as a whole when the pool is rebuilt.
 	state   atomic.Pointer[tokenState]
@@ -105,8 +107,10 @@ func Open(cfg Config, log *slog.Logger) (*HSM, error) {
 		ctx.Destroy()
 		return nil, fmt.Errorf("C_Initialize %s: %w", cfg.ModulePath, err)
 	}
+	h.fast = openFastSigner(cfg.ModulePath)
 	st, err := h.connect()
 	if err != nil {
+		h.closeFast()
 		_ = ctx.Finalize()
 		ctx.Destroy()
 		return nil, err
@@ -124,7 +128,16 @@ func (h *HSM) Close() {
 		_ = h.ctx.CloseAllSessions(st.slot)
 	}
 	_ = h.ctx.Finalize()
+	h.closeFast()
 	h.ctx.Destroy()
+}
+
+// closeFast releases the signing fast path, if any.
+func (h *HSM) closeFast() {
+	if h.fast != nil {
+		h.fast.close()
+		h.fast = nil
+	}
 }
 
 // PoolStats reports the size of the key operations' session pool and how

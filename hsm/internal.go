@@ -92,8 +92,12 @@ func (h *HSM) Pepper(ctx context.Context, data []byte) ([]byte, error) {
 	return mac, nil
 }
 
-// sign runs C_SignInit and C_Sign on one session.
+// sign runs C_SignInit and C_Sign on one session: in one cgo call when
+// the fast path is available and m has no parameters (fastsign.go).
 func (s *session) sign(m *pkcs11.Mechanism, key pkcs11.ObjectHandle, data []byte) ([]byte, error) {
+	if f := s.h.fast; f != nil && m.Parameter == nil {
+		return f.signOnce(s.s, m.Mechanism, key, data)
+	}
 	if err := s.h.ctx.SignInit(s.s, []*pkcs11.Mechanism{m}, key); err != nil {
 		return nil, err
 	}
