@@ -46,6 +46,11 @@ var ErrReplayFull = &Error{Status: http.StatusServiceUnavailable, Code: 503, Rea
 // shard drops its expired entries at most once per second when it is
 // used (no goroutine), and a hard cap refuses new nonces (ErrReplayFull)
 // rather than evict live ones — eviction would reopen a replay window.
+//
+// A sweep visits only what has expired: every entry is also listed under
+// the second its expiry falls in, so that the sweep's cost follows the
+// rate of requests, not the number of nonces held (at 7,000 requests/s
+// with ARMOR-PSK's 301 s, two million).
 type MemoryReplay struct {
 	shards   [replayShards]replayShard
 	shardCap int
@@ -54,8 +59,12 @@ type MemoryReplay struct {
 
 // replayShard is one lock's worth of a MemoryReplay.
 type replayShard struct {
-	mu        sync.Mutex
-	expires   map[[16]byte]int64 // digest → expiry, Unix ns
+	mu      sync.Mutex
+	expires map[[16]byte]int64 // digest → expiry, Unix ns
+	// due lists the digests by the whole second (Unix) at or after their
+	// expiry; a digest used again after it expired is listed twice, and
+	// dropped when its latest expiry has passed.
+	due       map[int64][][16]byte
 	nextSweep int64
 }
 
@@ -68,6 +77,7 @@ func NewMemoryReplay(maxEntries int) *MemoryReplay {
 	r := &MemoryReplay{shardCap: max(1, maxEntries/replayShards), now: time.Now}
 	for i := range r.shards {
 		r.shards[i].expires = map[[16]byte]int64{}
+		r.shards[i].due = map[int64][][16]byte{}
 	}
 	return r
 }
@@ -89,11 +99,7 @@ func (r *MemoryReplay) Use(_ context.Context, scope, nonce string, window time.D
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if now >= s.nextSweep {
-		for k, exp := range s.expires {
-			if exp <= now {
-				delete(s.expires, k)
-			}
-		}
+		s.sweep(now)
 		s.nextSweep = now + int64(replaySweepEvery)
 	}
 	exp, seen := s.expires[key]
@@ -103,8 +109,26 @@ func (r *MemoryReplay) Use(_ context.Context, scope, nonce string, window time.D
 	if !seen && len(s.expires) >= r.shardCap {
 		return false, ErrReplayFull
 	}
-	s.expires[key] = now + int64(window)
+	exp = now + int64(window)
+	s.expires[key] = exp
+	sec := (exp + int64(time.Second) - 1) / int64(time.Second)
+	s.due[sec] = append(s.due[sec], key)
 	return true, nil
+}
+
+// sweep drops the entries that expired by now; s.mu is held.
+func (s *replayShard) sweep(now int64) {
+	for sec, keys := range s.due {
+		if sec*int64(time.Second) > now {
+			continue
+		}
+		for _, k := range keys {
+			if exp, ok := s.expires[k]; ok && exp <= now {
+				delete(s.expires, k)
+			}
+		}
+		delete(s.due, sec)
+	}
 }
 
 // StoreReplay is the Replay of several instances sharing one database:

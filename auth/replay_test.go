@@ -74,10 +74,18 @@ func TestMemoryReplayBounded(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	r := NewMemoryReplay(limit)
 	r.now = clock.now
+	// held counts the entries of the shards, and of their expiry lists.
 	held := func() int {
 		n := 0
 		for i := range r.shards {
-			n += len(r.shards[i].expires)
+			listed := 0
+			for _, keys := range r.shards[i].due {
+				listed += len(keys)
+			}
+			if listed < len(r.shards[i].expires) {
+				t.Fatalf("shard %d lists %d expiries for %d entries", i, listed, len(r.shards[i].expires))
+			}
+			n += max(listed, len(r.shards[i].expires))
 		}
 		return n
 	}
