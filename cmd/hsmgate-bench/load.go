@@ -173,16 +173,23 @@ func measure(ctx context.Context, conc int, warmup, d time.Duration, op opFunc) 
 }
 
 // measureSeries measures one cell per element of order, the load
-// loads[order[i]], each warmed up for warmup and measured for d, and
+// loads[order[i]], each warmed up for warmup and measured for d (before,
+// when set, runs ahead of each cell with its load's index, outside the
+// cell's time), and
 // returns per load the merged Stats of its cells (latency percentiles over
 // all of their operations) and the cells themselves, in order.
 // Interleaved cells (A B B A …) expose the loads alike to the machine's
 // drift in speed, which on a small shared machine exceeds the differences
 // measured.
-func measureSeries(ctx context.Context, conc int, warmup, d time.Duration, loads []opFunc, order []int) ([]Stats, [][]Stats, error) {
+func measureSeries(ctx context.Context, conc int, warmup, d time.Duration, loads []opFunc, order []int, before func(load int) error) ([]Stats, [][]Stats, error) {
 	cells := make([][]Stats, len(loads))
 	lats := make([][]time.Duration, len(loads))
 	for _, i := range order {
+		if before != nil {
+			if err := before(i); err != nil {
+				return nil, nil, err
+			}
+		}
 		s, lat, err := measureLoad(ctx, conc, warmup, d, loads[i])
 		if err != nil {
 			return nil, nil, err
