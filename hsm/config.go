@@ -103,8 +103,8 @@ func uriAttribute(part string) (string, string, error) {
 // contention inside the token (measured with SoftHSM2: 8.5k ECDSA signs/s
 // with 2 sessions on 2 cores, 7k with 16), so the default is one session per
 // CPU, at least 2. Network HSMs, which are latency-bound, want a larger pool
-// from configuration. The credential lane's sessions come on top, and are
-// left out of a limited token's budget.
+// from configuration. The credential lane's sessions come on top, from
+// what a limited token leaves (credentialLaneSize).
 func defaultPoolSize(maxSessions uint) int {
 	n := max(runtime.NumCPU(), 2)
 	// CK_EFFECTIVELY_INFINITE is 0 and CK_UNAVAILABLE_INFORMATION is ^0.

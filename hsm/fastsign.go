@@ -63,7 +63,20 @@ import (
 
 // signBufferLen fits the signatures of every key the gateway makes up to
 // RSA-4096; longer ones take a second C_Sign with the length asked for.
-const signBufferLen = 512
+// maxSignatureLen bounds what a module may ask for.
+const (
+	signBufferLen   = 512
+	maxSignatureLen = 64 << 10
+)
+
+// fastSignMechanisms are the mechanisms, all without parameters, that
+// take the fast path; any other (RSA-PSS, whose parameters the fast path
+// does not pass) goes through miekg/pkcs11.
+var fastSignMechanisms = map[uint]bool{
+	pkcs11.CKM_ECDSA: true, ckmEDDSA: true, pkcs11.CKM_RSA_PKCS: true,
+	pkcs11.CKM_SHA_1_HMAC: true, pkcs11.CKM_SHA224_HMAC: true, pkcs11.CKM_SHA256_HMAC: true,
+	pkcs11.CKM_SHA384_HMAC: true, pkcs11.CKM_SHA512_HMAC: true,
+}
 
 // fastSigner holds the module's C_SignInit and C_Sign.
 type fastSigner struct {
@@ -123,12 +136,17 @@ func (f *fastSigner) signInto(session pkcs11.SessionHandle, mech uint, key pkcs1
 		rv := C.hg_sign(init, f.sign, C.hg_ulong(session), C.hg_ulong(mech), C.hg_ulong(key),
 			dataPtr, C.hg_ulong(len(data)), bufPtr, &n)
 		switch {
-		case rv == pkcs11.CKR_OK:
+		case rv == pkcs11.CKR_OK && int(n) <= len(buf):
 			return buf[:n:n], nil
-		case rv == pkcs11.CKR_BUFFER_TOO_SMALL && init != nil && int(n) > len(buf):
+		case rv == pkcs11.CKR_OK:
+			return nil, pkcs11.Error(pkcs11.CKR_GENERAL_ERROR) // a length beyond the buffer it filled
+		case rv == pkcs11.CKR_BUFFER_TOO_SMALL && len(buf) < maxSignatureLen:
 			// The operation is still active: sign again into a buffer of
-			// the length the module asked for.
-			init, buf = nil, make([]byte, int(n))
+			// the length the module asked for (a module asking for no
+			// more than it had gets twice as much), up to maxSignatureLen,
+			// so that the operation ends one way or another and the
+			// session goes back to the pool without one active.
+			init, buf = nil, make([]byte, min(max(int(n), 2*len(buf), 1), maxSignatureLen))
 		default:
 			return nil, pkcs11.Error(rv)
 		}

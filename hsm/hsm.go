@@ -181,7 +181,7 @@ func (h *HSM) connect() (*tokenState, error) {
 		size = defaultPoolSize(ti.MaxRwSessionCount)
 	}
 	st := &tokenState{slot: slot}
-	if err := h.openSessions(st, size); err != nil {
+	if err := h.openSessions(st, size, credentialLaneSize(ti.MaxRwSessionCount, size)); err != nil {
 		_ = h.ctx.CloseAllSessions(slot)
 		return nil, err
 	}
@@ -216,11 +216,27 @@ func (h *HSM) connect() (*tokenState, error) {
 	return st, nil
 }
 
+// credentialLaneSize is credentialSessions, or what a token limited to
+// maxSessions leaves beside keySessions (0: the lanes share one pool).
+func credentialLaneSize(maxSessions uint, keySessions int) int {
+	// CK_EFFECTIVELY_INFINITE is 0 and CK_UNAVAILABLE_INFORMATION is ^0.
+	if maxSessions == 0 || maxSessions == ^uint(0) {
+		return credentialSessions
+	}
+	return max(min(credentialSessions, int(maxSessions)-keySessions), 0)
+}
+
 // openSessions fills the pools of st: keySessions for the key lane and
-// credentialSessions for the credential lane; the first session logs in
-// (a login holds for every session of the application).
-func (h *HSM) openSessions(st *tokenState, keySessions int) error {
-	sizes := [lanes]int{keyLane: keySessions, credentialLane: credentialSessions}
+// credSessions for the credential lane, which shares the key lane's pool
+// when credSessions is 0; the first session logs in (a login holds for
+// every session of the application).
+func (h *HSM) openSessions(st *tokenState, keySessions, credSessions int) error {
+	sizes := [lanes]int{keyLane: keySessions, credentialLane: credSessions}
+	defer func() {
+		if sizes[credentialLane] == 0 {
+			st.pools[credentialLane] = st.pools[keyLane]
+		}
+	}()
 	for l, size := range sizes {
 		st.pools[l] = make(chan pkcs11.SessionHandle, size)
 		for range size {
@@ -437,7 +453,10 @@ const drainTimeout = 5 * time.Second
 // drain waits until every session of st is back in its pool, or timeout.
 func drain(st *tokenState, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
-	for _, pool := range st.pools {
+	for l, pool := range st.pools {
+		if l > 0 && pool == st.pools[l-1] {
+			continue // a lane sharing the previous lane's pool
+		}
 		for len(pool) < cap(pool) && time.Now().Before(deadline) {
 			time.Sleep(2 * time.Millisecond)
 		}

@@ -93,9 +93,10 @@ func (h *HSM) Pepper(ctx context.Context, data []byte) ([]byte, error) {
 }
 
 // sign runs C_SignInit and C_Sign on one session: in one cgo call when
-// the fast path is available and m has no parameters (fastsign.go).
+// the fast path is available and m is one of the mechanisms without
+// parameters it serves (fastsign.go).
 func (s *session) sign(m *pkcs11.Mechanism, key pkcs11.ObjectHandle, data []byte) ([]byte, error) {
-	if f := s.h.fast; f != nil && m.Parameter == nil {
+	if f := s.h.fast; f != nil && fastSignMechanisms[m.Mechanism] && m.Parameter == nil {
 		return f.signOnce(s.s, m.Mechanism, key, data)
 	}
 	if err := s.h.ctx.SignInit(s.s, []*pkcs11.Mechanism{m}, key); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -233,4 +234,53 @@ func TestLabelIndexSeesKeysCreatedBehindItsBack(t *testing.T) {
 	if _, err := h.CreateKey(ctx, &CreateKeyRequest{Label: "foreign", Algorithm: AlgAES, KeySize: 128, Flags: allFlags}); !errors.Is(err, ErrExists) {
 		t.Fatalf("creating over a foreign label: %v", err)
 	}
+}
+
+// TestSessionBudget checks how a token's session limit is shared between
+// the key lane and the credential lane: the credential lane takes what the
+// key lane leaves, up to credentialSessions, and shares the key lane's
+// pool when nothing is left.
+func TestSessionBudget(t *testing.T) {
+	cpus := max(runtime.NumCPU(), 2)
+	for _, c := range []struct {
+		max       uint
+		key, cred int
+	}{
+		{0, cpus, credentialSessions},        // CK_EFFECTIVELY_INFINITE
+		{^uint(0), cpus, credentialSessions}, // CK_UNAVAILABLE_INFORMATION
+		{1, 1, 0},                            // one session: shared
+		{2, 1, 1},
+		{uint(cpus) + 2, cpus, credentialSessions}, // room for both
+		{uint(cpus) + 1, max(cpus-1, 1), credentialSessions}, // the key lane gives way first
+	} {
+		key := defaultPoolSize(c.max)
+		cred := credentialLaneSize(c.max, key)
+		if key != c.key || cred != c.cred {
+			t.Errorf("limit %d: %d key + %d credential sessions, want %d + %d", c.max, key, cred, c.key, c.cred)
+		}
+		if c.max != 0 && c.max != ^uint(0) && uint(key+cred) > c.max {
+			t.Errorf("limit %d: %d sessions opened", c.max, key+cred)
+		}
+	}
+
+	// With a shared pool, credential checks use the key lane's sessions.
+	h := newTestHSM(t)
+	st := h.state.Load()
+	shared := &tokenState{slot: st.slot, pepper: st.pepper}
+	if err := h.openSessions(shared, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if shared.pools[credentialLane] != shared.pools[keyLane] || cap(shared.pools[keyLane]) != 1 {
+		t.Fatalf("credential lane without sessions of its own does not share the key lane's pool")
+	}
+	s := &session{h: h, st: shared, lane: credentialLane, s: <-shared.pools[credentialLane]}
+	if _, err := s.sign(pkcs11.NewMechanism(pkcs11.CKM_SHA256_HMAC, nil), shared.pepper, []byte("x")); err != nil {
+		t.Fatalf("HMAC on the shared pool's session: %v", err)
+	}
+	s.release()
+	drain(shared, time.Second)
+	if len(shared.pools[keyLane]) != 1 {
+		t.Fatal("the session did not come back to the shared pool")
+	}
+	_ = h.ctx.CloseSession(<-shared.pools[keyLane])
 }

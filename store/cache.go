@@ -65,11 +65,14 @@ type rowCache struct {
 	version *sql.Stmt // PRAGMA data_version on conn
 
 	// checking lets one data version reading run at a time; checked is
-	// when the last reading that left the cache valid started (Unix ns;
+	// when the last reading that left the cache valid started (monoNow;
 	// zero: read it before trusting the cache); seen is its value.
 	checking sync.Mutex
 	checked  atomic.Int64
 	seen     int64 // guarded by checking
+	// epoch anchors monoNow to the monotonic clock: a step of the wall
+	// clock must not make an old reading look fresh.
+	epoch time.Time
 
 	mu    sync.RWMutex
 	gen   uint64 // incremented whenever the cache is dropped
@@ -89,7 +92,7 @@ func withRowCache(ctx context.Context, s *sqlStore) (Store, error) {
 		conn.Close()
 		return nil, fmt.Errorf("store: read cache: %w", err)
 	}
-	rc := &rowCache{conn: conn, version: stmt}
+	rc := &rowCache{conn: conn, version: stmt, epoch: time.Now()}
 	rc.dropLocked()
 	return &cachedStore{sqlStore: s, rc: rc}, nil
 }
@@ -124,7 +127,7 @@ func (c *rowCache) drop() {
 // drops the cache when another connection has committed since.
 func (c *rowCache) refresh() {
 	last := c.checked.Load()
-	age := time.Duration(time.Now().UnixNano() - last)
+	age := time.Duration(c.monoNow() - last)
 	switch {
 	case last != 0 && age < versionCheckEvery:
 		return
@@ -134,13 +137,13 @@ func (c *rowCache) refresh() {
 		}
 	default:
 		c.checking.Lock()
-		if last := c.checked.Load(); last != 0 && time.Duration(time.Now().UnixNano()-last) < versionCheckEvery {
+		if last := c.checked.Load(); last != 0 && time.Duration(c.monoNow()-last) < versionCheckEvery {
 			c.checking.Unlock()
 			return // read while this request waited
 		}
 	}
 	defer c.checking.Unlock()
-	started := time.Now().UnixNano()
+	started := c.monoNow()
 	var v int64
 	// Not the request's context: the reading takes microseconds, and a
 	// cancellable context costs a goroutine per query in the driver.
@@ -157,6 +160,10 @@ func (c *rowCache) refresh() {
 	}
 	c.checked.Store(started)
 }
+
+// monoNow is the time since c.epoch on the monotonic clock, in ns, plus
+// one: never zero, which marks a cache to be checked.
+func (c *rowCache) monoNow() int64 { return int64(time.Since(c.epoch)) + 1 }
 
 // get returns a copy (made by clone) of the row of rows(c) under k, or
 // nil and the generation to put the row read from the database under.

@@ -180,24 +180,18 @@ func (r *SchemesResult) measure(ctx context.Context, o *options, tmp string, c *
 		load, before := sc.op, func(int) error { return nil }
 		if sc.prepare != nil {
 			// Size the precomputed work from a short X-API-KEY cell, and
-			// sign afresh before each of the scheme's cells.
+			// sign afresh right before each of the scheme's cells.
 			probe, err := measure(ctx, schemesConcurrency, warmup, cellD, baseline)
 			if err != nil {
 				return err
 			}
-			if load, err = sc.prepare(probe.OpsPerSec); err != nil {
-				return err
-			}
-			fresh := true // what was just signed serves the first scheme cell
+			var current opFunc // set before each scheme cell, before its workers start
+			load = func(ctx context.Context, seq uint64) error { return current(ctx, seq) }
 			before = func(i int) error {
 				if i != 1 {
 					return nil
 				}
-				if fresh {
-					fresh = false
-					return nil
-				}
-				_, err := sc.prepare(probe.OpsPerSec)
+				current, err = sc.prepare(probe.OpsPerSec)
 				return err
 			}
 		}
@@ -746,8 +740,7 @@ func (s *schemeSetup) presign(what string, sign func(time.Time) ([]byte, error))
 // measurement should need at the baseline's rate (and a margin), on every
 // CPU, each stamped with the time it was signed; requests beyond those, or
 // older than signatureMaxAge when their turn comes, are signed inline.
-// Called again before the next cell, it replaces the requests; the
-// operation it returned keeps sending the current ones.
+// Called again before the next cell, it replaces the requests.
 func (p *presigned) prepare(baselineOpsPerSec float64) (opFunc, error) {
 	p.used += min(p.next.Load(), int64(len(p.reqs)))
 	n := int(baselineOpsPerSec*p.cell.Seconds()*1.25) + 1000
