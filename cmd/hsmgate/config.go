@@ -33,10 +33,10 @@ type AuthConfig struct {
 	// Replay keeps used nonces: memory (default with sqlite) or store
 	// (default with postgres; instances sharing the database).
 	Replay string `yaml:"replay,omitempty"`
-	// ReplayMaxEntries bounds the memory replay store (default 1,000,000,
-	// about 48 MiB); when full it refuses new nonces (503) rather than
-	// forget live ones. Size it for the peak rate × the longest window
-	// (Armor: 600 s).
+	// ReplayMaxEntries bounds the memory replay store (default 1,048,576,
+	// about 72 MiB); when full it refuses new nonces (503) rather than
+	// forget live ones. Size it for the peak rate × the longest time a
+	// nonce is kept (Armor: about 300 s).
 	ReplayMaxEntries int `yaml:"replayMaxEntries,omitempty"`
 	// Scheme sections: one field per scheme below this line.
 	// Argus switches on Argus-style API keys, sessions and signatures (argus.go).
