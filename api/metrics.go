@@ -42,10 +42,15 @@ func newMetrics(h *hsm.HSM, extra []prometheus.Collector) *metrics {
 					}
 					return 0
 				}),
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hsmgate_hsm_sessions", Help: "Size of the PKCS#11 session pool."},
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hsmgate_hsm_sessions", Help: "Size of the PKCS#11 session pool of key operations."},
 				func() float64 { size, _ := h.PoolStats(); return float64(size) }),
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hsmgate_hsm_sessions_in_use", Help: "PKCS#11 sessions currently lent out."},
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hsmgate_hsm_sessions_in_use", Help: "PKCS#11 sessions of key operations currently lent out."},
 				func() float64 { size, idle := h.PoolStats(); return float64(size - idle) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hsmgate_hsm_credential_sessions",
+				Help: "Size of the PKCS#11 session pool of credential checks (0: they share the key operations' pool)."},
+				func() float64 { size, _ := h.CredentialPoolStats(); return float64(size) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hsmgate_hsm_credential_sessions_in_use", Help: "PKCS#11 sessions of credential checks currently lent out."},
+				func() float64 { size, idle := h.CredentialPoolStats(); return float64(size - idle) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hsmgate_hsm_reconnects_total", Help: "Session pool rebuilds after token or session loss."},
 				func() float64 { return float64(h.Reconnects()) }),
 		)

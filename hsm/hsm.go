@@ -150,6 +150,17 @@ func (h *HSM) PoolStats() (size, idle int) {
 	return cap(st.pools[keyLane]), len(st.pools[keyLane])
 }
 
+// CredentialPoolStats reports the size of the credential lane's own
+// session pool and how many of its sessions are idle; both are 0 when the
+// lane shares the key operations' pool (a token with too few sessions).
+func (h *HSM) CredentialPoolStats() (size, idle int) {
+	st := h.state.Load()
+	if st == nil || st.pools[credentialLane] == st.pools[keyLane] {
+		return 0, 0
+	}
+	return cap(st.pools[credentialLane]), len(st.pools[credentialLane])
+}
+
 // Reconnects counts the pool rebuilds since Open.
 func (h *HSM) Reconnects() uint64 { return h.reconnects.Load() }
 

@@ -140,6 +140,14 @@ func TestTLSAndProbes(t *testing.T) {
 			t.Errorf("GET %s without a credential: status %d, want 200", p, r.Status)
 		}
 	}
+	// Both session pools are reported: key operations and credential checks.
+	metrics := string(g.call(t, http.MethodGet, "/metrics", "", nil).Raw)
+	for _, want := range []string{"\nhsmgate_hsm_sessions ", "\nhsmgate_hsm_sessions_in_use ", "\nhsmgate_hsm_credential_sessions 2\n",
+		"\nhsmgate_hsm_credential_sessions_in_use "} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
+		}
+	}
 	// Plain HTTP on the TLS port is not served.
 	resp, err := http.Get("http://" + strings.TrimPrefix(g.base, "https://") + "/healthz")
 	if err == nil {
