@@ -7,13 +7,13 @@ package hsm
 // allocations for the mechanism and the result. On a software token every
 // call into the module also pays the module's own entry checks (SoftHSM2
 // calls getpid(2) on each, a system call that costs about 1 µs on the
-// virtual machines this was measured on). signFast makes C_SignInit and
+// virtual machines this was measured on). signOnce makes C_SignInit and
 // one C_Sign into a caller's buffer in a single cgo call.
 //
 // The module's C_SignInit and C_Sign are looked up in the library that
 // miekg/pkcs11 already loaded (dlopen with RTLD_NOLOAD: the same instance,
 // hence the same sessions and objects). A module that does not export
-// them, or a mechanism with parameters, takes the miekg path.
+// them, or a mechanism fastSignable does not list, takes the miekg path.
 
 /*
 #cgo LDFLAGS: -ldl
@@ -38,19 +38,30 @@ static void *hg_open(const char *path) {
 	return dlopen(path, RTLD_NOW | RTLD_NOLOAD);
 }
 
-// hg_sign runs C_SignInit (when init is set) and one C_Sign into sig.
-// CKR_BUFFER_TOO_SMALL leaves the operation active with *sig_len set to
-// the length needed; C_Sign may then be called again with init NULL.
-static hg_ulong hg_sign(void *init, void *sign, hg_ulong session, hg_ulong mech, hg_ulong key,
-		unsigned char *data, hg_ulong data_len, unsigned char *sig, hg_ulong *sig_len) {
+// hg_result is a return value and the signature length (returned by
+// value, so that the Go side passes no pointer to a length it would have
+// to allocate on the heap).
+typedef struct {
+	hg_ulong rv;
+	hg_ulong len;
+} hg_result;
+
+// hg_sign runs C_SignInit (when init is set) and one C_Sign into sig of
+// sig_cap bytes. CKR_BUFFER_TOO_SMALL leaves the operation active with
+// len set to the length needed; C_Sign may then be called again with init
+// NULL.
+static hg_result hg_sign(void *init, void *sign, hg_ulong session, hg_ulong mech, hg_ulong key,
+		unsigned char *data, hg_ulong data_len, unsigned char *sig, hg_ulong sig_cap) {
+	hg_result r = {0, sig_cap};
 	if (init != NULL) {
 		hg_mechanism m = {mech, NULL, 0};
-		hg_ulong rv = ((hg_sign_init_fn)init)(session, &m, key);
-		if (rv != 0) {
-			return rv;
+		r.rv = ((hg_sign_init_fn)init)(session, &m, key);
+		if (r.rv != 0) {
+			return r;
 		}
 	}
-	return ((hg_sign_fn)sign)(session, data, data_len, sig, sig_len);
+	r.rv = ((hg_sign_fn)sign)(session, data, data_len, sig, &r.len);
+	return r;
 }
 */
 import "C"
@@ -69,13 +80,20 @@ const (
 	maxSignatureLen = 64 << 10
 )
 
-// fastSignMechanisms are the mechanisms, all without parameters, that
-// take the fast path; any other (RSA-PSS, whose parameters the fast path
-// does not pass) goes through miekg/pkcs11.
-var fastSignMechanisms = map[uint]bool{
-	pkcs11.CKM_ECDSA: true, ckmEDDSA: true, pkcs11.CKM_RSA_PKCS: true,
-	pkcs11.CKM_SHA_1_HMAC: true, pkcs11.CKM_SHA224_HMAC: true, pkcs11.CKM_SHA256_HMAC: true,
-	pkcs11.CKM_SHA384_HMAC: true, pkcs11.CKM_SHA512_HMAC: true,
+// emptyInput is what the data pointer names for zero bytes: modules
+// refuse a NULL pointer even then.
+var emptyInput [1]byte
+
+// fastSignable reports whether m takes the fast path: the mechanisms
+// without parameters that the gateway signs with; any other (RSA-PSS,
+// whose parameters the fast path does not pass) goes through miekg/pkcs11.
+func fastSignable(m *pkcs11.Mechanism) bool {
+	switch m.Mechanism {
+	case pkcs11.CKM_ECDSA, ckmEDDSA, pkcs11.CKM_RSA_PKCS, pkcs11.CKM_SHA_1_HMAC, pkcs11.CKM_SHA224_HMAC,
+		pkcs11.CKM_SHA256_HMAC, pkcs11.CKM_SHA384_HMAC, pkcs11.CKM_SHA512_HMAC:
+		return m.Parameter == nil
+	}
+	return false
 }
 
 // fastSigner holds the module's C_SignInit and C_Sign.
@@ -120,9 +138,7 @@ func (f *fastSigner) signOnce(session pkcs11.SessionHandle, mech uint, key pkcs1
 
 // signInto is signOnce with the first C_Sign into buf.
 func (f *fastSigner) signInto(session pkcs11.SessionHandle, mech uint, key pkcs11.ObjectHandle, data, buf []byte) ([]byte, error) {
-	// Modules refuse a NULL data pointer even for zero bytes.
-	var empty [1]byte
-	dataPtr := (*C.uchar)(unsafe.Pointer(&empty[0]))
+	dataPtr := (*C.uchar)(unsafe.Pointer(&emptyInput[0]))
 	if len(data) > 0 {
 		dataPtr = (*C.uchar)(unsafe.Pointer(&data[0]))
 	}
@@ -132,11 +148,11 @@ func (f *fastSigner) signInto(session pkcs11.SessionHandle, mech uint, key pkcs1
 		if len(buf) > 0 {
 			bufPtr = (*C.uchar)(unsafe.Pointer(&buf[0]))
 		}
-		n := C.hg_ulong(len(buf))
-		rv := C.hg_sign(init, f.sign, C.hg_ulong(session), C.hg_ulong(mech), C.hg_ulong(key),
-			dataPtr, C.hg_ulong(len(data)), bufPtr, &n)
+		r := C.hg_sign(init, f.sign, C.hg_ulong(session), C.hg_ulong(mech), C.hg_ulong(key),
+			dataPtr, C.hg_ulong(len(data)), bufPtr, C.hg_ulong(len(buf)))
+		rv, n := uint(r.rv), int(r.len)
 		switch {
-		case rv == pkcs11.CKR_OK && int(n) <= len(buf):
+		case rv == pkcs11.CKR_OK && n <= len(buf):
 			return buf[:n:n], nil
 		case rv == pkcs11.CKR_OK:
 			return nil, pkcs11.Error(pkcs11.CKR_GENERAL_ERROR) // a length beyond the buffer it filled
@@ -146,7 +162,7 @@ func (f *fastSigner) signInto(session pkcs11.SessionHandle, mech uint, key pkcs1
 			// more than it had gets twice as much), up to maxSignatureLen,
 			// so that the operation ends one way or another and the
 			// session goes back to the pool without one active.
-			init, buf = nil, make([]byte, min(max(int(n), 2*len(buf), 1), maxSignatureLen))
+			init, buf = nil, make([]byte, min(max(n, 2*len(buf), 1), maxSignatureLen))
 		default:
 			return nil, pkcs11.Error(rv)
 		}

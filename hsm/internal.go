@@ -96,7 +96,7 @@ func (h *HSM) Pepper(ctx context.Context, data []byte) ([]byte, error) {
 // the fast path is available and m is one of the mechanisms without
 // parameters it serves (fastsign.go).
 func (s *session) sign(m *pkcs11.Mechanism, key pkcs11.ObjectHandle, data []byte) ([]byte, error) {
-	if f := s.h.fast; f != nil && fastSignMechanisms[m.Mechanism] && m.Parameter == nil {
+	if f := s.h.fast; f != nil && fastSignable(m) {
 		return f.signOnce(s.s, m.Mechanism, key, data)
 	}
 	if err := s.h.ctx.SignInit(s.s, []*pkcs11.Mechanism{m}, key); err != nil {
