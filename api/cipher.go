@@ -4,7 +4,7 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
-	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/keys"
 )
 
 // encryptRequest is the body of POST /v1/encrypt.
@@ -20,34 +20,39 @@ type encryptRequest struct {
 	} `json:"encryptRequest"`
 }
 
-// cipherInput decodes the fields encrypt and decrypt share.
-func cipherInput(member, algorithm string, iv, aad *string, tagLength *int) (hsm.CipherRequest, error) {
-	var req hsm.CipherRequest
-	if algorithm == "" {
-		return req, errValidation("%s.cipherAlgorithm is required", member)
+// cipherFields are the members encrypt and decrypt share, with the wire
+// names of the ones that differ (for error messages).
+type cipherFields struct {
+	member, keyField, dataField string
+	label                       string
+	password                    []byte
+	algorithm                   string
+	data, iv, aad               *string
+	tagLength                   *int
+}
+
+// request decodes the fields into a keys.CipherRequest.
+func (f cipherFields) request() (keys.CipherRequest, error) {
+	req := keys.CipherRequest{Algorithm: f.algorithm, TagBits: f.tagLength}
+	if f.algorithm == "" {
+		return req, errValidation("%s.cipherAlgorithm is required", f.member)
 	}
-	c, err := hsm.ParseCipher(algorithm)
-	if err != nil {
-		return req, errCipher("cipher algorithm %s is not supported", algorithm)
-	}
-	req.Cipher = c
-	if iv != nil && *iv != "" {
-		if req.IV, err = payload(member+".initializationVector", *iv); err != nil {
+	var err error
+	if f.iv != nil && *f.iv != "" {
+		if req.IV, err = payload(f.member+".initializationVector", *f.iv); err != nil {
 			return req, err
 		}
 	}
-	if aad != nil && *aad != "" {
-		if req.AAD, err = payload(member+".additionalAuthenticationData", *aad); err != nil {
+	if f.aad != nil && *f.aad != "" {
+		if req.AAD, err = payload(f.member+".additionalAuthenticationData", *f.aad); err != nil {
 			return req, err
 		}
 	}
-	if tagLength != nil {
-		req.TagBits = *tagLength
-		if req.TagBits == 0 {
-			return req, hsm.ErrTagLength
-		}
+	if req.Data, err = payload(f.member+"."+f.dataField, *f.data); err != nil {
+		return req, err
 	}
-	return req, nil
+	req.Key, err = keyRef(f.keyField, f.label, f.password)
+	return req, err
 }
 
 // optionalB64 renders bytes as base64, or null when empty.
@@ -72,18 +77,13 @@ func (s *server) encrypt(c *gin.Context) error {
 	if r.Payload == nil {
 		return errValidation("encryptRequest.payload is required")
 	}
-	creq, err := cipherInput("encryptRequest", r.CipherAlgorithm, r.InitializationVector, r.AdditionalAuthenticationData, r.TagLength)
+	creq, err := cipherFields{member: "encryptRequest", keyField: "encryptKeyName", dataField: "payload",
+		label: *r.EncryptKeyName, password: r.KeyPassword, algorithm: r.CipherAlgorithm,
+		data: r.Payload, iv: r.InitializationVector, aad: r.AdditionalAuthenticationData, tagLength: r.TagLength}.request()
 	if err != nil {
 		return err
 	}
-	if creq.Data, err = payload("encryptRequest.payload", *r.Payload); err != nil {
-		return err
-	}
-	k, err := s.keyWithPassword(c, "encryptKeyName", *r.EncryptKeyName, r.KeyPassword)
-	if err != nil {
-		return err
-	}
-	res, err := s.hsm.Encrypt(c, k, creq)
+	res, err := s.keys.Encrypt(c, principal(c), creq)
 	if err != nil {
 		return err
 	}
@@ -127,18 +127,13 @@ func (s *server) decrypt(c *gin.Context) error {
 	if r.EncryptedPayload == nil {
 		return errValidation("decryptRequest.encryptedPayload is required")
 	}
-	creq, err := cipherInput("decryptRequest", r.CipherAlgorithm, r.InitializationVector, r.AdditionalAuthenticationData, r.TagLength)
+	creq, err := cipherFields{member: "decryptRequest", keyField: "decryptKeyName", dataField: "encryptedPayload",
+		label: *r.DecryptKeyName, password: r.KeyPassword, algorithm: r.CipherAlgorithm,
+		data: r.EncryptedPayload, iv: r.InitializationVector, aad: r.AdditionalAuthenticationData, tagLength: r.TagLength}.request()
 	if err != nil {
 		return err
 	}
-	if creq.Data, err = payload("decryptRequest.encryptedPayload", *r.EncryptedPayload); err != nil {
-		return err
-	}
-	k, err := s.keyWithPassword(c, "decryptKeyName", *r.DecryptKeyName, r.KeyPassword)
-	if err != nil {
-		return err
-	}
-	out, err := s.hsm.Decrypt(c, k, creq)
+	out, err := s.keys.Decrypt(c, principal(c), creq)
 	if err != nil {
 		return err
 	}

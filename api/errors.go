@@ -7,7 +7,7 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
-	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/keys"
 )
 
 // Error is a client-visible failure: an HTTP status and the TSB error
@@ -75,7 +75,7 @@ func errForbiddenForKey(format string, args ...any) *Error {
 	return newError(http.StatusBadRequest, 614, "operation.forbidden.for.key", format, args...)
 }
 
-// unsupportedAs tells hsmError which code an ErrUnsupported gets: 613 where a
+// unsupportedAs tells serviceError which code an ErrUnsupported gets: 613 where a
 // key type is refused, 629 where a cipher or signature algorithm is.
 type unsupportedAs int
 
@@ -84,38 +84,45 @@ const (
 	asCipher
 )
 
-// hsmError maps an error of package hsm to the wire error of API.md §7.
-func hsmError(err error, as unsupportedAs) *Error {
+// serviceError maps an error of the keys service (or of the token below
+// it) to the wire error of API.md §7.
+func serviceError(err error, as unsupportedAs) *Error {
 	var e *Error
 	switch {
 	case errors.As(err, &e):
 		return e
-	case errors.Is(err, hsm.ErrNotFound):
+	case errors.Is(err, keys.ErrNotFound):
 		return newError(http.StatusNotFound, 650, "key.not.existent", "%s", err)
-	case errors.Is(err, hsm.ErrExists):
+	case errors.Is(err, keys.ErrExists):
 		return newError(http.StatusConflict, 608, "key.already.existing", "%s", err)
-	case errors.Is(err, hsm.ErrWrongPassword):
+	case errors.Is(err, keys.ErrWrongPassword):
 		return newError(http.StatusUnauthorized, 620, "key.password.mismatch", "%s", err)
-	case errors.Is(err, hsm.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+	case errors.Is(err, keys.ErrForbidden):
+		return newError(http.StatusForbidden, 400, "security.not.allowed", "%s", err)
+	case errors.Is(err, keys.ErrInvalidRequest):
+		return errValidation("%s", err)
+	case errors.Is(err, keys.ErrKeyType):
+		return errKeyType("%s", err)
+	case errors.Is(err, keys.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return newError(http.StatusServiceUnavailable, 701, "in.hsm", "the HSM is not reachable right now, retry later")
-	case errors.Is(err, hsm.ErrUnsupported):
+	case errors.Is(err, keys.ErrUnsupported):
 		if as == asCipher {
 			return errCipher("%s", err)
 		}
 		return errKeyType("%s", err)
-	case errors.Is(err, hsm.ErrAlgorithmMismatch):
+	case errors.Is(err, keys.ErrAlgorithmMismatch):
 		return newError(http.StatusBadRequest, 607, "algorithm.not.supported.by.key", "%s", err)
-	case errors.Is(err, hsm.ErrNotPermitted):
+	case errors.Is(err, keys.ErrNotPermitted):
 		return errForbiddenForKey("%s", err)
-	case errors.Is(err, hsm.ErrDecrypt):
+	case errors.Is(err, keys.ErrDecrypt):
 		return newError(http.StatusBadRequest, 410, "decrypt.failed", "decryption failed")
-	case errors.Is(err, hsm.ErrTagLength):
+	case errors.Is(err, keys.ErrTagLength):
 		return newError(http.StatusBadRequest, 624, "key.invalid.tagLength", "%s", err)
-	case errors.Is(err, hsm.ErrKeySize):
+	case errors.Is(err, keys.ErrKeySize):
 		return newError(http.StatusBadRequest, 603, "input.keysize", "%s", err)
-	case errors.Is(err, hsm.ErrInvalidAttributes):
+	case errors.Is(err, keys.ErrInvalidAttributes):
 		return errAttributes("%s", err)
-	case errors.Is(err, hsm.ErrInvalidInput):
+	case errors.Is(err, keys.ErrInvalidInput):
 		return errPayload("%s", err)
 	}
 	return newError(http.StatusInternalServerError, 701, "in.hsm", "internal HSM error")
@@ -123,7 +130,7 @@ func hsmError(err error, as unsupportedAs) *Error {
 
 // abort ends the request with err rendered as the TSB envelope.
 func abort(c *gin.Context, err error, as unsupportedAs) {
-	e := hsmError(err, as)
+	e := serviceError(err, as)
 	if e.Status >= 500 {
 		_ = c.Error(err) // the access log records the cause, the client gets the envelope
 	}

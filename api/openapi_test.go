@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,9 @@ import (
 	"testing"
 
 	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/keys"
+	"github.com/hsmgate/hsmgate/keys/keystest"
+	"github.com/hsmgate/hsmgate/roles"
 )
 
 // openAPIMethods are the operation keys of an OpenAPI path item.
@@ -315,8 +319,11 @@ func TestOpenAPIEnumsAreAccepted(t *testing.T) {
 		}
 	}
 	size := 256
+	svc := keys.New(keystest.New(), keys.Options{})
+	owner := &roles.Principal{Customers: []string{"c"}}
 	for _, name := range enumOf(t, doc, "KeyAlgorithm") {
-		if _, err := keySpec(&createKeyRequest{Algorithm: name, KeySize: &size, CurveOid: hsm.OIDP256}); err != nil {
+		req := keys.CreateKeyRequest{Label: "k-" + name, Algorithm: name, KeySize: &size, CurveOID: hsm.OIDP256, Flags: keys.Flags{Sign: true}}
+		if _, err := svc.CreateKey(context.Background(), owner, req); err != nil {
 			t.Errorf("KeyAlgorithm enum value %s is refused: %v", name, err)
 		}
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
-	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/keys"
 )
 
 // operationRoutes registers the key operations of API.md §4.
@@ -67,16 +67,12 @@ func signatureType(t string) (raw bool, err error) {
 	return false, errValidation("signatureType must be DER or RAW, got %q", t)
 }
 
-// signatureAlgorithm parses the wire name with the 629 error on failure.
-func signatureAlgorithm(name string) (hsm.SignatureAlgorithm, error) {
+// requireAlgorithm refuses an empty signatureAlgorithm.
+func requireAlgorithm(name string) error {
 	if name == "" {
-		return hsm.SignatureAlgorithm{}, errValidation("signatureAlgorithm is required")
+		return errValidation("signatureAlgorithm is required")
 	}
-	alg, err := hsm.ParseSignatureAlgorithm(name)
-	if err != nil {
-		return alg, errCipher("signature algorithm %s: %v", name, err)
-	}
-	return alg, nil
+	return nil
 }
 
 // sign handles POST /v1/synchronousSign.
@@ -103,15 +99,14 @@ func (s *server) sign(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	alg, err := signatureAlgorithm(r.SignatureAlgorithm)
+	if err := requireAlgorithm(r.SignatureAlgorithm); err != nil {
+		return err
+	}
+	ref, err := keyRef("signKeyName", *r.SignKeyName, r.KeyPassword)
 	if err != nil {
 		return err
 	}
-	k, err := s.keyWithPassword(c, "signKeyName", *r.SignKeyName, r.KeyPassword)
-	if err != nil {
-		return err
-	}
-	sig, err := s.hsm.Sign(c, k, alg, data, raw)
+	sig, err := s.keys.Sign(c, principal(c), keys.SignRequest{Key: ref, Algorithm: r.SignatureAlgorithm, Payload: data, Raw: raw})
 	if err != nil {
 		return err
 	}
@@ -169,19 +164,18 @@ func (s *server) verify(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	alg, err := signatureAlgorithm(r.SignatureAlgorithm)
-	if err != nil {
+	if err := requireAlgorithm(r.SignatureAlgorithm); err != nil {
 		return err
 	}
 	pw := r.MasterKeyPassword
 	if len(pw) == 0 {
 		pw = r.KeyPassword
 	}
-	k, err := s.keyWithPassword(c, "signKeyName", *r.SignKeyName, pw)
+	ref, err := keyRef("signKeyName", *r.SignKeyName, pw)
 	if err != nil {
 		return err
 	}
-	ok, err := s.hsm.Verify(k, alg, data, sig, raw)
+	ok, err := s.keys.Verify(c, principal(c), keys.VerifyRequest{Key: ref, Algorithm: r.SignatureAlgorithm, Payload: data, Signature: sig, Raw: raw})
 	if err != nil {
 		return err
 	}
@@ -189,25 +183,25 @@ func (s *server) verify(c *gin.Context) error {
 	return nil
 }
 
-// hmacInput validates the common HMAC fields and loads the key.
-func (s *server) hmacInput(c *gin.Context, r *hmacFields, member string) (*hsm.Key, []byte, error) {
+// hmacInput validates the common HMAC fields.
+func hmacInput(r *hmacFields, member string) (keys.KeyRef, []byte, error) {
 	if r == nil || r.KeyName == nil {
-		return nil, nil, errValidation("%s.keyName is required", member)
+		return keys.KeyRef{}, nil, errValidation("%s.keyName is required", member)
 	}
 	if r.Payload == nil {
-		return nil, nil, errValidation("%s.payload is required", member)
+		return keys.KeyRef{}, nil, errValidation("%s.payload is required", member)
 	}
 	data, err := payload(member+".payload", *r.Payload)
 	if err != nil {
-		return nil, nil, err
+		return keys.KeyRef{}, nil, err
 	}
-	k, err := s.keyWithPassword(c, "keyName", *r.KeyName, r.KeyPassword)
-	return k, data, err
+	ref, err := keyRef("keyName", *r.KeyName, r.KeyPassword)
+	return ref, data, err
 }
 
 // verifyHMAC answers a verifyHmacRequest.
 func (s *server) verifyHMAC(c *gin.Context, r *hmacFields) error {
-	k, data, err := s.hmacInput(c, r, "verifyHmacRequest")
+	ref, data, err := hmacInput(r, "verifyHmacRequest")
 	if err != nil {
 		return err
 	}
@@ -218,7 +212,7 @@ func (s *server) verifyHMAC(c *gin.Context, r *hmacFields) error {
 	if err != nil {
 		return err
 	}
-	ok, err := s.hsm.VerifyHMAC(c, k, data, mac)
+	ok, err := s.keys.VerifyHMAC(c, principal(c), ref, data, mac)
 	if err != nil {
 		return err
 	}
@@ -234,11 +228,11 @@ func (s *server) hmac(c *gin.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	k, data, err := s.hmacInput(c, req.HmacRequest, "hmacRequest")
+	ref, data, err := hmacInput(req.HmacRequest, "hmacRequest")
 	if err != nil {
 		return err
 	}
-	mac, err := s.hsm.HMAC(c, k, data)
+	mac, err := s.keys.HMAC(c, principal(c), ref, data)
 	if err != nil {
 		return err
 	}
@@ -249,10 +243,10 @@ func (s *server) hmac(c *gin.Context) error {
 // random handles GET /v1/generateRandom/{n}.
 func (s *server) random(c *gin.Context) error {
 	n, err := strconv.Atoi(c.Param("n"))
-	if err != nil || n < 1 || n > hsm.MaxRandom {
-		return errRange("random length must be an integer from 1 to %d", hsm.MaxRandom)
+	if err != nil || n < 1 || n > keys.MaxRandom {
+		return errRange("random length must be an integer from 1 to %d", keys.MaxRandom)
 	}
-	b, err := s.hsm.Random(c, n)
+	b, err := s.keys.Random(c, n)
 	if err != nil {
 		return err
 	}

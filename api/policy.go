@@ -5,43 +5,8 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
-	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/keys"
 )
-
-// policyDoc is the part of a multi-authorization policy this layer reads;
-// the rules themselves are stored as given.
-type policyDoc struct {
-	KeyStatus *struct {
-		Blocked *bool `json:"blocked"`
-	} `json:"keyStatus"`
-}
-
-// normalizePolicy checks that a policy is a JSON object (or absent) and
-// compacts it for storage.
-func normalizePolicy(raw json.RawMessage) (json.RawMessage, error) {
-	if !hasPolicy(raw) {
-		return nil, nil
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, errValidation("policy must be a JSON object")
-	}
-	return json.Marshal(obj)
-}
-
-// policyWithStatus renders the stored policy with keyStatus.blocked set.
-func policyWithStatus(policy json.RawMessage, blocked bool) json.RawMessage {
-	if !hasPolicy(policy) && !blocked {
-		return json.RawMessage("null")
-	}
-	obj := map[string]any{}
-	if hasPolicy(policy) {
-		_ = json.Unmarshal(policy, &obj)
-	}
-	obj["keyStatus"] = map[string]bool{"blocked": blocked}
-	out, _ := json.Marshal(obj)
-	return out
-}
 
 // modifyRequest is the body of POST /v1/synchronousModify.
 type modifyRequest struct {
@@ -63,34 +28,15 @@ func (s *server) modify(c *gin.Context) error {
 	if r == nil || r.ModifyKeyName == nil {
 		return errValidation("modifyRequest.modifyKeyName is required")
 	}
-	k, err := s.keyWithPassword(c, "modifyKeyName", *r.ModifyKeyName, r.KeyPassword)
+	ref, err := keyRef("modifyKeyName", *r.ModifyKeyName, r.KeyPassword)
 	if err != nil {
 		return err
 	}
-	policy, err := normalizePolicy(r.Policy)
+	label, err := s.keys.Modify(c, principal(c), keys.ModifyRequest{Key: ref, Policy: r.Policy})
 	if err != nil {
 		return err
 	}
-	if policy != nil && k.Flags.Extractable {
-		return errAttributes("an extractable key cannot carry a policy")
-	}
-	var doc policyDoc
-	if policy != nil {
-		if err := json.Unmarshal(policy, &doc); err != nil {
-			return errValidation("policy.keyStatus must be {\"blocked\": true|false}")
-		}
-	}
-	_, err = s.hsm.UpdateMeta(c, k.Label, func(m *hsm.Meta) error {
-		m.Policy = policy
-		if doc.KeyStatus != nil && doc.KeyStatus.Blocked != nil {
-			m.Blocked = *doc.KeyStatus.Blocked
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	c.JSON(http.StatusOK, gin.H{"label": k.Label})
+	c.JSON(http.StatusOK, gin.H{"label": label})
 	return nil
 }
 
@@ -133,13 +79,13 @@ func (s *server) setBlocked(c *gin.Context, blocked bool) error {
 	if name == nil {
 		return errValidation("%s is required", field)
 	}
-	k, err := s.keyWithPassword(c, field, *name, pw)
+	ref, err := keyRef(field, *name, pw)
 	if err != nil {
 		return err
 	}
-	if _, err := s.hsm.UpdateMeta(c, k.Label, func(m *hsm.Meta) error { m.Blocked = blocked; return nil }); err != nil {
+	if err := s.keys.SetBlocked(c, principal(c), ref, blocked); err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"label": k.Label, "blocked": blocked})
+	c.JSON(http.StatusOK, gin.H{"label": ref.Label, "blocked": blocked})
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/hsmgate/hsmgate/auth"
 	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/keys"
 	"github.com/hsmgate/hsmgate/roles"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -34,7 +35,10 @@ type Build struct {
 
 // Options configures the router.
 type Options struct {
-	HSM  *hsm.HSM
+	// HSM answers readiness, version and pool metrics.
+	HSM *hsm.HSM
+	// Keys runs every key use case.
+	Keys *keys.Service
 	Auth Authenticator
 	Log  *slog.Logger
 	// MaxBodyBytes bounds request bodies (default 1 MiB).
@@ -66,6 +70,7 @@ type Options struct {
 // server holds what the handlers need.
 type server struct {
 	hsm   *hsm.HSM
+	keys  *keys.Service
 	auth  Authenticator
 	log   *slog.Logger
 	build Build
@@ -97,7 +102,7 @@ func New(opts Options) *gin.Engine {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	s := &server{hsm: opts.HSM, auth: opts.Auth, log: opts.Log, build: opts.Build, requireBoth: opts.RequireBoth, throttle: opts.Throttle}
+	s := &server{hsm: opts.HSM, keys: opts.Keys, auth: opts.Auth, log: opts.Log, build: opts.Build, requireBoth: opts.RequireBoth, throttle: opts.Throttle}
 	s.appTokens = opts.AppTokens
 	s.argus = opts.Argus
 	s.barongKeys, s.armorKeys = opts.Barong, opts.Armor
@@ -191,7 +196,7 @@ func abortAuth(c *gin.Context, err error) {
 			c.AbortWithStatusJSON(ae.Status, envelope{ae.Code, "res.error." + ae.Reason, ae.Message})
 		}
 	default:
-		e := hsmError(err, asKeyType)
+		e := serviceError(err, asKeyType)
 		c.AbortWithStatusJSON(e.Status, envelope{ErrorCode: e.Code, Reason: e.Reason, Message: e.Msg})
 	}
 }

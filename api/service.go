@@ -49,7 +49,7 @@ func (s *server) statistics(c *gin.Context) error {
 	st, at := s.stats.stats, s.stats.at
 	s.stats.mu.Unlock()
 	if st == nil || time.Since(at) > statsTTL {
-		fresh, err := s.hsm.Statistics(c)
+		fresh, err := s.keys.Statistics(c)
 		if err != nil {
 			return err
 		}

@@ -3,10 +3,9 @@ package api
 import (
 	"encoding/json"
 	"net/http"
-	"strings"
 
 	"github.com/gin-gonic/gin"
-	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/keys"
 )
 
 // importRequest is the body of POST /v1/key/import/plain.
@@ -32,11 +31,7 @@ func (s *server) importPlain(c *gin.Context) error {
 	if err := requireLabel("label", req.Label); err != nil {
 		return err
 	}
-	customer, err := ownerCustomer(c, req.Customer)
-	if err != nil {
-		return err
-	}
-	ir := &hsm.ImportKeyRequest{Label: *req.Label, Password: req.Password, Customer: customer}
+	ir := keys.ImportKeyRequest{Label: *req.Label, Password: req.Password, Algorithm: req.Algorithm, Customer: req.Customer, Policy: req.Policy}
 	fields := []struct {
 		name string
 		in   *string
@@ -53,46 +48,14 @@ func (s *server) importPlain(c *gin.Context) error {
 		}
 		*f.out = b
 	}
-	if ir.PrivateKey == nil && ir.PublicKey == nil && ir.SecretKey == nil && ir.Certificate == nil {
-		return errValidation("one of privateKey, publicKey, secretKey or certificate is required")
-	}
-	alg := strings.ToUpper(strings.TrimSpace(req.Algorithm))
-	switch {
-	case ir.SecretKey != nil:
-		switch alg {
-		case "AES":
-			ir.Algorithm = hsm.AlgAES
-		case "TDEA", "DESEDE", "DES3":
-			ir.Algorithm = hsm.AlgTDEA
-		case "HMACSHA256", "HMACSHA384", "HMACSHA512":
-			ir.Algorithm, ir.HMACHash = hsm.AlgHMAC, strings.TrimPrefix(alg, "HMAC")
-		case "":
-			return errValidation("algorithm is required for a secret key")
-		default:
-			return errKeyType("algorithm %q is not supported by this HSM for secret keys", req.Algorithm)
-		}
-	case alg == "RSA", alg == "EC", alg == "ED", alg == "":
-		ir.Algorithm = alg
-	default:
-		return errKeyType("algorithm %q is not supported by this HSM", req.Algorithm)
-	}
-	publicOnly := ir.PrivateKey == nil && ir.SecretKey == nil
-	ir.Flags = req.Attributes.flags(publicOnly)
-	if !publicOnly {
-		if err := checkPrivateFlags(ir.Flags, req.Policy); err != nil {
-			return err
-		}
-	}
-	if ir.Policy, err = normalizePolicy(req.Policy); err != nil {
-		return err
-	}
 	defer clear(ir.PrivateKey) // best effort: the token holds the key now
 	defer clear(ir.SecretKey)
-	k, err := s.hsm.ImportKey(c, ir)
+	ir.Flags = req.Attributes.flags(ir.PublicOnly())
+	k, err := s.keys.ImportKey(c, principal(c), ir)
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusCreated, gin.H{"label": k.Label, "uuid": k.Meta.UUID})
+	c.JSON(http.StatusCreated, gin.H{"label": k.Label, "uuid": k.UUID})
 	return nil
 }
 
@@ -102,11 +65,11 @@ func (s *server) exportPlain(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	k, err := s.keyWithPassword(c, "label", label, pw)
+	ref, err := keyRef("label", label, pw)
 	if err != nil {
 		return err
 	}
-	ex, err := s.hsm.ExportKey(c, k)
+	ex, err := s.keys.ExportKey(c, principal(c), ref)
 	if err != nil {
 		return err
 	}
@@ -146,15 +109,15 @@ func (s *server) wrap(c *gin.Context) error {
 	if r.WrapMethod == "" {
 		return errValidation("wrapKeyRequest.wrapMethod is required")
 	}
-	target, err := s.keyWithPassword(c, "keyToBeWrapped", *r.KeyToBeWrapped, r.KeyToBeWrappedPassword)
+	target, err := keyRef("keyToBeWrapped", *r.KeyToBeWrapped, r.KeyToBeWrappedPassword)
 	if err != nil {
 		return err
 	}
-	wrapping, err := s.keyWithPassword(c, "wrapKeyName", *r.WrapKeyName, r.WrapKeyPassword)
+	wrapping, err := keyRef("wrapKeyName", *r.WrapKeyName, r.WrapKeyPassword)
 	if err != nil {
 		return err
 	}
-	out, err := s.hsm.Wrap(c, wrapping, target, r.WrapMethod)
+	out, err := s.keys.Wrap(c, principal(c), keys.WrapRequest{Target: target, Wrapping: wrapping, Method: r.WrapMethod})
 	if err != nil {
 		return err
 	}
@@ -196,27 +159,15 @@ func (s *server) unwrap(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	unwrapping, err := s.keyWithPassword(c, "unwrapKeyName", *r.UnwrapKeyName, r.UnwrapKeyPassword)
+	unwrapping, err := keyRef("unwrapKeyName", *r.UnwrapKeyName, r.UnwrapKeyPassword)
 	if err != nil {
 		return err
 	}
-	flags := r.Attributes.flags(false)
-	if err := checkPrivateFlags(flags, r.Policy); err != nil {
-		return err
-	}
-	policy, err := normalizePolicy(r.Policy)
+	label, err := s.keys.Unwrap(c, principal(c), keys.UnwrapRequest{Unwrapping: unwrapping, Label: *r.Label, Method: r.WrapMethod,
+		Wrapped: wrapped, Flags: r.Attributes.flags(false), Policy: r.Policy, Customer: r.Customer})
 	if err != nil {
 		return err
 	}
-	customer, err := ownerCustomer(c, r.Customer)
-	if err != nil {
-		return err
-	}
-	k, err := s.hsm.Unwrap(c, unwrapping, &hsm.UnwrapRequest{
-		Label: *r.Label, Method: r.WrapMethod, Wrapped: wrapped, Flags: flags, Policy: policy, Customer: customer})
-	if err != nil {
-		return err
-	}
-	c.JSON(http.StatusOK, gin.H{"label": k.Label})
+	c.JSON(http.StatusOK, gin.H{"label": label})
 	return nil
 }

@@ -17,19 +17,17 @@ import (
 // SecretKey once it has sent them.
 type ExportedKey struct{ PublicKey, PrivateKey, SecretKey []byte }
 
-// ExportKey returns the key material of a key that is extractable, not
-// sensitive and has no policy; any other key, a blocked key and hsmgate's
-// internal keys are refused with ErrNotPermitted. A public-only key exports
+// ExportKey returns the key material of a key that is extractable and not
+// sensitive; any other key and hsmgate's internal keys are refused with
+// ErrNotPermitted (the keys service refuses blocked keys and keys with a
+// policy before it asks). A public-only key exports
 // its public key. Private keys are rebuilt as PKCS#8 from the token's
 // attributes: RSA from the modulus, exponents, primes and coefficient, EC
 // from CKA_VALUE and the curve (with the public point when stored), Ed25519
 // from the 32-byte seed in CKA_VALUE.
 func (h *HSM) ExportKey(ctx context.Context, k *Key) (*ExportedKey, error) {
-	switch {
-	case k.Meta.Internal:
+	if k.Meta.Internal {
 		return nil, fmt.Errorf("%w: key %q is internal to hsmgate", ErrNotPermitted, k.Label)
-	case keyHasPolicy(k.Meta.Policy):
-		return nil, fmt.Errorf("%w: key %q has a policy and cannot be exported", ErrNotPermitted, k.Label)
 	}
 	if err := usable(k, "export", true); err != nil {
 		return nil, err
@@ -57,12 +55,6 @@ func (h *HSM) ExportKey(ctx context.Context, k *Key) (*ExportedKey, error) {
 		return nil, classify("export "+quote(k.Label), err)
 	}
 	return out, nil
-}
-
-// keyHasPolicy reports whether a stored policy is present (not empty, not null).
-func keyHasPolicy(p []byte) bool {
-	p = bytes.TrimSpace(p)
-	return len(p) > 0 && !bytes.Equal(p, []byte("null"))
 }
 
 // readValue reads one attribute of an object; the caller owns (and, for

@@ -32,7 +32,7 @@ func TestOpenCreatesInternalKeys(t *testing.T) {
 	if h.AttestationKey() == nil || h.AttestationKey().PublicKey == nil {
 		t.Fatal("attestation key missing")
 	}
-	labels, err := h.ListKeys(context.Background(), nil)
+	labels, err := h.Labels(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestECDSASignVerifiesWithGo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig, err := h.Sign(ctx, k, alg, []byte("hello"), false)
+	sig, err := h.Sign(ctx, k, SignRequest{Algorithm: alg, Payload: []byte("hello"), Raw: false})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestECDSASignVerifiesWithGo(t *testing.T) {
 	if !ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), d[:], sig) {
 		t.Fatal("signature does not verify with crypto/ecdsa")
 	}
-	ok, err := h.Verify(k, alg, []byte("hello"), sig, false)
+	ok, err := h.Verify(k, VerifyRequest{Algorithm: alg, Payload: []byte("hello"), Signature: sig, Raw: false})
 	if err != nil || !ok {
 		t.Fatalf("Verify = %v, %v", ok, err)
 	}

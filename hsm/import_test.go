@@ -14,7 +14,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/json"
 	"errors"
 	"math/big"
 	"testing"
@@ -239,7 +238,7 @@ func TestImportPrivateKeySignsVerifiably(t *testing.T) {
 			}
 			alg := wireSignatureAlgorithm(t, c.kind)
 			payload := []byte("imported keys sign")
-			sig, err := h.Sign(ctx, k, alg, payload, false)
+			sig, err := h.Sign(ctx, k, SignRequest{Algorithm: alg, Payload: payload, Raw: false})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -360,13 +359,13 @@ func TestImportPublicOnlyVerifies(t *testing.T) {
 			alg := wireSignatureAlgorithm(t, c.kind)
 			payload := []byte("verified by a public-only key")
 			sig := c.kp.sign(payload)
-			if ok, err := h.Verify(k, alg, payload, sig, false); err != nil || !ok {
+			if ok, err := h.Verify(k, VerifyRequest{Algorithm: alg, Payload: payload, Signature: sig, Raw: false}); err != nil || !ok {
 				t.Fatalf("Verify = %v, %v", ok, err)
 			}
-			if ok, err := h.Verify(k, alg, []byte("other payload"), sig, false); err != nil || ok {
+			if ok, err := h.Verify(k, VerifyRequest{Algorithm: alg, Payload: []byte("other payload"), Signature: sig, Raw: false}); err != nil || ok {
 				t.Fatalf("Verify of a wrong payload = %v, %v", ok, err)
 			}
-			if _, err := h.Sign(ctx, k, alg, payload, false); !errors.Is(err, ErrNotPermitted) {
+			if _, err := h.Sign(ctx, k, SignRequest{Algorithm: alg, Payload: payload, Raw: false}); !errors.Is(err, ErrNotPermitted) {
 				t.Fatalf("public-only key signed: %v", err)
 			}
 		})
@@ -475,12 +474,12 @@ func TestImportCertificate(t *testing.T) {
 			alg := wireSignatureAlgorithm(t, kind)
 			payload := []byte("certificate key")
 			if c.private != nil {
-				sig, err := h.Sign(ctx, k, alg, payload, false)
+				sig, err := h.Sign(ctx, k, SignRequest{Algorithm: alg, Payload: payload, Raw: false})
 				if err != nil || !goVerifier(c.signer.Public())(payload, sig) {
 					t.Fatalf("sign with the imported key: %v", err)
 				}
 			}
-			if ok, err := h.Verify(k, alg, payload, goSigner(t, c.signer)(payload), false); err != nil || !ok {
+			if ok, err := h.Verify(k, VerifyRequest{Algorithm: alg, Payload: payload, Signature: goSigner(t, c.signer)(payload), Raw: false}); err != nil || !ok {
 				t.Fatalf("Verify = %v, %v", ok, err)
 			}
 			if err := h.DeleteKey(ctx, label); err != nil {
@@ -592,7 +591,7 @@ func TestExportPrivateKeys(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sig, err := h.Sign(ctx, k2, wireSignatureAlgorithm(t, kind), []byte("again"), false)
+			sig, err := h.Sign(ctx, k2, SignRequest{Algorithm: wireSignatureAlgorithm(t, kind), Payload: []byte("again"), Raw: false})
 			if err != nil || !kp.verify([]byte("again"), sig) {
 				t.Fatalf("re-imported key: %v", err)
 			}
@@ -617,7 +616,9 @@ func TestExportPrivateKeys(t *testing.T) {
 	}
 }
 
-// TestExportRefused checks that sensitive, non-extractable, policy-bound, blocked and internal keys do not export.
+// TestExportRefused checks that sensitive, non-extractable and internal keys
+// do not export (keys with a policy and blocked keys are refused before, by
+// the keys service: keys/service_test.go).
 func TestExportRefused(t *testing.T) {
 	h := newTestHSM(t)
 	ctx := context.Background()
@@ -626,13 +627,9 @@ func TestExportRefused(t *testing.T) {
 	sensitive.Sensitive = true
 	notExtractable := exportableFlags
 	notExtractable.Extractable = false
-	mk := func(label string, f Flags, policy string) *Key {
+	mk := func(label string, f Flags) *Key {
 		t.Helper()
-		req := &ImportKeyRequest{Label: label, PrivateKey: kp.pkcs8, PublicKey: kp.spki, Flags: f}
-		if policy != "" {
-			req.Policy = json.RawMessage(policy)
-		}
-		k, err := h.ImportKey(ctx, req)
+		k, err := h.ImportKey(ctx, &ImportKeyRequest{Label: label, PrivateKey: kp.pkcs8, PublicKey: kp.spki, Flags: f})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -642,19 +639,13 @@ func TestExportRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocked := mk("blocked", exportableFlags, "")
-	if blocked, err = h.UpdateMeta(ctx, blocked.Label, func(m *Meta) error { m.Blocked = true; return nil }); err != nil {
-		t.Fatal(err)
-	}
 	cases := []struct {
 		name string
 		key  *Key
 	}{
-		{"sensitive private key", mk("sensitive", sensitive, "")},
+		{"sensitive private key", mk("sensitive", sensitive)},
 		{"sensitive secret key", aes},
-		{"not extractable", mk("not-extractable", notExtractable, "")},
-		{"with policy", mk("policy", exportableFlags, `{"ruleUse": null, "keyStatus": {"blocked": false}}`)},
-		{"blocked", blocked},
+		{"not extractable", mk("not-extractable", notExtractable)},
 		{"internal attestation key", h.AttestationKey()},
 	}
 	for _, c := range cases {
@@ -664,10 +655,7 @@ func TestExportRefused(t *testing.T) {
 			}
 		})
 	}
-	// A null policy is no policy, and a public-only key exports its public key.
-	if _, err := h.ExportKey(ctx, mk("null-policy", exportableFlags, "null")); err != nil {
-		t.Fatalf("null policy: %v", err)
-	}
+	// A public-only key exports its public key.
 	pub, err := h.ImportKey(ctx, &ImportKeyRequest{Label: "public", PublicKey: kp.spki, Flags: Flags{Verify: true}})
 	if err != nil {
 		t.Fatal(err)

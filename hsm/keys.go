@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/google/uuid"
 	"github.com/miekg/pkcs11"
@@ -274,25 +273,17 @@ func (h *HSM) DeleteKey(ctx context.Context, label string) error {
 	return nil
 }
 
-// ListKeys returns the labels of the keys in the token, sorted, without
-// the internal keys: every key when customers is nil, else the keys of
-// those customers. It reads the label index and the key cache.
-func (h *HSM) ListKeys(ctx context.Context, customers []string) ([]string, error) {
+// Labels returns the labels of the keys in the token, sorted, without the
+// internal keys. It reads the label index, not the token.
+func (h *HSM) Labels(ctx context.Context) ([]string, error) {
 	if !h.Ready() {
 		return nil, fmt.Errorf("%w: reconnecting", ErrUnavailable)
 	}
 	labels := []string{}
 	for _, l := range h.keys.sortedLabels() {
-		if isInternalLabel(l) {
-			continue
+		if !isInternalLabel(l) {
+			labels = append(labels, l)
 		}
-		if customers != nil {
-			k, err := h.Key(ctx, l)
-			if err != nil || !slices.Contains(customers, k.Meta.Customer) {
-				continue
-			}
-		}
-		labels = append(labels, l)
 	}
 	return labels, nil
 }

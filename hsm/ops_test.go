@@ -59,15 +59,15 @@ func TestSignAndVerifyEveryAlgorithm(t *testing.T) {
 				t.Fatalf("%s: %v", c.alg, err)
 			}
 			k := keys[c.key]
-			sig, err := h.Sign(ctx, k, alg, msg, raw)
+			sig, err := h.Sign(ctx, k, SignRequest{Algorithm: alg, Payload: msg, Raw: raw})
 			if err != nil {
 				t.Fatalf("%s raw=%v: %v", c.alg, raw, err)
 			}
-			ok, err := h.Verify(k, alg, msg, sig, raw)
+			ok, err := h.Verify(k, VerifyRequest{Algorithm: alg, Payload: msg, Signature: sig, Raw: raw})
 			if err != nil || !ok {
 				t.Errorf("%s raw=%v: verify = %v, %v", c.alg, raw, ok, err)
 			}
-			ok, _ = h.Verify(k, alg, append([]byte("x"), msg...), sig, raw)
+			ok, _ = h.Verify(k, VerifyRequest{Algorithm: alg, Payload: append([]byte("x"), msg...), Signature: sig, Raw: raw})
 			if ok {
 				t.Errorf("%s: signature verified over another message", c.alg)
 			}
@@ -76,7 +76,7 @@ func TestSignAndVerifyEveryAlgorithm(t *testing.T) {
 	// Prehashed forms equal their hashing forms for the verifier.
 	d := sha256.Sum256(msg)
 	pre, _ := ParseSignatureAlgorithm("NONESHA256_WITH_RSA")
-	sig, err := h.Sign(ctx, keys[AlgRSA], pre, d[:], false)
+	sig, err := h.Sign(ctx, keys[AlgRSA], SignRequest{Algorithm: pre, Payload: d[:], Raw: false})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,19 +85,19 @@ func TestSignAndVerifyEveryAlgorithm(t *testing.T) {
 		t.Fatalf("NONESHA256_WITH_RSA does not verify with crypto/rsa: %v", err)
 	}
 	pss, _ := ParseSignatureAlgorithm("SHA256_WITH_RSA_PSS")
-	sig, _ = h.Sign(ctx, keys[AlgRSA], pss, msg, false)
+	sig, _ = h.Sign(ctx, keys[AlgRSA], SignRequest{Algorithm: pss, Payload: msg, Raw: false})
 	if err := rsa.VerifyPSS(pub.(*rsa.PublicKey), crypto.SHA256, d[:], sig, &rsa.PSSOptions{SaltLength: 32}); err != nil {
 		t.Fatalf("PSS does not verify with crypto/rsa: %v", err)
 	}
 	ed, _ := ParseSignatureAlgorithm("EDDSA")
-	sig, _ = h.Sign(ctx, keys[AlgED], ed, msg, true)
+	sig, _ = h.Sign(ctx, keys[AlgED], SignRequest{Algorithm: ed, Payload: msg, Raw: true})
 	edPub, _ := x509.ParsePKIXPublicKey(keys[AlgED].PublicKey)
 	if !ed25519.Verify(edPub.(ed25519.PublicKey), msg, sig) {
 		t.Fatal("Ed25519 signature does not verify with crypto/ed25519")
 	}
 	p521, _ := x509.ParsePKIXPublicKey(keys["P-521"].PublicKey)
 	sha512alg, _ := ParseSignatureAlgorithm("SHA512_WITH_ECDSA")
-	sig, _ = h.Sign(ctx, keys["P-521"], sha512alg, msg, false)
+	sig, _ = h.Sign(ctx, keys["P-521"], SignRequest{Algorithm: sha512alg, Payload: msg, Raw: false})
 	h512 := crypto.SHA512.New()
 	h512.Write(msg)
 	if !ecdsa.VerifyASN1(p521.(*ecdsa.PublicKey), h512.Sum(nil), sig) {
@@ -112,7 +112,7 @@ func TestSecp256k1SignaturesAreLowS(t *testing.T) {
 	n, _, _ := curveOrderByOID(OIDSecp256k1)
 	half := n.Rsh(n, 1)
 	for i := 0; i < 32; i++ {
-		sig, err := h.Sign(context.Background(), k, alg, []byte{byte(i)}, true)
+		sig, err := h.Sign(context.Background(), k, SignRequest{Algorithm: alg, Payload: []byte{byte(i)}, Raw: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,11 +130,11 @@ func TestSignRefusals(t *testing.T) {
 	noSign := mustCreate(t, h, &CreateKeyRequest{Label: "nosign", Algorithm: AlgEC, CurveOID: OIDP256,
 		Flags: Flags{Decrypt: true, Sensitive: true, Destroyable: true}})
 	rsaAlg, _ := ParseSignatureAlgorithm("SHA256_WITH_RSA")
-	if _, err := h.Sign(ctx, ec, rsaAlg, []byte("x"), false); !errors.Is(err, ErrAlgorithmMismatch) {
+	if _, err := h.Sign(ctx, ec, SignRequest{Algorithm: rsaAlg, Payload: []byte("x"), Raw: false}); !errors.Is(err, ErrAlgorithmMismatch) {
 		t.Errorf("RSA algorithm on EC key: %v", err)
 	}
 	ecAlg, _ := ParseSignatureAlgorithm("SHA256_WITH_ECDSA")
-	if _, err := h.Sign(ctx, noSign, ecAlg, []byte("x"), false); !errors.Is(err, ErrNotPermitted) {
+	if _, err := h.Sign(ctx, noSign, SignRequest{Algorithm: ecAlg, Payload: []byte("x"), Raw: false}); !errors.Is(err, ErrNotPermitted) {
 		t.Errorf("key without sign attribute: %v", err)
 	}
 	for _, name := range []string{"SHA256_WITH_ECDSA_DETERMINISTIC", "MD5_WITH_RSA", "SHA256_WITH_DSA", "bogus", "NONE_WITH_RSA_PSS"} {
@@ -142,13 +142,7 @@ func TestSignRefusals(t *testing.T) {
 			t.Errorf("ParseSignatureAlgorithm(%q) = %v, want ErrUnsupported", name, err)
 		}
 	}
-	if _, err := h.UpdateMeta(ctx, "ec", func(m *Meta) error { m.Blocked = true; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	blocked, _ := h.Key(ctx, "ec")
-	if _, err := h.Sign(ctx, blocked, ecAlg, []byte("x"), false); !errors.Is(err, ErrNotPermitted) {
-		t.Errorf("blocked key signed: %v", err)
-	}
+	// Blocked keys are refused by the keys service (keys/service_test.go).
 }
 
 func TestCipherRoundTrips(t *testing.T) {
@@ -276,7 +270,7 @@ func TestCreateRefusals(t *testing.T) {
 			t.Errorf("%+v: %v, want %v", c.req, err, c.want)
 		}
 	}
-	labels, _ := h.ListKeys(ctx, nil)
+	labels, _ := h.Labels(ctx)
 	if len(labels) != 0 {
 		t.Fatalf("refused creations left keys: %v", labels)
 	}
@@ -286,10 +280,10 @@ func TestRawRSASignRefusesOversizedInput(t *testing.T) {
 	h := newTestHSM(t)
 	k := mustCreate(t, h, &CreateKeyRequest{Label: "rsa", Algorithm: AlgRSA, KeySize: 2048})
 	alg, _ := ParseSignatureAlgorithm("NONE_WITH_RSA")
-	if _, err := h.Sign(context.Background(), k, alg, make([]byte, 246), false); !errors.Is(err, ErrInvalidInput) {
+	if _, err := h.Sign(context.Background(), k, SignRequest{Algorithm: alg, Payload: make([]byte, 246), Raw: false}); !errors.Is(err, ErrInvalidInput) {
 		t.Fatalf("246-byte NONE_WITH_RSA input: %v, want ErrInvalidInput", err)
 	}
-	if _, err := h.Sign(context.Background(), k, alg, make([]byte, 245), false); err != nil {
+	if _, err := h.Sign(context.Background(), k, SignRequest{Algorithm: alg, Payload: make([]byte, 245), Raw: false}); err != nil {
 		t.Fatalf("245-byte NONE_WITH_RSA input: %v", err)
 	}
 }

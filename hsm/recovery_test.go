@@ -19,7 +19,7 @@ import (
 func signOnce(t *testing.T, h *HSM, k *Key) {
 	t.Helper()
 	alg, _ := ParseSignatureAlgorithm("SHA256_WITH_ECDSA")
-	if _, err := h.Sign(context.Background(), k, alg, []byte("x"), false); err != nil {
+	if _, err := h.Sign(context.Background(), k, SignRequest{Algorithm: alg, Payload: []byte("x"), Raw: false}); err != nil {
 		t.Fatalf("sign: %v", err)
 	}
 }
@@ -85,14 +85,14 @@ func TestUnreachableTokenFailsFastThenRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	alg, _ := ParseSignatureAlgorithm("SHA256_WITH_ECDSA")
-	if _, err := h.Sign(ctx, k, alg, []byte("x"), false); !errors.Is(err, ErrUnavailable) {
+	if _, err := h.Sign(ctx, k, SignRequest{Algorithm: alg, Payload: []byte("x"), Raw: false}); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("sign while the token is gone: %v, want ErrUnavailable", err)
 	}
 	if h.Ready() {
 		t.Fatal("Ready() while the token is gone")
 	}
 	start := time.Now()
-	if _, err := h.Sign(ctx, k, alg, []byte("x"), false); !errors.Is(err, ErrUnavailable) {
+	if _, err := h.Sign(ctx, k, SignRequest{Algorithm: alg, Payload: []byte("x"), Raw: false}); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("second sign: %v", err)
 	}
 	if d := time.Since(start); d > time.Second {

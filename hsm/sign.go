@@ -120,14 +120,11 @@ func (a SignatureAlgorithm) messageDigest(payload []byte) ([]byte, error) {
 	return h.Sum(nil), nil
 }
 
-// usable refuses a key that is internal, blocked or lacks the attribute for
-// an operation.
+// usable refuses a key that is internal or lacks the attribute for an
+// operation. (The blocked state is the keys service's to enforce.)
 func usable(k *Key, op string, allowed bool) error {
 	if k.Meta.Internal {
 		return fmt.Errorf("%w: key %q is reserved for hsmgate itself", ErrNotPermitted, k.Label)
-	}
-	if k.Meta.Blocked {
-		return fmt.Errorf("%w: key %q is blocked", ErrNotPermitted, k.Label)
 	}
 	if !allowed {
 		return fmt.Errorf("%w: key %q does not allow %s", ErrNotPermitted, k.Label, op)
@@ -165,9 +162,18 @@ func (h *HSM) useKeyOnce(ctx context.Context, k *Key, fn func(*session, *Key) er
 	})
 }
 
-// Sign signs payload with the private key. raw selects r‖s for ECDSA
-// instead of DER; RSA and EdDSA signatures are the same in both forms.
-func (h *HSM) Sign(ctx context.Context, k *Key, alg SignatureAlgorithm, payload []byte, raw bool) ([]byte, error) {
+// SignRequest is the input of Sign.
+type SignRequest struct {
+	Algorithm SignatureAlgorithm
+	Payload   []byte
+	// Raw selects r‖s for ECDSA instead of DER; RSA and EdDSA signatures
+	// are the same in both forms.
+	Raw bool
+}
+
+// Sign signs req.Payload with the private key.
+func (h *HSM) Sign(ctx context.Context, k *Key, req SignRequest) ([]byte, error) {
+	alg := req.Algorithm
 	if k.Meta.Algorithm != alg.keyAlgorithm() {
 		return nil, fmt.Errorf("%w: %s cannot sign with %s key %q", ErrAlgorithmMismatch, alg.Name, k.Meta.Algorithm, k.Label)
 	}
@@ -177,7 +183,7 @@ func (h *HSM) Sign(ctx context.Context, k *Key, alg SignatureAlgorithm, payload 
 	if err := usable(k, "sign", k.Flags.Sign); err != nil {
 		return nil, err
 	}
-	return h.sign(ctx, k, alg, payload, raw)
+	return h.sign(ctx, k, alg, req.Payload, req.Raw)
 }
 
 // Attest signs an attestation document with the attestation key
@@ -244,9 +250,18 @@ func (h *HSM) sign(ctx context.Context, k *Key, alg SignatureAlgorithm, payload 
 	return ecdsaRawToDER(sig)
 }
 
+// VerifyRequest is the input of Verify; Raw says the ECDSA signature is
+// r‖s instead of DER.
+type VerifyRequest struct {
+	Algorithm          SignatureAlgorithm
+	Payload, Signature []byte
+	Raw                bool
+}
+
 // Verify checks a signature with the key's public key. A signature that
 // does not verify is (false, nil); errors mean the request itself is wrong.
-func (h *HSM) Verify(k *Key, alg SignatureAlgorithm, payload, sig []byte, raw bool) (bool, error) {
+func (h *HSM) Verify(k *Key, req VerifyRequest) (bool, error) {
+	alg, payload, sig, raw := req.Algorithm, req.Payload, req.Signature, req.Raw
 	if k.Meta.Algorithm != alg.keyAlgorithm() {
 		return false, fmt.Errorf("%w: %s cannot verify with %s key %q", ErrAlgorithmMismatch, alg.Name, k.Meta.Algorithm, k.Label)
 	}

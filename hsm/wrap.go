@@ -144,8 +144,8 @@ func (s *session) keyOnSession(k *Key, reload bool) (*Key, error) {
 // another length, and for every PKCS#8 private key, carries the zero bytes
 // inside (the length indicator counts them). SoftHSM2 and hsmgate unwrap
 // such data without harm; strict RFC 5649 or DER parsers elsewhere may not.
-func (h *HSM) Wrap(ctx context.Context, wrapping, target *Key, method string) ([]byte, error) {
-	m, err := parseWrapMethod(method)
+func (h *HSM) Wrap(ctx context.Context, wrapping, target *Key, req WrapRequest) ([]byte, error) {
+	m, err := parseWrapMethod(req.Method)
 	if err != nil {
 		return nil, err
 	}
@@ -241,6 +241,12 @@ func (s *session) probeExactPadWrap() bool {
 	defer c.DestroyObject(s.s, key)
 	got, err := c.WrapKey(s.s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, kek, key)
 	return err == nil && bytes.Equal(got, rfc5649Probe.wrapped)
+}
+
+// WrapRequest is the input of Wrap: Method is the wire name of the wrap
+// method (AES_WRAP, AES_WRAP_PAD_EC, RSA_WRAP_OAEP…).
+type WrapRequest struct {
+	Method string
 }
 
 // UnwrapRequest describes the key an unwrap creates.

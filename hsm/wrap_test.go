@@ -151,7 +151,7 @@ func TestWrapRFC3394Vector(t *testing.T) {
 	want := mustHex(t, "1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5")
 	kek := importSecret(t, h, "kek", AlgAES, kekBytes, kekFlags)
 	key := importSecret(t, h, "key", AlgAES, keyData, exportableFlags)
-	got, err := h.Wrap(ctx, kek, key, "AES_WRAP")
+	got, err := h.Wrap(ctx, kek, key, WrapRequest{Method: "AES_WRAP"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestWrapRFC5649Vectors(t *testing.T) {
 			keyData := mustHex(t, c.key)
 			key := importSecret(t, h, "key"+string(rune('0'+i)), AlgHMAC, keyData, exportableFlags)
 			want := mustHex(t, c.wrapped)
-			got, err := h.Wrap(ctx, kek, key, "AES_WRAP_PAD")
+			got, err := h.Wrap(ctx, kek, key, WrapRequest{Method: "AES_WRAP_PAD"})
 			if h.state.Load().exactPadWrap {
 				if err != nil || !bytes.Equal(got, want) {
 					t.Fatalf("AES_WRAP_PAD = %x, %v, want %x", got, err, want)
@@ -246,7 +246,7 @@ func TestUnwrapSecretKeyTypes(t *testing.T) {
 				alg = AlgAES
 			}
 			key := importSecret(t, h, "src"+string(rune('a'+i)), alg, secret, exportableFlags)
-			wrapped, err := h.Wrap(ctx, kek, key, c.method)
+			wrapped, err := h.Wrap(ctx, kek, key, WrapRequest{Method: c.method})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -307,7 +307,7 @@ func TestWrapUnwrapPrivateKeys(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wrapped, err := h.Wrap(ctx, kek, orig, c.method)
+			wrapped, err := h.Wrap(ctx, kek, orig, WrapRequest{Method: c.method})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -329,7 +329,7 @@ func TestWrapUnwrapPrivateKeys(t *testing.T) {
 			kind := map[string]string{OIDP256: "P-256", OIDP384: "P-384", OIDP521: "P-521", OIDSecp256k1: "secp256k1", "": "RSA"}[c.create.CurveOID]
 			alg := wireSignatureAlgorithm(t, kind)
 			payload := []byte("signed by the unwrapped copy")
-			sig, err := h.Sign(ctx, k, alg, payload, false)
+			sig, err := h.Sign(ctx, k, SignRequest{Algorithm: alg, Payload: payload, Raw: false})
 			if !c.flags.Sign {
 				if !errors.Is(err, ErrNotPermitted) {
 					t.Fatalf("key unwrapped without sign signed: %v", err)
@@ -339,7 +339,7 @@ func TestWrapUnwrapPrivateKeys(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ok, err := h.Verify(orig, alg, payload, sig, false); err != nil || !ok {
+			if ok, err := h.Verify(orig, VerifyRequest{Algorithm: alg, Payload: payload, Signature: sig, Raw: false}); err != nil || !ok {
 				t.Fatalf("signature does not verify with the original key: %v", err)
 			}
 			if kind != "secp256k1" {
@@ -382,7 +382,7 @@ func TestWrapUnwrapEd25519(t *testing.T) {
 	}
 	// SoftHSM2 2.6 can neither wrap nor unwrap Ed25519 keys; a token that
 	// can must round-trip them.
-	wrapped, err := h.Wrap(ctx, kek, orig, "AES_WRAP_PAD_ED")
+	wrapped, err := h.Wrap(ctx, kek, orig, WrapRequest{Method: "AES_WRAP_PAD_ED"})
 	switch {
 	case err == nil:
 		tokenWraps = true
@@ -424,7 +424,7 @@ func TestWrapUnwrapEd25519(t *testing.T) {
 	if k.PublicKey != nil || k.Meta.Algorithm != AlgED || k.Meta.CurveOID != OIDEd25519 {
 		t.Fatalf("unwrapped Ed25519 key: public %x meta %+v", k.PublicKey, k.Meta)
 	}
-	sig, err := h.Sign(ctx, k, wireSignatureAlgorithm(t, "Ed25519"), []byte("ed"), false)
+	sig, err := h.Sign(ctx, k, SignRequest{Algorithm: wireSignatureAlgorithm(t, "Ed25519"), Payload: []byte("ed"), Raw: false})
 	if err != nil || !ed25519.Verify(pub, []byte("ed"), sig) {
 		t.Fatalf("unwrapped Ed25519 key does not sign: %v", err)
 	}
@@ -472,7 +472,7 @@ func TestWrapRSAMethods(t *testing.T) {
 	}
 	for i, c := range cases {
 		t.Run(c.method+"/"+c.wrapping.Label+"/"+c.target.Label, func(t *testing.T) {
-			wrapped, err := h.Wrap(ctx, c.wrapping, c.target, c.method)
+			wrapped, err := h.Wrap(ctx, c.wrapping, c.target, WrapRequest{Method: c.method})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -559,19 +559,19 @@ func TestWrapRefusals(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := h.Wrap(ctx, c.wrapping, c.target, c.method); !errors.Is(err, c.want) {
+			if _, err := h.Wrap(ctx, c.wrapping, c.target, WrapRequest{Method: c.method}); !errors.Is(err, c.want) {
 				t.Fatalf("Wrap = %v, want %v", err, c.want)
 			}
 		})
 	}
-	if _, err := h.Wrap(ctx, kek, secret, "AES_GCM_WRAP"); err == nil || !bytes.Contains([]byte(err.Error()), []byte("AES_GCM_WRAP")) {
+	if _, err := h.Wrap(ctx, kek, secret, WrapRequest{Method: "AES_GCM_WRAP"}); err == nil || !bytes.Contains([]byte(err.Error()), []byte("AES_GCM_WRAP")) {
 		t.Fatalf("unknown method error does not name it: %v", err)
 	}
-	if _, err := h.Wrap(ctx, kek, ec, "AES_WRAP_DSA"); err == nil || !bytes.Contains([]byte(err.Error()), []byte("DSA keys are not supported by hsmgate")) {
+	if _, err := h.Wrap(ctx, kek, ec, WrapRequest{Method: "AES_WRAP_DSA"}); err == nil || !bytes.Contains([]byte(err.Error()), []byte("DSA keys are not supported by hsmgate")) {
 		t.Fatalf("DSA error: %v", err)
 	}
 
-	wrapped, err := h.Wrap(ctx, kek, secret, "AES_WRAP")
+	wrapped, err := h.Wrap(ctx, kek, secret, WrapRequest{Method: "AES_WRAP"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -635,7 +635,7 @@ func TestUnwrapWithWrongKeyLeavesNothing(t *testing.T) {
 	}
 	wrap := func(wrapping, target *Key, method string) []byte {
 		t.Helper()
-		w, err := h.Wrap(ctx, wrapping, target, method)
+		w, err := h.Wrap(ctx, wrapping, target, WrapRequest{Method: method})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -732,7 +732,7 @@ func TestUnwrappedKeySignsLikeGo(t *testing.T) {
 			if !bytes.Equal(k.PublicKey, kp.spki) {
 				t.Fatal("derived public key differs from Go's")
 			}
-			sig, err := h.Sign(ctx, k, wireSignatureAlgorithm(t, kind), []byte("go"), false)
+			sig, err := h.Sign(ctx, k, SignRequest{Algorithm: wireSignatureAlgorithm(t, kind), Payload: []byte("go"), Raw: false})
 			if err != nil || !kp.verify([]byte("go"), sig) {
 				t.Fatalf("signature does not verify with Go: %v", err)
 			}
@@ -748,7 +748,7 @@ func TestPadWrapOfPartialBlocksFollowsTheProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := importSecret(t, h, "hmac45", AlgHMAC, make([]byte, 45), exportableFlags)
-	_, err = h.Wrap(ctx, kek, key, "AES_WRAP_PAD")
+	_, err = h.Wrap(ctx, kek, key, WrapRequest{Method: "AES_WRAP_PAD"})
 	if h.state.Load().exactPadWrap {
 		if err != nil {
 			t.Fatalf("exact RFC 5649 token refused a 45-byte key: %v", err)

@@ -127,7 +127,7 @@ func rawSign(algName string) func(*hsm.HSM, string, []byte) (opFunc, error) {
 			return nil, err
 		}
 		return withKey(h, label, func(ctx context.Context, k *hsm.Key) error {
-			_, err := h.Sign(ctx, k, alg, data, false)
+			_, err := h.Sign(ctx, k, hsm.SignRequest{Algorithm: alg, Payload: data, Raw: false})
 			return err
 		}), nil
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/hsmgate/hsmgate/api"
 	"github.com/hsmgate/hsmgate/auth"
 	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/keys"
 	hsmtls "github.com/hsmgate/hsmgate/tls"
 	"gopkg.in/yaml.v3"
 )
@@ -369,7 +370,7 @@ func startInProcessServer(ctx context.Context, h *hsm.HSM, dir string) (*restSer
 		return nil, err
 	}
 	log := slog.New(slog.NewJSONHandler(logf, nil))
-	router := api.New(api.Options{HSM: h, Auth: auth.New(auth.Options{Schemes: []auth.Scheme{static}}), Log: log, AccessLog: false,
+	router := api.New(api.Options{HSM: h, Keys: keys.New(h, keys.Options{}), Auth: auth.New(auth.Options{Schemes: []auth.Scheme{static}}), Log: log, AccessLog: false,
 		Build: api.Build{Version: "bench", Commit: "in-process", BuildTime: time.Now().UTC().Format(time.RFC3339)}})
 	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,

@@ -19,6 +19,7 @@ import (
 	"github.com/hsmgate/hsmgate/api"
 	"github.com/hsmgate/hsmgate/auth"
 	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/keys"
 	"github.com/hsmgate/hsmgate/softhsm"
 	"github.com/hsmgate/hsmgate/tls"
 	"gopkg.in/yaml.v3"
@@ -107,7 +108,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 	throttle := auth.NewThrottle(cfg.Auth.Throttle.SourceFailures, cfg.Auth.Throttle.CredentialFailures, cfg.Auth.Throttle.Window)
 	authn := auth.New(auth.Options{Schemes: schemes, Certificates: certs, Throttle: throttle})
 	router := api.New(api.Options{
-		HSM: h, Auth: authn, Throttle: throttle, RequireBoth: cfg.TLS.RequireBoth, Log: log, MaxBodyBytes: cfg.Server.MaxBodyBytes,
+		HSM: h, Keys: keys.New(h, keys.Options{}), Auth: authn, Throttle: throttle, RequireBoth: cfg.TLS.RequireBoth, Log: log, MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		AccessLog: *cfg.Server.AccessLog, Build: api.Build{Version: version, Commit: commit, BuildTime: buildTime},
 		AppTokens:  appTokenIssuer(schemes),
 		Argus:      findScheme[*auth.Argus](schemes),

@@ -1,0 +1,97 @@
+package api
+
+import (
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/keys"
+	"github.com/hsmgate/hsmgate/keys/keystest"
+	"github.com/hsmgate/hsmgate/roles"
+)
+
+// stubGateway serves the API over an in-memory backend, authenticating
+// every request as a holder of every role of customer acme.
+func stubGateway(t *testing.T) http.Handler {
+	t.Helper()
+	p := &roles.Principal{Subject: "t", Roles: roles.Of(roles.KeyManagement, roles.KeyOperation, roles.Service), Customers: []string{"acme"}, Level: roles.LevelSignature}
+	return New(Options{Keys: keys.New(keystest.New(), keys.Options{}), Auth: fixedAuth{p: p}})
+}
+
+// call sends a JSON body and returns the status and decoded answer.
+func call(t *testing.T, h http.Handler, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(method, path, strings.NewReader(body)))
+	var out map[string]any
+	if w.Body.Len() > 0 && w.Body.Bytes()[0] == '{' {
+		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, path, err, w.Body.String())
+		}
+	}
+	return w.Code, out
+}
+
+func TestHandlersCreateSignVerify(t *testing.T) {
+	h := stubGateway(t)
+	status, out := call(t, h, http.MethodPost, "/v1/key", `{"label":"k","algorithm":"EC","curveOid":"`+hsm.OIDP256+`","attributes":{"sign":true,"verify":true}}`)
+	if status != http.StatusCreated || out["label"] != "k" || out["uuid"] == "" {
+		t.Fatalf("create: %d %v", status, out)
+	}
+	msg := base64.StdEncoding.EncodeToString([]byte("hello"))
+	status, out = call(t, h, http.MethodPost, "/v1/synchronousSign", `{"signRequest":{"payload":"`+msg+`","signKeyName":"k","signatureAlgorithm":"SHA256_WITH_ECDSA"}}`)
+	if status != http.StatusOK {
+		t.Fatalf("sign: %d %v", status, out)
+	}
+	sig, _ := out["signature"].(string)
+	status, out = call(t, h, http.MethodGet, "/v1/key/k/attributes", "")
+	if status != http.StatusOK {
+		t.Fatalf("attributes: %d %v", status, out)
+	}
+	desc, _ := out["json"].(map[string]any)
+	der, _ := base64.StdEncoding.DecodeString(desc["publicKey"].(string))
+	pub, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := base64.StdEncoding.DecodeString(sig)
+	d := sha256.Sum256([]byte("hello"))
+	if !ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), d[:], raw) {
+		t.Fatal("the signature the handler returned does not verify with the key's public key")
+	}
+	status, out = call(t, h, http.MethodPost, "/v1/verify", `{"verifySignatureRequest":{"payload":"`+msg+`","signature":"`+sig+`","signKeyName":"k","signatureAlgorithm":"SHA256_WITH_ECDSA"}}`)
+	if status != http.StatusOK || out["signatureValid"] != true {
+		t.Fatalf("verify: %d %v", status, out)
+	}
+}
+
+func TestHandlersRenderServiceErrors(t *testing.T) {
+	h := stubGateway(t)
+	call(t, h, http.MethodPost, "/v1/key", `{"label":"k","algorithm":"EC","curveOid":"`+hsm.OIDP256+`","password":"pw","attributes":{"sign":true}}`)
+	msg := base64.StdEncoding.EncodeToString([]byte("x"))
+	cases := []struct {
+		name, method, path, body string
+		status, code             int
+	}{
+		{"missing key", http.MethodPost, "/v1/synchronousSign", `{"signRequest":{"payload":"` + msg + `","signKeyName":"none","signatureAlgorithm":"SHA256_WITH_ECDSA"}}`, 404, 650},
+		{"wrong password", http.MethodPost, "/v1/synchronousSign", `{"signRequest":{"payload":"` + msg + `","signKeyName":"k","keyPassword":"no","signatureAlgorithm":"SHA256_WITH_ECDSA"}}`, 401, 620},
+		{"unknown algorithm", http.MethodPost, "/v1/synchronousSign", `{"signRequest":{"payload":"` + msg + `","signKeyName":"k","signatureAlgorithm":"MD5_WITH_RSA"}}`, 400, 629},
+		{"customer not held", http.MethodPost, "/v1/key", `{"label":"o","algorithm":"EC","curveOid":"` + hsm.OIDP256 + `","customer":"globex","attributes":{"sign":true}}`, 403, 400},
+		{"unsupported key type", http.MethodPost, "/v1/key", `{"label":"d","algorithm":"DSA"}`, 400, 613},
+		{"duplicate label", http.MethodPost, "/v1/key", `{"label":"k","algorithm":"EC","curveOid":"` + hsm.OIDP256 + `","attributes":{"sign":true}}`, 409, 608},
+		{"no cipher capability", http.MethodPost, "/v1/encrypt", `{"encryptRequest":{"payload":"` + msg + `","encryptKeyName":"k","cipherAlgorithm":"AES_GCM"}}`, 400, 629},
+	}
+	for _, c := range cases {
+		status, out := call(t, h, c.method, c.path, c.body)
+		if status != c.status || out["errorCode"] != float64(c.code) || out["reason"] == "" || out["message"] == "" {
+			t.Errorf("%s: %d %v, want %d with errorCode %d", c.name, status, out, c.status, c.code)
+		}
+	}
+}

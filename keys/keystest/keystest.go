@@ -1,0 +1,235 @@
+// Package keystest provides an in-memory keys.Backend for unit tests of the
+// keys service and the HTTP handlers, so that they run without a token.
+// Its EC P-256 keys are Go keys: signatures are real and verifiable.
+package keystest
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hsmgate/hsmgate/hsm"
+)
+
+// Backend is an in-memory token. It implements keys.Backend and the
+// optional keys.Signer, keys.Exporter, keys.Attester and keys.RandomSource
+// capabilities; it does not implement keys.Cipher, keys.MACer or
+// keys.Wrapper, so tests can check how the service reports a missing one.
+type Backend struct {
+	mu       sync.Mutex
+	keys     map[string]*hsm.Key
+	priv     map[string]*ecdsa.PrivateKey
+	password map[string][]byte
+	// Attestation signs attestation documents.
+	Attestation *ecdsa.PrivateKey
+	// Calls counts the calls of each method, for tests that check what
+	// reached the backend.
+	Calls map[string]int
+}
+
+// New returns an empty Backend.
+func New() *Backend {
+	att, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err) // the system's random source failed
+	}
+	return &Backend{keys: map[string]*hsm.Key{}, priv: map[string]*ecdsa.PrivateKey{}, password: map[string][]byte{},
+		Attestation: att, Calls: map[string]int{}}
+}
+
+// count records a call; the caller holds b.mu.
+func (b *Backend) count(name string) { b.Calls[name]++ }
+
+// Key returns a copy of the key's view.
+func (b *Backend) Key(_ context.Context, label string) (*hsm.Key, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.count("Key")
+	k, ok := b.keys[label]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", hsm.ErrNotFound, label)
+	}
+	return &hsm.Key{Label: k.Label, Meta: k.Meta, Flags: k.Flags, PublicKey: k.PublicKey}, nil
+}
+
+// Labels lists every label, sorted.
+func (b *Backend) Labels(context.Context) ([]string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.count("Labels")
+	out := make([]string, 0, len(b.keys))
+	for l := range b.keys {
+		out = append(out, l)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// CreateKey makes EC P-256 keys as Go keys, and records any other
+// algorithm with its metadata only (it cannot be used).
+func (b *Backend) CreateKey(_ context.Context, req *hsm.CreateKeyRequest) (*hsm.Key, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.count("CreateKey")
+	if _, ok := b.keys[req.Label]; ok {
+		return nil, fmt.Errorf("%w: %q", hsm.ErrExists, req.Label)
+	}
+	k := &hsm.Key{Label: req.Label, Flags: req.Flags, Meta: hsm.Meta{
+		UUID: fmt.Sprintf("uuid-%d", len(b.keys)+1), Algorithm: req.Algorithm, CurveOID: req.CurveOID, KeySize: req.KeySize,
+		HMACHash: req.HMACHash, ID: req.ID, Customer: req.Customer, CreateTime: time.Now().UTC(), Origin: "generated", Policy: req.Policy}}
+	if req.Algorithm == hsm.AlgEC && req.CurveOID == hsm.OIDP256 {
+		priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		if k.PublicKey, err = x509.MarshalPKIXPublicKey(&priv.PublicKey); err != nil {
+			return nil, err
+		}
+		b.priv[req.Label] = priv
+	}
+	b.keys[req.Label] = k
+	b.password[req.Label] = slices.Clone(req.Password)
+	return k, nil
+}
+
+// ImportKey records the request's metadata; the material is not kept.
+func (b *Backend) ImportKey(_ context.Context, req *hsm.ImportKeyRequest) (*hsm.Key, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.count("ImportKey")
+	if _, ok := b.keys[req.Label]; ok {
+		return nil, fmt.Errorf("%w: %q", hsm.ErrExists, req.Label)
+	}
+	k := &hsm.Key{Label: req.Label, Flags: req.Flags, PublicKey: req.PublicKey, Meta: hsm.Meta{
+		UUID: fmt.Sprintf("uuid-%d", len(b.keys)+1), Algorithm: req.Algorithm, HMACHash: req.HMACHash,
+		Customer: req.Customer, CreateTime: time.Now().UTC(), Origin: "imported", Policy: req.Policy}}
+	b.keys[req.Label] = k
+	b.password[req.Label] = slices.Clone(req.Password)
+	return k, nil
+}
+
+// DeleteKey forgets a key.
+func (b *Backend) DeleteKey(_ context.Context, label string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.count("DeleteKey")
+	if _, ok := b.keys[label]; !ok {
+		return fmt.Errorf("%w: %q", hsm.ErrNotFound, label)
+	}
+	delete(b.keys, label)
+	delete(b.priv, label)
+	delete(b.password, label)
+	return nil
+}
+
+// UpdateMeta changes the stored metadata through fn.
+func (b *Backend) UpdateMeta(_ context.Context, label string, fn func(*hsm.Meta) error) (*hsm.Key, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.count("UpdateMeta")
+	k, ok := b.keys[label]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", hsm.ErrNotFound, label)
+	}
+	m := k.Meta
+	if err := fn(&m); err != nil {
+		return nil, err
+	}
+	k.Meta = m
+	return k, nil
+}
+
+// CheckPassword compares the password in constant time.
+func (b *Backend) CheckPassword(_ context.Context, k *hsm.Key, password []byte) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.count("CheckPassword")
+	want := b.password[k.Label]
+	if len(want) == 0 && len(password) == 0 {
+		return nil
+	}
+	if !hmac.Equal(want, password) {
+		return fmt.Errorf("%w for key %q", hsm.ErrWrongPassword, k.Label)
+	}
+	return nil
+}
+
+// ChangePassword replaces the password after checking the old one.
+func (b *Backend) ChangePassword(ctx context.Context, label string, old, new []byte) error {
+	k, err := b.Key(ctx, label)
+	if err != nil {
+		return err
+	}
+	if err := b.CheckPassword(ctx, k, old); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.password[label] = slices.Clone(new)
+	return nil
+}
+
+// Sign signs with an EC P-256 key: NONE_WITH_ECDSA (the payload is the
+// digest) or SHA256_WITH_ECDSA, DER only.
+func (b *Backend) Sign(_ context.Context, k *hsm.Key, req hsm.SignRequest) ([]byte, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.count("Sign")
+	priv, ok := b.priv[k.Label]
+	if !ok || !k.Flags.Sign {
+		return nil, fmt.Errorf("%w: key %q cannot sign here", hsm.ErrNotPermitted, k.Label)
+	}
+	digest := req.Payload
+	switch req.Algorithm.Name {
+	case "NONE_WITH_ECDSA":
+	case "SHA256_WITH_ECDSA":
+		d := sha256.Sum256(req.Payload)
+		digest = d[:]
+	default:
+		return nil, fmt.Errorf("%s is %w by the stub backend", req.Algorithm.Name, hsm.ErrUnsupported)
+	}
+	return ecdsa.SignASN1(rand.Reader, priv, digest)
+}
+
+// Verify checks a SHA256_WITH_ECDSA signature.
+func (b *Backend) Verify(k *hsm.Key, req hsm.VerifyRequest) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.count("Verify")
+	priv, ok := b.priv[k.Label]
+	if !ok || req.Algorithm.Name != "SHA256_WITH_ECDSA" {
+		return false, fmt.Errorf("%s is %w by the stub backend", req.Algorithm.Name, hsm.ErrUnsupported)
+	}
+	d := sha256.Sum256(req.Payload)
+	return ecdsa.VerifyASN1(&priv.PublicKey, d[:], req.Signature), nil
+}
+
+// ExportKey returns the public key of a key.
+func (b *Backend) ExportKey(_ context.Context, k *hsm.Key) (*hsm.ExportedKey, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.count("ExportKey")
+	return &hsm.ExportedKey{PublicKey: k.PublicKey}, nil
+}
+
+// Attest signs doc with the Attestation key (SHA-256, DER).
+func (b *Backend) Attest(_ context.Context, doc []byte) ([]byte, error) {
+	d := sha256.Sum256(doc)
+	return ecdsa.SignASN1(rand.Reader, b.Attestation, d[:])
+}
+
+// Random returns n bytes of Go's random source.
+func (b *Backend) Random(_ context.Context, n int) ([]byte, error) {
+	out := make([]byte, n)
+	_, err := rand.Read(out)
+	return out, err
+}

@@ -1,0 +1,329 @@
+package keys
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/roles"
+)
+
+// CreateKeyRequest describes a key to generate, with the algorithm as the
+// wire API names it (RSA, EC, ED, AES, TDEA, HMACSHA256…).
+type CreateKeyRequest struct {
+	Label     string
+	Password  []byte
+	Algorithm string
+	// KeySize in bits; nil means "not given" (required for RSA).
+	KeySize  *int
+	CurveOID string
+	// ID is the caller's own identifier, kept in the metadata.
+	ID       string
+	Flags    hsm.Flags
+	Policy   json.RawMessage
+	Customer string
+}
+
+// KeyCreated names a new key.
+type KeyCreated struct {
+	Label, UUID string
+}
+
+// unsupportedKeyAlgorithms are refused by name: the token (or hsmgate) cannot serve them.
+var unsupportedKeyAlgorithms = map[string]string{
+	"BLS": "BLS", "CHACHA20": "ChaCha20", "CAMELLIA": "Camellia",
+	"ML-DSA": "ML-DSA", "MLDSA": "ML-DSA", "ML_DSA": "ML-DSA", "ML-KEM": "ML-KEM", "MLKEM": "ML-KEM", "ML_KEM": "ML-KEM",
+	"SLH-DSA": "SLH-DSA", "SLHDSA": "SLH-DSA", "SLH_DSA": "SLH-DSA", "LMS": "LMS", "XMSS": "XMSS",
+	"DILITHIUM": "Dilithium", "KYBER": "Kyber", "SPHINCS": "SPHINCS+", "IDEA": "IDEA", "DES": "DES",
+}
+
+// hmacAlgorithm splits HMACSHA256/384/512 into the family and its hash.
+func hmacAlgorithm(alg string) (hash string, ok bool) {
+	switch alg {
+	case "HMACSHA256", "HMACSHA384", "HMACSHA512":
+		return strings.TrimPrefix(alg, "HMAC"), true
+	}
+	return "", false
+}
+
+// keySpec turns the wire algorithm fields into an hsm.CreateKeyRequest.
+func keySpec(req *CreateKeyRequest) (*hsm.CreateKeyRequest, error) {
+	spec := &hsm.CreateKeyRequest{CurveOID: req.CurveOID}
+	if req.KeySize != nil {
+		spec.KeySize = *req.KeySize
+	}
+	alg := strings.ToUpper(strings.TrimSpace(req.Algorithm))
+	if hash, ok := hmacAlgorithm(alg); ok {
+		spec.Algorithm, spec.HMACHash = hsm.AlgHMAC, hash
+		if req.KeySize == nil {
+			spec.KeySize = map[string]int{"SHA256": 256, "SHA384": 384, "SHA512": 512}[hash]
+		}
+		return spec, nil
+	}
+	switch alg {
+	case "RSA":
+		spec.Algorithm = hsm.AlgRSA
+		if req.KeySize == nil {
+			return nil, refuse(ErrInvalidRequest, "keySize is required for RSA")
+		}
+	case "EC":
+		spec.Algorithm = hsm.AlgEC
+		if req.CurveOID == "" {
+			return nil, refuse(ErrInvalidRequest, "curveOid is required for EC")
+		}
+	case "ED", "EDDSA", "ED25519":
+		spec.Algorithm = hsm.AlgED
+		if spec.CurveOID == "" {
+			spec.CurveOID = hsm.OIDEd25519
+		}
+	case "AES":
+		spec.Algorithm = hsm.AlgAES
+		if req.KeySize == nil {
+			spec.KeySize = 256
+		}
+	case "TDEA", "DESEDE", "DES3":
+		spec.Algorithm, spec.KeySize = hsm.AlgTDEA, 192
+	case "":
+		return nil, refuse(ErrInvalidRequest, "algorithm is required")
+	case "DSA":
+		// SoftHSM2 offers DSA mechanisms, but no TSB signature algorithm uses DSA keys.
+		return nil, refuse(ErrKeyType, "algorithm DSA is not supported by this HSM gateway: the API defines no DSA signature algorithm")
+	default:
+		if name, ok := unsupportedKeyAlgorithms[alg]; ok {
+			return nil, refuse(ErrKeyType, "algorithm %s is not supported by this HSM", name)
+		}
+		return nil, refuse(ErrKeyType, "algorithm %q is not supported by this HSM", req.Algorithm)
+	}
+	return spec, nil
+}
+
+// CreateKey generates a key owned by one of the caller's customers.
+func (s *Service) CreateKey(ctx context.Context, p *roles.Principal, req CreateKeyRequest) (*KeyCreated, error) {
+	spec, err := keySpec(&req)
+	if err != nil {
+		return nil, err
+	}
+	spec.Label, spec.ID, spec.Password, spec.Flags = req.Label, req.ID, req.Password, req.Flags
+	if err := checkPrivateFlags(spec.Flags, req.Policy); err != nil {
+		return nil, err
+	}
+	if spec.Policy, err = normalizePolicy(req.Policy); err != nil {
+		return nil, err
+	}
+	if spec.Customer, err = ownerCustomer(p, req.Customer); err != nil {
+		return nil, err
+	}
+	k, err := s.backend.CreateKey(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return &KeyCreated{Label: k.Label, UUID: k.Meta.UUID}, nil
+}
+
+// ImportKeyRequest describes key material to store; the material is
+// decoded already (DER or raw bytes). Algorithm is the wire name; it is
+// required for a secret key and optional (checked against the key) for
+// asymmetric material.
+type ImportKeyRequest struct {
+	Label       string
+	Password    []byte
+	Algorithm   string
+	PrivateKey  []byte
+	PublicKey   []byte
+	SecretKey   []byte
+	Certificate []byte
+	Flags       hsm.Flags
+	Policy      json.RawMessage
+	Customer    string
+}
+
+// PublicOnly reports whether the request carries no private or secret
+// material, so that the public usage flags default to true.
+func (r *ImportKeyRequest) PublicOnly() bool { return r.PrivateKey == nil && r.SecretKey == nil }
+
+// ImportKey stores key material under a new label owned by one of the
+// caller's customers. The caller should clear the private material after.
+func (s *Service) ImportKey(ctx context.Context, p *roles.Principal, req ImportKeyRequest) (*KeyCreated, error) {
+	customer, err := ownerCustomer(p, req.Customer)
+	if err != nil {
+		return nil, err
+	}
+	if req.PrivateKey == nil && req.PublicKey == nil && req.SecretKey == nil && req.Certificate == nil {
+		return nil, refuse(ErrInvalidRequest, "one of privateKey, publicKey, secretKey or certificate is required")
+	}
+	ir := &hsm.ImportKeyRequest{Label: req.Label, Password: req.Password, Customer: customer,
+		PrivateKey: req.PrivateKey, PublicKey: req.PublicKey, SecretKey: req.SecretKey, Certificate: req.Certificate, Flags: req.Flags}
+	alg := strings.ToUpper(strings.TrimSpace(req.Algorithm))
+	switch {
+	case req.SecretKey != nil:
+		hash, isHMAC := hmacAlgorithm(alg)
+		switch {
+		case isHMAC:
+			ir.Algorithm, ir.HMACHash = hsm.AlgHMAC, hash
+		case alg == "AES":
+			ir.Algorithm = hsm.AlgAES
+		case alg == "TDEA", alg == "DESEDE", alg == "DES3":
+			ir.Algorithm = hsm.AlgTDEA
+		case alg == "":
+			return nil, refuse(ErrInvalidRequest, "algorithm is required for a secret key")
+		default:
+			return nil, refuse(ErrKeyType, "algorithm %q is not supported by this HSM for secret keys", req.Algorithm)
+		}
+	case alg == "RSA", alg == "EC", alg == "ED", alg == "":
+		ir.Algorithm = alg
+	default:
+		return nil, refuse(ErrKeyType, "algorithm %q is not supported by this HSM", req.Algorithm)
+	}
+	if !req.PublicOnly() {
+		if err := checkPrivateFlags(req.Flags, req.Policy); err != nil {
+			return nil, err
+		}
+	}
+	if ir.Policy, err = normalizePolicy(req.Policy); err != nil {
+		return nil, err
+	}
+	k, err := s.backend.ImportKey(ctx, ir)
+	if err != nil {
+		return nil, err
+	}
+	return &KeyCreated{Label: k.Label, UUID: k.Meta.UUID}, nil
+}
+
+// ListKeys returns the sorted labels of the keys of the caller's customers.
+func (s *Service) ListKeys(ctx context.Context, p *roles.Principal) ([]string, error) {
+	labels, err := s.backend.Labels(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []string{}
+	if p == nil || len(p.Customers) == 0 {
+		return out, nil // no customer: no key, never every key
+	}
+	for _, l := range labels {
+		k, err := s.backend.Key(ctx, l)
+		if err != nil || !p.HasCustomer(k.Meta.Customer) {
+			continue // deleted meanwhile, or another customer's
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// DeleteKey destroys a key after checking its password.
+func (s *Service) DeleteKey(ctx context.Context, p *roles.Principal, ref KeyRef) error {
+	if _, err := s.unlocked(ctx, p, ref); err != nil {
+		return err
+	}
+	return s.backend.DeleteKey(ctx, ref.Label)
+}
+
+// ChangePassword replaces a key password; the backend checks the old one.
+func (s *Service) ChangePassword(ctx context.Context, p *roles.Principal, ref KeyRef, newPassword []byte) error {
+	if _, err := s.scoped(ctx, p, ref.Label); err != nil {
+		return err
+	}
+	return s.backend.ChangePassword(ctx, ref.Label, ref.Password, newPassword)
+}
+
+// ExportKey returns the material of a key that is extractable, not
+// sensitive, not blocked and carries no policy (a public-only key exports
+// its public key). The caller must clear PrivateKey and SecretKey.
+func (s *Service) ExportKey(ctx context.Context, p *roles.Principal, ref KeyRef) (*hsm.ExportedKey, error) {
+	exporter, err := capability[Exporter](s.backend, "key export")
+	if err != nil {
+		return nil, err
+	}
+	k, err := s.unlocked(ctx, p, ref)
+	if err != nil {
+		return nil, err
+	}
+	if hasPolicy(k.Meta.Policy) {
+		return nil, fmt.Errorf("%w: key %q has a policy and cannot be exported", ErrNotPermitted, k.Label)
+	}
+	if err := s.ready(ctx, p, k, ""); err != nil {
+		return nil, err
+	}
+	return exporter.ExportKey(ctx, k)
+}
+
+// ModifyRequest replaces a key's policy; keyStatus.blocked, when present,
+// sets the blocked state.
+type ModifyRequest struct {
+	Key    KeyRef
+	Policy json.RawMessage
+}
+
+// Modify replaces the policy of a key and returns its label.
+func (s *Service) Modify(ctx context.Context, p *roles.Principal, req ModifyRequest) (string, error) {
+	k, err := s.unlocked(ctx, p, req.Key)
+	if err != nil {
+		return "", err
+	}
+	policy, err := normalizePolicy(req.Policy)
+	if err != nil {
+		return "", err
+	}
+	if policy != nil && k.Flags.Extractable {
+		return "", refuse(ErrInvalidAttributes, "an extractable key cannot carry a policy")
+	}
+	var doc policyDoc
+	if policy != nil {
+		if err := json.Unmarshal(policy, &doc); err != nil {
+			return "", refuse(ErrInvalidRequest, "policy.keyStatus must be {\"blocked\": true|false}")
+		}
+	}
+	if err := s.gate.Admit(ctx, p, k, OpModify); err != nil {
+		return "", err
+	}
+	_, err = s.backend.UpdateMeta(ctx, k.Label, func(m *hsm.Meta) error {
+		m.Policy = policy
+		if doc.KeyStatus != nil && doc.KeyStatus.Blocked != nil {
+			m.Blocked = *doc.KeyStatus.Blocked
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return k.Label, nil
+}
+
+// SetBlocked blocks or unblocks a key.
+func (s *Service) SetBlocked(ctx context.Context, p *roles.Principal, ref KeyRef, blocked bool) error {
+	k, err := s.unlocked(ctx, p, ref)
+	if err != nil {
+		return err
+	}
+	op := OpUnblock
+	if blocked {
+		op = OpBlock
+	}
+	if err := s.gate.Admit(ctx, p, k, op); err != nil {
+		return err
+	}
+	_, err = s.backend.UpdateMeta(ctx, k.Label, func(m *hsm.Meta) error { m.Blocked = blocked; return nil })
+	return err
+}
+
+// Statistics counts the token's objects.
+func (s *Service) Statistics(ctx context.Context) (*hsm.Statistics, error) {
+	src, err := capability[StatisticsSource](s.backend, "key store statistics")
+	if err != nil {
+		return nil, err
+	}
+	return src.Statistics(ctx)
+}
+
+// MaxRandom is the largest number of bytes one Random call returns.
+const MaxRandom = hsm.MaxRandom
+
+// Random draws n random bytes from the token.
+func (s *Service) Random(ctx context.Context, n int) ([]byte, error) {
+	src, err := capability[RandomSource](s.backend, "random generation")
+	if err != nil {
+		return nil, err
+	}
+	return src.Random(ctx, n)
+}

@@ -1,0 +1,223 @@
+package keys
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/roles"
+)
+
+// signatureAlgorithm parses a wire signature algorithm name.
+func signatureAlgorithm(name string) (hsm.SignatureAlgorithm, error) {
+	alg, err := hsm.ParseSignatureAlgorithm(name)
+	if err != nil {
+		return alg, refuse(ErrUnsupported, "signature algorithm %s: %v", name, err)
+	}
+	return alg, nil
+}
+
+// SignRequest signs Payload with the private key of Key. Algorithm is the
+// wire name (SHA256_WITH_ECDSA…); Raw asks for r‖s instead of DER (ECDSA).
+type SignRequest struct {
+	Key       KeyRef
+	Algorithm string
+	Payload   []byte
+	Raw       bool
+}
+
+// Sign signs with a key of the caller's customers.
+func (s *Service) Sign(ctx context.Context, p *roles.Principal, req SignRequest) ([]byte, error) {
+	signer, err := capability[Signer](s.backend, "signing")
+	if err != nil {
+		return nil, err
+	}
+	alg, err := signatureAlgorithm(req.Algorithm)
+	if err != nil {
+		return nil, err
+	}
+	k, err := s.usable(ctx, p, req.Key, OpSign)
+	if err != nil {
+		return nil, err
+	}
+	return signer.Sign(ctx, k, hsm.SignRequest{Algorithm: alg, Payload: req.Payload, Raw: req.Raw})
+}
+
+// VerifyRequest checks Signature over Payload with the public key of Key.
+type VerifyRequest struct {
+	Key       KeyRef
+	Algorithm string
+	Payload   []byte
+	Signature []byte
+	Raw       bool
+}
+
+// Verify reports whether the signature is valid; errors mean the request
+// itself is wrong.
+func (s *Service) Verify(ctx context.Context, p *roles.Principal, req VerifyRequest) (bool, error) {
+	signer, err := capability[Signer](s.backend, "signature verification")
+	if err != nil {
+		return false, err
+	}
+	alg, err := signatureAlgorithm(req.Algorithm)
+	if err != nil {
+		return false, err
+	}
+	k, err := s.usable(ctx, p, req.Key, "")
+	if err != nil {
+		return false, err
+	}
+	return signer.Verify(k, hsm.VerifyRequest{Algorithm: alg, Payload: req.Payload, Signature: req.Signature, Raw: req.Raw})
+}
+
+// HMAC computes the keyed hash of payload with a secret key.
+func (s *Service) HMAC(ctx context.Context, p *roles.Principal, key KeyRef, payload []byte) ([]byte, error) {
+	macer, err := capability[MACer](s.backend, "HMAC")
+	if err != nil {
+		return nil, err
+	}
+	k, err := s.usable(ctx, p, key, "")
+	if err != nil {
+		return nil, err
+	}
+	return macer.HMAC(ctx, k, payload)
+}
+
+// VerifyHMAC checks a keyed hash in constant time.
+func (s *Service) VerifyHMAC(ctx context.Context, p *roles.Principal, key KeyRef, payload, mac []byte) (bool, error) {
+	macer, err := capability[MACer](s.backend, "HMAC verification")
+	if err != nil {
+		return false, err
+	}
+	k, err := s.usable(ctx, p, key, "")
+	if err != nil {
+		return false, err
+	}
+	return macer.VerifyHMAC(ctx, k, payload, mac)
+}
+
+// CipherRequest encrypts or decrypts Data with Key. Algorithm is the wire
+// cipher name (AES_GCM, RSA_OAEP…); TagBits nil means the default tag.
+type CipherRequest struct {
+	Key       KeyRef
+	Algorithm string
+	Data      []byte
+	IV        []byte
+	AAD       []byte
+	TagBits   *int
+}
+
+// cipher parses the algorithm and shape of a cipher request.
+func (r *CipherRequest) cipher() (hsm.CipherRequest, error) {
+	out := hsm.CipherRequest{Data: r.Data, IV: r.IV, AAD: r.AAD}
+	c, err := hsm.ParseCipher(r.Algorithm)
+	if err != nil {
+		return out, refuse(ErrUnsupported, "cipher algorithm %s is not supported", r.Algorithm)
+	}
+	out.Cipher = c
+	if r.TagBits != nil {
+		if *r.TagBits == 0 {
+			return out, ErrTagLength
+		}
+		out.TagBits = *r.TagBits
+	}
+	return out, nil
+}
+
+// Encrypt encrypts with a key of the caller's customers.
+func (s *Service) Encrypt(ctx context.Context, p *roles.Principal, req CipherRequest) (*hsm.CipherResult, error) {
+	c, err := capability[Cipher](s.backend, "encryption")
+	if err != nil {
+		return nil, err
+	}
+	creq, err := req.cipher()
+	if err != nil {
+		return nil, err
+	}
+	k, err := s.usable(ctx, p, req.Key, "")
+	if err != nil {
+		return nil, err
+	}
+	return c.Encrypt(ctx, k, creq)
+}
+
+// Decrypt decrypts with a key of the caller's customers.
+func (s *Service) Decrypt(ctx context.Context, p *roles.Principal, req CipherRequest) ([]byte, error) {
+	c, err := capability[Cipher](s.backend, "decryption")
+	if err != nil {
+		return nil, err
+	}
+	creq, err := req.cipher()
+	if err != nil {
+		return nil, err
+	}
+	k, err := s.usable(ctx, p, req.Key, OpDecrypt)
+	if err != nil {
+		return nil, err
+	}
+	return c.Decrypt(ctx, k, creq)
+}
+
+// WrapRequest wraps Target under Wrapping with a wire wrap method
+// (AES_WRAP, RSA_WRAP_OAEP…).
+type WrapRequest struct {
+	Target, Wrapping KeyRef
+	Method           string
+}
+
+// Wrap returns the wrapped form of a key.
+func (s *Service) Wrap(ctx context.Context, p *roles.Principal, req WrapRequest) ([]byte, error) {
+	w, err := capability[Wrapper](s.backend, "key wrapping")
+	if err != nil {
+		return nil, err
+	}
+	target, err := s.usable(ctx, p, req.Target, "")
+	if err != nil {
+		return nil, err
+	}
+	wrapping, err := s.usable(ctx, p, req.Wrapping, "")
+	if err != nil {
+		return nil, err
+	}
+	return w.Wrap(ctx, wrapping, target, hsm.WrapRequest{Method: req.Method})
+}
+
+// UnwrapRequest unwraps Wrapped with Unwrapping into a new key Label.
+type UnwrapRequest struct {
+	Unwrapping KeyRef
+	Label      string
+	Method     string
+	Wrapped    []byte
+	Flags      hsm.Flags
+	Policy     json.RawMessage
+	Customer   string
+}
+
+// Unwrap creates a key from wrapped material and returns its label.
+func (s *Service) Unwrap(ctx context.Context, p *roles.Principal, req UnwrapRequest) (string, error) {
+	w, err := capability[Wrapper](s.backend, "key unwrapping")
+	if err != nil {
+		return "", err
+	}
+	unwrapping, err := s.usable(ctx, p, req.Unwrapping, OpUnwrap)
+	if err != nil {
+		return "", err
+	}
+	if err := checkPrivateFlags(req.Flags, req.Policy); err != nil {
+		return "", err
+	}
+	policy, err := normalizePolicy(req.Policy)
+	if err != nil {
+		return "", err
+	}
+	customer, err := ownerCustomer(p, req.Customer)
+	if err != nil {
+		return "", err
+	}
+	k, err := w.Unwrap(ctx, unwrapping, &hsm.UnwrapRequest{
+		Label: req.Label, Method: req.Method, Wrapped: req.Wrapped, Flags: req.Flags, Policy: policy, Customer: customer})
+	if err != nil {
+		return "", err
+	}
+	return k.Label, nil
+}

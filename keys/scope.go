@@ -1,0 +1,86 @@
+package keys
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/roles"
+)
+
+// KeyRef names a key and carries the password the caller gave for it
+// (nil or empty when none was given).
+type KeyRef struct {
+	Label    string
+	Password []byte
+}
+
+// scoped loads a key of one of the caller's customers. A key of another
+// customer is reported exactly as a missing one, so that labels of other
+// customers cannot be probed. A request without a Principal sees no key.
+func (s *Service) scoped(ctx context.Context, p *roles.Principal, label string) (*hsm.Key, error) {
+	if p == nil {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, label)
+	}
+	k, err := s.backend.Key(ctx, label)
+	if err != nil {
+		return nil, err
+	}
+	if !p.HasCustomer(k.Meta.Customer) {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, label)
+	}
+	return k, nil
+}
+
+// unlocked loads a scoped key and checks its password.
+func (s *Service) unlocked(ctx context.Context, p *roles.Principal, ref KeyRef) (*hsm.Key, error) {
+	k, err := s.scoped(ctx, p, ref.Label)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.backend.CheckPassword(ctx, k, ref.Password); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// usable loads an unlocked key for a use: see ready.
+func (s *Service) usable(ctx context.Context, p *roles.Principal, ref KeyRef, op Operation) (*hsm.Key, error) {
+	k, err := s.unlocked(ctx, p, ref)
+	if err != nil {
+		return nil, err
+	}
+	return k, s.ready(ctx, p, k, op)
+}
+
+// ready refuses a blocked key, and a use the policy gate reserves for
+// approval (op "" asks the gate nothing).
+func (s *Service) ready(ctx context.Context, p *roles.Principal, k *hsm.Key, op Operation) error {
+	if k.Meta.Blocked {
+		return fmt.Errorf("%w: key %q is blocked", ErrNotPermitted, k.Label)
+	}
+	if op == "" {
+		return nil
+	}
+	return s.gate.Admit(ctx, p, k, op)
+}
+
+// ownerCustomer picks the customer a new key belongs to: the one named in
+// the request, which the caller must hold, or the caller's only one.
+func ownerCustomer(p *roles.Principal, requested string) (string, error) {
+	switch {
+	case p == nil:
+		return "", refuse(ErrForbidden, "the caller holds no customer: it cannot own keys")
+	case requested != "":
+		if !p.HasCustomer(requested) {
+			return "", refuse(ErrForbidden, "customer %q is not one of the caller's customers", requested)
+		}
+		return requested, nil
+	case len(p.Customers) == 1:
+		return p.Customers[0], nil
+	case len(p.Customers) == 0:
+		return "", refuse(ErrForbidden, "the caller holds no customer: it cannot own keys")
+	}
+	return "", refuse(ErrInvalidRequest, "the caller holds several customers (%s): name the key's owner in \"customer\"", strings.Join(p.Customers, ", "))
+}

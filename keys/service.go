@@ -1,0 +1,193 @@
+// Package keys is the service layer between the HTTP handlers and the token:
+// every key-management and key-operation use case is one method taking the
+// caller's Principal and a typed request, and it alone enforces customer
+// scoping, key passwords, the blocked state and the policy gate.
+package keys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/roles"
+)
+
+// Backend is the token the service runs on: the small core every backend
+// has. Operations a backend may lack are the optional interfaces below
+// (Signer, Cipher, Wrapper, MACer, Exporter, Attester, RandomSource,
+// StatisticsSource), found by type assertion, as smallstep's kms/apiv1 does.
+type Backend interface {
+	// Key returns the cached view of a key (hsm.ErrNotFound if absent).
+	Key(ctx context.Context, label string) (*hsm.Key, error)
+	// Labels lists every key label of the token except the backend's own
+	// internal keys, sorted; the service filters by customer.
+	Labels(ctx context.Context) ([]string, error)
+	// CreateKey generates a key.
+	CreateKey(ctx context.Context, req *hsm.CreateKeyRequest) (*hsm.Key, error)
+	// ImportKey stores key material under a new label.
+	ImportKey(ctx context.Context, req *hsm.ImportKeyRequest) (*hsm.Key, error)
+	// DeleteKey destroys every object of a key.
+	DeleteKey(ctx context.Context, label string) error
+	// UpdateMeta changes a key's metadata through fn.
+	UpdateMeta(ctx context.Context, label string, fn func(*hsm.Meta) error) (*hsm.Key, error)
+	// CheckPassword verifies a key password (nil or empty when the key has none).
+	CheckPassword(ctx context.Context, k *hsm.Key, password []byte) error
+	// ChangePassword replaces a key password after checking the old one.
+	ChangePassword(ctx context.Context, label string, old, new []byte) error
+}
+
+// Signer signs and verifies with asymmetric keys.
+type Signer interface {
+	Sign(ctx context.Context, k *hsm.Key, req hsm.SignRequest) ([]byte, error)
+	Verify(k *hsm.Key, req hsm.VerifyRequest) (bool, error)
+}
+
+// MACer computes and checks HMACs with secret keys.
+type MACer interface {
+	HMAC(ctx context.Context, k *hsm.Key, payload []byte) ([]byte, error)
+	VerifyHMAC(ctx context.Context, k *hsm.Key, payload, mac []byte) (bool, error)
+}
+
+// Cipher encrypts and decrypts.
+type Cipher interface {
+	Encrypt(ctx context.Context, k *hsm.Key, req hsm.CipherRequest) (*hsm.CipherResult, error)
+	Decrypt(ctx context.Context, k *hsm.Key, req hsm.CipherRequest) ([]byte, error)
+}
+
+// Wrapper wraps keys under other keys and unwraps them into new keys.
+type Wrapper interface {
+	Wrap(ctx context.Context, wrapping, target *hsm.Key, req hsm.WrapRequest) ([]byte, error)
+	Unwrap(ctx context.Context, unwrapping *hsm.Key, req *hsm.UnwrapRequest) (*hsm.Key, error)
+}
+
+// Exporter reads the material of extractable, non-sensitive keys.
+type Exporter interface {
+	ExportKey(ctx context.Context, k *hsm.Key) (*hsm.ExportedKey, error)
+}
+
+// Attester signs attestation documents with a key no caller can use.
+type Attester interface {
+	Attest(ctx context.Context, doc []byte) ([]byte, error)
+}
+
+// RandomSource draws random bytes from the token.
+type RandomSource interface {
+	Random(ctx context.Context, n int) ([]byte, error)
+}
+
+// StatisticsSource counts the token's objects.
+type StatisticsSource interface {
+	Statistics(ctx context.Context) (*hsm.Statistics, error)
+}
+
+// Flags are the PKCS#11 boolean attributes of a key as the wire API names them.
+type Flags = hsm.Flags
+
+// Operation names a use of a key that a policy can reserve for approval.
+type Operation string
+
+// The operations the policy gate is asked about.
+const (
+	OpSign    Operation = "sign"
+	OpDecrypt Operation = "decrypt"
+	OpUnwrap  Operation = "unwrap"
+	OpModify  Operation = "modify"
+	OpBlock   Operation = "block"
+	OpUnblock Operation = "unblock"
+)
+
+// PolicyGate decides whether a synchronous use of a key may run now or is
+// reserved for an approval workflow. It is where multi-authorization plugs
+// in: the default gate admits every use, which is what hsmgate does until
+// key policies are enforced (see docs/api.md on policies).
+type PolicyGate interface {
+	Admit(ctx context.Context, p *roles.Principal, k *hsm.Key, op Operation) error
+}
+
+// admitAll is the gate used until multi-authorization is configured.
+type admitAll struct{}
+
+// Admit lets every use through.
+func (admitAll) Admit(context.Context, *roles.Principal, *hsm.Key, Operation) error { return nil }
+
+// Service runs the key use cases against a Backend.
+type Service struct {
+	backend Backend
+	gate    PolicyGate
+	// attestationKey names the key whose signature the attestation carries.
+	attestationKey string
+}
+
+// Options configures a Service.
+type Options struct {
+	// Gate decides policy-reserved uses; nil admits every use.
+	Gate PolicyGate
+	// AttestationKeyLabel names the attestation key in responses
+	// (default hsm.AttestationKeyLabel).
+	AttestationKeyLabel string
+}
+
+// New returns a Service on backend.
+func New(backend Backend, opts Options) *Service {
+	s := &Service{backend: backend, gate: opts.Gate, attestationKey: opts.AttestationKeyLabel}
+	if s.gate == nil {
+		s.gate = admitAll{}
+	}
+	if s.attestationKey == "" {
+		s.attestationKey = hsm.AttestationKeyLabel
+	}
+	return s
+}
+
+// Error kinds of the service, matched with errors.Is. The token's kinds are
+// re-exported so that callers of the service need not import hsm.
+var (
+	ErrNotFound          = hsm.ErrNotFound
+	ErrExists            = hsm.ErrExists
+	ErrNotPermitted      = hsm.ErrNotPermitted
+	ErrUnsupported       = hsm.ErrUnsupported
+	ErrAlgorithmMismatch = hsm.ErrAlgorithmMismatch
+	ErrWrongPassword     = hsm.ErrWrongPassword
+	ErrUnavailable       = hsm.ErrUnavailable
+	ErrDecrypt           = hsm.ErrDecrypt
+	ErrInvalidInput      = hsm.ErrInvalidInput
+	ErrInvalidAttributes = hsm.ErrInvalidAttributes
+	ErrKeySize           = hsm.ErrKeySize
+	ErrTagLength         = hsm.ErrTagLength
+
+	// ErrForbidden: the caller may not act for that customer.
+	ErrForbidden = errors.New("not allowed for this caller")
+	// ErrInvalidRequest: the request is incomplete or contradictory.
+	ErrInvalidRequest = errors.New("invalid request")
+	// ErrKeyType: the key algorithm is not offered.
+	ErrKeyType = errors.New("key type not supported")
+)
+
+// Error is a refusal with a message for the caller. Kind is one of the
+// Err* values above; Error() is the message alone, without the kind's text,
+// so that it reads well on the wire.
+type Error struct {
+	Kind error
+	Msg  string
+}
+
+// Error returns the message.
+func (e *Error) Error() string { return e.Msg }
+
+// Unwrap returns the kind.
+func (e *Error) Unwrap() error { return e.Kind }
+
+// refuse builds an *Error of kind with a formatted message.
+func refuse(kind error, format string, args ...any) error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
+// capability returns the backend as T, or an ErrUnsupported naming what is missing.
+func capability[T any](b Backend, what string) (T, error) {
+	c, ok := b.(T)
+	if !ok {
+		return c, fmt.Errorf("%s is %w: the configured backend cannot do it", what, ErrUnsupported)
+	}
+	return c, nil
+}
