@@ -62,7 +62,7 @@ func TestSealedHMACMatchesSoftwareHMAC(t *testing.T) {
 	if _, err := h.SealSecret(ctx, []byte("short")); !errors.Is(err, ErrInvalidInput) {
 		t.Fatalf("short secret: %v", err)
 	}
-	if _, err := h.SealedHMAC(ctx, "x", append([]byte{1}, sealed[1:]...), crypto.SHA256, nil); err == nil {
+	if _, err := h.SealedHMAC(ctx, "x", append([]byte{sealed[0] ^ 1}, sealed[1:]...), crypto.SHA256, nil); err == nil {
 		t.Fatal("a tampered wrapped secret unwrapped")
 	}
 }
