@@ -7,7 +7,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.bu
 # Fuzzing runs a fixed number of inputs, not a duration: with -fuzztime=<duration> Go's
 # fuzz coordinator can report its own time limit as a failure ("context deadline exceeded").
 FUZZ_API ?= 20000x
-FUZZ_HSM ?= 100000x
+FUZZ_CODEC ?= 100000x
 DIR      ?= .hsmgate
 LISTEN   ?= 127.0.0.1:8443
 
@@ -36,8 +36,8 @@ test: test-deps
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzRequestDecoders$$' -fuzztime=$(FUZZ_API) ./api
-	$(GO) test -run='^$$' -fuzz='^FuzzOAEPUnpad$$' -fuzztime=$(FUZZ_HSM) ./hsm
-	$(GO) test -run='^$$' -fuzz='^FuzzECDSADERToRaw$$' -fuzztime=$(FUZZ_HSM) ./hsm
+	$(GO) test -run='^$$' -fuzz='^FuzzOAEPUnpad$$' -fuzztime=$(FUZZ_CODEC) ./keycodec
+	$(GO) test -run='^$$' -fuzz='^FuzzECDSADERToRaw$$' -fuzztime=$(FUZZ_CODEC) ./keycodec
 
 ## race: every test again under the race detector (the end-to-end tests build the gateway with -race too)
 race: test-deps

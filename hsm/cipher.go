@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"strings"
 
+	"github.com/hsmgate/hsmgate/keycodec"
 	"github.com/miekg/pkcs11"
 )
 
@@ -25,7 +26,7 @@ type Cipher struct {
 	block int
 	// ivLen is the IV length the mode uses, 0 for none.
 	ivLen    int
-	oaepHash digestAlg
+	oaepHash keycodec.Digest
 	gcm      bool
 }
 
@@ -57,13 +58,13 @@ func ParseCipher(name string) (Cipher, error) {
 		return ParseCipher("RSA_PADDING_OAEP_WITH_SHA1")
 	default:
 		hashName, ok := strings.CutPrefix(name, "RSA_PADDING_OAEP_WITH_")
-		d, known := digestByName(hashName)
-		if !ok || !known || pssHash[d.name].mech == 0 {
+		d, known := keycodec.DigestByName(hashName)
+		if !ok || !known || pssHash[d.Name].mech == 0 {
 			return c, fmt.Errorf("cipher %q is %w", name, ErrUnsupported)
 		}
 		c.keyAlg, c.oaepHash = AlgRSA, d
 		c.mech = pkcs11.CKM_RSA_X_509
-		if d.name == "SHA1" {
+		if d.Name == "SHA1" {
 			c.mech = pkcs11.CKM_RSA_PKCS_OAEP
 		}
 	}
@@ -189,7 +190,7 @@ func (h *HSM) Encrypt(ctx context.Context, k *Key, req CipherRequest) (*CipherRe
 
 // encryptRSA encrypts with the RSA public key in software.
 func encryptRSA(k *Key, req CipherRequest) (*CipherResult, error) {
-	pub := k.public.rsa
+	pub := k.public.RSA
 	if pub == nil {
 		return nil, fmt.Errorf("%w: key %q has no public key", ErrNotPermitted, k.Label)
 	}
@@ -197,8 +198,8 @@ func encryptRSA(k *Key, req CipherRequest) (*CipherResult, error) {
 	var out []byte
 	var err error
 	switch {
-	case req.Cipher.oaepHash.newHash != nil:
-		out, err = rsa.EncryptOAEP(req.Cipher.oaepHash.newHash(), rand.Reader, pub, req.Data, nil)
+	case req.Cipher.oaepHash.New != nil:
+		out, err = rsa.EncryptOAEP(req.Cipher.oaepHash.New(), rand.Reader, pub, req.Data, nil)
 	case req.Cipher.mech == pkcs11.CKM_RSA_PKCS:
 		out, err = rsa.EncryptPKCS1v15(rand.Reader, pub, req.Data)
 	default:
@@ -260,16 +261,16 @@ func (h *HSM) Decrypt(ctx context.Context, k *Key, req CipherRequest) ([]byte, e
 		// Bad tags, bad padding and malformed input all answer the same.
 		return nil, fmt.Errorf("decrypt with %q: %w", k.Label, ErrDecrypt)
 	}
-	if c.mech == pkcs11.CKM_RSA_X_509 && c.oaepHash.newHash != nil {
-		size := k.public.rsa.Size()
-		msg, err := oaepUnpad(leftPad(out, size), size, c.oaepHash.newHash, nil)
+	if c.mech == pkcs11.CKM_RSA_X_509 && c.oaepHash.New != nil {
+		size := k.public.RSA.Size()
+		msg, err := keycodec.OAEPUnpad(leftPad(out, size), size, c.oaepHash.New, nil)
 		if err != nil {
 			return nil, fmt.Errorf("decrypt with %q: %w", k.Label, ErrDecrypt)
 		}
 		return msg, nil
 	}
 	if c.mech == pkcs11.CKM_RSA_X_509 {
-		return leftPad(out, k.public.rsa.Size()), nil
+		return leftPad(out, k.public.RSA.Size()), nil
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/hsmgate/hsmgate/keycodec"
 	"github.com/miekg/pkcs11"
 )
 
@@ -17,7 +18,8 @@ var (
 	// ErrNotPermitted: the key's attributes or state forbid the operation.
 	ErrNotPermitted = errors.New("operation not permitted for this key")
 	// ErrUnsupported: the token cannot serve the algorithm or mechanism.
-	ErrUnsupported = errors.New("not supported by this HSM")
+	// It is keycodec's value, so that an unsupported encoding is this kind.
+	ErrUnsupported = keycodec.ErrUnsupported
 	// ErrAlgorithmMismatch: the algorithm does not fit the key type.
 	ErrAlgorithmMismatch = errors.New("algorithm not supported by key")
 	// ErrWrongPassword: the key password does not match.
@@ -27,11 +29,13 @@ var (
 	// ErrDecrypt: decryption or authentication failed (one error for all causes).
 	ErrDecrypt = errors.New("decryption failed")
 	// ErrInvalidInput: the caller's input is malformed for the operation.
-	ErrInvalidInput = errors.New("invalid input")
+	// It is keycodec's value, so that a malformed encoding is this kind.
+	ErrInvalidInput = keycodec.ErrInvalidInput
 	// ErrInvalidAttributes: the requested attribute combination is not allowed.
 	ErrInvalidAttributes = errors.New("invalid key attributes")
 	// ErrKeySize: the key size is not allowed for the algorithm.
-	ErrKeySize = errors.New("invalid key size")
+	// It is keycodec's value, so that an oversized public key is this kind.
+	ErrKeySize = keycodec.ErrKeySize
 )
 
 // recoverable reports whether a PKCS#11 error means the sessions or the

@@ -12,10 +12,8 @@ import (
 	"fmt"
 	"math/big"
 
-	"github.com/decred/dcrd/dcrec/secp256k1/v4"
+	"github.com/hsmgate/hsmgate/keycodec"
 	"github.com/miekg/pkcs11"
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // ImportKeyRequest describes key material to store in the token.
@@ -120,10 +118,10 @@ func planImport(req *ImportKeyRequest) (*importPlan, error) {
 		return nil, fmt.Errorf("%w: nothing to import: give a private key, public key, certificate or secret key", ErrInvalidInput)
 	}
 	p := &importPlan{}
-	var pub *publicKey
+	var pub *keycodec.PublicKey
 	var pubAlg string
 	// merge checks that every public part given describes the same key.
-	merge := func(what string, k publicKey, alg string) error {
+	merge := func(what string, k keycodec.PublicKey, alg string) error {
 		if pub == nil {
 			pub, pubAlg = &k, alg
 			return nil
@@ -146,9 +144,9 @@ func planImport(req *ImportKeyRequest) (*importPlan, error) {
 		pub, pubAlg = &k, alg
 	}
 	if len(req.PublicKey) > 0 {
-		k, alg, err := parsePublicKey(req.PublicKey)
+		k, kt, err := keycodec.ParsePublicKey(req.PublicKey)
 		if err == nil {
-			err = merge("public key", k, alg)
+			err = merge("public key", k, keyAlgorithms[kt])
 		}
 		if err != nil {
 			p.wipe()
@@ -156,14 +154,14 @@ func planImport(req *ImportKeyRequest) (*importPlan, error) {
 		}
 	}
 	if len(req.Certificate) > 0 {
-		cert, err := parseCertificateParts(req.Certificate)
-		var k publicKey
-		var alg string
+		cert, err := keycodec.ParseCertificateParts(req.Certificate)
+		var k keycodec.PublicKey
+		var kt keycodec.KeyType
 		if err == nil {
-			k, alg, err = parsePublicKey(cert.spki)
+			k, kt, err = keycodec.ParsePublicKey(cert.SPKI)
 		}
 		if err == nil {
-			err = merge("certificate", k, alg)
+			err = merge("certificate", k, keyAlgorithms[kt])
 		}
 		if err != nil {
 			p.wipe()
@@ -172,9 +170,9 @@ func planImport(req *ImportKeyRequest) (*importPlan, error) {
 		p.cert = []*pkcs11.Attribute{
 			pkcs11.NewAttribute(pkcs11.CKA_CERTIFICATE_TYPE, pkcs11.CKC_X_509),
 			pkcs11.NewAttribute(pkcs11.CKA_VALUE, req.Certificate),
-			pkcs11.NewAttribute(pkcs11.CKA_SUBJECT, cert.subject),
-			pkcs11.NewAttribute(pkcs11.CKA_ISSUER, cert.issuer),
-			pkcs11.NewAttribute(pkcs11.CKA_SERIAL_NUMBER, cert.serial),
+			pkcs11.NewAttribute(pkcs11.CKA_SUBJECT, cert.Subject),
+			pkcs11.NewAttribute(pkcs11.CKA_ISSUER, cert.Issuer),
+			pkcs11.NewAttribute(pkcs11.CKA_SERIAL_NUMBER, cert.Serial),
 		}
 	}
 	if len(req.PrivateKey) > 0 && len(req.PublicKey) == 0 && len(req.Certificate) == 0 {
@@ -237,17 +235,22 @@ func (h *HSM) requireImport(p *importPlan) error {
 	return nil
 }
 
+// keyAlgorithms maps the key type of a parsed public key to its algorithm.
+var keyAlgorithms = map[keycodec.KeyType]string{
+	keycodec.KeyRSA: AlgRSA, keycodec.KeyEC: AlgEC, keycodec.KeyEd25519: AlgED,
+}
+
 // setPublic records the algorithm of the key and the attributes of its
 // public key object.
-func (p *importPlan) setPublic(k publicKey, alg string) error {
+func (p *importPlan) setPublic(k keycodec.PublicKey, alg string) error {
 	p.algorithm = alg
 	switch alg {
 	case AlgRSA:
 		p.keyType = pkcs11.CKK_RSA
-		p.keySize = k.rsa.N.BitLen()
+		p.keySize = k.RSA.N.BitLen()
 		p.pub = []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_MODULUS, k.rsa.N.Bytes()),
-			pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, big.NewInt(int64(k.rsa.E)).Bytes()),
+			pkcs11.NewAttribute(pkcs11.CKA_MODULUS, k.RSA.N.Bytes()),
+			pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, big.NewInt(int64(k.RSA.E)).Bytes()),
 		}
 		return nil
 	case AlgEC, AlgED:
@@ -255,15 +258,15 @@ func (p *importPlan) setPublic(k publicKey, alg string) error {
 		if alg == AlgED {
 			p.keyType = ckkECEdwards
 		}
-		if _, _, ok := curveOrderByOID(k.curveOID); !ok && alg == AlgEC {
-			return fmt.Errorf("EC curve %s is %w", k.curveOID, ErrUnsupported)
+		if _, _, ok := keycodec.CurveOrder(k.CurveOID); !ok && alg == AlgEC {
+			return fmt.Errorf("EC curve %s is %w", k.CurveOID, ErrUnsupported)
 		}
-		p.curveOID = k.curveOID
-		params, err := oidDER(k.curveOID)
+		p.curveOID = k.CurveOID
+		params, err := keycodec.MarshalOID(k.CurveOID)
 		if err != nil {
 			return err
 		}
-		point, err := asn1.Marshal(k.point())
+		point, err := asn1.Marshal(k.Point())
 		if err != nil {
 			return fmt.Errorf("encode EC point: %w", err)
 		}
@@ -277,41 +280,32 @@ func (p *importPlan) setPublic(k publicKey, alg string) error {
 }
 
 // samePublicKey reports whether two public keys are the same key.
-func samePublicKey(a, b publicKey) (bool, error) {
-	da, err := a.marshalSPKI()
+func samePublicKey(a, b keycodec.PublicKey) (bool, error) {
+	da, err := a.MarshalSPKI()
 	if err != nil {
 		return false, fmt.Errorf("%w: %v", ErrInvalidInput, err)
 	}
-	db, err := b.marshalSPKI()
+	db, err := b.MarshalSPKI()
 	if err != nil {
 		return false, fmt.Errorf("%w: %v", ErrInvalidInput, err)
 	}
 	return string(da) == string(db), nil
 }
 
-// Object identifiers used in PKCS#8 structures.
-var (
-	oidPKCS8ECPublicKey = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
-	oidPKCS8Secp256k1   = asn1.ObjectIdentifier{1, 3, 132, 0, 10}
-)
-
 // addPrivateKey parses a PKCS#8 private key, records the attributes of its
 // private key object and returns its public key and algorithm. secp256k1
 // keys are parsed here because crypto/x509 does not know the curve.
-func (p *importPlan) addPrivateKey(der []byte) (publicKey, string, error) {
-	algo, inner, err := pkcs8Outer(der)
+func (p *importPlan) addPrivateKey(der []byte) (keycodec.PublicKey, string, error) {
+	inner, k1, err := keycodec.PKCS8Secp256k1(der)
 	if err != nil {
-		return publicKey{}, "", err
+		return keycodec.PublicKey{}, "", err
 	}
-	if algo.Algorithm.Equal(oidPKCS8ECPublicKey) {
-		var curve asn1.ObjectIdentifier
-		if _, err := asn1.Unmarshal(algo.Parameters.FullBytes, &curve); err == nil && curve.Equal(oidPKCS8Secp256k1) {
-			return p.addSecp256k1(inner)
-		}
+	if k1 {
+		return p.addSecp256k1(inner)
 	}
 	parsed, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
-		return publicKey{}, "", fmt.Errorf("%w: private key: %v", ErrInvalidInput, err)
+		return keycodec.PublicKey{}, "", fmt.Errorf("%w: private key: %v", ErrInvalidInput, err)
 	}
 	switch k := parsed.(type) {
 	case *rsa.PrivateKey:
@@ -321,83 +315,23 @@ func (p *importPlan) addPrivateKey(der []byte) (publicKey, string, error) {
 	case ed25519.PrivateKey:
 		return p.addEd25519(k)
 	}
-	return publicKey{}, "", fmt.Errorf("private key type %T is %w", parsed, ErrUnsupported)
+	return keycodec.PublicKey{}, "", fmt.Errorf("private key type %T is %w", parsed, ErrUnsupported)
 }
 
-// pkcs8Outer reads the algorithm and the inner private key octets of a
-// PKCS#8 PrivateKeyInfo without copying them.
-func pkcs8Outer(der []byte) (algorithmIdentifier, []byte, error) {
-	var algo algorithmIdentifier
-	input := cryptobyte.String(der)
-	var info, algDER, inner cryptobyte.String
-	var version int
-	if !input.ReadASN1(&info, cbasn1.SEQUENCE) || !input.Empty() ||
-		!info.ReadASN1Integer(&version) || version > 1 ||
-		!info.ReadASN1Element(&algDER, cbasn1.SEQUENCE) ||
-		!info.ReadASN1(&inner, cbasn1.OCTET_STRING) {
-		return algo, nil, fmt.Errorf("%w: private key is not PKCS#8 DER", ErrInvalidInput)
-	}
-	if rest, err := asn1.Unmarshal(algDER, &algo); err != nil || len(rest) != 0 {
-		return algo, nil, fmt.Errorf("%w: private key is not PKCS#8 DER", ErrInvalidInput)
-	}
-	return algo, inner, nil
-}
-
-// addSecp256k1 parses an RFC 5915 ECPrivateKey on secp256k1.
-func (p *importPlan) addSecp256k1(inner []byte) (publicKey, string, error) {
-	bad := fmt.Errorf("%w: malformed secp256k1 private key", ErrInvalidInput)
-	in := cryptobyte.String(inner)
-	var seq, d, params, pubWrap cryptobyte.String
-	var version int
-	var hasParams, hasPub bool
-	if !in.ReadASN1(&seq, cbasn1.SEQUENCE) || !in.Empty() ||
-		!seq.ReadASN1Integer(&version) || version != 1 ||
-		!seq.ReadASN1(&d, cbasn1.OCTET_STRING) ||
-		!seq.ReadOptionalASN1(&params, &hasParams, cbasn1.Tag(0).Constructed().ContextSpecific()) ||
-		!seq.ReadOptionalASN1(&pubWrap, &hasPub, cbasn1.Tag(1).Constructed().ContextSpecific()) {
-		return publicKey{}, "", bad
-	}
-	if hasParams {
-		var curve asn1.ObjectIdentifier
-		if !params.ReadASN1ObjectIdentifier(&curve) || !curve.Equal(oidPKCS8Secp256k1) {
-			return publicKey{}, "", fmt.Errorf("%w: secp256k1 private key names another curve", ErrInvalidInput)
-		}
-	}
-	if len(d) == 0 || len(d) > 32 {
-		return publicKey{}, "", bad
-	}
-	scalar := p.keep(make([]byte, 32))
-	copy(scalar[32-len(d):], d)
-	var sc secp256k1.ModNScalar
-	defer sc.Zero()
-	if overflow := sc.SetByteSlice(scalar); overflow || sc.IsZero() {
-		return publicKey{}, "", fmt.Errorf("%w: secp256k1 private key out of range", ErrInvalidInput)
-	}
-	priv := secp256k1.NewPrivateKey(&sc)
-	defer priv.Zero()
-	point := priv.PubKey().SerializeUncompressed()
-	if hasPub {
-		var bs cryptobyte.String
-		if !pubWrap.ReadASN1(&bs, cbasn1.BIT_STRING) || len(bs) < 1 || bs[0] != 0 {
-			return publicKey{}, "", bad
-		}
-		embedded, err := secp256k1.ParsePubKey(bs[1:])
-		if err != nil || !embedded.IsEqual(priv.PubKey()) {
-			return publicKey{}, "", fmt.Errorf("%w: the public key inside the secp256k1 private key does not match it", ErrInvalidInput)
-		}
-	}
-	pub, err := publicFromPoint(OIDSecp256k1, point)
+// addSecp256k1 records an RFC 5915 ECPrivateKey on secp256k1.
+func (p *importPlan) addSecp256k1(inner []byte) (keycodec.PublicKey, string, error) {
+	scalar, pub, err := keycodec.ParseSecp256k1PrivateKey(inner)
 	if err != nil {
-		return publicKey{}, "", err
+		return keycodec.PublicKey{}, "", err
 	}
-	if err := p.setECPrivate(OIDSecp256k1, scalar); err != nil {
-		return publicKey{}, "", err
+	if err := p.setECPrivate(OIDSecp256k1, p.keep(scalar)); err != nil {
+		return keycodec.PublicKey{}, "", err
 	}
 	return pub, AlgEC, nil
 }
 
 // addECDSA records a NIST-curve private key.
-func (p *importPlan) addECDSA(k *ecdsa.PrivateKey) (publicKey, string, error) {
+func (p *importPlan) addECDSA(k *ecdsa.PrivateKey) (keycodec.PublicKey, string, error) {
 	defer func() {
 		if k.D != nil {
 			clear(k.D.Bits())
@@ -412,30 +346,30 @@ func (p *importPlan) addECDSA(k *ecdsa.PrivateKey) (publicKey, string, error) {
 	case elliptic.P521():
 		oid = OIDP521
 	default:
-		return publicKey{}, "", fmt.Errorf("EC curve %s is %w", k.Curve.Params().Name, ErrUnsupported)
+		return keycodec.PublicKey{}, "", fmt.Errorf("EC curve %s is %w", k.Curve.Params().Name, ErrUnsupported)
 	}
 	scalar, err := k.Bytes()
 	if err != nil {
-		return publicKey{}, "", fmt.Errorf("%w: EC private key: %v", ErrInvalidInput, err)
+		return keycodec.PublicKey{}, "", fmt.Errorf("%w: EC private key: %v", ErrInvalidInput, err)
 	}
 	p.keep(scalar)
 	point, err := k.PublicKey.Bytes()
 	if err != nil {
-		return publicKey{}, "", fmt.Errorf("%w: EC public key: %v", ErrInvalidInput, err)
+		return keycodec.PublicKey{}, "", fmt.Errorf("%w: EC public key: %v", ErrInvalidInput, err)
 	}
-	pub, err := publicFromPoint(oid, point)
+	pub, err := keycodec.PublicKeyFromPoint(oid, point)
 	if err != nil {
-		return publicKey{}, "", err
+		return keycodec.PublicKey{}, "", err
 	}
 	if err := p.setECPrivate(oid, scalar); err != nil {
-		return publicKey{}, "", err
+		return keycodec.PublicKey{}, "", err
 	}
 	return pub, AlgEC, nil
 }
 
 // setECPrivate records the attributes of an EC private key object.
 func (p *importPlan) setECPrivate(curveOID string, scalar []byte) error {
-	params, err := oidDER(curveOID)
+	params, err := keycodec.MarshalOID(curveOID)
 	if err != nil {
 		return err
 	}
@@ -447,16 +381,16 @@ func (p *importPlan) setECPrivate(curveOID string, scalar []byte) error {
 }
 
 // addEd25519 records an Ed25519 private key (CKA_VALUE is the 32-byte seed).
-func (p *importPlan) addEd25519(k ed25519.PrivateKey) (publicKey, string, error) {
+func (p *importPlan) addEd25519(k ed25519.PrivateKey) (keycodec.PublicKey, string, error) {
 	p.keep(k)
 	seed := p.keep(k.Seed())
-	pub, err := publicFromPoint(OIDEd25519, k.Public().(ed25519.PublicKey))
+	pub, err := keycodec.PublicKeyFromPoint(OIDEd25519, k.Public().(ed25519.PublicKey))
 	if err != nil {
-		return publicKey{}, "", err
+		return keycodec.PublicKey{}, "", err
 	}
-	params, err := oidDER(OIDEd25519)
+	params, err := keycodec.MarshalOID(OIDEd25519)
 	if err != nil {
-		return publicKey{}, "", err
+		return keycodec.PublicKey{}, "", err
 	}
 	p.priv = []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, params),
@@ -466,7 +400,7 @@ func (p *importPlan) addEd25519(k ed25519.PrivateKey) (publicKey, string, error)
 }
 
 // addRSA records a two-prime RSA private key with its CRT values.
-func (p *importPlan) addRSA(k *rsa.PrivateKey) (publicKey, string, error) {
+func (p *importPlan) addRSA(k *rsa.PrivateKey) (keycodec.PublicKey, string, error) {
 	defer func() {
 		for _, v := range append([]*big.Int{k.D, k.Precomputed.Dp, k.Precomputed.Dq, k.Precomputed.Qinv}, k.Primes...) {
 			if v != nil {
@@ -475,18 +409,18 @@ func (p *importPlan) addRSA(k *rsa.PrivateKey) (publicKey, string, error) {
 		}
 	}()
 	if len(k.Primes) != 2 {
-		return publicKey{}, "", fmt.Errorf("multi-prime RSA keys are %w", ErrUnsupported)
+		return keycodec.PublicKey{}, "", fmt.Errorf("multi-prime RSA keys are %w", ErrUnsupported)
 	}
 	if k.Precomputed.Dp == nil || k.Precomputed.Dq == nil || k.Precomputed.Qinv == nil {
 		k.Precompute()
 	}
 	if k.Precomputed.Dp == nil || k.Precomputed.Dq == nil || k.Precomputed.Qinv == nil {
-		return publicKey{}, "", fmt.Errorf("%w: RSA private key lacks its CRT values", ErrInvalidInput)
+		return keycodec.PublicKey{}, "", fmt.Errorf("%w: RSA private key lacks its CRT values", ErrInvalidInput)
 	}
 	if k.E < 3 {
-		return publicKey{}, "", fmt.Errorf("%w: RSA public exponent below 3", ErrInvalidInput)
+		return keycodec.PublicKey{}, "", fmt.Errorf("%w: RSA public exponent below 3", ErrInvalidInput)
 	}
-	pub := publicKey{rsa: &rsa.PublicKey{N: new(big.Int).Set(k.N), E: k.E}}
+	pub := keycodec.PublicKey{RSA: &rsa.PublicKey{N: new(big.Int).Set(k.N), E: k.E}}
 	p.priv = []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_MODULUS, k.N.Bytes()),
 		pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, big.NewInt(int64(k.E)).Bytes()),
@@ -498,36 +432,6 @@ func (p *importPlan) addRSA(k *rsa.PrivateKey) (publicKey, string, error) {
 		pkcs11.NewAttribute(pkcs11.CKA_COEFFICIENT, p.keep(k.Precomputed.Qinv.Bytes())),
 	}
 	return pub, AlgRSA, nil
-}
-
-// certificateParts are the raw DER fields of an X.509 certificate that
-// PKCS#11 stores as attributes, and its SubjectPublicKeyInfo.
-type certificateParts struct {
-	subject, issuer, serial, spki []byte
-}
-
-// parseCertificateParts reads a DER X.509 certificate far enough to store
-// it. It parses by hand because crypto/x509 refuses certificates whose key
-// is on a curve it does not know, such as secp256k1.
-func parseCertificateParts(der []byte) (certificateParts, error) {
-	var c certificateParts
-	input := cryptobyte.String(der)
-	var cert, tbs, serial, issuer, subject, spkiDER cryptobyte.String
-	if !input.ReadASN1(&cert, cbasn1.SEQUENCE) || !input.Empty() ||
-		!cert.ReadASN1(&tbs, cbasn1.SEQUENCE) ||
-		!cert.SkipASN1(cbasn1.SEQUENCE) || // signatureAlgorithm
-		!cert.SkipASN1(cbasn1.BIT_STRING) || !cert.Empty() ||
-		!tbs.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) ||
-		!tbs.ReadASN1Element(&serial, cbasn1.INTEGER) ||
-		!tbs.SkipASN1(cbasn1.SEQUENCE) || // signature
-		!tbs.ReadASN1Element(&issuer, cbasn1.SEQUENCE) ||
-		!tbs.SkipASN1(cbasn1.SEQUENCE) || // validity
-		!tbs.ReadASN1Element(&subject, cbasn1.SEQUENCE) ||
-		!tbs.ReadASN1Element(&spkiDER, cbasn1.SEQUENCE) {
-		return c, fmt.Errorf("%w: certificate is not DER X.509", ErrInvalidInput)
-	}
-	c.subject, c.issuer, c.serial, c.spki = subject, issuer, serial, spkiDER
-	return c, nil
 }
 
 // keyObjectAttrs returns the attributes every object of a key carries, as

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hsmgate/hsmgate/keycodec"
 	"github.com/miekg/pkcs11"
 )
 
@@ -66,7 +67,7 @@ type Key struct {
 
 	priv, pub, secret, cert, meta pkcs11.ObjectHandle
 	hasPriv, hasPub, hasSecret    bool
-	public                        publicKey
+	public                        keycodec.PublicKey
 	usage                         atomic.Int64
 	// st is the token state the handles belong to.
 	st *tokenState

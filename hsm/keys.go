@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+	"github.com/hsmgate/hsmgate/keycodec"
 	"github.com/miekg/pkcs11"
 )
 
@@ -59,7 +60,7 @@ func (h *HSM) checkGenerate(req *CreateKeyRequest) error {
 		}
 		return h.require(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, "RSA key generation")
 	case AlgEC:
-		if _, _, ok := curveOrderByOID(req.CurveOID); !ok {
+		if _, _, ok := keycodec.CurveOrder(req.CurveOID); !ok {
 			return fmt.Errorf("EC curve %q is %w", req.CurveOID, ErrUnsupported)
 		}
 		return h.require(pkcs11.CKM_EC_KEY_PAIR_GEN, "EC key generation")
@@ -81,9 +82,9 @@ func (h *HSM) checkGenerate(req *CreateKeyRequest) error {
 		}
 		// RFC 2104 §3 recommends keys of at least the hash length, and
 		// SoftHSM2 refuses shorter ones at signing time.
-		d, _ := digestByName(req.HMACHash)
-		if req.KeySize < 8*d.size || req.KeySize > 4096 || req.KeySize%8 != 0 {
-			return fmt.Errorf("%w: HMAC-%s keySize must be a multiple of 8 from %d to 4096", ErrKeySize, req.HMACHash, 8*d.size)
+		d, _ := keycodec.DigestByName(req.HMACHash)
+		if req.KeySize < 8*d.Size || req.KeySize > 4096 || req.KeySize%8 != 0 {
+			return fmt.Errorf("%w: HMAC-%s keySize must be a multiple of 8 from %d to 4096", ErrKeySize, req.HMACHash, 8*d.Size)
 		}
 		return h.require(pkcs11.CKM_GENERIC_SECRET_KEY_GEN, "generic secret generation")
 	}
@@ -163,7 +164,7 @@ func (s *session) createKey(req *CreateKeyRequest) (*Key, error) {
 			if req.Algorithm == AlgED {
 				mech = ckmECEdwardsKeyPairGen
 			}
-			params, err := oidDER(req.CurveOID)
+			params, err := keycodec.MarshalOID(req.CurveOID)
 			if err != nil {
 				return nil, err
 			}

@@ -13,6 +13,8 @@ import (
 	"errors"
 	"math/big"
 	"testing"
+
+	"github.com/hsmgate/hsmgate/keycodec"
 )
 
 // allFlags can do everything a key of its type allows.
@@ -109,7 +111,7 @@ func TestSecp256k1SignaturesAreLowS(t *testing.T) {
 	h := newTestHSM(t)
 	k := mustCreate(t, h, &CreateKeyRequest{Label: "k1", Algorithm: AlgEC, CurveOID: OIDSecp256k1})
 	alg, _ := ParseSignatureAlgorithm("SHA256_WITH_ECDSA")
-	n, _, _ := curveOrderByOID(OIDSecp256k1)
+	n, _, _ := keycodec.CurveOrder(OIDSecp256k1)
 	half := n.Rsh(n, 1)
 	for i := 0; i < 32; i++ {
 		sig, err := h.Sign(context.Background(), k, SignRequest{Algorithm: alg, Payload: []byte{byte(i)}, Raw: true})

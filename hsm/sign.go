@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"strings"
 
+	"github.com/hsmgate/hsmgate/keycodec"
 	"github.com/miekg/pkcs11"
 )
 
@@ -26,7 +27,7 @@ type SignatureAlgorithm struct {
 	Name   string
 	family string
 	// digest is hashed in software; zero for NONE_WITH_* and EDDSA.
-	digest digestAlg
+	digest keycodec.Digest
 	// prehashed: the payload is already the digest (NONESHA256_WITH_RSA…).
 	prehashed bool
 }
@@ -65,15 +66,15 @@ func ParseSignatureAlgorithm(name string) (SignatureAlgorithm, error) {
 	if h, ok := strings.CutPrefix(hashName, "NONE"); ok && a.family != familyECDSA {
 		hashName, a.prehashed = h, true
 	}
-	d, ok := digestByName(hashName)
+	d, ok := keycodec.DigestByName(hashName)
 	if !ok {
 		return a, fmt.Errorf("signature algorithm %q is %w", name, ErrUnsupported)
 	}
-	if a.family != familyECDSA && d.digestInfoPrefix == nil && d.name != "SHA1" {
+	if a.family != familyECDSA && !d.HasDigestInfo() && d.Name != "SHA1" {
 		return a, fmt.Errorf("signature algorithm %q is %w", name, ErrUnsupported)
 	}
 	if a.family == familyRSAPSS {
-		if _, ok := pssHash[d.name]; !ok {
+		if _, ok := pssHash[d.Name]; !ok {
 			return a, fmt.Errorf("signature algorithm %q is %w", name, ErrUnsupported)
 		}
 	}
@@ -106,16 +107,16 @@ func (a SignatureAlgorithm) keyAlgorithm() string {
 
 // messageDigest hashes the payload, or checks a prehashed payload's length.
 func (a SignatureAlgorithm) messageDigest(payload []byte) ([]byte, error) {
-	if a.digest.newHash == nil {
+	if a.digest.New == nil {
 		return payload, nil
 	}
 	if a.prehashed {
-		if len(payload) != a.digest.size {
-			return nil, fmt.Errorf("%w: %s needs a %d-byte digest as payload", ErrInvalidInput, a.Name, a.digest.size)
+		if len(payload) != a.digest.Size {
+			return nil, fmt.Errorf("%w: %s needs a %d-byte digest as payload", ErrInvalidInput, a.Name, a.digest.Size)
 		}
 		return payload, nil
 	}
-	h := a.digest.newHash()
+	h := a.digest.New()
 	h.Write(payload)
 	return h.Sum(nil), nil
 }
@@ -211,18 +212,18 @@ func (h *HSM) sign(ctx context.Context, k *Key, alg SignatureAlgorithm, payload 
 		mech = pkcs11.NewMechanism(ckmEDDSA, nil)
 	case familyRSA:
 		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)
-		if alg.digest.newHash != nil {
-			if data, err = digestInfo(alg.digest, digest); err != nil {
+		if alg.digest.New != nil {
+			if data, err = alg.digest.DigestInfo(digest); err != nil {
 				return nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
 			}
 		}
 		// PKCS#1 v1.5 needs 11 bytes of padding (RFC 8017 §9.2).
-		if k.public.rsa != nil && len(data) > k.public.rsa.Size()-11 {
-			return nil, fmt.Errorf("%w: %s input of %d bytes is too long for a %d-bit key", ErrInvalidInput, alg.Name, len(data), k.public.rsa.N.BitLen())
+		if k.public.RSA != nil && len(data) > k.public.RSA.Size()-11 {
+			return nil, fmt.Errorf("%w: %s input of %d bytes is too long for a %d-bit key", ErrInvalidInput, alg.Name, len(data), k.public.RSA.N.BitLen())
 		}
 	case familyRSAPSS:
-		p := pssHash[alg.digest.name]
-		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_PSS, pkcs11.NewPSSParams(p.mech, p.mgf, uint(alg.digest.size)))
+		p := pssHash[alg.digest.Name]
+		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_PSS, pkcs11.NewPSSParams(p.mech, p.mgf, uint(alg.digest.Size)))
 	}
 	if err := h.require(mech.Mechanism, alg.Name); err != nil {
 		return nil, err
@@ -241,13 +242,13 @@ func (h *HSM) sign(ctx context.Context, k *Key, alg SignatureAlgorithm, payload 
 		return sig, nil
 	}
 	if k.Meta.CurveOID == OIDSecp256k1 {
-		n, _, _ := curveOrderByOID(OIDSecp256k1)
-		sig = normalizeLowS(sig, n)
+		n, _, _ := keycodec.CurveOrder(OIDSecp256k1)
+		sig = keycodec.NormalizeLowS(sig, n)
 	}
 	if raw {
 		return sig, nil
 	}
-	return ecdsaRawToDER(sig)
+	return keycodec.ECDSARawToDER(sig)
 }
 
 // VerifyRequest is the input of Verify; Raw says the ECDSA signature is
@@ -279,25 +280,25 @@ func (h *HSM) Verify(k *Key, req VerifyRequest) (bool, error) {
 	pub := k.public
 	switch alg.family {
 	case familyEdDSA:
-		return ed25519.Verify(pub.ed, payload, sig), nil
+		return ed25519.Verify(pub.Ed25519, payload, sig), nil
 	case familyRSA:
 		var hash crypto.Hash
-		if alg.digest.newHash != nil {
-			p, ok := pssHash[alg.digest.name]
+		if alg.digest.New != nil {
+			p, ok := pssHash[alg.digest.Name]
 			if !ok {
-				return verifyPKCS1WithPrefix(pub.rsa, alg.digest, digest, sig), nil
+				return verifyPKCS1WithPrefix(pub.RSA, alg.digest, digest, sig), nil
 			}
 			hash = p.hash
 		}
-		return rsa.VerifyPKCS1v15(pub.rsa, hash, digest, sig) == nil, nil
+		return rsa.VerifyPKCS1v15(pub.RSA, hash, digest, sig) == nil, nil
 	case familyRSAPSS:
-		p := pssHash[alg.digest.name]
-		return rsa.VerifyPSS(pub.rsa, p.hash, digest, sig, &rsa.PSSOptions{SaltLength: alg.digest.size, Hash: p.hash}) == nil, nil
+		p := pssHash[alg.digest.Name]
+		return rsa.VerifyPSS(pub.RSA, p.hash, digest, sig, &rsa.PSSOptions{SaltLength: alg.digest.Size, Hash: p.hash}) == nil, nil
 	}
-	_, size, _ := curveOrderByOID(pub.curveOID)
+	_, size, _ := keycodec.CurveOrder(pub.CurveOID)
 	rs := sig
 	if !raw {
-		if rs, err = ecdsaDERToRaw(sig, size); err != nil {
+		if rs, err = keycodec.ECDSADERToRaw(sig, size); err != nil {
 			return false, nil
 		}
 	}
@@ -305,16 +306,13 @@ func (h *HSM) Verify(k *Key, req VerifyRequest) (bool, error) {
 		return false, nil
 	}
 	r, s := new(big.Int).SetBytes(rs[:size]), new(big.Int).SetBytes(rs[size:])
-	if pub.k1 != nil {
-		return secp256k1VerifyRaw(pub.point(), digest, r, s), nil
-	}
-	return nistVerifyRaw(pub.ecdsa.Curve, pub.point(), digest, r, s), nil
+	return pub.VerifyECDSA(digest, r, s), nil
 }
 
 // verifyPKCS1WithPrefix verifies PKCS#1 v1.5 signatures over digests that
 // crypto/rsa has no crypto.Hash for (SHA-3), by comparing the encoded message.
-func verifyPKCS1WithPrefix(pub *rsa.PublicKey, d digestAlg, digest, sig []byte) bool {
-	info, err := digestInfo(d, digest)
+func verifyPKCS1WithPrefix(pub *rsa.PublicKey, d keycodec.Digest, digest, sig []byte) bool {
+	info, err := d.DigestInfo(digest)
 	if err != nil {
 		return false
 	}

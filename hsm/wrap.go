@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"strings"
 
+	"github.com/hsmgate/hsmgate/keycodec"
 	"github.com/miekg/pkcs11"
 )
 
@@ -372,7 +373,7 @@ func (s *session) unwrapKey(m wrapMethod, u *Key, req *UnwrapRequest) (*Key, err
 		if _, err := unwrap(pkcs11.CKO_PRIVATE_KEY, pkcs11.CKK_EC, secretFlags(f)); err != nil {
 			return nil, err
 		}
-		params, err := oidDER(curve)
+		params, err := keycodec.MarshalOID(curve)
 		if err != nil {
 			return nil, err
 		}
@@ -587,11 +588,11 @@ func (s *session) unwrappedECPublic(mech []*pkcs11.Mechanism, uh pkcs11.ObjectHa
 	if err != nil {
 		return "", nil, err
 	}
-	curve, err := curveFromParams(params)
+	curve, err := keycodec.CurveFromParams(params)
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: unwrapped EC key: %v", ErrUnsupported, err)
 	}
-	if _, _, ok := curveOrderByOID(curve); !ok {
+	if _, _, ok := keycodec.CurveOrder(curve); !ok {
 		return "", nil, fmt.Errorf("EC curve %s is %w", curve, ErrUnsupported)
 	}
 	var digests, sigs [2][]byte
@@ -606,7 +607,7 @@ func (s *session) unwrappedECPublic(mech []*pkcs11.Mechanism, uh pkcs11.ObjectHa
 			return "", nil, fmt.Errorf("%w: the unwrapped EC key cannot sign (%v): it is not a valid private key", ErrInvalidInput, err)
 		}
 	}
-	point, err := recoverECPublicKey(curve, digests, sigs)
+	point, err := keycodec.RecoverECPublicKey(curve, digests, sigs)
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: derive the public key of the unwrapped EC key: %v", ErrInvalidInput, err)
 	}
@@ -628,8 +629,8 @@ func (s *session) checkUnwrappedRSA(mech []*pkcs11.Mechanism, uh pkcs11.ObjectHa
 	if err != nil {
 		return fmt.Errorf("C_GenerateRandom: %w", err)
 	}
-	sha, _ := digestByName("SHA256")
-	info, err := digestInfo(sha, digest)
+	sha, _ := keycodec.DigestByName("SHA256")
+	info, err := sha.DigestInfo(digest)
 	if err != nil {
 		return err
 	}
@@ -660,7 +661,7 @@ func (s *session) canUnwrapEd25519() bool {
 	if err != nil {
 		return false
 	}
-	p8, err := pkcs8Ed25519(seed)
+	p8, err := keycodec.PKCS8Ed25519(seed)
 	if err != nil {
 		return false
 	}
@@ -699,7 +700,7 @@ func isEd25519Params(params []byte) bool {
 	if len(params) == 0 {
 		return true // not reported: the key type already says Edwards curve
 	}
-	if oid, err := oidDER(OIDEd25519); err == nil && bytes.Equal(params, oid) {
+	if oid, err := keycodec.MarshalOID(OIDEd25519); err == nil && bytes.Equal(params, oid) {
 		return true
 	}
 	var name string

@@ -1,4 +1,4 @@
-package hsm
+package keycodec
 
 import (
 	"crypto/elliptic"
@@ -11,12 +11,12 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
-// ecdsaRawToDER converts a PKCS#11 ECDSA signature (r || s, both halves of
+// ECDSARawToDER converts a PKCS#11 ECDSA signature (r || s, both halves of
 // equal length, as returned by CKM_ECDSA) into the ASN.1 DER encoding
 // SEQUENCE { r INTEGER, s INTEGER } used by X.509, TLS and crypto/ecdsa.
 // It fails for an empty or odd-length input and for r or s equal to zero,
 // which no valid ECDSA signature contains.
-func ecdsaRawToDER(raw []byte) ([]byte, error) {
+func ECDSARawToDER(raw []byte) ([]byte, error) {
 	if len(raw) == 0 || len(raw)%2 != 0 {
 		return nil, fmt.Errorf("ecdsa raw signature: invalid length %d", len(raw))
 	}
@@ -38,12 +38,12 @@ func ecdsaRawToDER(raw []byte) ([]byte, error) {
 	return der, nil
 }
 
-// ecdsaDERToRaw converts a DER-encoded ECDSA signature into the fixed-width
+// ECDSADERToRaw converts a DER-encoded ECDSA signature into the fixed-width
 // r || s form expected by PKCS#11, each integer left-padded to size bytes
 // (the curve's coordinate size: 32 for P-256 and secp256k1, 48 for P-384, 66
 // for P-521). It rejects non-DER encodings, trailing data, negative or zero
 // integers and integers longer than size bytes.
-func ecdsaDERToRaw(der []byte, size int) ([]byte, error) {
+func ECDSADERToRaw(der []byte, size int) ([]byte, error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("ecdsa DER signature: invalid integer size %d", size)
 	}
@@ -76,12 +76,12 @@ func ecdsaDERToRaw(der []byte, size int) ([]byte, error) {
 	return raw, nil
 }
 
-// normalizeLowS returns a copy of the raw (r || s) signature in which s is
+// NormalizeLowS returns a copy of the raw (r || s) signature in which s is
 // replaced by n - s when s > n/2, the "low-S" form required by Bitcoin and
 // Ethereum (BIP-62/EIP-2). Both forms verify with the same key. The result
 // always has the length of raw; malformed input (empty or odd length, nil or
 // non-positive n, s outside [1, n-1]) is returned unchanged as a copy.
-func normalizeLowS(raw []byte, n *big.Int) []byte {
+func NormalizeLowS(raw []byte, n *big.Int) []byte {
 	out := append([]byte(nil), raw...)
 	if len(raw) == 0 || len(raw)%2 != 0 || n == nil || n.Sign() <= 0 {
 		return out
@@ -100,11 +100,11 @@ func normalizeLowS(raw []byte, n *big.Int) []byte {
 	return out
 }
 
-// curveOrderByOID returns a fresh copy of the group order n and the
+// CurveOrder returns a fresh copy of the group order n and the
 // coordinate size in bytes for the named curve with the given dotted object
 // identifier (P-256, P-384, P-521 or secp256k1). ok is false for any other
 // curve.
-func curveOrderByOID(oid string) (n *big.Int, size int, ok bool) {
+func CurveOrder(oid string) (n *big.Int, size int, ok bool) {
 	switch oid {
 	case "1.2.840.10045.3.1.7": // P-256
 		return new(big.Int).Set(elliptic.P256().Params().N), 32, true

@@ -1,4 +1,4 @@
-package hsm
+package keycodec
 
 import (
 	"crypto/subtle"
@@ -7,12 +7,12 @@ import (
 	"hash"
 )
 
-// errOAEPDecoding is the single error returned for any malformed OAEP block.
+// ErrOAEPDecoding is the single error returned for any malformed OAEP block.
 // It deliberately carries no detail about which check failed, so that it
 // cannot serve as a padding oracle (RFC 8017 section 7.1.2, note).
-var errOAEPDecoding = errors.New("oaep decoding error")
+var ErrOAEPDecoding = errors.New("oaep decoding error")
 
-// oaepUnpad performs EME-OAEP decoding (RFC 8017 section 7.1.2, step 3) of em,
+// OAEPUnpad performs EME-OAEP decoding (RFC 8017 section 7.1.2, step 3) of em,
 // the output of a raw RSA private-key operation (CKM_RSA_X_509) performed by
 // the token. k is the modulus length in bytes; em is left-padded with zeros
 // to k bytes if it is shorter (some tokens strip leading zeros). newHash is
@@ -20,20 +20,20 @@ var errOAEPDecoding = errors.New("oaep decoding error")
 //
 // All checks that depend on the decrypted block are performed in constant
 // time with crypto/subtle, modelled on crypto/rsa's decryptOAEP, and every
-// such failure yields the bare errOAEPDecoding. Errors caused only by public
+// such failure yields the bare ErrOAEPDecoding. Errors caused only by public
 // parameters (k too small for the hash, em longer than k) wrap
-// errOAEPDecoding with context. em is not modified.
-func oaepUnpad(em []byte, k int, newHash func() hash.Hash, label []byte) ([]byte, error) {
+// ErrOAEPDecoding with context. em is not modified.
+func OAEPUnpad(em []byte, k int, newHash func() hash.Hash, label []byte) ([]byte, error) {
 	if newHash == nil {
-		return nil, fmt.Errorf("oaep unpad: no hash function: %w", errOAEPDecoding)
+		return nil, fmt.Errorf("oaep unpad: no hash function: %w", ErrOAEPDecoding)
 	}
 	h := newHash()
 	hLen := h.Size()
 	if hLen <= 0 || k < 2*hLen+2 {
-		return nil, fmt.Errorf("oaep unpad: %d-byte modulus too small for %d-byte hash: %w", k, hLen, errOAEPDecoding)
+		return nil, fmt.Errorf("oaep unpad: %d-byte modulus too small for %d-byte hash: %w", k, hLen, ErrOAEPDecoding)
 	}
 	if len(em) > k {
-		return nil, fmt.Errorf("oaep unpad: block of %d bytes exceeds modulus length %d: %w", len(em), k, errOAEPDecoding)
+		return nil, fmt.Errorf("oaep unpad: block of %d bytes exceeds modulus length %d: %w", len(em), k, ErrOAEPDecoding)
 	}
 
 	// Work on a private, left-padded copy so the caller's buffer is intact.
@@ -66,7 +66,7 @@ func oaepUnpad(em []byte, k int, newHash func() hash.Hash, label []byte) ([]byte
 	}
 
 	if firstByteIsZero&lHash2Good&^invalid&^lookingForIndex != 1 {
-		return nil, errOAEPDecoding
+		return nil, ErrOAEPDecoding
 	}
 	msg := make([]byte, len(rest)-index-1)
 	copy(msg, rest[index+1:])

@@ -1,4 +1,4 @@
-package hsm
+package keycodec
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	decredecdsa "github.com/decred/dcrd/dcrec/secp256k1/v4/ecdsa"
 )
 
-// recoverECPublicKey recovers the public key of an EC private key held by the
+// RecoverECPublicKey recovers the public key of an EC private key held by the
 // token from two ECDSA signatures it made, for tokens that do not keep the
 // public point of an unwrapped private key. curveOID is the dotted OID of the
 // curve (P-256, P-384, P-521 or secp256k1), digests are the two signed digests
@@ -26,8 +26,8 @@ import (
 // returned as an uncompressed point 0x04 || X || Y with coordinates padded to
 // the curve size. It is an error if no candidate, or more than one distinct
 // candidate, verifies.
-func recoverECPublicKey(curveOID string, digests [2][]byte, rawSigs [2][]byte) (uncompressedPoint []byte, err error) {
-	n, size, ok := curveOrderByOID(curveOID)
+func RecoverECPublicKey(curveOID string, digests [2][]byte, rawSigs [2][]byte) (uncompressedPoint []byte, err error) {
+	n, size, ok := CurveOrder(curveOID)
 	if !ok {
 		return nil, fmt.Errorf("recover EC public key: unsupported curve %q", curveOID)
 	}
@@ -57,8 +57,8 @@ func recoverECPublicKey(curveOID string, digests [2][]byte, rawSigs [2][]byte) (
 		candidates = secp256k1RecoveryCandidates(digests[0], rawSigs[0])
 		verify = secp256k1VerifyRaw
 	default:
-		curve := nistCurveByOID(curveOID)
-		if curve == nil {
+		curve, ok := NISTCurve(curveOID)
+		if !ok {
 			return nil, fmt.Errorf("recover EC public key: no arithmetic for curve %q", curveOID)
 		}
 		candidates = nistRecoveryCandidates(curve, size, digests[0], rs[0], ss[0])
@@ -81,21 +81,6 @@ func recoverECPublicKey(curveOID string, digests [2][]byte, rawSigs [2][]byte) (
 		return nil, errors.New("recover EC public key: no public key matches both signatures")
 	}
 	return found, nil
-}
-
-// nistCurveByOID returns the crypto/elliptic curve for a NIST curve OID, or
-// nil if the OID names no supported NIST curve.
-func nistCurveByOID(oid string) elliptic.Curve {
-	switch oid {
-	case "1.2.840.10045.3.1.7":
-		return elliptic.P256()
-	case "1.3.132.0.34":
-		return elliptic.P384()
-	case "1.3.132.0.35":
-		return elliptic.P521()
-	default:
-		return nil
-	}
 }
 
 // ecHashToInt converts a digest to an integer as ECDSA does (SEC 1 section

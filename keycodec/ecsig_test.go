@@ -1,4 +1,4 @@
-package hsm
+package keycodec
 
 import (
 	"bytes"
@@ -28,22 +28,22 @@ var ecsigNISTCurves = []struct {
 // returned and that unknown OIDs are rejected.
 func TestCurveOrderByOID(t *testing.T) {
 	for _, c := range ecsigNISTCurves {
-		n, size, ok := curveOrderByOID(c.oid)
+		n, size, ok := CurveOrder(c.oid)
 		if !ok || size != c.size || n.Cmp(c.curve.Params().N) != 0 {
 			t.Errorf("%s: n=%v size=%d ok=%v", c.oid, n, size, ok)
 		}
 		n.SetInt64(1) // must not corrupt the curve parameters
-		if again, _, _ := curveOrderByOID(c.oid); again.Cmp(c.curve.Params().N) != 0 {
-			t.Errorf("%s: curveOrderByOID returned shared state", c.oid)
+		if again, _, _ := CurveOrder(c.oid); again.Cmp(c.curve.Params().N) != 0 {
+			t.Errorf("%s: CurveOrder returned shared state", c.oid)
 		}
 	}
 	want, _ := new(big.Int).SetString("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141", 16)
-	n, size, ok := curveOrderByOID("1.3.132.0.10")
+	n, size, ok := CurveOrder("1.3.132.0.10")
 	if !ok || size != 32 || n.Cmp(want) != 0 {
 		t.Errorf("secp256k1: n=%x size=%d ok=%v", n, size, ok)
 	}
 	for _, oid := range []string{"", "1.3.132.0.33", "1.2.840.10045.3.1.1", "1.3.101.112", "P-256"} {
-		if _, _, ok := curveOrderByOID(oid); ok {
+		if _, _, ok := CurveOrder(oid); ok {
 			t.Errorf("%q unexpectedly known", oid)
 		}
 	}
@@ -63,7 +63,7 @@ func TestECDSADERRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			raw, err := ecdsaDERToRaw(der, c.size)
+			raw, err := ECDSADERToRaw(der, c.size)
 			if err != nil {
 				t.Fatalf("%s: DERToRaw: %v", c.oid, err)
 			}
@@ -75,7 +75,7 @@ func TestECDSADERRoundTrip(t *testing.T) {
 			if !ecdsa.Verify(&priv.PublicKey, digest[:], r, s) {
 				t.Fatalf("%s: raw halves do not verify", c.oid)
 			}
-			der2, err := ecdsaRawToDER(raw)
+			der2, err := ECDSARawToDER(raw)
 			if err != nil {
 				t.Fatalf("%s: RawToDER: %v", c.oid, err)
 			}
@@ -95,7 +95,7 @@ func TestECDSARawToDERSmallValues(t *testing.T) {
 	raw := make([]byte, 64)
 	raw[31] = 0x01 // r = 1
 	raw[32] = 0x80 // s has the high bit set: needs a 0x00 prefix
-	der, err := ecdsaRawToDER(raw)
+	der, err := ECDSARawToDER(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestECDSARawToDERSmallValues(t *testing.T) {
 	if !bytes.Equal(der, want) {
 		t.Fatalf("der = %x\nwant  %x", der, want)
 	}
-	back, err := ecdsaDERToRaw(der, 32)
+	back, err := ECDSADERToRaw(der, 32)
 	if err != nil || !bytes.Equal(back, raw) {
 		t.Fatalf("round trip: %x, %v", back, err)
 	}
@@ -112,14 +112,14 @@ func TestECDSARawToDERSmallValues(t *testing.T) {
 	raw521[66] = 0x01
 	raw521[131] = 0x05
 	raw521[65] = 0x09
-	der521, err := ecdsaRawToDER(raw521)
+	der521, err := ECDSARawToDER(raw521)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back, err := ecdsaDERToRaw(der521, 66); err != nil || !bytes.Equal(back, raw521) {
+	if back, err := ECDSADERToRaw(der521, 66); err != nil || !bytes.Equal(back, raw521) {
 		t.Fatalf("P-521 round trip: %v", err)
 	}
-	if _, err := ecdsaDERToRaw(der521, 65); err == nil {
+	if _, err := ECDSADERToRaw(der521, 65); err == nil {
 		t.Fatalf("66-byte integer accepted for size 65")
 	}
 }
@@ -132,7 +132,7 @@ func TestECDSARawToDERErrors(t *testing.T) {
 		"zero r": append(make([]byte, 32), bytes.Repeat([]byte{1}, 32)...),
 		"zero s": append(bytes.Repeat([]byte{1}, 32), make([]byte, 32)...),
 	} {
-		if _, err := ecdsaRawToDER(raw); err == nil {
+		if _, err := ECDSARawToDER(raw); err == nil {
 			t.Errorf("%s: expected error", name)
 		}
 	}
@@ -164,18 +164,18 @@ func TestECDSADERToRawMalformed(t *testing.T) {
 		}(),
 	}
 	for name, der := range cases {
-		if raw, err := ecdsaDERToRaw(der, 32); err == nil {
+		if raw, err := ECDSADERToRaw(der, 32); err == nil {
 			t.Errorf("%s: accepted, raw = %x", name, raw)
 		}
 	}
-	if _, err := ecdsaDERToRaw([]byte{0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01}, 0); err == nil {
+	if _, err := ECDSADERToRaw([]byte{0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01}, 0); err == nil {
 		t.Errorf("size 0 accepted")
 	}
 	// The 33-byte DER form of a 32-byte value with the high bit set is fine.
 	r := append([]byte{0x00, 0xff}, make([]byte, 31)...)
 	der := append([]byte{0x30, byte(2 + len(r) + 3), 0x02, byte(len(r))}, r...)
 	der = append(der, 0x02, 0x01, 0x01)
-	raw, err := ecdsaDERToRaw(der, 32)
+	raw, err := ECDSADERToRaw(der, 32)
 	if err != nil || raw[0] != 0xff || raw[63] != 0x01 {
 		t.Errorf("high-bit r: %x, %v", raw, err)
 	}
@@ -196,7 +196,7 @@ func ecsigHighS(raw []byte, n *big.Int) []byte {
 
 // TestLowSP256 normalises high-S P-256 signatures and verifies them.
 func TestLowSP256(t *testing.T) {
-	n, size, _ := curveOrderByOID("1.2.840.10045.3.1.7")
+	n, size, _ := CurveOrder("1.2.840.10045.3.1.7")
 	halfN := new(big.Int).Rsh(n, 1)
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -219,9 +219,9 @@ func TestLowSP256(t *testing.T) {
 		if !ecdsa.Verify(&priv.PublicKey, digest[:], r, hs) {
 			t.Fatal("test setup: high-S twin does not verify")
 		}
-		low := normalizeLowS(high, n)
+		low := NormalizeLowS(high, n)
 		if len(low) != len(high) || !bytes.Equal(low[:size], high[:size]) {
-			t.Fatal("normalizeLowS changed length or r")
+			t.Fatal("NormalizeLowS changed length or r")
 		}
 		ls := new(big.Int).SetBytes(low[size:])
 		if ls.Cmp(halfN) > 0 {
@@ -231,11 +231,11 @@ func TestLowSP256(t *testing.T) {
 			t.Fatal("normalised signature does not verify")
 		}
 		// Idempotent, and the input is not modified.
-		if again := normalizeLowS(low, n); !bytes.Equal(again, low) {
-			t.Fatal("normalizeLowS not idempotent")
+		if again := NormalizeLowS(low, n); !bytes.Equal(again, low) {
+			t.Fatal("NormalizeLowS not idempotent")
 		}
 		if hs.Cmp(new(big.Int).SetBytes(high[size:])) != 0 {
-			t.Fatal("normalizeLowS modified its input")
+			t.Fatal("NormalizeLowS modified its input")
 		}
 	}
 }
@@ -243,7 +243,7 @@ func TestLowSP256(t *testing.T) {
 // TestLowSSecp256k1 normalises high-S secp256k1 signatures and verifies them
 // with the decred ecdsa package.
 func TestLowSSecp256k1(t *testing.T) {
-	n, size, _ := curveOrderByOID("1.3.132.0.10")
+	n, size, _ := CurveOrder("1.3.132.0.10")
 	halfN := new(big.Int).Rsh(n, 1)
 	priv, err := secp256k1.GeneratePrivateKey()
 	if err != nil {
@@ -252,12 +252,12 @@ func TestLowSSecp256k1(t *testing.T) {
 	for i := 0; i < 16; i++ {
 		digest := sha256.Sum256([]byte{byte(i), 'k'})
 		sig := decredecdsa.Sign(priv, digest[:])
-		raw, err := ecdsaDERToRaw(sig.Serialize(), size)
+		raw, err := ECDSADERToRaw(sig.Serialize(), size)
 		if err != nil {
 			t.Fatal(err)
 		}
 		high := ecsigHighS(raw, n)
-		low := normalizeLowS(high, n)
+		low := NormalizeLowS(high, n)
 		if new(big.Int).SetBytes(low[size:]).Cmp(halfN) > 0 {
 			t.Fatal("s still high")
 		}
@@ -275,7 +275,7 @@ func TestLowSSecp256k1(t *testing.T) {
 
 // TestLowSMalformed checks that malformed input is returned unchanged.
 func TestLowSMalformed(t *testing.T) {
-	n, _, _ := curveOrderByOID("1.2.840.10045.3.1.7")
+	n, _, _ := CurveOrder("1.2.840.10045.3.1.7")
 	tooBig := append(make([]byte, 32), bytes.Repeat([]byte{0xff}, 32)...)
 	for name, c := range map[string]struct {
 		raw []byte
@@ -290,7 +290,7 @@ func TestLowSMalformed(t *testing.T) {
 		"neg n":     {tooBig, big.NewInt(-7)},
 		"short raw": {[]byte{1, 2}, n},
 	} {
-		got := normalizeLowS(c.raw, c.n)
+		got := NormalizeLowS(c.raw, c.n)
 		if !bytes.Equal(got, c.raw) {
 			t.Errorf("%s: changed to %x", name, got)
 		}
@@ -307,14 +307,14 @@ func FuzzECDSADERToRaw(f *testing.F) {
 	f.Add([]byte{0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01}, -1)
 	f.Fuzz(func(t *testing.T, der []byte, size int) {
 		size %= 200
-		raw, err := ecdsaDERToRaw(der, size)
+		raw, err := ECDSADERToRaw(der, size)
 		if err != nil {
 			return
 		}
 		if len(raw) != 2*size {
 			t.Fatalf("raw length %d for size %d", len(raw), size)
 		}
-		der2, err := ecdsaRawToDER(raw)
+		der2, err := ECDSARawToDER(raw)
 		if err != nil {
 			t.Fatalf("accepted DER does not re-encode: %v", err)
 		}

@@ -1,4 +1,4 @@
-package hsm
+package keycodec
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"testing"
 )
 
-// digestTestNames lists every name digestByName must accept.
+// digestTestNames lists every name DigestByName must accept.
 var digestTestNames = []string{
 	"SHA1", "SHA224", "SHA256", "SHA384", "SHA512",
 	"SHA3224", "SHA3256", "SHA3384", "SHA3512",
@@ -54,21 +54,21 @@ func TestDigestKnownAnswers(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+"/"+tc.msg, func(t *testing.T) {
-			alg, ok := digestByName(tc.name)
+			alg, ok := DigestByName(tc.name)
 			if !ok {
-				t.Fatalf("digestByName(%q) not found", tc.name)
+				t.Fatalf("DigestByName(%q) not found", tc.name)
 			}
-			if alg.name != tc.name {
-				t.Errorf("name = %q, want %q", alg.name, tc.name)
+			if alg.Name != tc.name {
+				t.Errorf("name = %q, want %q", alg.Name, tc.name)
 			}
-			h := alg.newHash()
+			h := alg.New()
 			h.Write([]byte(tc.msg))
 			got := h.Sum(nil)
 			if want := digestMustHex(t, tc.want); !bytes.Equal(got, want) {
 				t.Errorf("digest = %x, want %x", got, want)
 			}
-			if len(got) != alg.size || h.Size() != alg.size {
-				t.Errorf("len = %d, Size() = %d, alg.size = %d", len(got), h.Size(), alg.size)
+			if len(got) != alg.Size || h.Size() != alg.Size {
+				t.Errorf("len = %d, Size() = %d, alg.Size = %d", len(got), h.Size(), alg.Size)
 			}
 		})
 	}
@@ -78,8 +78,8 @@ func TestDigestKnownAnswers(t *testing.T) {
 // are rejected.
 func TestDigestByNameUnknown(t *testing.T) {
 	for _, name := range []string{"", "MD5", "sha256", "SHA-256", "SHA3-256", "KECCAK", "SHA512_256"} {
-		if _, ok := digestByName(name); ok {
-			t.Errorf("digestByName(%q) unexpectedly found", name)
+		if _, ok := DigestByName(name); ok {
+			t.Errorf("DigestByName(%q) unexpectedly found", name)
 		}
 	}
 }
@@ -89,12 +89,12 @@ func TestDigestByNameUnknown(t *testing.T) {
 func TestDigestStreamingAndReset(t *testing.T) {
 	msg := []byte(strings.Repeat("The quick brown fox jumps over the lazy dog. ", 20))
 	for _, name := range digestTestNames {
-		alg, _ := digestByName(name)
-		one := alg.newHash()
+		alg, _ := DigestByName(name)
+		one := alg.New()
 		one.Write(msg)
 		want := one.Sum(nil)
 
-		h := alg.newHash()
+		h := alg.New()
 		h.Write(msg[:7])
 		_ = h.Sum([]byte("prefix")) // must not change state
 		h.Write(msg[7:500])
@@ -119,12 +119,12 @@ func TestDigestStreamingAndReset(t *testing.T) {
 // TestDoubleSHA256MatchesTwoRounds compares DOUBLE_SHA256 with two explicit
 // SHA-256 rounds.
 func TestDoubleSHA256MatchesTwoRounds(t *testing.T) {
-	alg, _ := digestByName("DOUBLE_SHA256")
+	alg, _ := DigestByName("DOUBLE_SHA256")
 	for _, n := range []int{0, 1, 55, 56, 64, 1000} {
 		msg := bytes.Repeat([]byte{byte(n)}, n)
 		first := sha256.Sum256(msg)
 		want := sha256.Sum256(first[:])
-		h := alg.newHash()
+		h := alg.New()
 		h.Write(msg)
 		if got := h.Sum(nil); !bytes.Equal(got, want[:]) {
 			t.Errorf("len %d: got %x want %x", n, got, want)
@@ -171,14 +171,14 @@ func TestDigestInfoDERStructure(t *testing.T) {
 		Digest    []byte
 	}
 	for name, oid := range digestTestOIDs {
-		alg, ok := digestByName(name)
+		alg, ok := DigestByName(name)
 		if !ok {
 			t.Fatalf("%s missing", name)
 		}
-		h := alg.newHash()
+		h := alg.New()
 		h.Write([]byte("digest info"))
 		digest := h.Sum(nil)
-		di, err := digestInfo(alg, digest)
+		di, err := alg.DigestInfo(digest)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -235,11 +235,11 @@ func TestDigestInfoMatchesCryptoRSA(t *testing.T) {
 	priv := digestTestKey()
 	for name, ch := range digestTestCryptoHashes {
 		t.Run(name, func(t *testing.T) {
-			alg, _ := digestByName(name)
-			h := alg.newHash()
+			alg, _ := DigestByName(name)
+			h := alg.New()
 			h.Write([]byte("message to sign"))
 			digest := h.Sum(nil)
-			di, err := digestInfo(alg, digest)
+			di, err := alg.DigestInfo(digest)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -262,26 +262,26 @@ func TestDigestInfoMatchesCryptoRSA(t *testing.T) {
 // returned prefix cannot alter the shared table.
 func TestDigestInfoErrors(t *testing.T) {
 	for _, name := range []string{"KECCAK256", "DOUBLE_SHA256"} {
-		alg, _ := digestByName(name)
+		alg, _ := DigestByName(name)
 		if alg.digestInfoPrefix != nil {
 			t.Errorf("%s: expected nil prefix", name)
 		}
-		if _, err := digestInfo(alg, make([]byte, alg.size)); err == nil {
+		if _, err := alg.DigestInfo(make([]byte, alg.Size)); err == nil {
 			t.Errorf("%s: expected error for missing DigestInfo", name)
 		}
 	}
-	alg, _ := digestByName("SHA256")
+	alg, _ := DigestByName("SHA256")
 	for _, n := range []int{0, 31, 33, 64} {
-		if _, err := digestInfo(alg, make([]byte, n)); err == nil {
+		if _, err := alg.DigestInfo(make([]byte, n)); err == nil {
 			t.Errorf("SHA256 digest of %d bytes accepted", n)
 		}
 	}
 	alg.digestInfoPrefix[0] = 0xff
-	again, _ := digestByName("SHA256")
+	again, _ := DigestByName("SHA256")
 	if again.digestInfoPrefix[0] != 0x30 {
-		t.Errorf("digestByName returned a shared, mutable prefix")
+		t.Errorf("DigestByName returned a shared, mutable prefix")
 	}
-	di, err := digestInfo(again, make([]byte, 32))
+	di, err := again.DigestInfo(make([]byte, 32))
 	if err != nil || len(di) != 19+32 {
 		t.Errorf("digestInfo len %d err %v", len(di), err)
 	}

@@ -1,4 +1,4 @@
-package hsm
+package keycodec
 
 import (
 	"bytes"
@@ -56,7 +56,7 @@ func recoverTestSigners(t *testing.T) []recoverTestSigner {
 				if err != nil {
 					t.Fatal(err)
 				}
-				raw, err := ecdsaDERToRaw(der, size)
+				raw, err := ECDSADERToRaw(der, size)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -72,7 +72,7 @@ func recoverTestSigners(t *testing.T) []recoverTestSigner {
 		oid: "1.3.132.0.10", size: 32, point: kpriv.PubKey().SerializeUncompressed(),
 		sign: func(t *testing.T, digest []byte) []byte {
 			t.Helper()
-			raw, err := ecdsaDERToRaw(decredecdsa.Sign(kpriv, digest).Serialize(), 32)
+			raw, err := ECDSADERToRaw(decredecdsa.Sign(kpriv, digest).Serialize(), 32)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,7 +92,7 @@ func TestRecoverECPublicKey(t *testing.T) {
 			for iter := 0; iter < 4; iter++ {
 				d := [2][]byte{recoverTestRandomDigest(t, dlen), recoverTestRandomDigest(t, dlen)}
 				sigs := [2][]byte{signer.sign(t, d[0]), signer.sign(t, d[1])}
-				got, err := recoverECPublicKey(signer.oid, d, sigs)
+				got, err := RecoverECPublicKey(signer.oid, d, sigs)
 				if err != nil {
 					t.Fatalf("%s/%d: %v", signer.oid, dlen, err)
 				}
@@ -115,7 +115,7 @@ func TestRecoverECPublicKeySameDigest(t *testing.T) {
 			continue // RFC 6979 nonces: the same digest gives the same signature
 		}
 		d := recoverTestRandomDigest(t, 32)
-		got, err := recoverECPublicKey(signer.oid, [2][]byte{d, d}, [2][]byte{signer.sign(t, d), signer.sign(t, d)})
+		got, err := RecoverECPublicKey(signer.oid, [2][]byte{d, d}, [2][]byte{signer.sign(t, d), signer.sign(t, d)})
 		if err != nil || !bytes.Equal(got, signer.point) {
 			t.Fatalf("%s: got %x, %v", signer.oid, got, err)
 		}
@@ -126,13 +126,13 @@ func TestRecoverECPublicKeySameDigest(t *testing.T) {
 // (low-S) signatures as well.
 func TestRecoverECPublicKeyLowS(t *testing.T) {
 	for _, signer := range recoverTestSigners(t) {
-		n, _, _ := curveOrderByOID(signer.oid)
+		n, _, _ := CurveOrder(signer.oid)
 		d := [2][]byte{recoverTestRandomDigest(t, 32), recoverTestRandomDigest(t, 32)}
 		sigs := [2][]byte{
-			normalizeLowS(signer.sign(t, d[0]), n),
+			NormalizeLowS(signer.sign(t, d[0]), n),
 			ecsigHighS(signer.sign(t, d[1]), n),
 		}
-		got, err := recoverECPublicKey(signer.oid, d, sigs)
+		got, err := RecoverECPublicKey(signer.oid, d, sigs)
 		if err != nil || !bytes.Equal(got, signer.point) {
 			t.Fatalf("%s: got %x, %v", signer.oid, got, err)
 		}
@@ -150,23 +150,23 @@ func TestRecoverECPublicKeyWrongSecondSignature(t *testing.T) {
 
 		// Second signature over a different digest.
 		wrongDigest := signer.sign(t, recoverTestRandomDigest(t, 32))
-		if _, err := recoverECPublicKey(signer.oid, d, [2][]byte{good, wrongDigest}); err == nil {
+		if _, err := RecoverECPublicKey(signer.oid, d, [2][]byte{good, wrongDigest}); err == nil {
 			t.Errorf("%s: wrong digest accepted", signer.oid)
 		}
 		// Second signature by another key on the same curve.
 		otherKey := others[i].sign(t, d[1])
-		if _, err := recoverECPublicKey(signer.oid, d, [2][]byte{good, otherKey}); err == nil {
+		if _, err := RecoverECPublicKey(signer.oid, d, [2][]byte{good, otherKey}); err == nil {
 			t.Errorf("%s: other key accepted", signer.oid)
 		}
 		// Corrupted s in the second signature.
 		bad := signer.sign(t, d[1])
 		bad[len(bad)-1] ^= 0x01
-		if _, err := recoverECPublicKey(signer.oid, d, [2][]byte{good, bad}); err == nil {
+		if _, err := RecoverECPublicKey(signer.oid, d, [2][]byte{good, bad}); err == nil {
 			t.Errorf("%s: corrupted signature accepted", signer.oid)
 		}
 		// Swapped digests.
 		second := signer.sign(t, d[1])
-		if _, err := recoverECPublicKey(signer.oid, [2][]byte{d[1], d[0]}, [2][]byte{good, second}); err == nil {
+		if _, err := RecoverECPublicKey(signer.oid, [2][]byte{d[1], d[0]}, [2][]byte{good, second}); err == nil {
 			t.Errorf("%s: swapped digests accepted", signer.oid)
 		}
 	}
@@ -178,7 +178,7 @@ func TestRecoverECPublicKeyInvalidInput(t *testing.T) {
 	d2 := sha512.Sum512([]byte("y"))
 	sig := make([]byte, 64)
 	sig[31], sig[63] = 1, 1
-	n, _, _ := curveOrderByOID("1.2.840.10045.3.1.7")
+	n, _, _ := CurveOrder("1.2.840.10045.3.1.7")
 	nBytes := n.FillBytes(make([]byte, 32))
 
 	cases := map[string]struct {
@@ -197,7 +197,7 @@ func TestRecoverECPublicKeyInvalidInput(t *testing.T) {
 		"k1 garbage":    {"1.3.132.0.10", [2][]byte{d[:], d2[:]}, [2][]byte{sig, sig}, "no public key"},
 	}
 	for name, c := range cases {
-		_, err := recoverECPublicKey(c.oid, c.digests, c.sigs)
+		_, err := RecoverECPublicKey(c.oid, c.digests, c.sigs)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want containing %q", name, err, c.want)
 		}

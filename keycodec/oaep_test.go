@@ -1,4 +1,4 @@
-package hsm
+package keycodec
 
 import (
 	"bytes"
@@ -45,41 +45,41 @@ func oaepLeftPad(b []byte, k int) []byte {
 }
 
 // TestOAEPUnpadRoundTrip encrypts with rsa.EncryptOAEP and decodes the raw
-// decryption with oaepUnpad for every hash, key size, label and a range of
+// decryption with OAEPUnpad for every hash, key size, label and a range of
 // message lengths up to the maximum.
 func TestOAEPUnpadRoundTrip(t *testing.T) {
 	for _, priv := range oaepTestKeys() {
 		k := priv.Size()
 		for _, name := range oaepTestHashes {
-			alg, _ := digestByName(name)
-			maxLen := k - 2*alg.size - 2
+			alg, _ := DigestByName(name)
+			maxLen := k - 2*alg.Size - 2
 			for _, label := range [][]byte{nil, []byte("hsmgate label")} {
 				for _, n := range []int{0, 1, 32, maxLen} {
 					msg := make([]byte, n)
 					if _, err := rand.Read(msg); err != nil {
 						t.Fatal(err)
 					}
-					ct, err := rsa.EncryptOAEP(alg.newHash(), rand.Reader, &priv.PublicKey, msg, label)
+					ct, err := rsa.EncryptOAEP(alg.New(), rand.Reader, &priv.PublicKey, msg, label)
 					if err != nil {
 						t.Fatalf("%d/%s: EncryptOAEP(%d bytes): %v", k*8, name, n, err)
 					}
 					raw := oaepRawDecrypt(priv, ct)
 					for _, em := range [][]byte{raw, oaepLeftPad(raw, k)} {
 						emCopy := append([]byte(nil), em...)
-						got, err := oaepUnpad(em, k, alg.newHash, label)
+						got, err := OAEPUnpad(em, k, alg.New, label)
 						if err != nil {
-							t.Fatalf("%d/%s/label=%q/len=%d: oaepUnpad: %v", k*8, name, label, n, err)
+							t.Fatalf("%d/%s/label=%q/len=%d: OAEPUnpad: %v", k*8, name, label, n, err)
 						}
 						if !bytes.Equal(got, msg) {
 							t.Fatalf("%d/%s/len=%d: plaintext mismatch", k*8, name, n)
 						}
 						if !bytes.Equal(em, emCopy) {
-							t.Fatalf("oaepUnpad modified its input")
+							t.Fatalf("OAEPUnpad modified its input")
 						}
 					}
 					// The wrong label must be rejected.
-					if _, err := oaepUnpad(raw, k, alg.newHash, []byte("other")); err != errOAEPDecoding {
-						t.Fatalf("%d/%s: wrong label: err = %v, want errOAEPDecoding", k*8, name, err)
+					if _, err := OAEPUnpad(raw, k, alg.New, []byte("other")); err != ErrOAEPDecoding {
+						t.Fatalf("%d/%s: wrong label: err = %v, want ErrOAEPDecoding", k*8, name, err)
 					}
 				}
 			}
@@ -99,21 +99,21 @@ func TestOAEPUnpadMatchesDecryptOAEP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := oaepUnpad(oaepRawDecrypt(priv, ct), priv.Size(), sha256.New, nil)
+	got, err := OAEPUnpad(oaepRawDecrypt(priv, ct), priv.Size(), sha256.New, nil)
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("got %q, %v; want %q", got, err, want)
 	}
 }
 
 // TestOAEPUnpadTampered checks that modified ciphertexts, a wrong hash and
-// corrupted blocks all fail with exactly errOAEPDecoding.
+// corrupted blocks all fail with exactly ErrOAEPDecoding.
 func TestOAEPUnpadTampered(t *testing.T) {
 	for _, priv := range oaepTestKeys() {
 		k := priv.Size()
 		for _, name := range oaepTestHashes {
-			alg, _ := digestByName(name)
+			alg, _ := DigestByName(name)
 			msg := []byte("attack at dawn")
-			ct, err := rsa.EncryptOAEP(alg.newHash(), rand.Reader, &priv.PublicKey, msg, nil)
+			ct, err := rsa.EncryptOAEP(alg.New(), rand.Reader, &priv.PublicKey, msg, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -124,8 +124,8 @@ func TestOAEPUnpadTampered(t *testing.T) {
 				if len(em) > k {
 					continue // tampered value >= n; a token would reject it
 				}
-				if _, err := oaepUnpad(em, k, alg.newHash, nil); err != errOAEPDecoding {
-					t.Errorf("%d/%s: tampered byte %d: err = %v, want errOAEPDecoding", k*8, name, pos, err)
+				if _, err := OAEPUnpad(em, k, alg.New, nil); err != ErrOAEPDecoding {
+					t.Errorf("%d/%s: tampered byte %d: err = %v, want ErrOAEPDecoding", k*8, name, pos, err)
 				}
 			}
 			good := oaepLeftPad(oaepRawDecrypt(priv, ct), k)
@@ -133,7 +133,7 @@ func TestOAEPUnpadTampered(t *testing.T) {
 			// Non-zero leading byte.
 			bad := append([]byte(nil), good...)
 			bad[0] = 0x01
-			if _, err := oaepUnpad(bad, k, alg.newHash, nil); err != errOAEPDecoding {
+			if _, err := OAEPUnpad(bad, k, alg.New, nil); err != ErrOAEPDecoding {
 				t.Errorf("%s: leading byte: err = %v", name, err)
 			}
 			// Wrong hash function.
@@ -141,7 +141,7 @@ func TestOAEPUnpadTampered(t *testing.T) {
 			if name == "SHA256" {
 				other = sha1.New
 			}
-			if _, err := oaepUnpad(good, k, other, nil); err != errOAEPDecoding {
+			if _, err := OAEPUnpad(good, k, other, nil); err != ErrOAEPDecoding {
 				t.Errorf("%s: wrong hash: err = %v", name, err)
 			}
 		}
@@ -184,13 +184,13 @@ func TestOAEPUnpadStructuralChecks(t *testing.T) {
 		return db
 	}
 	valid := oaepBuildEM(k, newHash, mk(func([]byte) {}), 0)
-	if got, err := oaepUnpad(valid, k, newHash, nil); err != nil || string(got) != "abc" {
+	if got, err := OAEPUnpad(valid, k, newHash, nil); err != nil || string(got) != "abc" {
 		t.Fatalf("valid block: got %q, %v", got, err)
 	}
 	emptyMsg := oaepBuildEM(k, newHash, mk(func(db []byte) {
 		copy(db[dbLen-4:], []byte{0, 0, 0, 1})
 	}), 0)
-	if got, err := oaepUnpad(emptyMsg, k, newHash, nil); err != nil || len(got) != 0 {
+	if got, err := OAEPUnpad(emptyMsg, k, newHash, nil); err != nil || len(got) != 0 {
 		t.Fatalf("empty message: got %q, %v", got, err)
 	}
 	cases := map[string][]byte{
@@ -201,8 +201,8 @@ func TestOAEPUnpadStructuralChecks(t *testing.T) {
 		"all zero":         make([]byte, k),
 	}
 	for name, em := range cases {
-		if _, err := oaepUnpad(em, k, newHash, nil); err != errOAEPDecoding {
-			t.Errorf("%s: err = %v, want errOAEPDecoding", name, err)
+		if _, err := OAEPUnpad(em, k, newHash, nil); err != ErrOAEPDecoding {
+			t.Errorf("%s: err = %v, want ErrOAEPDecoding", name, err)
 		}
 	}
 }
@@ -214,38 +214,38 @@ func TestOAEPUnpadMessageTooLong(t *testing.T) {
 	priv := oaepTestKeys()[0]
 	k := priv.Size()
 	for _, name := range oaepTestHashes {
-		alg, _ := digestByName(name)
-		maxLen := k - 2*alg.size - 2
-		_, err := rsa.EncryptOAEP(alg.newHash(), rand.Reader, &priv.PublicKey, make([]byte, maxLen+1), nil)
+		alg, _ := DigestByName(name)
+		maxLen := k - 2*alg.Size - 2
+		_, err := rsa.EncryptOAEP(alg.New(), rand.Reader, &priv.PublicKey, make([]byte, maxLen+1), nil)
 		if !errors.Is(err, rsa.ErrMessageTooLong) {
 			t.Errorf("%s: EncryptOAEP of %d bytes: err = %v, want ErrMessageTooLong", name, maxLen+1, err)
 		}
-		ct, err := rsa.EncryptOAEP(alg.newHash(), rand.Reader, &priv.PublicKey, bytes.Repeat([]byte{0x5a}, maxLen), nil)
+		ct, err := rsa.EncryptOAEP(alg.New(), rand.Reader, &priv.PublicKey, bytes.Repeat([]byte{0x5a}, maxLen), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := oaepUnpad(oaepRawDecrypt(priv, ct), k, alg.newHash, nil)
+		got, err := OAEPUnpad(oaepRawDecrypt(priv, ct), k, alg.New, nil)
 		if err != nil || len(got) != maxLen {
 			t.Errorf("%s: max-length message: len %d err %v", name, len(got), err)
 		}
 	}
-	sha512Alg, _ := digestByName("SHA512")
-	if _, err := oaepUnpad(make([]byte, k+1), k, sha512Alg.newHash, nil); !errors.Is(err, errOAEPDecoding) {
+	sha512Alg, _ := DigestByName("SHA512")
+	if _, err := OAEPUnpad(make([]byte, k+1), k, sha512Alg.New, nil); !errors.Is(err, ErrOAEPDecoding) {
 		t.Errorf("oversized em: err = %v", err)
 	}
-	if _, err := oaepUnpad(make([]byte, 100), 2*64+1, sha512Alg.newHash, nil); !errors.Is(err, errOAEPDecoding) {
+	if _, err := OAEPUnpad(make([]byte, 100), 2*64+1, sha512Alg.New, nil); !errors.Is(err, ErrOAEPDecoding) {
 		t.Errorf("modulus too small: err = %v", err)
 	}
-	if _, err := oaepUnpad(nil, 0, sha512Alg.newHash, nil); !errors.Is(err, errOAEPDecoding) {
+	if _, err := OAEPUnpad(nil, 0, sha512Alg.New, nil); !errors.Is(err, ErrOAEPDecoding) {
 		t.Errorf("k = 0: err = %v", err)
 	}
-	if _, err := oaepUnpad(make([]byte, 256), 256, nil, nil); !errors.Is(err, errOAEPDecoding) {
+	if _, err := OAEPUnpad(make([]byte, 256), 256, nil, nil); !errors.Is(err, ErrOAEPDecoding) {
 		t.Errorf("nil hash: err = %v", err)
 	}
 }
 
 // FuzzOAEPUnpad feeds arbitrary blocks, modulus lengths and labels to
-// oaepUnpad; it must never panic and any message it returns must fit.
+// OAEPUnpad; it must never panic and any message it returns must fit.
 func FuzzOAEPUnpad(f *testing.F) {
 	f.Add([]byte{}, 256, uint8(2), []byte(nil))
 	f.Add(make([]byte, 256), 256, uint8(0), []byte("label"))
@@ -262,15 +262,15 @@ func FuzzOAEPUnpad(f *testing.F) {
 		if k > 4096 {
 			k %= 4096
 		}
-		alg, _ := digestByName(oaepTestHashes[int(hashSel)%len(oaepTestHashes)])
-		msg, err := oaepUnpad(em, k, alg.newHash, label)
+		alg, _ := DigestByName(oaepTestHashes[int(hashSel)%len(oaepTestHashes)])
+		msg, err := OAEPUnpad(em, k, alg.New, label)
 		if err != nil {
-			if !errors.Is(err, errOAEPDecoding) {
+			if !errors.Is(err, ErrOAEPDecoding) {
 				t.Fatalf("unexpected error type: %v", err)
 			}
 			return
 		}
-		if len(msg) > k-2*alg.size-2 {
+		if len(msg) > k-2*alg.Size-2 {
 			t.Fatalf("message of %d bytes exceeds limit for k=%d", len(msg), k)
 		}
 	})

@@ -1,4 +1,4 @@
-package hsm
+package keycodec
 
 import (
 	"crypto/sha1"
@@ -11,15 +11,16 @@ import (
 	keccak "golang.org/x/crypto/sha3"
 )
 
-// digestAlg describes a message digest algorithm that the gateway computes in
+// Digest describes a message digest algorithm that the gateway computes in
 // software before handing the digest to the token.
-type digestAlg struct {
-	// name is the canonical upper-case name used in API requests.
-	name string
-	// newHash returns a fresh hash.Hash computing this digest.
-	newHash func() hash.Hash
-	// size is the digest length in bytes.
-	size int
+type Digest struct {
+	// Name is the canonical upper-case name used in API requests.
+	Name string
+	// New returns a fresh hash.Hash computing this digest; nil in the zero
+	// Digest, which stands for "no digest".
+	New func() hash.Hash
+	// Size is the digest length in bytes.
+	Size int
 	// digestInfoPrefix is the DER encoding of the PKCS#1 DigestInfo
 	// structure up to (and including) the OCTET STRING header of the
 	// digest (RFC 8017, section 9.2, note 1). It is nil when the algorithm
@@ -41,37 +42,37 @@ var (
 	digestInfoPrefixSHA3512 = []byte{0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x0a, 0x05, 0x00, 0x04, 0x40}
 )
 
-// digestByName returns the digest algorithm registered under name (for
+// DigestByName returns the digest algorithm registered under name (for
 // example "SHA256", "SHA3256", "KECCAK256" or "DOUBLE_SHA256"). The name is
-// matched exactly. The returned digestInfoPrefix is a fresh copy, so callers
+// matched exactly. The returned DigestInfo prefix is a fresh copy, so callers
 // may not corrupt the shared table.
-func digestByName(name string) (digestAlg, bool) {
-	var alg digestAlg
+func DigestByName(name string) (Digest, bool) {
+	var alg Digest
 	switch name {
 	case "SHA1":
-		alg = digestAlg{name, sha1.New, sha1.Size, digestInfoPrefixSHA1}
+		alg = Digest{name, sha1.New, sha1.Size, digestInfoPrefixSHA1}
 	case "SHA224":
-		alg = digestAlg{name, sha256.New224, sha256.Size224, digestInfoPrefixSHA224}
+		alg = Digest{name, sha256.New224, sha256.Size224, digestInfoPrefixSHA224}
 	case "SHA256":
-		alg = digestAlg{name, sha256.New, sha256.Size, digestInfoPrefixSHA256}
+		alg = Digest{name, sha256.New, sha256.Size, digestInfoPrefixSHA256}
 	case "SHA384":
-		alg = digestAlg{name, sha512.New384, sha512.Size384, digestInfoPrefixSHA384}
+		alg = Digest{name, sha512.New384, sha512.Size384, digestInfoPrefixSHA384}
 	case "SHA512":
-		alg = digestAlg{name, sha512.New, sha512.Size, digestInfoPrefixSHA512}
+		alg = Digest{name, sha512.New, sha512.Size, digestInfoPrefixSHA512}
 	case "SHA3224":
-		alg = digestAlg{name, newSHA3224, 28, digestInfoPrefixSHA3224}
+		alg = Digest{name, newSHA3224, 28, digestInfoPrefixSHA3224}
 	case "SHA3256":
-		alg = digestAlg{name, newSHA3256, 32, digestInfoPrefixSHA3256}
+		alg = Digest{name, newSHA3256, 32, digestInfoPrefixSHA3256}
 	case "SHA3384":
-		alg = digestAlg{name, newSHA3384, 48, digestInfoPrefixSHA3384}
+		alg = Digest{name, newSHA3384, 48, digestInfoPrefixSHA3384}
 	case "SHA3512":
-		alg = digestAlg{name, newSHA3512, 64, digestInfoPrefixSHA3512}
+		alg = Digest{name, newSHA3512, 64, digestInfoPrefixSHA3512}
 	case "KECCAK256":
-		alg = digestAlg{name, keccak.NewLegacyKeccak256, 32, nil}
+		alg = Digest{name, keccak.NewLegacyKeccak256, 32, nil}
 	case "DOUBLE_SHA256":
-		alg = digestAlg{name, newDoubleSHA256, sha256.Size, nil}
+		alg = Digest{name, newDoubleSHA256, sha256.Size, nil}
 	default:
-		return digestAlg{}, false
+		return Digest{}, false
 	}
 	if alg.digestInfoPrefix != nil {
 		alg.digestInfoPrefix = append([]byte(nil), alg.digestInfoPrefix...)
@@ -120,16 +121,20 @@ func (d *doubleSHA256) Size() int { return sha256.Size }
 // BlockSize returns the block size of the inner SHA-256 (64).
 func (d *doubleSHA256) BlockSize() int { return sha256.BlockSize }
 
-// digestInfo returns the DER-encoded PKCS#1 DigestInfo for digest, i.e.
-// alg.digestInfoPrefix || digest, which is what CKM_RSA_PKCS expects as input
-// when signing a precomputed digest. It fails when the algorithm has no
-// DigestInfo encoding or digest has the wrong length.
-func digestInfo(alg digestAlg, digest []byte) ([]byte, error) {
+// HasDigestInfo reports whether the algorithm has a registered PKCS#1
+// DigestInfo object identifier, that is whether DigestInfo can succeed.
+func (alg Digest) HasDigestInfo() bool { return alg.digestInfoPrefix != nil }
+
+// DigestInfo returns the DER-encoded PKCS#1 DigestInfo for digest, i.e. the
+// algorithm's DigestInfo prefix || digest, which is what CKM_RSA_PKCS expects
+// as input when signing a precomputed digest. It fails when the algorithm has
+// no DigestInfo encoding or digest has the wrong length.
+func (alg Digest) DigestInfo(digest []byte) ([]byte, error) {
 	if alg.digestInfoPrefix == nil {
-		return nil, fmt.Errorf("digest info for %q: algorithm has no PKCS#1 DigestInfo encoding", alg.name)
+		return nil, fmt.Errorf("digest info for %q: algorithm has no PKCS#1 DigestInfo encoding", alg.Name)
 	}
-	if len(digest) != alg.size {
-		return nil, fmt.Errorf("digest info for %q: digest is %d bytes, want %d", alg.name, len(digest), alg.size)
+	if len(digest) != alg.Size {
+		return nil, fmt.Errorf("digest info for %q: digest is %d bytes, want %d", alg.Name, len(digest), alg.Size)
 	}
 	out := make([]byte, 0, len(alg.digestInfoPrefix)+len(digest))
 	out = append(out, alg.digestInfoPrefix...)
