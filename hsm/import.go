@@ -26,9 +26,8 @@ type ImportKeyRequest struct {
 	SecretKey   []byte // raw bytes
 	Certificate []byte // X.509 DER
 	Flags       Flags
-	Password    []byte
-	Policy      json.RawMessage
-	Customer    string
+	// App is the application's record stored with the key (see Meta.App).
+	App json.RawMessage
 }
 
 // minHMACKeyBytes is the shortest HMAC key ImportKey accepts (112 bits, as
@@ -65,14 +64,8 @@ func (h *HSM) ImportKey(ctx context.Context, req *ImportKeyRequest) (*Key, error
 	if err := h.requireImport(plan); err != nil {
 		return nil, err
 	}
-	var salt, mac []byte
-	if len(req.Password) > 0 {
-		if salt, mac, err = h.passwordVerifier(ctx, req.Password); err != nil {
-			return nil, err
-		}
-	}
 	return h.mutate(ctx, req.Label, func(s *session) (*Key, error) {
-		return s.importKey(req, plan, salt, mac)
+		return s.importKey(req, plan)
 	})
 }
 
@@ -476,12 +469,11 @@ func (s *session) createObject(what string, tmpl []*pkcs11.Attribute) (pkcs11.Ob
 
 // importKey creates the planned objects and their metadata on one session;
 // on failure nothing stays behind.
-func (s *session) importKey(req *ImportKeyRequest, p *importPlan, salt, mac []byte) (*Key, error) {
+func (s *session) importKey(req *ImportKeyRequest, p *importPlan) (*Key, error) {
 	meta := newMeta(&CreateKeyRequest{
 		Label: req.Label, Algorithm: p.algorithm, KeySize: p.keySize, CurveOID: p.curveOID, HMACHash: p.hmacHash,
-		Flags: req.Flags, Policy: req.Policy, Customer: req.Customer,
+		Flags: req.Flags, App: req.App,
 	}, "imported")
-	meta.PasswordSalt, meta.PasswordMAC = salt, mac
 	id := uuidBytes(meta.UUID)
 	f := req.Flags
 	var created []pkcs11.ObjectHandle

@@ -2,7 +2,6 @@ package hsm
 
 import (
 	"context"
-	"crypto/hmac"
 	"errors"
 	"fmt"
 	"time"
@@ -105,40 +104,11 @@ func (s *session) sign(m *pkcs11.Mechanism, key pkcs11.ObjectHandle, data []byte
 	return s.h.ctx.Sign(s.s, data)
 }
 
-// passwordVerifier returns salt and HMAC(pepper, salt||password).
-func (h *HSM) passwordVerifier(ctx context.Context, password []byte) (salt, mac []byte, err error) {
-	if salt, err = h.ivs.read(ctx, 16); err != nil {
-		return nil, nil, err
-	}
-	mac, err = h.Pepper(ctx, append(append([]byte(nil), salt...), password...))
-	return salt, mac, err
-}
-
-// CheckPassword verifies the key password in constant time. A key without
-// a password ignores whatever password the caller sends, as TSB does.
-func (h *HSM) CheckPassword(ctx context.Context, k *Key, password []byte) error {
-	if !k.HasPassword() {
-		return nil
-	}
-	mac, err := h.Pepper(ctx, append(append([]byte(nil), k.Meta.PasswordSalt...), password...))
-	if err != nil {
-		return err
-	}
-	if !hmac.Equal(mac, k.Meta.PasswordMAC) {
-		return fmt.Errorf("%w for key %q", ErrWrongPassword, k.Label)
-	}
-	return nil
-}
-
 // newMeta returns the metadata of a key created now.
 func newMeta(req *CreateKeyRequest, origin string) Meta {
-	customer := req.Customer
-	if customer == "" {
-		customer = "default"
-	}
 	return Meta{
 		UUID: uuid.NewString(), Algorithm: req.Algorithm, CurveOID: req.CurveOID, KeySize: req.KeySize,
-		HMACHash: req.HMACHash, ID: req.ID, Customer: customer, CreateTime: time.Now().UTC().Truncate(time.Second),
-		Origin: origin, Policy: req.Policy, Internal: req.internal,
+		HMACHash: req.HMACHash, CreateTime: time.Now().UTC().Truncate(time.Second),
+		Origin: origin, Internal: req.internal, App: req.App,
 	}
 }

@@ -25,26 +25,26 @@ const (
 )
 
 // Meta is what hsmgate records about a key beside the key objects, in a
-// private data object of the token, so that the token stays the source of truth.
+// private data object of the token, so that the token stays the source of
+// truth. The fields are the token facts this package needs; App carries the
+// application's own record of the key (owner, password verifier, policy…),
+// which this package stores in the same JSON object without reading it.
 type Meta struct {
 	UUID       string    `json:"uuid"`
 	Algorithm  string    `json:"algorithm"`
 	CurveOID   string    `json:"curveOid,omitempty"`
 	KeySize    int       `json:"keySize,omitempty"`
 	HMACHash   string    `json:"hmacHash,omitempty"`
-	ID         string    `json:"id,omitempty"`
-	Customer   string    `json:"customer"`
 	CreateTime time.Time `json:"createTime"`
-	// Origin is "generated", "imported" or "unwrapped".
+	// Origin is "generated", "imported", "unwrapped" or "external" (made
+	// by another tool).
 	Origin string `json:"origin"`
-	// PasswordSalt and PasswordMAC verify the key password: the MAC is
-	// HMAC-SHA256(pepper key in the token, salt || password).
-	PasswordSalt []byte          `json:"passwordSalt,omitempty"`
-	PasswordMAC  []byte          `json:"passwordMac,omitempty"`
-	Policy       json.RawMessage `json:"policy,omitempty"`
-	Blocked      bool            `json:"blocked,omitempty"`
 	// Internal marks keys hsmgate itself uses (attestation, pepper).
 	Internal bool `json:"internal,omitempty"`
+	// App is the stored JSON object as read (the fields above included);
+	// on write, a JSON object whose members are stored beside them. Its
+	// members must not use the names of the fields above.
+	App json.RawMessage `json:"-"`
 }
 
 // Flags are the PKCS#11 boolean attributes of a key as the wire API names them.
@@ -69,6 +69,10 @@ type Key struct {
 	hasPriv, hasPub, hasSecret    bool
 	public                        keycodec.PublicKey
 	usage                         atomic.Int64
+	// app memoizes the application's decoded form of Meta.App.
+	appOnce sync.Once
+	appVal  any
+	appErr  error
 	// st is the token state the handles belong to.
 	st *tokenState
 }
@@ -76,8 +80,13 @@ type Key struct {
 // UsageCount is the number of operations this process performed with the key.
 func (k *Key) UsageCount() int64 { return k.usage.Load() }
 
-// HasPassword reports whether the key is protected by a password.
-func (k *Key) HasPassword() bool { return len(k.Meta.PasswordMAC) > 0 }
+// AppState returns decode(k.Meta.App), decoding once per loaded key: a key
+// whose metadata changes is loaded anew, so the request path of the
+// application never parses JSON. Every caller must pass the same decoder.
+func (k *Key) AppState(decode func(json.RawMessage) (any, error)) (any, error) {
+	k.appOnce.Do(func() { k.appVal, k.appErr = decode(k.Meta.App) })
+	return k.appVal, k.appErr
+}
 
 // IsPair reports whether the key is asymmetric.
 func (k *Key) IsPair() bool { return k.hasPriv || k.hasPub }
@@ -389,8 +398,29 @@ func (s *session) readMeta(o pkcs11.ObjectHandle) (Meta, error) {
 	if err != nil {
 		return m, err
 	}
-	err = json.Unmarshal(attrs[0].Value, &m)
-	return m, err
+	if err := json.Unmarshal(attrs[0].Value, &m); err != nil {
+		return m, err
+	}
+	m.App = attrs[0].Value
+	return m, nil
+}
+
+// encodeMeta stores m's fields over the members of m.App in one JSON object.
+func encodeMeta(m Meta) ([]byte, error) {
+	obj := map[string]json.RawMessage{}
+	if len(m.App) > 0 {
+		if err := json.Unmarshal(m.App, &obj); err != nil {
+			return nil, fmt.Errorf("application metadata is not a JSON object: %w", err)
+		}
+	}
+	own, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(own, &obj); err != nil {
+		return nil, err
+	}
+	return json.Marshal(obj)
 }
 
 // writeMeta replaces the metadata object. Data object values are read-only
@@ -412,7 +442,7 @@ func (s *session) writeMeta(k *Key, m Meta) (pkcs11.ObjectHandle, error) {
 
 // createMeta stores a new metadata object for label.
 func (s *session) createMeta(label string, m Meta) (pkcs11.ObjectHandle, error) {
-	b, err := json.Marshal(m)
+	b, err := encodeMeta(m)
 	if err != nil {
 		return 0, err
 	}
@@ -455,7 +485,7 @@ func (s *session) adoptForeignKey(k *Key) error {
 	if err != nil {
 		return fmt.Errorf("read key type of %q: %w", k.Label, err)
 	}
-	k.Meta = Meta{Customer: "default", Origin: "external"}
+	k.Meta = Meta{Origin: "external"}
 	switch bytesToUint(attrs[0].Value) {
 	case pkcs11.CKK_RSA:
 		k.Meta.Algorithm = AlgRSA

@@ -18,14 +18,11 @@ type CreateKeyRequest struct {
 	KeySize   int    // bits: RSA modulus, AES key, HMAC key
 	CurveOID  string // EC and ED
 	HMACHash  string // AlgHMAC: SHA256, SHA384 or SHA512
-	ID        string // the caller's id, kept in the metadata
 	Flags     Flags
-	Password  []byte
-	Policy    json.RawMessage
-	Customer  string
+	// App is the application's record stored with the key (see Meta.App).
+	App json.RawMessage
 
-	internal                  bool
-	passwordSalt, passwordMAC []byte
+	internal bool
 }
 
 // CreateKey generates a key in the token and returns it.
@@ -33,22 +30,7 @@ func (h *HSM) CreateKey(ctx context.Context, req *CreateKeyRequest) (*Key, error
 	if err := h.checkGenerate(req); err != nil {
 		return nil, err
 	}
-	if len(req.Password) > 0 {
-		salt, mac, err := h.passwordVerifier(ctx, req.Password)
-		if err != nil {
-			return nil, err
-		}
-		req = withPassword(req, salt, mac)
-	}
 	return h.mutate(ctx, req.Label, func(s *session) (*Key, error) { return s.createKey(req) })
-}
-
-// withPassword returns a copy of req carrying the password verifier in place of the password.
-func withPassword(req *CreateKeyRequest, salt, mac []byte) *CreateKeyRequest {
-	c := *req
-	c.Password = nil
-	c.passwordSalt, c.passwordMAC = salt, mac
-	return &c
 }
 
 // checkGenerate refuses algorithms and sizes the token cannot generate.
@@ -202,7 +184,6 @@ func (s *session) createKey(req *CreateKeyRequest) (*Key, error) {
 		}
 		created = append(created, o)
 	}
-	meta.PasswordSalt, meta.PasswordMAC = req.passwordSalt, req.passwordMAC
 	k, err := s.finishKey(req.Label, meta, &created)
 	if err != nil {
 		return nil, err
@@ -289,9 +270,10 @@ func (h *HSM) Labels(ctx context.Context) ([]string, error) {
 	return labels, nil
 }
 
-// UpdateMeta changes a key's metadata (policy, blocked state, password)
-// through fn and stores it in the token.
-func (h *HSM) UpdateMeta(ctx context.Context, label string, fn func(*Meta) error) (*Key, error) {
+// UpdateApp replaces the application's record of a key with what fn
+// makes of the current one, and stores it in the token. The label lock is
+// held throughout, so concurrent updates of one key do not lose each other.
+func (h *HSM) UpdateApp(ctx context.Context, label string, fn func(json.RawMessage) (json.RawMessage, error)) (*Key, error) {
 	h.labels.Lock()
 	defer h.labels.Unlock()
 	k, err := h.Key(ctx, label)
@@ -302,7 +284,7 @@ func (h *HSM) UpdateMeta(ctx context.Context, label string, fn func(*Meta) error
 		return nil, fmt.Errorf("%w: key %q is reserved for hsmgate itself", ErrNotPermitted, label)
 	}
 	m := k.Meta
-	if err := fn(&m); err != nil {
+	if m.App, err = fn(m.App); err != nil {
 		return nil, err
 	}
 	err = h.useKey(ctx, k, func(s *session, k *Key) error {
@@ -314,28 +296,6 @@ func (h *HSM) UpdateMeta(ctx context.Context, label string, fn func(*Meta) error
 	}
 	h.keys.invalidate(label)
 	return h.Key(ctx, label)
-}
-
-// ChangePassword replaces the key password after checking the old one.
-func (h *HSM) ChangePassword(ctx context.Context, label string, old, new []byte) error {
-	k, err := h.Key(ctx, label)
-	if err != nil {
-		return err
-	}
-	if err := h.CheckPassword(ctx, k, old); err != nil {
-		return err
-	}
-	var salt, mac []byte
-	if len(new) > 0 {
-		if salt, mac, err = h.passwordVerifier(ctx, new); err != nil {
-			return err
-		}
-	}
-	_, err = h.UpdateMeta(ctx, label, func(m *Meta) error {
-		m.PasswordSalt, m.PasswordMAC = salt, mac
-		return nil
-	})
-	return err
 }
 
 // Statistics counts the token's objects for /v1/keystore/statistics.

@@ -10,7 +10,9 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"math/big"
 	"testing"
 
@@ -218,10 +220,10 @@ func TestCipherRoundTrips(t *testing.T) {
 	}
 }
 
-func TestHMACAndPassword(t *testing.T) {
+func TestHMAC(t *testing.T) {
 	h := newTestHSM(t)
 	ctx := context.Background()
-	k := mustCreate(t, h, &CreateKeyRequest{Label: "mac", Algorithm: AlgHMAC, HMACHash: "SHA384", KeySize: 384, Password: []byte("pw")})
+	k := mustCreate(t, h, &CreateKeyRequest{Label: "mac", Algorithm: AlgHMAC, HMACHash: "SHA384", KeySize: 384})
 	mac, err := h.HMAC(ctx, k, []byte("data"))
 	if err != nil || len(mac) != 48 {
 		t.Fatalf("HMAC-SHA384: %d bytes, %v", len(mac), err)
@@ -233,23 +235,48 @@ func TestHMACAndPassword(t *testing.T) {
 	if ok, _ := h.VerifyHMAC(ctx, k, []byte("data"), mac); ok {
 		t.Fatal("VerifyHMAC accepted a wrong MAC")
 	}
-	if err := h.CheckPassword(ctx, k, []byte("pw")); err != nil {
-		t.Fatalf("right password: %v", err)
-	}
-	for _, wrong := range []string{"", "PW", "pw "} {
-		if err := h.CheckPassword(ctx, k, []byte(wrong)); !errors.Is(err, ErrWrongPassword) {
-			t.Errorf("password %q: %v", wrong, err)
+}
+
+// TestAppMetadata checks that the application's record is stored with the
+// key, replaced by UpdateApp, read back from the token (not only the cache),
+// and cannot overwrite the token facts beside it.
+func TestAppMetadata(t *testing.T) {
+	h := newTestHSM(t)
+	ctx := context.Background()
+	k := mustCreate(t, h, &CreateKeyRequest{Label: "app", Algorithm: AlgAES, KeySize: 256, App: json.RawMessage(`{"owner":"acme","n":1}`)})
+	decode := func(raw json.RawMessage) (any, error) {
+		var v struct {
+			Owner string `json:"owner"`
+			N     int    `json:"n"`
 		}
+		err := json.Unmarshal(raw, &v)
+		return v, err
 	}
-	if err := h.ChangePassword(ctx, "mac", []byte("pw"), []byte("new")); err != nil {
+	if v, err := k.AppState(decode); err != nil || fmt.Sprint(v) != "{acme 1}" {
+		t.Fatalf("AppState = %v, %v", v, err)
+	}
+	_, err := h.UpdateApp(ctx, "app", func(old json.RawMessage) (json.RawMessage, error) {
+		if !bytes.Contains(old, []byte(`"owner":"acme"`)) {
+			t.Errorf("UpdateApp was given %s", old)
+		}
+		return json.RawMessage(`{"owner":"globex","n":2,"algorithm":"RSA"}`), nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	k, _ = h.Key(ctx, "mac")
-	if err := h.CheckPassword(ctx, k, []byte("new")); err != nil {
-		t.Fatalf("new password: %v", err)
+	h.keys.clear() // read the token, not the cache
+	k, err = h.Key(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if bytes.Contains(k.Meta.PasswordMAC, []byte("new")) {
-		t.Fatal("password stored in clear")
+	if v, err := k.AppState(decode); err != nil || fmt.Sprint(v) != "{globex 2}" {
+		t.Fatalf("after UpdateApp: %v, %v", v, err)
+	}
+	if k.Meta.Algorithm != AlgAES || k.Meta.UUID == "" {
+		t.Fatalf("the application's record overwrote the token facts: %+v", k.Meta)
+	}
+	if _, err := h.UpdateApp(ctx, "app", func(json.RawMessage) (json.RawMessage, error) { return json.RawMessage(`[1]`), nil }); err == nil {
+		t.Fatal("UpdateApp stored a record that is not a JSON object")
 	}
 }
 

@@ -255,8 +255,8 @@ type UnwrapRequest struct {
 	Label, Method string
 	Wrapped       []byte
 	Flags         Flags
-	Policy        json.RawMessage
-	Customer      string
+	// App is the application's record stored with the key (see Meta.App).
+	App json.RawMessage
 }
 
 // Unwrap decrypts a wrapped key inside the token with the unwrapping key and
@@ -322,7 +322,7 @@ func (s *session) unwrapKey(m wrapMethod, u *Key, req *UnwrapRequest) (*Key, err
 		uh = u.priv
 	}
 	mech := m.mechanism()
-	meta := newMeta(&CreateKeyRequest{Label: req.Label, Policy: req.Policy, Customer: req.Customer}, "unwrapped")
+	meta := newMeta(&CreateKeyRequest{Label: req.Label, App: req.App}, "unwrapped")
 	id := uuidBytes(meta.UUID)
 	f := req.Flags
 	var created []pkcs11.ObjectHandle

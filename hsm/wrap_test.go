@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -49,7 +50,7 @@ func importSecret(t *testing.T, h *HSM, label, algorithm string, secret []byte, 
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	k, err := h.mutate(context.Background(), label, func(s *session) (*Key, error) { return s.importKey(req, plan, nil, nil) })
+	k, err := h.mutate(context.Background(), label, func(s *session) (*Key, error) { return s.importKey(req, plan) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,11 +159,11 @@ func TestWrapRFC3394Vector(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("AES_WRAP = %X, want %X", got, want)
 	}
-	k, err := h.Unwrap(ctx, kek, &UnwrapRequest{Label: "unwrapped", Method: "AES_WRAP", Wrapped: want, Flags: unwrappedFlags, Customer: "acme"})
+	k, err := h.Unwrap(ctx, kek, &UnwrapRequest{Label: "unwrapped", Method: "AES_WRAP", Wrapped: want, Flags: unwrappedFlags, App: json.RawMessage(`{"owner":"acme"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k.Meta.Algorithm != AlgAES || k.Meta.KeySize != 128 || k.Meta.Origin != "unwrapped" || k.Meta.Customer != "acme" ||
+	if k.Meta.Algorithm != AlgAES || k.Meta.KeySize != 128 || k.Meta.Origin != "unwrapped" || !bytes.Contains(k.Meta.App, []byte(`"owner":"acme"`)) ||
 		!k.Flags.Sensitive || k.Flags.Extractable || !k.Flags.Encrypt {
 		t.Fatalf("unwrapped key: meta %+v flags %+v", k.Meta, k.Flags)
 	}

@@ -42,18 +42,18 @@ type KeyView struct {
 	Origin string
 }
 
-// view describes a key at now.
-func view(k *hsm.Key, now time.Time) KeyView {
+// view describes a key and its record at now.
+func view(k *hsm.Key, r *record, now time.Time) KeyView {
 	m := k.Meta
 	alg := m.Algorithm
 	if alg == hsm.AlgHMAC {
 		alg = "HMAC" + m.HMACHash
 	}
 	return KeyView{
-		Label: k.Label, UUID: m.UUID, ID: m.ID, Algorithm: alg, AlgorithmOID: algorithmOIDs[m.Algorithm],
+		Label: k.Label, UUID: m.UUID, ID: r.ID, Algorithm: alg, AlgorithmOID: algorithmOIDs[m.Algorithm],
 		CurveOID: m.CurveOID, KeySize: m.KeySize, UsageCount: k.UsageCount(),
 		CreateTime: m.CreateTime, AttestTime: now, PublicKey: k.PublicKey, Flags: k.Flags,
-		Policy: policyWithStatus(m.Policy, m.Blocked), Customer: m.Customer, Origin: m.Origin,
+		Policy: policyWithStatus(r.Policy, r.Blocked), Customer: r.Customer, Origin: m.Origin,
 	}
 }
 
@@ -73,11 +73,11 @@ func (s *Service) Attributes(ctx context.Context, p *roles.Principal, ref KeyRef
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.unlocked(ctx, p, ref)
+	k, r, err := s.unlocked(ctx, p, ref)
 	if err != nil {
 		return nil, err
 	}
-	v := view(k, time.Now().UTC())
+	v := view(k, r, time.Now().UTC())
 	doc, err := attestationXML(v)
 	if err != nil {
 		return nil, err

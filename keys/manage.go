@@ -105,14 +105,19 @@ func (s *Service) CreateKey(ctx context.Context, p *roles.Principal, req CreateK
 	if err != nil {
 		return nil, err
 	}
-	spec.Label, spec.ID, spec.Password, spec.Flags = req.Label, req.ID, req.Password, req.Flags
+	spec.Label, spec.Flags = req.Label, req.Flags
 	if err := checkPrivateFlags(spec.Flags, req.Policy); err != nil {
 		return nil, err
 	}
-	if spec.Policy, err = normalizePolicy(req.Policy); err != nil {
+	policy, err := normalizePolicy(req.Policy)
+	if err != nil {
 		return nil, err
 	}
-	if spec.Customer, err = ownerCustomer(p, req.Customer); err != nil {
+	customer, err := ownerCustomer(p, req.Customer)
+	if err != nil {
+		return nil, err
+	}
+	if spec.App, err = s.newRecord(ctx, req.ID, customer, policy, req.Password); err != nil {
 		return nil, err
 	}
 	k, err := s.backend.CreateKey(ctx, spec)
@@ -153,7 +158,7 @@ func (s *Service) ImportKey(ctx context.Context, p *roles.Principal, req ImportK
 	if req.PrivateKey == nil && req.PublicKey == nil && req.SecretKey == nil && req.Certificate == nil {
 		return nil, refuse(ErrInvalidRequest, "one of privateKey, publicKey, secretKey or certificate is required")
 	}
-	ir := &hsm.ImportKeyRequest{Label: req.Label, Password: req.Password, Customer: customer,
+	ir := &hsm.ImportKeyRequest{Label: req.Label,
 		PrivateKey: req.PrivateKey, PublicKey: req.PublicKey, SecretKey: req.SecretKey, Certificate: req.Certificate, Flags: req.Flags}
 	alg := strings.ToUpper(strings.TrimSpace(req.Algorithm))
 	switch {
@@ -181,7 +186,11 @@ func (s *Service) ImportKey(ctx context.Context, p *roles.Principal, req ImportK
 			return nil, err
 		}
 	}
-	if ir.Policy, err = normalizePolicy(req.Policy); err != nil {
+	policy, err := normalizePolicy(req.Policy)
+	if err != nil {
+		return nil, err
+	}
+	if ir.App, err = s.newRecord(ctx, "", customer, policy, req.Password); err != nil {
 		return nil, err
 	}
 	k, err := s.backend.ImportKey(ctx, ir)
@@ -202,8 +211,7 @@ func (s *Service) ListKeys(ctx context.Context, p *roles.Principal) ([]string, e
 		return out, nil // no customer: no key, never every key
 	}
 	for _, l := range labels {
-		k, err := s.backend.Key(ctx, l)
-		if err != nil || !p.HasCustomer(k.Meta.Customer) {
+		if _, _, err := s.scoped(ctx, p, l); err != nil {
 			continue // deleted meanwhile, or another customer's
 		}
 		out = append(out, l)
@@ -213,18 +221,29 @@ func (s *Service) ListKeys(ctx context.Context, p *roles.Principal) ([]string, e
 
 // DeleteKey destroys a key after checking its password.
 func (s *Service) DeleteKey(ctx context.Context, p *roles.Principal, ref KeyRef) error {
-	if _, err := s.unlocked(ctx, p, ref); err != nil {
+	if _, _, err := s.unlocked(ctx, p, ref); err != nil {
 		return err
 	}
 	return s.backend.DeleteKey(ctx, ref.Label)
 }
 
-// ChangePassword replaces a key password; the backend checks the old one.
+// ChangePassword replaces a key password (ref carries the old one); an
+// empty new password removes it.
 func (s *Service) ChangePassword(ctx context.Context, p *roles.Principal, ref KeyRef, newPassword []byte) error {
-	if _, err := s.scoped(ctx, p, ref.Label); err != nil {
+	if _, _, err := s.unlocked(ctx, p, ref); err != nil {
 		return err
 	}
-	return s.backend.ChangePassword(ctx, ref.Label, ref.Password, newPassword)
+	var salt, mac []byte
+	if len(newPassword) > 0 {
+		var err error
+		if salt, mac, err = s.passwordVerifier(ctx, newPassword); err != nil {
+			return err
+		}
+	}
+	return s.updateRecord(ctx, ref.Label, func(r *record) error {
+		r.PasswordSalt, r.PasswordMAC = salt, mac
+		return nil
+	})
 }
 
 // ExportKey returns the material of a key that is extractable, not
@@ -235,14 +254,14 @@ func (s *Service) ExportKey(ctx context.Context, p *roles.Principal, ref KeyRef)
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.unlocked(ctx, p, ref)
+	k, r, err := s.unlocked(ctx, p, ref)
 	if err != nil {
 		return nil, err
 	}
-	if hasPolicy(k.Meta.Policy) {
+	if hasPolicy(r.Policy) {
 		return nil, fmt.Errorf("%w: key %q has a policy and cannot be exported", ErrNotPermitted, k.Label)
 	}
-	if err := s.ready(ctx, p, k, ""); err != nil {
+	if err := s.ready(ctx, p, k, r, ""); err != nil {
 		return nil, err
 	}
 	return exporter.ExportKey(ctx, k)
@@ -257,7 +276,7 @@ type ModifyRequest struct {
 
 // Modify replaces the policy of a key and returns its label.
 func (s *Service) Modify(ctx context.Context, p *roles.Principal, req ModifyRequest) (string, error) {
-	k, err := s.unlocked(ctx, p, req.Key)
+	k, r, err := s.unlocked(ctx, p, req.Key)
 	if err != nil {
 		return "", err
 	}
@@ -274,13 +293,13 @@ func (s *Service) Modify(ctx context.Context, p *roles.Principal, req ModifyRequ
 			return "", refuse(ErrInvalidRequest, "policy.keyStatus must be {\"blocked\": true|false}")
 		}
 	}
-	if err := s.gate.Admit(ctx, p, k, OpModify); err != nil {
+	if err := s.admit(ctx, p, k, r, OpModify); err != nil {
 		return "", err
 	}
-	_, err = s.backend.UpdateMeta(ctx, k.Label, func(m *hsm.Meta) error {
-		m.Policy = policy
+	err = s.updateRecord(ctx, k.Label, func(r *record) error {
+		r.Policy = policy
 		if doc.KeyStatus != nil && doc.KeyStatus.Blocked != nil {
-			m.Blocked = *doc.KeyStatus.Blocked
+			r.Blocked = *doc.KeyStatus.Blocked
 		}
 		return nil
 	})
@@ -292,7 +311,7 @@ func (s *Service) Modify(ctx context.Context, p *roles.Principal, req ModifyRequ
 
 // SetBlocked blocks or unblocks a key.
 func (s *Service) SetBlocked(ctx context.Context, p *roles.Principal, ref KeyRef, blocked bool) error {
-	k, err := s.unlocked(ctx, p, ref)
+	k, r, err := s.unlocked(ctx, p, ref)
 	if err != nil {
 		return err
 	}
@@ -300,11 +319,10 @@ func (s *Service) SetBlocked(ctx context.Context, p *roles.Principal, ref KeyRef
 	if blocked {
 		op = OpBlock
 	}
-	if err := s.gate.Admit(ctx, p, k, op); err != nil {
+	if err := s.admit(ctx, p, k, r, op); err != nil {
 		return err
 	}
-	_, err = s.backend.UpdateMeta(ctx, k.Label, func(m *hsm.Meta) error { m.Blocked = blocked; return nil })
-	return err
+	return s.updateRecord(ctx, k.Label, func(r *record) error { r.Blocked = blocked; return nil })
 }
 
 // Statistics counts the token's objects.

@@ -214,8 +214,12 @@ func (s *Service) Unwrap(ctx context.Context, p *roles.Principal, req UnwrapRequ
 	if err != nil {
 		return "", err
 	}
+	app, err := s.newRecord(ctx, "", customer, policy, nil)
+	if err != nil {
+		return "", err
+	}
 	k, err := w.Unwrap(ctx, unwrapping, &hsm.UnwrapRequest{
-		Label: req.Label, Method: req.Method, Wrapped: req.Wrapped, Flags: req.Flags, Policy: policy, Customer: customer})
+		Label: req.Label, Method: req.Method, Wrapped: req.Wrapped, Flags: req.Flags, App: app})
 	if err != nil {
 		return "", err
 	}

@@ -16,54 +16,64 @@ type KeyRef struct {
 	Password []byte
 }
 
-// scoped loads a key of one of the caller's customers. A key of another
-// customer is reported exactly as a missing one, so that labels of other
-// customers cannot be probed. A request without a Principal sees no key.
-func (s *Service) scoped(ctx context.Context, p *roles.Principal, label string) (*hsm.Key, error) {
+// scoped loads a key of one of the caller's customers with its record. A
+// key of another customer is reported exactly as a missing one, so that
+// labels of other customers cannot be probed. A request without a
+// Principal sees no key.
+func (s *Service) scoped(ctx context.Context, p *roles.Principal, label string) (*hsm.Key, *record, error) {
 	if p == nil {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, label)
+		return nil, nil, fmt.Errorf("%w: %q", ErrNotFound, label)
 	}
 	k, err := s.backend.Key(ctx, label)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if !p.HasCustomer(k.Meta.Customer) {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, label)
+	r, err := recordOf(k)
+	if err != nil {
+		return nil, nil, err
 	}
-	return k, nil
+	if !p.HasCustomer(r.Customer) {
+		return nil, nil, fmt.Errorf("%w: %q", ErrNotFound, label)
+	}
+	return k, r, nil
 }
 
 // unlocked loads a scoped key and checks its password.
-func (s *Service) unlocked(ctx context.Context, p *roles.Principal, ref KeyRef) (*hsm.Key, error) {
-	k, err := s.scoped(ctx, p, ref.Label)
+func (s *Service) unlocked(ctx context.Context, p *roles.Principal, ref KeyRef) (*hsm.Key, *record, error) {
+	k, r, err := s.scoped(ctx, p, ref.Label)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := s.backend.CheckPassword(ctx, k, ref.Password); err != nil {
-		return nil, err
+	if err := s.checkPassword(ctx, k, r, ref.Password); err != nil {
+		return nil, nil, err
 	}
-	return k, nil
+	return k, r, nil
 }
 
 // usable loads an unlocked key for a use: see ready.
 func (s *Service) usable(ctx context.Context, p *roles.Principal, ref KeyRef, op Operation) (*hsm.Key, error) {
-	k, err := s.unlocked(ctx, p, ref)
+	k, r, err := s.unlocked(ctx, p, ref)
 	if err != nil {
 		return nil, err
 	}
-	return k, s.ready(ctx, p, k, op)
+	return k, s.ready(ctx, p, k, r, op)
 }
 
 // ready refuses a blocked key, and a use the policy gate reserves for
 // approval (op "" asks the gate nothing).
-func (s *Service) ready(ctx context.Context, p *roles.Principal, k *hsm.Key, op Operation) error {
-	if k.Meta.Blocked {
+func (s *Service) ready(ctx context.Context, p *roles.Principal, k *hsm.Key, r *record, op Operation) error {
+	if r.Blocked {
 		return fmt.Errorf("%w: key %q is blocked", ErrNotPermitted, k.Label)
 	}
 	if op == "" {
 		return nil
 	}
-	return s.gate.Admit(ctx, p, k, op)
+	return s.admit(ctx, p, k, r, op)
+}
+
+// admit asks the policy gate about a use of a key.
+func (s *Service) admit(ctx context.Context, p *roles.Principal, k *hsm.Key, r *record, op Operation) error {
+	return s.gate.Admit(ctx, p, KeyInfo{Label: k.Label, Customer: r.Customer, Policy: r.Policy}, op)
 }
 
 // ownerCustomer picks the customer a new key belongs to: the one named in

@@ -6,6 +6,7 @@ package keys
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -29,12 +30,13 @@ type Backend interface {
 	ImportKey(ctx context.Context, req *hsm.ImportKeyRequest) (*hsm.Key, error)
 	// DeleteKey destroys every object of a key.
 	DeleteKey(ctx context.Context, label string) error
-	// UpdateMeta changes a key's metadata through fn.
-	UpdateMeta(ctx context.Context, label string, fn func(*hsm.Meta) error) (*hsm.Key, error)
-	// CheckPassword verifies a key password (nil or empty when the key has none).
-	CheckPassword(ctx context.Context, k *hsm.Key, password []byte) error
-	// ChangePassword replaces a key password after checking the old one.
-	ChangePassword(ctx context.Context, label string, old, new []byte) error
+	// UpdateApp replaces the record the service keeps with a key
+	// (hsm.Meta.App) with what fn makes of the current one, atomically for
+	// that key.
+	UpdateApp(ctx context.Context, label string, fn func(json.RawMessage) (json.RawMessage, error)) (*hsm.Key, error)
+	// Pepper is HMAC-SHA256 under a secret key that never leaves the
+	// token: it makes key-password verifiers useless outside it.
+	Pepper(ctx context.Context, data []byte) ([]byte, error)
 }
 
 // Signer signs and verifies with asymmetric keys.
@@ -97,19 +99,26 @@ const (
 	OpUnblock Operation = "unblock"
 )
 
+// KeyInfo is what the policy gate is told about the key of a use.
+type KeyInfo struct {
+	Label, Customer string
+	// Policy is the key's stored policy; nil when it has none.
+	Policy json.RawMessage
+}
+
 // PolicyGate decides whether a synchronous use of a key may run now or is
 // reserved for an approval workflow. It is where multi-authorization plugs
 // in: the default gate admits every use, which is what hsmgate does until
 // key policies are enforced (see docs/api.md on policies).
 type PolicyGate interface {
-	Admit(ctx context.Context, p *roles.Principal, k *hsm.Key, op Operation) error
+	Admit(ctx context.Context, p *roles.Principal, k KeyInfo, op Operation) error
 }
 
 // admitAll is the gate used until multi-authorization is configured.
 type admitAll struct{}
 
 // Admit lets every use through.
-func (admitAll) Admit(context.Context, *roles.Principal, *hsm.Key, Operation) error { return nil }
+func (admitAll) Admit(context.Context, *roles.Principal, KeyInfo, Operation) error { return nil }
 
 // Service runs the key use cases against a Backend.
 type Service struct {

@@ -178,7 +178,7 @@ type refuseGate struct{ op keys.Operation }
 
 var errNeedsApproval = errors.New("needs approval")
 
-func (g refuseGate) Admit(_ context.Context, _ *roles.Principal, _ *hsm.Key, op keys.Operation) error {
+func (g refuseGate) Admit(_ context.Context, _ *roles.Principal, _ keys.KeyInfo, op keys.Operation) error {
 	if op == g.op {
 		return errNeedsApproval
 	}
@@ -314,5 +314,25 @@ func TestMissingCapability(t *testing.T) {
 	_, err := s.Encrypt(ctx, alice, keys.CipherRequest{Key: keys.KeyRef{Label: "k"}, Algorithm: "AES_GCM"})
 	if !errors.Is(err, keys.ErrUnsupported) || !strings.Contains(err.Error(), "encryption") {
 		t.Errorf("encrypt on a backend without Cipher: %v", err)
+	}
+}
+
+// recordingGate remembers what it was asked.
+type recordingGate struct{ seen []keys.KeyInfo }
+
+func (g *recordingGate) Admit(_ context.Context, _ *roles.Principal, k keys.KeyInfo, _ keys.Operation) error {
+	g.seen = append(g.seen, k)
+	return nil
+}
+
+func TestPolicyGateSeesThePolicy(t *testing.T) {
+	g := &recordingGate{}
+	s, _ := newService(t, keys.Options{Gate: g})
+	mustCreate(t, s, alice, "k", func(r *keys.CreateKeyRequest) { r.Policy = json.RawMessage(`{"ruleUse": {"tokens": []}}`) })
+	if _, err := sign(s, alice, "k", nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.seen) != 1 || g.seen[0].Label != "k" || g.seen[0].Customer != "acme" || !strings.Contains(string(g.seen[0].Policy), `"ruleUse"`) {
+		t.Fatalf("the gate was told %+v", g.seen)
 	}
 }

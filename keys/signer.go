@@ -28,7 +28,7 @@ type tokenSigner struct {
 // certificate requests or time-stamps with Go's crypto. ctx bounds every
 // signature the signer makes.
 func (s *Service) Signer(ctx context.Context, p *roles.Principal, ref KeyRef) (crypto.Signer, error) {
-	k, err := s.unlocked(ctx, p, ref)
+	k, _, err := s.unlocked(ctx, p, ref)
 	if err != nil {
 		return nil, err
 	}

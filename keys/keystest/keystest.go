@@ -11,8 +11,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
-	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -25,10 +25,10 @@ import (
 // capabilities; it does not implement keys.Cipher, keys.MACer or
 // keys.Wrapper, so tests can check how the service reports a missing one.
 type Backend struct {
-	mu       sync.Mutex
-	keys     map[string]*hsm.Key
-	priv     map[string]*ecdsa.PrivateKey
-	password map[string][]byte
+	mu     sync.Mutex
+	keys   map[string]*hsm.Key
+	priv   map[string]*ecdsa.PrivateKey
+	pepper []byte
 	// Attestation signs attestation documents.
 	Attestation *ecdsa.PrivateKey
 	// Calls counts the calls of each method, for tests that check what
@@ -42,14 +42,18 @@ func New() *Backend {
 	if err != nil {
 		panic(err) // the system's random source failed
 	}
-	return &Backend{keys: map[string]*hsm.Key{}, priv: map[string]*ecdsa.PrivateKey{}, password: map[string][]byte{},
+	pepper := make([]byte, 32)
+	if _, err := rand.Read(pepper); err != nil {
+		panic(err)
+	}
+	return &Backend{keys: map[string]*hsm.Key{}, priv: map[string]*ecdsa.PrivateKey{}, pepper: pepper,
 		Attestation: att, Calls: map[string]int{}}
 }
 
 // count records a call; the caller holds b.mu.
 func (b *Backend) count(name string) { b.Calls[name]++ }
 
-// Key returns a copy of the key's view.
+// Key returns the key's current view (replaced, never changed, by updates).
 func (b *Backend) Key(_ context.Context, label string) (*hsm.Key, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -58,7 +62,7 @@ func (b *Backend) Key(_ context.Context, label string) (*hsm.Key, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", hsm.ErrNotFound, label)
 	}
-	return &hsm.Key{Label: k.Label, Meta: k.Meta, Flags: k.Flags, PublicKey: k.PublicKey}, nil
+	return k, nil
 }
 
 // Labels lists every label, sorted.
@@ -85,7 +89,7 @@ func (b *Backend) CreateKey(_ context.Context, req *hsm.CreateKeyRequest) (*hsm.
 	}
 	k := &hsm.Key{Label: req.Label, Flags: req.Flags, Meta: hsm.Meta{
 		UUID: fmt.Sprintf("uuid-%d", len(b.keys)+1), Algorithm: req.Algorithm, CurveOID: req.CurveOID, KeySize: req.KeySize,
-		HMACHash: req.HMACHash, ID: req.ID, Customer: req.Customer, CreateTime: time.Now().UTC(), Origin: "generated", Policy: req.Policy}}
+		HMACHash: req.HMACHash, CreateTime: time.Now().UTC(), Origin: "generated", App: req.App}}
 	if req.Algorithm == hsm.AlgEC && req.CurveOID == hsm.OIDP256 {
 		priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
@@ -97,7 +101,6 @@ func (b *Backend) CreateKey(_ context.Context, req *hsm.CreateKeyRequest) (*hsm.
 		b.priv[req.Label] = priv
 	}
 	b.keys[req.Label] = k
-	b.password[req.Label] = slices.Clone(req.Password)
 	return k, nil
 }
 
@@ -111,9 +114,8 @@ func (b *Backend) ImportKey(_ context.Context, req *hsm.ImportKeyRequest) (*hsm.
 	}
 	k := &hsm.Key{Label: req.Label, Flags: req.Flags, PublicKey: req.PublicKey, Meta: hsm.Meta{
 		UUID: fmt.Sprintf("uuid-%d", len(b.keys)+1), Algorithm: req.Algorithm, HMACHash: req.HMACHash,
-		Customer: req.Customer, CreateTime: time.Now().UTC(), Origin: "imported", Policy: req.Policy}}
+		CreateTime: time.Now().UTC(), Origin: "imported", App: req.App}}
 	b.keys[req.Label] = k
-	b.password[req.Label] = slices.Clone(req.Password)
 	return k, nil
 }
 
@@ -127,55 +129,33 @@ func (b *Backend) DeleteKey(_ context.Context, label string) error {
 	}
 	delete(b.keys, label)
 	delete(b.priv, label)
-	delete(b.password, label)
 	return nil
 }
 
-// UpdateMeta changes the stored metadata through fn.
-func (b *Backend) UpdateMeta(_ context.Context, label string, fn func(*hsm.Meta) error) (*hsm.Key, error) {
+// UpdateApp replaces the stored application record through fn.
+func (b *Backend) UpdateApp(_ context.Context, label string, fn func(json.RawMessage) (json.RawMessage, error)) (*hsm.Key, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.count("UpdateMeta")
+	b.count("UpdateApp")
 	k, ok := b.keys[label]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", hsm.ErrNotFound, label)
 	}
-	m := k.Meta
-	if err := fn(&m); err != nil {
+	app, err := fn(k.Meta.App)
+	if err != nil {
 		return nil, err
 	}
-	k.Meta = m
-	return k, nil
+	m := k.Meta
+	m.App = app
+	b.keys[label] = &hsm.Key{Label: k.Label, Meta: m, Flags: k.Flags, PublicKey: k.PublicKey}
+	return b.keys[label], nil
 }
 
-// CheckPassword compares the password in constant time.
-func (b *Backend) CheckPassword(_ context.Context, k *hsm.Key, password []byte) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.count("CheckPassword")
-	want := b.password[k.Label]
-	if len(want) == 0 && len(password) == 0 {
-		return nil
-	}
-	if !hmac.Equal(want, password) {
-		return fmt.Errorf("%w for key %q", hsm.ErrWrongPassword, k.Label)
-	}
-	return nil
-}
-
-// ChangePassword replaces the password after checking the old one.
-func (b *Backend) ChangePassword(ctx context.Context, label string, old, new []byte) error {
-	k, err := b.Key(ctx, label)
-	if err != nil {
-		return err
-	}
-	if err := b.CheckPassword(ctx, k, old); err != nil {
-		return err
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.password[label] = slices.Clone(new)
-	return nil
+// Pepper is HMAC-SHA256 under the backend's own random key.
+func (b *Backend) Pepper(_ context.Context, data []byte) ([]byte, error) {
+	m := hmac.New(sha256.New, b.pepper)
+	m.Write(data)
+	return m.Sum(nil), nil
 }
 
 // Sign signs with an EC P-256 key: NONE_WITH_ECDSA (the payload is the
