@@ -34,14 +34,14 @@ type manifestRequest struct {
 // error {"code", "message"} (ERR_BAD_REQUEST, ERR_MANIFEST_INVALID).
 func (s *server) issueAppToken(c *gin.Context) {
 	if s.appTokens == nil {
-		c.AbortWithStatusJSON(http.StatusNotFound, envelope{600, "res.error.route.not.found", "app tokens are not enabled (auth.actyx)"})
+		abortWith(c, newError(http.StatusNotFound, 600, "route.not.found", "app tokens are not enabled (auth.actyx)"))
 		return
 	}
 	var req manifestRequest
 	if err := decodeJSON(c, &req); err != nil {
 		var e *Error
 		if errors.As(err, &e) && e.Status == http.StatusRequestEntityTooLarge {
-			c.AbortWithStatusJSON(e.Status, envelope{e.Code, e.Reason, e.Msg})
+			abort(c, err, asKeyType)
 			return
 		}
 		abortAuth(c, auth.AppBadRequest("The manifest is not a JSON object of strings: %v", err))

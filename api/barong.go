@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -24,17 +23,13 @@ func (s *server) barongRoutes(r *gin.Engine) {
 	g.DELETE("/:kid", s.manage(s.deleteBarongKey))
 }
 
-// manage adapts a credential-management handler: *auth.Error values keep
-// their wire form (with Barong's "errors"), the rest are answered as
-// every handler's errors are.
+// manage adapts a credential-management handler: *auth.Error values are
+// answered in the form of their scheme (with Barong's "errors"), the rest
+// as every handler's errors are.
 func (s *server) manage(h handlerFunc) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		switch err := h(c); {
-		case err == nil:
-		case auth.IsAuthError(err):
+		if err := h(c); err != nil {
 			abortAuth(c, err)
-		default:
-			abort(c, err, asKeyType)
 		}
 	}
 }
@@ -48,8 +43,7 @@ func (s *server) barongOwner(c *gin.Context) (*auth.Barong, string, error) {
 	}
 	p := principal(c)
 	if p == nil || p.UserID == "" {
-		return nil, "", &auth.Error{Status: http.StatusForbidden, Code: 400, Reason: "security.not.allowed",
-			Message: "this credential belongs to no user: it has no keys to manage"}
+		return nil, "", errNotAllowed("this credential belongs to no user: it has no keys to manage")
 	}
 	return b, p.UserID, nil
 }
@@ -249,7 +243,7 @@ func (s *server) guardTOTP(c *gin.Context, userID string, op func() error) error
 	}
 	err := op()
 	var ae *auth.Error
-	if errors.As(err, &ae) && slices.Contains(ae.Errors, "resource.api_key.invalid_totp") {
+	if errors.As(err, &ae) && ae.Scheme == auth.SchemeBarong && ae.Code == "invalid_totp" {
 		s.throttle.Fail(c.Request, "totp", userID)
 	}
 	return err

@@ -22,8 +22,7 @@ func decodeJSON(c *gin.Context, v any) error {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return newError(http.StatusRequestEntityTooLarge, 600, "input.validation.failed",
-				"request body larger than %d bytes", tooBig.Limit)
+			return errTooLarge(tooBig.Limit)
 		}
 		return errValidation("read request body: %v", err)
 	}

@@ -39,6 +39,10 @@ func errValidation(format string, args ...any) *Error {
 	return newError(http.StatusBadRequest, 600, "input.validation.failed", format, args...)
 }
 
+func errTooLarge(limit int64) *Error {
+	return newError(http.StatusRequestEntityTooLarge, 600, "input.validation.failed", "request body larger than %d bytes", limit)
+}
+
 func errInvalidJSON(format string, args ...any) *Error {
 	return newError(http.StatusBadRequest, 621, "invalid.json", format, args...)
 }
@@ -69,6 +73,10 @@ func errCipher(format string, args ...any) *Error {
 
 func errRange(format string, args ...any) *Error {
 	return newError(http.StatusBadRequest, 619, "invalid.number.range", format, args...)
+}
+
+func errNotAllowed(format string, args ...any) *Error {
+	return newError(http.StatusForbidden, 400, "security.not.allowed", format, args...)
 }
 
 func errForbiddenForKey(format string, args ...any) *Error {
@@ -134,6 +142,11 @@ func abort(c *gin.Context, err error, as unsupportedAs) {
 	if e.Status >= 500 {
 		_ = c.Error(err) // the access log records the cause, the client gets the envelope
 	}
+	abortWith(c, e)
+}
+
+// abortWith ends the request with e as the TSB envelope.
+func abortWith(c *gin.Context, e *Error) {
 	c.AbortWithStatusJSON(e.Status, envelope{ErrorCode: e.Code, Reason: e.Reason, Message: e.Msg})
 }
 

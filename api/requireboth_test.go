@@ -27,7 +27,7 @@ func (roleHeaderScheme) Present(r *http.Request) bool { return r.Header.Get("X-T
 func (roleHeaderScheme) Authenticate(r *http.Request) (*roles.Principal, error) {
 	role, ok := roles.Parse(r.Header.Get("X-Test-Role"))
 	if !ok {
-		return nil, auth.Unauthorized("unknown role")
+		return nil, &auth.Error{Kind: auth.ErrInvalid, Message: "unknown role"}
 	}
 	return &roles.Principal{Subject: "test", Scheme: "test", Roles: roles.Of(role), Level: roles.LevelAPIKey, Customers: []string{"default"}}, nil
 }

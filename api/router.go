@@ -6,11 +6,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -112,10 +110,10 @@ func New(opts Options) *gin.Engine {
 	m := newMetrics(opts.HSM, opts.Collectors)
 	r.Use(recovery(opts.Log), requestID(), accessLog(opts.Log, opts.AccessLog), m.observe(), bodyLimit(opts.MaxBodyBytes))
 	r.NoRoute(func(c *gin.Context) {
-		c.AbortWithStatusJSON(http.StatusNotFound, envelope{600, "res.error.route.not.found", "no route " + c.Request.Method + " " + c.Request.URL.Path})
+		abortWith(c, newError(http.StatusNotFound, 600, "route.not.found", "no route %s %s", c.Request.Method, c.Request.URL.Path))
 	})
 	r.NoMethod(func(c *gin.Context) {
-		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, envelope{600, "res.error.method.not.allowed", "method " + c.Request.Method + " not allowed on " + c.Request.URL.Path})
+		abortWith(c, newError(http.StatusMethodNotAllowed, 600, "method.not.allowed", "method %s not allowed on %s", c.Request.Method, c.Request.URL.Path))
 	})
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
@@ -142,7 +140,7 @@ func (s *server) authenticate(c *gin.Context) {
 	required, ok := s.required[c.FullPath()]
 	if !ok {
 		// A route outside the table is a programming error: deny.
-		c.AbortWithStatusJSON(http.StatusForbidden, envelope{400, "res.error.security.not.allowed", "route is not in the role table"})
+		abortWith(c, errNotAllowed("route is not in the role table"))
 		return
 	}
 	p, err := s.auth.Authenticate(c.Request)
@@ -151,12 +149,11 @@ func (s *server) authenticate(c *gin.Context) {
 		return
 	}
 	if !required.Admits(p) {
-		c.AbortWithStatusJSON(http.StatusForbidden, envelope{400, "res.error.security.not.allowed", refusal(required, p)})
+		abortWith(c, errNotAllowed("%s", refusal(required, p)))
 		return
 	}
 	if s.requireBoth && p.Certificate != nil && !required.Admits(p.Certificate) {
-		c.AbortWithStatusJSON(http.StatusForbidden, envelope{400, "res.error.security.not.allowed",
-			"the client certificate does not grant " + required.Roles.String()})
+		abortWith(c, errNotAllowed("the client certificate does not grant %s", required.Roles))
 		return
 	}
 	c.Set(principalKey, p)
@@ -169,36 +166,6 @@ func refusal(rule roles.Rule, p *roles.Principal) string {
 		return fmt.Sprintf("this route needs %s", rule.Roles)
 	}
 	return "this route needs a session or a per-request signature: an API-key-level credential cannot manage credentials"
-}
-
-// abortAuth answers an authentication failure in the form of its scheme.
-func abortAuth(c *gin.Context, err error) {
-	var ae *auth.Error
-	switch {
-	case errors.Is(err, auth.ErrMissing):
-		c.AbortWithStatusJSON(http.StatusUnauthorized, envelope{416, "res.error.missing.api.key", "no credential in the request"})
-	case errors.Is(err, auth.ErrInvalid):
-		c.AbortWithStatusJSON(http.StatusUnauthorized, envelope{631, "res.error.invalid.api.key", "the API key is not valid"})
-	case errors.As(err, &ae):
-		if ae.RetryAfter > 0 {
-			c.Header("Retry-After", strconv.Itoa(int((ae.RetryAfter+time.Second-1)/time.Second)))
-		}
-		switch {
-		case ae.AppCode != "":
-			// Actyx clients read code and message; TSB clients need a
-			// numeric errorCode on every 401 (API.md §1): both are there.
-			c.AbortWithStatusJSON(ae.Status, gin.H{"code": ae.AppCode, "message": ae.Message,
-				"errorCode": ae.Code, "reason": "res.error." + ae.Reason})
-		case len(ae.Errors) > 0:
-			c.AbortWithStatusJSON(ae.Status, gin.H{"errorCode": ae.Code, "reason": "res.error." + ae.Reason,
-				"message": ae.Message, "errors": ae.Errors})
-		default:
-			c.AbortWithStatusJSON(ae.Status, envelope{ae.Code, "res.error." + ae.Reason, ae.Message})
-		}
-	default:
-		e := serviceError(err, asKeyType)
-		c.AbortWithStatusJSON(e.Status, envelope{ErrorCode: e.Code, Reason: e.Reason, Message: e.Msg})
-	}
 }
 
 // principal returns the authenticated caller.
@@ -217,7 +184,7 @@ func recovery(log *slog.Logger) gin.HandlerFunc {
 					panic(v)
 				}
 				log.Error("panic in handler", "path", c.FullPath(), "panic", fmt.Sprint(v), "requestId", c.GetString("requestId"))
-				c.AbortWithStatusJSON(http.StatusInternalServerError, envelope{701, "res.error.in.hsm", "internal error"})
+				abortWith(c, newError(http.StatusInternalServerError, 701, "in.hsm", "internal error"))
 			}
 		}()
 		c.Next()
@@ -282,8 +249,7 @@ func accessLog(log *slog.Logger, enabled bool) gin.HandlerFunc {
 func bodyLimit(max int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if c.Request.ContentLength > max {
-			c.AbortWithStatusJSON(http.StatusRequestEntityTooLarge, envelope{600, "res.error.input.validation.failed",
-				fmt.Sprintf("request body larger than %d bytes", max)})
+			abortWith(c, errTooLarge(max))
 			return
 		}
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, max)

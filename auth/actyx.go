@@ -172,15 +172,15 @@ func (a *AppTokens) Authenticate(r *http.Request) (*roles.Principal, error) {
 	var token string
 	switch {
 	case inHeader && inQuery:
-		return nil, appError(http.StatusBadRequest, "ERR_TOKEN_INVALID", "The app token is given twice: in the Authorization header and in access_token.")
+		return nil, appError(ErrMalformed, "ERR_TOKEN_INVALID", "The app token is given twice: in the Authorization header and in access_token.")
 	case inHeader && !strings.EqualFold(typ, "Bearer"):
 		return nil, unsupportedType(typ)
 	case inHeader:
 		token = cred
 	case len(query) > 1:
-		return nil, appError(http.StatusBadRequest, "ERR_TOKEN_INVALID", "access_token is given %d times.", len(query))
+		return nil, appError(ErrMalformed, "ERR_TOKEN_INVALID", "access_token is given %d times.", len(query))
 	case !inQuery || query[0] == "":
-		return nil, appError(http.StatusUnauthorized, "ERR_MISSING_AUTH_HEADER",
+		return nil, appError(ErrMissing, "ERR_MISSING_AUTH_HEADER",
 			"No app token: send \"Authorization: Bearer <token>\" or a non-empty access_token.")
 	default:
 		// A "+" of base64 arrives as a space when the client did not
@@ -194,13 +194,13 @@ func (a *AppTokens) Authenticate(r *http.Request) (*roles.Principal, error) {
 // under another Authorization type than Bearer.
 func unsupportedType(typ string) *Error {
 	if typ == "" {
-		return appError(http.StatusUnauthorized, "ERR_UNSUPPORTED_AUTH_TYPE",
+		return appError(ErrInvalid, "ERR_UNSUPPORTED_AUTH_TYPE",
 			"The Authorization header has no type: send \"Authorization: Bearer <token>\".")
 	}
 	if len(typ) > 32 {
 		typ = typ[:32] + "…"
 	}
-	return appError(http.StatusUnauthorized, "ERR_UNSUPPORTED_AUTH_TYPE",
+	return appError(ErrInvalid, "ERR_UNSUPPORTED_AUTH_TYPE",
 		"Unsupported authentication type %q: only \"Bearer\" is supported.", typ)
 }
 
@@ -212,7 +212,7 @@ func (a *AppTokens) Check(ctx context.Context, token string) (*roles.Principal, 
 	if ok {
 		return cached, nil
 	}
-	invalid := appError(http.StatusBadRequest, "ERR_TOKEN_INVALID", "The token is not a valid app token.")
+	invalid := appError(ErrMalformed, "ERR_TOKEN_INVALID", "The token is not a valid app token.")
 	raw, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(token, "="))
 	if err != nil || len(raw) <= len(appTokenMagic)+appTokenMACSize || !bytes.HasPrefix(raw, appTokenMagic) {
 		return nil, invalid
@@ -223,7 +223,7 @@ func (a *AppTokens) Check(ctx context.Context, token string) (*roles.Principal, 
 		return nil, fmt.Errorf("verify app token: %w", err)
 	}
 	if !hmac.Equal(mac, want) {
-		return nil, appError(http.StatusUnauthorized, "ERR_TOKEN_UNAUTHORIZED", "The token was not issued by this gateway or was altered.")
+		return nil, appError(ErrInvalid, "ERR_TOKEN_UNAUTHORIZED", "The token was not issued by this gateway or was altered.")
 	}
 	var pl appTokenPayload
 	if err := appTokenDecoding.Unmarshal(signed[len(appTokenMagic):], &pl); err != nil {
@@ -231,7 +231,7 @@ func (a *AppTokens) Check(ctx context.Context, token string) (*roles.Principal, 
 	}
 	expiry := time.UnixMicro(pl.Created).Add(time.Duration(pl.Validity) * time.Second)
 	if !now.Before(expiry) {
-		return nil, appError(http.StatusUnauthorized, "ERR_TOKEN_EXPIRED", "The token expired at %s.", expiry.UTC().Format(time.RFC3339))
+		return nil, appError(ErrExpired, "ERR_TOKEN_EXPIRED", "The token expired at %s.", expiry.UTC().Format(time.RFC3339))
 	}
 	grant, err := a.grant(AppMode(pl.AppMode), pl.AppID)
 	if err != nil {
@@ -248,7 +248,7 @@ func (a *AppTokens) grant(mode AppMode, appID string) (AppGrant, error) {
 	switch mode {
 	case ModeTrial:
 		if a.trial == nil {
-			return AppGrant{}, appError(http.StatusUnauthorized, "ERR_TOKEN_UNAUTHORIZED", "Trial app tokens are not admitted here any more.")
+			return AppGrant{}, appError(ErrInvalid, "ERR_TOKEN_UNAUTHORIZED", "Trial app tokens are not admitted here any more.")
 		}
 		return *a.trial, nil
 	case ModeSigned:
@@ -259,7 +259,7 @@ func (a *AppTokens) grant(mode AppMode, appID string) (AppGrant, error) {
 		}
 		return AppGrant{}, nil
 	}
-	return AppGrant{}, appError(http.StatusBadRequest, "ERR_TOKEN_INVALID", "The token has an unknown app mode.")
+	return AppGrant{}, appError(ErrMalformed, "ERR_TOKEN_INVALID", "The token has an unknown app mode.")
 }
 
 // isAppToken reports whether s has the shape of an app token: standard

@@ -80,7 +80,7 @@ func TestAppTokenIssueAndCheckThroughTheToken(t *testing.T) {
 		t.Fatalf("same token key: %v", err)
 	}
 	_, err = actyxScheme(t, &softPepper{}, d).Check(context.Background(), tok)
-	expectAppError(t, "another token key", err, 401, "ERR_TOKEN_UNAUTHORIZED")
+	expectAppError(t, "another token key", err, ErrInvalid, "ERR_TOKEN_UNAUTHORIZED")
 }
 
 func TestAppTokenGrants(t *testing.T) {
@@ -102,12 +102,12 @@ func TestAppTokenGrants(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = off.Issue(context.Background(), Manifest{AppID: "com.example.x", DisplayName: "X", Version: "1"})
-	expectAppError(t, "trial off", err, 400, "ERR_BAD_REQUEST")
+	expectAppError(t, "trial off", err, ErrInvalidRequest, "ERR_BAD_REQUEST")
 	_, err = off.Check(context.Background(), trialTok)
-	expectAppError(t, "old trial token", err, 401, "ERR_TOKEN_UNAUTHORIZED")
+	expectAppError(t, "old trial token", err, ErrInvalid, "ERR_TOKEN_UNAUTHORIZED")
 	// A failing manifest issues nothing.
 	_, err = a.Issue(context.Background(), d.manifest(t, "com.other.app", "O", "1", false))
-	expectAppError(t, "outside domains", err, 400, "ERR_MANIFEST_INVALID")
+	expectAppError(t, "outside domains", err, ErrInvalidRequest, "ERR_MANIFEST_INVALID")
 }
 
 func TestAppTokenExpiry(t *testing.T) {
@@ -132,7 +132,7 @@ func TestAppTokenExpiry(t *testing.T) {
 	// 91 s: expired, although verified 11 s ago (the cache ends at expiry).
 	now = now.Add(11 * time.Second)
 	_, err = a.Check(context.Background(), tok)
-	e := expectAppError(t, "expired", err, 401, "ERR_TOKEN_EXPIRED")
+	e := expectAppError(t, "expired", err, ErrExpired, "ERR_TOKEN_EXPIRED")
 	if !strings.Contains(e.Message, "expired at") {
 		t.Errorf("message %q", e.Message)
 	}
@@ -157,7 +157,7 @@ func TestAppTokenTampered(t *testing.T) {
 		"MAC byte":     flipAt(-1),
 	} {
 		_, err := a.Check(context.Background(), bad)
-		expectAppError(t, name, err, 401, "ERR_TOKEN_UNAUTHORIZED")
+		expectAppError(t, name, err, ErrInvalid, "ERR_TOKEN_UNAUTHORIZED")
 	}
 	for name, bad := range map[string]string{
 		"truncated":      enc(raw[:len(appTokenMagic)+appTokenMACSize]),
@@ -170,10 +170,10 @@ func TestAppTokenTampered(t *testing.T) {
 		_, err := a.Check(context.Background(), bad)
 		if name == "no MAC at all" {
 			// Long enough to be parsed: its last 32 bytes are taken as the MAC.
-			expectAppError(t, name, err, 401, "ERR_TOKEN_UNAUTHORIZED")
+			expectAppError(t, name, err, ErrInvalid, "ERR_TOKEN_UNAUTHORIZED")
 			continue
 		}
-		expectAppError(t, name, err, 400, "ERR_TOKEN_INVALID")
+		expectAppError(t, name, err, ErrMalformed, "ERR_TOKEN_INVALID")
 	}
 }
 
@@ -185,23 +185,23 @@ func TestAppTokenOnTheRequest(t *testing.T) {
 	for _, c := range []struct {
 		name, authorization, query string
 		present                    bool
-		status                     int
+		kind                       error
 		code                       string
 	}{
-		{"bearer", "Bearer " + tok, "", true, 0, ""},
-		{"query", "", q, true, 0, ""},
-		{"query, + sent unencoded", "", "access_token=" + tok, true, 0, ""},
-		{"query, padding dropped", "", "access_token=" + url.QueryEscape(strings.TrimRight(tok, "=")), true, 0, ""},
-		{"basic", "Basic " + tok, "", true, 401, "ERR_UNSUPPORTED_AUTH_TYPE"},
-		{"no type", tok, "", true, 401, "ERR_UNSUPPORTED_AUTH_TYPE"},
-		{"empty access_token", "", "access_token=", true, 401, "ERR_MISSING_AUTH_HEADER"},
-		{"header and query", "Bearer " + tok, q, true, 400, "ERR_TOKEN_INVALID"},
-		{"two access_tokens", "", q + "&" + q, true, 400, "ERR_TOKEN_INVALID"},
-		{"garbage access_token", "", "access_token=nope", true, 400, "ERR_TOKEN_INVALID"},
-		{"jwt", "Bearer " + jwt, "", false, 0, ""},
-		{"other bearer", "Bearer c2Vzc2lvbi10b2tlbi1vZi1hcmd1cw", "", false, 0, ""},
-		{"armor", "ARMOR-PSK 0f8fad5b-d9cb-469f-a165-70867728950e:c2ln:n1:1700000000", "", false, 0, ""},
-		{"nothing", "", "", false, 0, ""},
+		{"bearer", "Bearer " + tok, "", true, nil, ""},
+		{"query", "", q, true, nil, ""},
+		{"query, + sent unencoded", "", "access_token=" + tok, true, nil, ""},
+		{"query, padding dropped", "", "access_token=" + url.QueryEscape(strings.TrimRight(tok, "=")), true, nil, ""},
+		{"basic", "Basic " + tok, "", true, ErrInvalid, "ERR_UNSUPPORTED_AUTH_TYPE"},
+		{"no type", tok, "", true, ErrInvalid, "ERR_UNSUPPORTED_AUTH_TYPE"},
+		{"empty access_token", "", "access_token=", true, ErrMissing, "ERR_MISSING_AUTH_HEADER"},
+		{"header and query", "Bearer " + tok, q, true, ErrMalformed, "ERR_TOKEN_INVALID"},
+		{"two access_tokens", "", q + "&" + q, true, ErrMalformed, "ERR_TOKEN_INVALID"},
+		{"garbage access_token", "", "access_token=nope", true, ErrMalformed, "ERR_TOKEN_INVALID"},
+		{"jwt", "Bearer " + jwt, "", false, nil, ""},
+		{"other bearer", "Bearer c2Vzc2lvbi10b2tlbi1vZi1hcmd1cw", "", false, nil, ""},
+		{"armor", "ARMOR-PSK 0f8fad5b-d9cb-469f-a165-70867728950e:c2ln:n1:1700000000", "", false, nil, ""},
+		{"nothing", "", "", false, nil, ""},
 	} {
 		r := actyxRequest(c.authorization, c.query)
 		if got := a.Present(r); got != c.present {
@@ -212,13 +212,13 @@ func TestAppTokenOnTheRequest(t *testing.T) {
 			continue
 		}
 		p, err := a.Authenticate(r)
-		if c.status == 0 {
+		if c.kind == nil {
 			if err != nil || p.Subject != "actyx:com.example.x" {
 				t.Errorf("%s: %v", c.name, err)
 			}
 			continue
 		}
-		e := expectAppError(t, c.name, err, c.status, c.code)
+		e := expectAppError(t, c.name, err, c.kind, c.code)
 		if strings.Contains(e.Message, tok[:16]) {
 			t.Errorf("%s: the message echoes the token: %q", c.name, e.Message)
 		}

@@ -217,7 +217,7 @@ func (a *Argus) CredentialID(r *http.Request) string {
 // that the answer never reveals whether another user exists.
 func (a *Argus) Owner(ctx context.Context, caller *roles.Principal, ref string) (*store.User, error) {
 	if caller == nil || caller.UserID == "" {
-		return nil, forbidden("this credential belongs to no user: log in with an Argus session or signature")
+		return nil, failure(ErrNotAllowed, "this credential belongs to no user: log in with an Argus session or signature")
 	}
 	self, err := a.st.User(ctx, caller.UserID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -230,14 +230,14 @@ func (a *Argus) Owner(ctx context.Context, caller *roles.Principal, ref string) 
 		return self, nil
 	}
 	if !caller.Admin {
-		return nil, forbidden("you may manage only your own credentials")
+		return nil, failure(ErrNotAllowed, "you may manage only your own credentials")
 	}
 	u, err := a.st.User(ctx, ref)
 	if errors.Is(err, store.ErrNotFound) {
 		u, err = a.st.UserByName(ctx, self.Domain, ref)
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, notFound("no user %q", ref)
+		return nil, failure(ErrUnknownUser, "no user %q", ref)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load user: %w", err)
@@ -327,7 +327,7 @@ func (a *Argus) checkSource(r *http.Request, sources []string, what string) erro
 			return nil
 		}
 	}
-	return invalidKey("%s not valid from source %s", what, ip)
+	return keyFailure(ErrWrongSource, "%s not valid from source %s", what, ip)
 }
 
 // ParseSources checks validSources entries (addresses or CIDR prefixes)
@@ -381,19 +381,15 @@ func urlMatches(r *http.Request, claimed string) bool {
 // parseRoles checks role names against the roles of owner and returns
 // their wire names; empty means all of the owner's.
 func parseRoles(names []string, owner *store.User) ([]string, error) {
-	out := make([]string, 0, len(names))
-	have := roleSet(owner.Roles)
-	for _, n := range names {
-		r, ok := roles.Parse(n)
-		if !ok {
-			return nil, badRequest("unknown role %q", n)
-		}
-		if !have.Has(r) {
-			return nil, badRequest("user %s does not hold role %s", owner.Username, r)
-		}
-		out = append(out, r.String())
+	set, err := roles.ParseSet(names)
+	if err != nil {
+		return nil, badRequest("%v", err)
 	}
-	return out, nil
+	have, _ := roles.ParseSet(owner.Roles) // checked when stored
+	if missing := set &^ have; missing != 0 {
+		return nil, badRequest("user %s does not hold role %s", owner.Username, missing.Roles()[0])
+	}
+	return set.Names(), nil
 }
 
 // parseCustomers checks that owner has every customer named.
@@ -406,24 +402,7 @@ func parseCustomers(names []string, owner *store.User) ([]string, error) {
 	return slices.Clone(names), nil
 }
 
-// Errors of the Argus endpoints and credentials.
-
-// invalidKey is a 401 with the invalid-API-key envelope (631).
-func invalidKey(format string, args ...any) *Error {
-	return &Error{Status: http.StatusUnauthorized, Code: 631, Reason: "invalid.api.key", Message: fmt.Sprintf(format, args...)}
-}
-
-// badRequest is a 400 input.validation.failed.
+// badRequest is an ErrInvalidRequest of the Argus endpoints.
 func badRequest(format string, args ...any) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: 600, Reason: "input.validation.failed", Message: fmt.Sprintf(format, args...)}
-}
-
-// forbidden is a 403 security.not.allowed.
-func forbidden(format string, args ...any) *Error {
-	return &Error{Status: http.StatusForbidden, Code: 400, Reason: "security.not.allowed", Message: fmt.Sprintf(format, args...)}
-}
-
-// notFound is a 404 for a credential or user that does not exist.
-func notFound(format string, args ...any) *Error {
-	return &Error{Status: http.StatusNotFound, Code: 600, Reason: "credential.not.existent", Message: fmt.Sprintf(format, args...)}
+	return failure(ErrInvalidRequest, format, args...)
 }

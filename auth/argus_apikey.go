@@ -158,7 +158,7 @@ func (a *Argus) DeleteAPIKey(ctx context.Context, userID, keyID string) error {
 func (a *Argus) owned(ctx context.Context, kind store.Kind, id, userID string) (*store.Credential, error) {
 	c, err := a.st.Credential(ctx, kind, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && c.UserID != userID) {
-		return nil, notFound("user %s has no %s %s", userID, kind, id)
+		return nil, failure(ErrUnknownCredential, "user %s has no %s %s", userID, kind, id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load %s %s: %w", kind, id, err)
@@ -172,7 +172,7 @@ func (a *Argus) authenticateAPIKey(r *http.Request) (*roles.Principal, error) {
 	value := r.Header.Get(HeaderArgusAPIKey)
 	parts := strings.Split(value, "/")
 	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
-		return nil, invalidKey("malformed %s header: expected <userID>/<keyID>/<secret>", HeaderArgusAPIKey)
+		return nil, keyFailure(ErrMalformed, "malformed %s header: expected <userID>/<keyID>/<secret>", HeaderArgusAPIKey)
 	}
 	c, err := a.st.Credential(ctx, store.KindArgusAPIKey, parts[1])
 	if errors.Is(err, store.ErrNotFound) {
@@ -186,13 +186,13 @@ func (a *Argus) authenticateAPIKey(r *http.Request) (*roles.Principal, error) {
 		return nil, err
 	}
 	if !ok || c.UserID != parts[0] {
-		return nil, invalidKey("the API key is not valid")
+		return nil, keyFailure(ErrInvalid, "the API key is not valid")
 	}
 	switch {
 	case c.State != "active":
-		return nil, invalidKey("the API key is disabled")
+		return nil, keyFailure(ErrInvalid, "the API key is disabled")
 	case !c.ExpiresAt.IsZero() && !now.Before(c.ExpiresAt):
-		return nil, invalidKey("API key expired on %s", c.ExpiresAt.UTC().Format(time.RFC3339))
+		return nil, keyFailure(ErrExpired, "API key expired on %s", c.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	if err := a.checkSource(r, c.ValidSources, "API key"); err != nil {
 		return nil, err

@@ -45,16 +45,16 @@ func argusRequest(method, target, ip string, headers ...string) *http.Request {
 	return r
 }
 
-// argusExpect asserts an *Error with status and a message containing want.
-func argusExpect(t *testing.T, what string, err error, status int, want string) {
+// argusExpect asserts an *Error of kind with a message containing want.
+func argusExpect(t *testing.T, what string, err error, kind error, want string) {
 	t.Helper()
 	var ae *Error
 	if !errors.As(err, &ae) {
-		t.Errorf("%s: %v, want an *Error %d %q", what, err, status, want)
+		t.Errorf("%s: %v, want an *Error %v %q", what, err, kind, want)
 		return
 	}
-	if ae.Status != status || !strings.Contains(ae.Message, want) {
-		t.Errorf("%s: %d %q, want %d containing %q", what, ae.Status, ae.Message, status, want)
+	if ae.Kind != kind || !strings.Contains(ae.Message, want) {
+		t.Errorf("%s: %v %q, want %v containing %q", what, ae.Kind, ae.Message, kind, want)
 	}
 }
 
@@ -101,12 +101,12 @@ func TestArgusAPIKey(t *testing.T) {
 	if n := e.token.peppers.Load() - peppers; n != 0 {
 		t.Errorf("a key verified a moment ago cost %d more token HMACs", n)
 	}
-	argusExpect(t, "wrong source", second(auth("192.0.2.7", header)), 401, "API key not valid from source 192.0.2.7")
-	argusExpect(t, "wrong secret", second(auth("127.0.0.1", header[:len(header)-2]+"xx")), 401, "not valid")
-	argusExpect(t, "another user's id", second(auth("127.0.0.1", "x"+header)), 401, "not valid")
-	argusExpect(t, "malformed", second(auth("127.0.0.1", "just-a-secret")), 401, "malformed")
+	argusExpect(t, "wrong source", second(auth("192.0.2.7", header)), ErrWrongSource, "API key not valid from source 192.0.2.7")
+	argusExpect(t, "wrong secret", second(auth("127.0.0.1", header[:len(header)-2]+"xx")), ErrInvalid, "not valid")
+	argusExpect(t, "another user's id", second(auth("127.0.0.1", "x"+header)), ErrInvalid, "not valid")
+	argusExpect(t, "malformed", second(auth("127.0.0.1", "just-a-secret")), ErrMalformed, "malformed")
 	peppers = e.token.peppers.Load()
-	argusExpect(t, "unknown key id", second(auth("127.0.0.1", e.alice.ID+"/0011223344556677/"+secret)), 401, "not valid")
+	argusExpect(t, "unknown key id", second(auth("127.0.0.1", e.alice.ID+"/0011223344556677/"+secret)), ErrInvalid, "not valid")
 	if e.token.peppers.Load() == peppers {
 		t.Error("an unknown key id must cost the token HMAC a known one does")
 	}
@@ -131,7 +131,7 @@ func TestArgusAPIKey(t *testing.T) {
 
 	// Expiry, then renewal for another period.
 	e.clock.advance(91 * 24 * time.Hour)
-	argusExpect(t, "expired", second(auth("127.0.0.1", header)), 401, "API key expired on "+stored.ExpiresAt.UTC().Format(time.RFC3339))
+	argusExpect(t, "expired", second(auth("127.0.0.1", header)), ErrExpired, "API key expired on "+stored.ExpiresAt.UTC().Format(time.RFC3339))
 	renewed, err := e.argus.RenewAPIKey(e.ctx, e.alice.ID, c.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -146,8 +146,8 @@ func TestArgusAPIKey(t *testing.T) {
 	if err := e.argus.DeleteAPIKey(e.ctx, e.alice.ID, c.ID); err != nil {
 		t.Fatal(err)
 	}
-	argusExpect(t, "deleted", second(auth("127.0.0.1", header)), 401, "not valid")
-	argusExpect(t, "delete twice", e.argus.DeleteAPIKey(e.ctx, e.alice.ID, c.ID), 404, "")
+	argusExpect(t, "deleted", second(auth("127.0.0.1", header)), ErrInvalid, "not valid")
+	argusExpect(t, "delete twice", e.argus.DeleteAPIKey(e.ctx, e.alice.ID, c.ID), ErrUnknownCredential, "")
 }
 
 // second returns the error of a (value, error) pair.
@@ -172,7 +172,7 @@ func TestArgusAPIKeyLimits(t *testing.T) {
 		{"customer the user lacks", APIKeySpec{ValidSources: []string{"127.0.0.1"}, Customers: []string{"other"}}, "does not have customer"},
 	} {
 		_, _, err := e.argus.CreateAPIKey(e.ctx, e.self, e.alice, c.spec)
-		argusExpect(t, c.what, err, 400, c.want)
+		argusExpect(t, c.what, err, ErrInvalidRequest, c.want)
 	}
 	admin := &roles.Principal{UserID: e.alice.ID, Level: roles.LevelSession, Admin: true}
 	c, header, err := e.argus.CreateAPIKey(e.ctx, admin, e.alice, APIKeySpec{ExpirationDays: days(0)})
@@ -183,7 +183,7 @@ func TestArgusAPIKeyLimits(t *testing.T) {
 	if _, err := e.argus.Authenticate(argusRequest("GET", "/", "198.51.100.1", HeaderArgusAPIKey, header)); err != nil {
 		t.Errorf("unlimited key: %v", err)
 	}
-	argusExpect(t, "renew a key that never expires", second(e.argus.RenewAPIKey(e.ctx, e.alice.ID, c.ID)), 400, "does not expire")
+	argusExpect(t, "renew a key that never expires", second(e.argus.RenewAPIKey(e.ctx, e.alice.ID, c.ID)), ErrInvalidRequest, "does not expire")
 	list, err := e.argus.APIKeys(e.ctx, e.alice.ID)
 	if err != nil || len(list) != 1 || list[0].ID != c.ID {
 		t.Errorf("list: %v %v", list, err)
@@ -226,19 +226,19 @@ func TestArgusOwner(t *testing.T) {
 		}
 	}
 	for _, ref := range []string{bob.ID, "bob", "nobody"} {
-		argusExpect(t, "another user "+ref, second(e.argus.Owner(e.ctx, e.self, ref)), 403, "only your own")
+		argusExpect(t, "another user "+ref, second(e.argus.Owner(e.ctx, e.self, ref)), ErrNotAllowed, "only your own")
 	}
-	argusExpect(t, "no user", second(e.argus.Owner(e.ctx, &roles.Principal{Level: roles.LevelSession}, "alice")), 403, "belongs to no user")
+	argusExpect(t, "no user", second(e.argus.Owner(e.ctx, &roles.Principal{Level: roles.LevelSession}, "alice")), ErrNotAllowed, "belongs to no user")
 	admin := &roles.Principal{UserID: e.alice.ID, Level: roles.LevelSession, Admin: true}
 	for _, ref := range []string{bob.ID, "bob"} {
 		if u, err := e.argus.Owner(e.ctx, admin, ref); err != nil || u.ID != bob.ID {
 			t.Errorf("administrator, %q: %v", ref, err)
 		}
 	}
-	argusExpect(t, "administrator, unknown user", second(e.argus.Owner(e.ctx, admin, "nobody")), 404, "no user")
+	argusExpect(t, "administrator, unknown user", second(e.argus.Owner(e.ctx, admin, "nobody")), ErrUnknownUser, "no user")
 	// Keys of another user are as absent as missing ones.
 	c, _ := e.createKey(t, APIKeySpec{ValidSources: []string{"127.0.0.1"}})
-	argusExpect(t, "delete alice's key as bob", e.argus.DeleteAPIKey(e.ctx, bob.ID, c.ID), 404, "")
+	argusExpect(t, "delete alice's key as bob", e.argus.DeleteAPIKey(e.ctx, bob.ID, c.ID), ErrUnknownCredential, "")
 }
 
 func TestArgusOneCredentialAtATime(t *testing.T) {

@@ -186,7 +186,7 @@ func (a *Argus) authenticateSession(r *http.Request) (*roles.Principal, error) {
 // session resolves a token to its live session.
 func (a *Argus) session(ctx context.Context, tok string, now time.Time) (*store.Credential, error) {
 	if !strings.HasPrefix(tok, ArgusTokenPrefix) || len(tok) > 128 {
-		return nil, Unauthorized("the session token is not valid")
+		return nil, failure(ErrMalformed, "the session token is not valid")
 	}
 	sum := sha256.Sum256([]byte(tok))
 	id, cached := a.cachedID(sum, now)
@@ -199,7 +199,7 @@ func (a *Argus) session(ctx context.Context, tok string, now time.Time) (*store.
 	}
 	c, err := a.st.Credential(ctx, store.KindArgusSession, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, Unauthorized("the session is not valid: it ended or was logged out")
+		return nil, failure(ErrInvalid, "the session is not valid: it ended or was logged out")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load session: %w", err)
@@ -220,9 +220,9 @@ func (a *Argus) session(ctx context.Context, tok string, now time.Time) (*store.
 func (a *Argus) sessionEnded(c *store.Credential, now time.Time) error {
 	switch {
 	case !now.Before(c.ExpiresAt):
-		return Unauthorized("the session ended: sessions last %s after login", a.opts.SessionLifetime)
+		return failure(ErrExpired, "the session ended: sessions last %s after login", a.opts.SessionLifetime)
 	case now.Sub(c.LastUsedAt) >= a.opts.SessionIdle:
-		return Unauthorized("the session ended: unused for more than %s", a.opts.SessionIdle)
+		return failure(ErrExpired, "the session ended: unused for more than %s", a.opts.SessionIdle)
 	}
 	return nil
 }
@@ -244,9 +244,9 @@ func stateChanging(method string) bool {
 func (a *Argus) checkCSRF(r *http.Request, c *store.Credential, now time.Time) error {
 	v := r.Header.Get(HeaderArgusCSRF)
 	if v == "" {
-		return Unauthorized("a cookie session needs the %s header on %s requests", HeaderArgusCSRF, r.Method)
+		return failure(ErrMalformed, "a cookie session needs the %s header on %s requests", HeaderArgusCSRF, r.Method)
 	}
-	malformed := Unauthorized("%s is malformed: expected base64url(header).base64url(payload).base64url(HMAC-SHA256)", HeaderArgusCSRF)
+	malformed := failure(ErrMalformed, "%s is malformed: expected base64url(header).base64url(payload).base64url(HMAC-SHA256)", HeaderArgusCSRF)
 	parts := strings.Split(v, ".")
 	if len(parts) != 3 {
 		return malformed
@@ -263,30 +263,30 @@ func (a *Argus) checkCSRF(r *http.Request, c *store.Credential, now time.Time) e
 		return malformed
 	}
 	if head.Alg != "HS256" {
-		return Unauthorized("%s must use alg HS256", HeaderArgusCSRF)
+		return failure(ErrMalformed, "%s must use alg HS256", HeaderArgusCSRF)
 	}
 	mac, err := a.token.SealedHMAC(r.Context(), sessionDomain+":"+c.ID, c.Secret, crypto.SHA256, []byte(parts[0]+"."+parts[1]))
 	if err != nil {
 		return fmt.Errorf("CSRF token MAC: %w", err)
 	}
 	if !hmac.Equal(mac, sig) {
-		return Unauthorized("%s does not verify with this session's key", HeaderArgusCSRF)
+		return failure(ErrInvalid, "%s does not verify with this session's key", HeaderArgusCSRF)
 	}
 	if claims.URL == nil || claims.Timestamp == nil {
-		return Unauthorized("%s lacks the url or timestamp claim", HeaderArgusCSRF)
+		return failure(ErrMalformed, "%s lacks the url or timestamp claim", HeaderArgusCSRF)
 	}
 	ms, err := claims.Timestamp.Int64()
 	if err != nil {
-		return Unauthorized("%s: timestamp must be milliseconds since the epoch", HeaderArgusCSRF)
+		return failure(ErrMalformed, "%s: timestamp must be milliseconds since the epoch", HeaderArgusCSRF)
 	}
 	age := now.Sub(time.UnixMilli(ms))
 	switch {
 	case age > a.opts.CSRFMaxAge:
-		return Unauthorized("%s is stale: made %s ago, more than %s", HeaderArgusCSRF, age.Round(time.Second), a.opts.CSRFMaxAge)
+		return failure(ErrExpired, "%s is stale: made %s ago, more than %s", HeaderArgusCSRF, age.Round(time.Second), a.opts.CSRFMaxAge)
 	case age < -csrfFutureAllowance:
-		return Unauthorized("%s is dated %s in the future", HeaderArgusCSRF, (-age).Round(time.Second))
+		return failure(ErrInvalid, "%s is dated %s in the future", HeaderArgusCSRF, (-age).Round(time.Second))
 	case !urlMatches(r, *claims.URL):
-		return Unauthorized("%s was made for another URL than %s", HeaderArgusCSRF, r.URL.Path)
+		return failure(ErrInvalid, "%s was made for another URL than %s", HeaderArgusCSRF, r.URL.Path)
 	}
 	return nil
 }

@@ -88,22 +88,26 @@ func TestArgusSession(t *testing.T) {
 		}
 	}
 	otherKey := base64.StdEncoding.EncodeToString(make([]byte, 32))
-	for _, c := range []struct{ what, token, want string }{
-		{"missing", "", "needs the Argus-CSRF-Token header on POST"},
-		{"malformed", "abc.def", "malformed"},
-		{"wrong key", csrfToken(t, otherKey, "HS256", path, now), "does not verify"},
-		{"alg none", csrfToken(t, s.SessionKey, "none", path, now), "alg HS256"},
-		{"stale", csrfToken(t, s.SessionKey, "HS256", path, now.Add(-6*time.Minute)), "stale"},
-		{"future", csrfToken(t, s.SessionKey, "HS256", path, now.Add(10*time.Minute)), "in the future"},
-		{"another URL", csrfToken(t, s.SessionKey, "HS256", "/authentication/v1/session", now), "another URL"},
-		{"another host", csrfToken(t, s.SessionKey, "HS256", "https://evil.example"+path, now), "another URL"},
-		{"with the query", csrfToken(t, s.SessionKey, "HS256", path+"?x=1", now), "another URL"},
+	for _, c := range []struct {
+		what, token string
+		kind        error
+		want        string
+	}{
+		{"missing", "", ErrMalformed, "needs the Argus-CSRF-Token header on POST"},
+		{"malformed", "abc.def", ErrMalformed, "malformed"},
+		{"wrong key", csrfToken(t, otherKey, "HS256", path, now), ErrInvalid, "does not verify"},
+		{"alg none", csrfToken(t, s.SessionKey, "none", path, now), ErrMalformed, "alg HS256"},
+		{"stale", csrfToken(t, s.SessionKey, "HS256", path, now.Add(-6*time.Minute)), ErrExpired, "stale"},
+		{"future", csrfToken(t, s.SessionKey, "HS256", path, now.Add(10*time.Minute)), ErrInvalid, "in the future"},
+		{"another URL", csrfToken(t, s.SessionKey, "HS256", "/authentication/v1/session", now), ErrInvalid, "another URL"},
+		{"another host", csrfToken(t, s.SessionKey, "HS256", "https://evil.example"+path, now), ErrInvalid, "another URL"},
+		{"with the query", csrfToken(t, s.SessionKey, "HS256", path+"?x=1", now), ErrInvalid, "another URL"},
 	} {
 		var headers []string
 		if c.token != "" {
 			headers = []string{HeaderArgusCSRF, c.token}
 		}
-		argusExpect(t, "CSRF token "+c.what, cookie("POST", headers...), 401, c.want)
+		argusExpect(t, "CSRF token "+c.what, cookie("POST", headers...), c.kind, c.want)
 	}
 
 	// Idle timeout: use keeps the session alive, 30 min of silence ends it.
@@ -114,8 +118,8 @@ func TestArgusSession(t *testing.T) {
 		}
 	}
 	e.clock.advance(31 * time.Minute)
-	argusExpect(t, "idle", second(bearer("GET")), 401, "unused for more than 30m0s")
-	argusExpect(t, "idle session is gone", second(bearer("GET")), 401, "ended or was logged out")
+	argusExpect(t, "idle", second(bearer("GET")), ErrExpired, "unused for more than 30m0s")
+	argusExpect(t, "idle session is gone", second(bearer("GET")), ErrInvalid, "ended or was logged out")
 
 	// Absolute lifetime: 12 h, however busy.
 	s = e.login(t)
@@ -125,12 +129,12 @@ func TestArgusSession(t *testing.T) {
 		e.clock.advance(20 * time.Minute)
 		_, ended = bearer("GET")
 	}
-	argusExpect(t, "lifetime", ended, 401, "sessions last 12h0m0s after login")
+	argusExpect(t, "lifetime", ended, ErrExpired, "sessions last 12h0m0s after login")
 	if d := e.clock.Now().Sub(start); d != 12*time.Hour {
 		t.Errorf("a busy session ended after %s, want 12h", d)
 	}
 
-	argusExpect(t, "not an Argus token", second(e.argus.Authenticate(argusRequest("GET", "/", "127.0.0.1", "Cookie", ArgusSessionCookie+"=abc"))), 401, "not valid")
+	argusExpect(t, "not an Argus token", second(e.argus.Authenticate(argusRequest("GET", "/", "127.0.0.1", "Cookie", ArgusSessionCookie+"=abc"))), ErrMalformed, "not valid")
 }
 
 func TestArgusLogoutEverywhere(t *testing.T) {
@@ -154,7 +158,7 @@ func TestArgusLogoutEverywhere(t *testing.T) {
 		t.Fatalf("logout: %d %v", n, err)
 	}
 	for _, s := range []*Session{a, b} {
-		argusExpect(t, "after logout", use(s), 401, "logged out")
+		argusExpect(t, "after logout", use(s), ErrInvalid, "logged out")
 	}
 	if _, _, err := e.argus.CurrentSession(argusRequest("GET", "/", "127.0.0.1", HeaderArgusAPIKey, "x/y/z")); err == nil {
 		t.Error("an API key request has no current session")

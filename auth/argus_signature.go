@@ -163,11 +163,11 @@ func (a *Argus) authenticateSignature(r *http.Request) (*roles.Principal, error)
 	keyRef, token, _ := strings.Cut(r.Header.Get(HeaderArgusSignature), ":")
 	parts := strings.Split(keyRef, "/")
 	if len(parts) != 3 || token == "" {
-		return nil, Unauthorized("malformed %s header: expected <domain>/<username>/<idx>:<JWT>", HeaderArgusSignature)
+		return nil, failure(ErrMalformed, "malformed %s header: expected <domain>/<username>/<idx>:<JWT>", HeaderArgusSignature)
 	}
 	idx, err := strconv.Atoi(parts[2])
 	if err != nil || idx < 0 {
-		return nil, Unauthorized("malformed %s header: <idx> must be a number", HeaderArgusSignature)
+		return nil, failure(ErrMalformed, "malformed %s header: <idx> must be a number", HeaderArgusSignature)
 	}
 	c, err := a.enrolled(ctx, parts[0], parts[1], idx)
 	if err != nil {
@@ -186,20 +186,20 @@ func (a *Argus) authenticateSignature(r *http.Request) (*roles.Principal, error)
 	parser := jwt.NewParser(jwt.WithValidMethods([]string{alg}), jwt.WithJSONNumber(), jwt.WithoutClaimsValidation())
 	_, err = parser.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return pub, nil })
 	if err != nil || c == nil {
-		return nil, Unauthorized("%s does not verify with key %s", HeaderArgusSignature, keyRef)
+		return nil, failure(ErrInvalid, "%s does not verify with key %s", HeaderArgusSignature, keyRef)
 	}
 	uri, _ := claims["uri"].(string)
 	ts, tsErr := claimMillis(claims["timestamp"])
 	nonce, _ := claims["nonce"].(string)
 	switch {
 	case uri == "":
-		return nil, Unauthorized("%s: the uri claim is missing", HeaderArgusSignature)
+		return nil, failure(ErrMalformed, "%s: the uri claim is missing", HeaderArgusSignature)
 	case !urlMatches(r, uri):
-		return nil, Unauthorized("%s: the uri claim names another URI than %s", HeaderArgusSignature, r.URL.Path)
+		return nil, failure(ErrInvalid, "%s: the uri claim names another URI than %s", HeaderArgusSignature, r.URL.Path)
 	case tsErr != nil:
-		return nil, Unauthorized("%s: the timestamp claim must be the client time in milliseconds since the epoch", HeaderArgusSignature)
+		return nil, failure(ErrMalformed, "%s: the timestamp claim must be the client time in milliseconds since the epoch", HeaderArgusSignature)
 	case nonce == "" || len(nonce) > maxNonceLen:
-		return nil, Unauthorized("%s: the nonce claim must be a string of 1 to %d bytes", HeaderArgusSignature, maxNonceLen)
+		return nil, failure(ErrMalformed, "%s: the nonce claim must be a string of 1 to %d bytes", HeaderArgusSignature, maxNonceLen)
 	}
 	if err := a.checkSource(r, c.ValidSources, "signature key"); err != nil {
 		return nil, err
@@ -216,7 +216,7 @@ func (a *Argus) authenticateSignature(r *http.Request) (*roles.Principal, error)
 		return nil, fmt.Errorf("record signature nonce: %w", err)
 	}
 	if !fresh {
-		return nil, Unauthorized("%s: nonce already used: each signature is single-use", HeaderArgusSignature)
+		return nil, failure(ErrReplay, "%s: nonce already used: each signature is single-use", HeaderArgusSignature)
 	}
 	return a.principal(ctx, c, "argus-signature", "/"+parts[2], roles.LevelSignature)
 }
@@ -275,7 +275,7 @@ func (a *Argus) enrolled(ctx context.Context, domain, username string, idx int) 
 func (a *Argus) checkClock(ctx context.Context, scope string, ts int64) error {
 	offset := time.UnixMilli(ts).Sub(a.now())
 	if offset > a.opts.MaxClockSkew || offset < -a.opts.MaxClockSkew {
-		return Unauthorized("%s: the client clock is %s off the server's, more than the %s allowed",
+		return failure(ErrExpired, "%s: the client clock is %s off the server's, more than the %s allowed",
 			HeaderArgusSignature, offset.Round(time.Second), a.opts.MaxClockSkew)
 	}
 	pinned, err := a.pinOffset(ctx, scope, offset)
@@ -283,7 +283,7 @@ func (a *Argus) checkClock(ctx context.Context, scope string, ts int64) error {
 		return err
 	}
 	if moved := offset - pinned; moved > a.opts.PinTolerance || moved < -a.opts.PinTolerance {
-		return Unauthorized("%s: the client clock moved %s from the offset %s pinned by its first request (±%s allowed)",
+		return failure(ErrExpired, "%s: the client clock moved %s from the offset %s pinned by its first request (±%s allowed)",
 			HeaderArgusSignature, moved.Round(time.Second), pinned.Round(time.Second), a.opts.PinTolerance)
 	}
 	return nil

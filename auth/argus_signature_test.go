@@ -99,36 +99,40 @@ func TestArgusSignature(t *testing.T) {
 	if _, err := e.signed(replayed); err != nil {
 		t.Fatal(err)
 	}
-	argusExpect(t, "replayed signature", second(e.signed(replayed)), 401, "nonce already used")
-	argusExpect(t, "new signature, used nonce", second(e.signed(es.header(t, e, jwt.MapClaims{"nonce": "nonce-1"}))), 401, "nonce already used")
+	argusExpect(t, "replayed signature", second(e.signed(replayed)), ErrReplay, "nonce already used")
+	argusExpect(t, "new signature, used nonce", second(e.signed(es.header(t, e, jwt.MapClaims{"nonce": "nonce-1"}))), ErrReplay, "nonce already used")
 
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	forged := &argusSigner{idx: es.idx, key: other, method: jwt.SigningMethodES256, n: 100}
 	unknown := &argusSigner{idx: 9, key: ec, method: jwt.SigningMethodES256, n: 200}
-	for _, c := range []struct{ what, value, want string }{
-		{"missing uri", es.header(t, e, jwt.MapClaims{"uri": nil}), "uri claim is missing"},
-		{"wrong uri", es.header(t, e, jwt.MapClaims{"uri": "/v1/synchronousDecrypt"}), "another URI"},
-		{"uri with query", es.header(t, e, jwt.MapClaims{"uri": "/v1/synchronousSign?x=1"}), "another URI"},
-		{"missing timestamp", es.header(t, e, jwt.MapClaims{"timestamp": nil}), "timestamp claim"},
-		{"timestamp in seconds as text", es.header(t, e, jwt.MapClaims{"timestamp": "1700000000"}), "timestamp claim"},
-		{"missing nonce", es.header(t, e, jwt.MapClaims{"nonce": nil}), "nonce claim"},
-		{"another key's signature", forged.header(t, e, nil), "does not verify"},
-		{"unknown index", unknown.header(t, e, nil), "does not verify"},
-		{"RS256 token for an EC key", "default/alice/1:" + argusMint(t, jwt.SigningMethodRS256, rsaKey), "does not verify"},
-		{"alg none", "default/alice/1:" + argusMint(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType), "does not verify"},
-		{"no key id", "eyJhbGciOiJFUzI1NiJ9.e30.c2ln", "malformed"},
-		{"bad index", "default/alice/one:x.y.z", "must be a number"},
+	for _, c := range []struct {
+		what, value string
+		kind        error
+		want        string
+	}{
+		{"missing uri", es.header(t, e, jwt.MapClaims{"uri": nil}), ErrMalformed, "uri claim is missing"},
+		{"wrong uri", es.header(t, e, jwt.MapClaims{"uri": "/v1/synchronousDecrypt"}), ErrInvalid, "another URI"},
+		{"uri with query", es.header(t, e, jwt.MapClaims{"uri": "/v1/synchronousSign?x=1"}), ErrInvalid, "another URI"},
+		{"missing timestamp", es.header(t, e, jwt.MapClaims{"timestamp": nil}), ErrMalformed, "timestamp claim"},
+		{"timestamp in seconds as text", es.header(t, e, jwt.MapClaims{"timestamp": "1700000000"}), ErrMalformed, "timestamp claim"},
+		{"missing nonce", es.header(t, e, jwt.MapClaims{"nonce": nil}), ErrMalformed, "nonce claim"},
+		{"another key's signature", forged.header(t, e, nil), ErrInvalid, "does not verify"},
+		{"unknown index", unknown.header(t, e, nil), ErrInvalid, "does not verify"},
+		{"RS256 token for an EC key", "default/alice/1:" + argusMint(t, jwt.SigningMethodRS256, rsaKey), ErrInvalid, "does not verify"},
+		{"alg none", "default/alice/1:" + argusMint(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType), ErrInvalid, "does not verify"},
+		{"no key id", "eyJhbGciOiJFUzI1NiJ9.e30.c2ln", ErrMalformed, "malformed"},
+		{"bad index", "default/alice/one:x.y.z", ErrMalformed, "must be a number"},
 	} {
-		argusExpect(t, c.what, second(e.signed(c.value)), 401, c.want)
+		argusExpect(t, c.what, second(e.signed(c.value)), c.kind, c.want)
 	}
 
 	src := e.enrol(t, ec, false, PublicKeySpec{ValidSources: []string{"192.0.2.0/24"}})
-	argusExpect(t, "outside validSources", second(e.signed(src.header(t, e, nil))), 401, "signature key not valid from source 127.0.0.1")
+	argusExpect(t, "outside validSources", second(e.signed(src.header(t, e, nil))), ErrWrongSource, "signature key not valid from source 127.0.0.1")
 
 	if err := e.argus.DeletePublicKey(e.ctx, e.alice.ID, es.idx); err != nil {
 		t.Fatal(err)
 	}
-	argusExpect(t, "deleted key", second(e.signed(es.header(t, e, nil))), 401, "does not verify")
+	argusExpect(t, "deleted key", second(e.signed(es.header(t, e, nil))), ErrInvalid, "does not verify")
 	list, err := e.argus.PublicKeys(e.ctx, e.alice.ID)
 	if err != nil || len(list) != 2 || PublicKeyIndex(&list[0]) != 2 || PublicKeyIndex(&list[1]) != 3 {
 		t.Errorf("list after delete: %v %v", list, err)
@@ -174,8 +178,8 @@ func TestArgusSignatureClockPinning(t *testing.T) {
 	if _, err := e.signed(s.header(t, e, at(time.Hour+20*time.Second))); err != nil {
 		t.Errorf("20 s drift from the pinned offset: %v", err)
 	}
-	argusExpect(t, "clock jumped a minute", second(e.signed(s.header(t, e, at(time.Hour+time.Minute)))), 401, "moved 1m0s from the offset 1h0m0s")
-	argusExpect(t, "back to the server's time", second(e.signed(s.header(t, e, at(0)))), 401, "moved -1h0m0s")
+	argusExpect(t, "clock jumped a minute", second(e.signed(s.header(t, e, at(time.Hour+time.Minute)))), ErrExpired, "moved 1m0s from the offset 1h0m0s")
+	argusExpect(t, "back to the server's time", second(e.signed(s.header(t, e, at(0)))), ErrExpired, "moved -1h0m0s")
 	if pins.calls != 1 {
 		t.Errorf("4 signatures by one key wrote the pin %d times, want once", pins.calls)
 	}
@@ -183,7 +187,7 @@ func TestArgusSignatureClockPinning(t *testing.T) {
 	// More than two hours off is refused before anything is pinned.
 	key2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	s2 := e.enrol(t, key2, false, PublicKeySpec{})
-	argusExpect(t, "3 h off", second(e.signed(s2.header(t, e, at(-3*time.Hour)))), 401, "more than the 2h0m0s allowed")
+	argusExpect(t, "3 h off", second(e.signed(s2.header(t, e, at(-3*time.Hour)))), ErrExpired, "more than the 2h0m0s allowed")
 	if _, err := e.signed(s2.header(t, e, at(0))); err != nil {
 		t.Errorf("the refused request must not have pinned an offset: %v", err)
 	}
@@ -204,7 +208,7 @@ func TestArgusEnrolRefusesWeakKeys(t *testing.T) {
 		{"not a key", base64.StdEncoding.EncodeToString([]byte("hello")), "not a DER SubjectPublicKeyInfo"},
 		{"PEM of another type", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "PUBLIC KEY"},
 	} {
-		argusExpect(t, c.what, second(e.argus.EnrolPublicKey(e.ctx, e.alice, PublicKeySpec{PublicKey: c.key})), 400, c.want)
+		argusExpect(t, c.what, second(e.argus.EnrolPublicKey(e.ctx, e.alice, PublicKeySpec{PublicKey: c.key})), ErrInvalidRequest, c.want)
 	}
 }
 

@@ -70,9 +70,11 @@ func (a *Armor) CredentialID(r *http.Request) string {
 	return id
 }
 
-// armorError is a 401 with errorCode 631 invalid.api.key.
-func armorError(format string, args ...any) *Error {
-	return &Error{Status: http.StatusUnauthorized, Code: 631, Reason: "invalid.api.key", Message: fmt.Sprintf(format, args...)}
+// armorError is a failure of kind about an Armor key.
+func armorError(kind error, format string, args ...any) *Error {
+	e := keyFailure(kind, format, args...)
+	e.Scheme = SchemeArmor
+	return e
 }
 
 // armorHeader is a parsed ARMOR-PSK credential.
@@ -86,18 +88,18 @@ type armorHeader struct {
 func parseArmor(cred string) (*armorHeader, error) {
 	f := strings.Split(cred, ":")
 	if len(f) != 4 {
-		return nil, armorError("ARMOR-PSK wants exactly <keyId>:<signature>:<nonce>:<timestamp>")
+		return nil, armorError(ErrMalformed, "ARMOR-PSK wants exactly <keyId>:<signature>:<nonce>:<timestamp>")
 	}
 	h := &armorHeader{keyID: f[0], nonce: f[2], timestamp: f[3]}
 	if u, err := uuid.Parse(h.keyID); err != nil || u.String() != strings.ToLower(h.keyID) {
-		return nil, armorError("ARMOR-PSK key id is not a UUID")
+		return nil, armorError(ErrMalformed, "ARMOR-PSK key id is not a UUID")
 	}
 	if h.nonce == "" || len(h.nonce) > maxArmorNonce {
-		return nil, armorError("ARMOR-PSK nonce must be 1 to %d characters without a colon", maxArmorNonce)
+		return nil, armorError(ErrMalformed, "ARMOR-PSK nonce must be 1 to %d characters without a colon", maxArmorNonce)
 	}
 	var err error
 	if h.unix, err = strconv.ParseInt(h.timestamp, 10, 64); err != nil || strings.TrimLeft(h.timestamp, "0123456789") != "" {
-		return nil, armorError("ARMOR-PSK timestamp is not Unix seconds")
+		return nil, armorError(ErrMalformed, "ARMOR-PSK timestamp is not Unix seconds")
 	}
 	if h.signature, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(f[1], "=")); err != nil {
 		h.signature = nil // checked, and refused, after the HMAC: same cost as a wrong one
@@ -116,11 +118,9 @@ func readBody(r *http.Request) ([]byte, error) {
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: 600, Reason: "input.validation.failed",
-				Message: fmt.Sprintf("request body larger than %d bytes", tooLarge.Limit)}
+			return nil, failure(ErrTooLarge, "request body larger than %d bytes", tooLarge.Limit)
 		}
-		return nil, &Error{Status: http.StatusBadRequest, Code: 600, Reason: "input.validation.failed",
-			Message: "cannot read the request body"}
+		return nil, failure(ErrInvalidRequest, "cannot read the request body")
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	return body, nil
@@ -170,23 +170,23 @@ func (a *Armor) Authenticate(r *http.Request) (*roles.Principal, error) {
 	window := a.keys.Window
 	switch d := a.keys.Now().Sub(time.Unix(h.unix, 0)); {
 	case c == nil:
-		return nil, armorError("unknown ARMOR-PSK key")
+		return nil, armorError(ErrInvalid, "unknown ARMOR-PSK key")
 	case d > window || d < -window:
-		return nil, armorError("ARMOR-PSK timestamp is more than %s away from the server time", window)
+		return nil, armorError(ErrExpired, "ARMOR-PSK timestamp is more than %s away from the server time", window)
 	case !ok:
-		return nil, armorError("ARMOR-PSK signature does not match")
+		return nil, armorError(ErrInvalid, "ARMOR-PSK signature does not match")
 	case c.State != StateActive:
-		return nil, armorError("the ARMOR-PSK key is revoked")
+		return nil, armorError(ErrInvalid, "the ARMOR-PSK key is revoked")
 	}
 	if fresh, err := a.keys.fresh(ctx, c.ID, h.nonce, time.Unix(h.unix, 0)); err != nil {
 		return nil, err
 	} else if !fresh {
-		return nil, armorError("ARMOR-PSK nonce was already used with this key")
+		return nil, armorError(ErrReplay, "ARMOR-PSK nonce was already used with this key")
 	}
 	p, err := a.keys.principal(ctx, c)
 	if err != nil {
 		if IsAuthError(err) || errors.Is(err, store.ErrNotFound) {
-			return nil, armorError("the ARMOR-PSK key's user is not active")
+			return nil, armorError(ErrInvalid, "the ARMOR-PSK key's user is not active")
 		}
 		return nil, err
 	}
@@ -201,20 +201,19 @@ type ArmorKeyRequest struct {
 	Customers []string
 }
 
-// armorInvalid is a 400 input validation failure.
+// armorInvalid is an ErrInvalidRequest of the Armor key management.
 func armorInvalid(format string, args ...any) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: 600, Reason: "input.validation.failed", Message: fmt.Sprintf(format, args...)}
+	return armorError(ErrInvalidRequest, format, args...)
 }
 
 // mayManage checks that caller may manage the keys of userID (its own, or
 // any as an administrator) and that the user exists.
 func (a *Armor) mayManage(ctx context.Context, caller *roles.Principal, userID string) error {
 	if caller == nil || (caller.UserID != userID && !caller.Admin) {
-		return &Error{Status: http.StatusForbidden, Code: 400, Reason: "security.not.allowed",
-			Message: "a user manages only its own keys"}
+		return armorError(ErrNotAllowed, "a user manages only its own keys")
 	}
 	if _, err := a.keys.Store.User(ctx, userID); errors.Is(err, store.ErrNotFound) {
-		return &Error{Status: http.StatusNotFound, Code: 600, Reason: "input.validation.failed", Message: "no user " + userID}
+		return armorError(ErrUnknownUser, "no user %s", userID)
 	} else if err != nil {
 		return fmt.Errorf("armor: load user: %w", err)
 	}
@@ -269,7 +268,7 @@ func (a *Armor) Delete(ctx context.Context, caller *roles.Principal, userID, key
 		return err
 	}
 	if c == nil {
-		return &Error{Status: http.StatusNotFound, Code: 650, Reason: "key.not.existent", Message: "no key " + keyID + " of user " + userID}
+		return armorError(ErrUnknownCredential, "no key %s of user %s", keyID, userID)
 	}
 	return a.keys.remove(ctx, c)
 }

@@ -75,15 +75,17 @@ func armorSigned(e *hkEnv, k armorTestKey, method, target, nonce string, body []
 	return armorRequest(method, target, k.id+":"+sig+":"+nonce+":"+ts, body)
 }
 
-// armorExpect asserts a 401 invalid.api.key whose message contains want.
+// armorExpect asserts a refused Armor key (401 invalid.api.key on the
+// wire) whose message contains want.
 func armorExpect(t *testing.T, what string, err error, want string) {
 	t.Helper()
 	var e *Error
 	if !errors.As(err, &e) {
-		t.Fatalf("%s: %v, want a 401", what, err)
+		t.Fatalf("%s: %v, want a refused key", what, err)
 	}
-	if e.Status != http.StatusUnauthorized || e.Code != 631 || e.Reason != "invalid.api.key" || !strings.Contains(e.Message, want) {
-		t.Errorf("%s: %d %d %s %q, want 401 631 invalid.api.key %q", what, e.Status, e.Code, e.Reason, e.Message, want)
+	refused := errors.Is(e, ErrMalformed) || errors.Is(e, ErrInvalid) || errors.Is(e, ErrExpired) || errors.Is(e, ErrReplay)
+	if !refused || !e.APIKey || e.Scheme != SchemeArmor || !strings.Contains(e.Message, want) {
+		t.Errorf("%s: %v (API key %v, scheme %q) %q, want a refused Armor API key %q", what, e.Kind, e.APIKey, e.Scheme, e.Message, want)
 	}
 }
 
@@ -285,9 +287,8 @@ func TestArmorConstraintsAndBodyLimit(t *testing.T) {
 	r := armorSigned(e, k, "POST", "/v1/encrypt", "c2", []byte(strings.Repeat("x", 100)), false)
 	r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, 10)
 	_, err = a.Authenticate(r)
-	var ae *Error
-	if !errors.As(err, &ae) || ae.Status != http.StatusRequestEntityTooLarge {
-		t.Errorf("oversized body: %v, want 413", err)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Errorf("oversized body: %v, want ErrTooLarge", err)
 	}
 }
 
@@ -304,20 +305,13 @@ func TestArmorManagement(t *testing.T) {
 		t.Error("an unknown role was accepted")
 	}
 	k := armorCreate(t, e, a, ArmorKeyRequest{Name: "deploy"})
-	status := func(err error) int {
-		var ae *Error
-		if errors.As(err, &ae) {
-			return ae.Status
-		}
-		return 0
-	}
-	if _, err := a.List(ctx, &roles.Principal{UserID: bob.ID}, e.alice.ID); status(err) != http.StatusForbidden {
+	if _, err := a.List(ctx, &roles.Principal{UserID: bob.ID}, e.alice.ID); !errors.Is(err, ErrNotAllowed) {
 		t.Errorf("bob lists alice's keys: %v", err)
 	}
-	if err := a.Delete(ctx, &roles.Principal{UserID: bob.ID}, e.alice.ID, k.id); status(err) != http.StatusForbidden {
+	if err := a.Delete(ctx, &roles.Principal{UserID: bob.ID}, e.alice.ID, k.id); !errors.Is(err, ErrNotAllowed) {
 		t.Errorf("bob deletes alice's key: %v", err)
 	}
-	if err := a.Delete(ctx, &roles.Principal{UserID: bob.ID}, bob.ID, k.id); status(err) != http.StatusNotFound {
+	if err := a.Delete(ctx, &roles.Principal{UserID: bob.ID}, bob.ID, k.id); !errors.Is(err, ErrUnknownCredential) {
 		t.Errorf("bob deletes alice's key under his own id: %v", err)
 	}
 	admin := &roles.Principal{UserID: bob.ID, Admin: true}
@@ -325,7 +319,7 @@ func TestArmorManagement(t *testing.T) {
 	if err != nil || len(keys) != 1 || keys[0].ID != k.id || keys[0].Description != "deploy" {
 		t.Fatalf("admin lists %v %v", keys, err)
 	}
-	if _, err := a.List(ctx, admin, uuid.NewString()); status(err) != http.StatusNotFound {
+	if _, err := a.List(ctx, admin, uuid.NewString()); !errors.Is(err, ErrUnknownUser) {
 		t.Errorf("unknown user: %v", err)
 	}
 	if err := a.Delete(ctx, alice, e.alice.ID, k.id); err != nil {

@@ -1,11 +1,8 @@
 package auth
 
 import (
-	"errors"
-	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/hsmgate/hsmgate/roles"
 )
@@ -22,39 +19,16 @@ type Scheme interface {
 	// credential. It looks at headers only and never fails.
 	Present(r *http.Request) bool
 	// Authenticate checks the credential Present found. Failures are
-	// *Error values (or ErrMissing / ErrInvalid of the static tokens).
+	// *Error values.
 	Authenticate(r *http.Request) (*roles.Principal, error)
-}
-
-// Error is an authentication failure in its wire form. The api package
-// renders it as the TSB envelope, adding Errors as "errors" (Barong
-// style) and Retry-After; a non-empty AppCode selects the Actyx form
-// {"code", "message"} instead.
-type Error struct {
-	Status  int    // HTTP status
-	Code    int    // TSB errorCode
-	Reason  string // reason without the "res.error." prefix
-	Message string
-	// Errors are Barong-style codes such as "authz.invalid_signature".
-	Errors []string
-	// AppCode is an Actyx-style code such as "ERR_TOKEN_EXPIRED".
-	AppCode string
-	// RetryAfter, when set, is sent as the Retry-After header.
-	RetryAfter time.Duration
-}
-
-// Error implements error with the message only: never a secret.
-func (e *Error) Error() string { return e.Message }
-
-// Unauthorized returns a 401 "invalid access token" (617) with message.
-func Unauthorized(format string, args ...any) *Error {
-	return &Error{Status: http.StatusUnauthorized, Code: 617, Reason: "invalid.access.token", Message: fmt.Sprintf(format, args...)}
 }
 
 // ErrTwoCredentials is returned when a request carries more than one
 // application credential (AUTH.md "Choosing the scheme of a request").
-var ErrTwoCredentials = &Error{Status: http.StatusBadRequest, Code: 600, Reason: "input.validation.failed",
-	Message: "the request carries more than one application credential"}
+var ErrTwoCredentials = &Error{Kind: ErrInvalidRequest, Message: "the request carries more than one application credential"}
+
+// errNoCredential is the failure of a request that carries no credential.
+var errNoCredential = &Error{Kind: ErrMissing, Message: "no credential in the request"}
 
 // Authenticator recognises the credential scheme of a request by its
 // header and hands it to that scheme.
@@ -88,8 +62,8 @@ func New(opts Options) *Authenticator {
 	return &Authenticator{schemes: opts.Schemes, certs: opts.Certificates, throttle: opts.Throttle}
 }
 
-// Authenticate returns the Principal of the request, ErrMissing when it
-// carries no credential, or the scheme's error. The application
+// Authenticate returns the Principal of the request, an Error of kind
+// ErrMissing when it carries no credential, or the scheme's error. The application
 // credential decides the roles; a client certificate alone is enough
 // when it maps to an identity.
 func (a *Authenticator) Authenticate(r *http.Request) (*roles.Principal, error) {
@@ -113,7 +87,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (*roles.Principal, error) 
 		if cert != nil {
 			return cert, nil
 		}
-		return nil, ErrMissing
+		return nil, errNoCredential
 	}
 	var keys []string
 	if a.throttle != nil {
@@ -144,11 +118,4 @@ func bearer(r *http.Request) string {
 		return strings.TrimSpace(h[7:])
 	}
 	return ""
-}
-
-// IsAuthError reports whether err is an authentication failure to show
-// the caller (as opposed to an HSM failure while checking).
-func IsAuthError(err error) bool {
-	var e *Error
-	return errors.Is(err, ErrMissing) || errors.Is(err, ErrInvalid) || errors.As(err, &e)
 }

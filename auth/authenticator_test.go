@@ -21,7 +21,7 @@ func (h headerScheme) CredentialID(r *http.Request) string {
 }
 func (h headerScheme) Authenticate(r *http.Request) (*roles.Principal, error) {
 	if r.Header.Get(h.header) != "good" {
-		return nil, Unauthorized("bad %s", h.header)
+		return nil, failure(ErrInvalid, "bad %s", h.header)
 	}
 	return &roles.Principal{Subject: h.header, Roles: roles.Of(roles.KeyOperation)}, nil
 }
@@ -44,8 +44,7 @@ func TestAuthenticatorPicksExactlyOneScheme(t *testing.T) {
 		t.Fatalf("no credential: %v", err)
 	}
 	_, err := a.Authenticate(request("A", "good", "B", "good"))
-	var e *Error
-	if !errors.As(err, &e) || e.Status != http.StatusBadRequest {
+	if !errors.Is(err, ErrInvalidRequest) {
 		t.Fatalf("two credentials: %v", err)
 	}
 }
@@ -98,8 +97,7 @@ func TestThrottleCountsFailuresPerCredentialID(t *testing.T) {
 }
 
 func isThrottled(err error) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Status == http.StatusTooManyRequests
+	return errors.Is(err, ErrThrottled)
 }
 
 func TestThrottleKeepsLongCredentialIDsSmall(t *testing.T) {

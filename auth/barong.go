@@ -224,14 +224,10 @@ func (b *Barong) CredentialID(r *http.Request) string {
 	return strings.TrimSpace(r.Header.Get(HeaderBarongKey))
 }
 
-// barongError is a Barong authorization failure: the TSB envelope plus
-// "errors": ["authz.<code>"]. 401s are errorCode 631 invalid.api.key.
-func barongError(status int, code, format string, args ...any) *Error {
-	e := &Error{Status: status, Code: 631, Reason: "invalid.api.key", Message: fmt.Sprintf(format, args...),
-		Errors: []string{"authz." + code}}
-	if status == http.StatusUnprocessableEntity {
-		e.Code, e.Reason = 600, "input.validation.failed"
-	}
+// barongError is a Barong failure of kind with Barong's code for it.
+func barongError(kind error, code, format string, args ...any) *Error {
+	e := keyFailure(kind, format, args...)
+	e.Scheme, e.Code = SchemeBarong, code
 	return e
 }
 
@@ -267,7 +263,7 @@ func (b *Barong) Authenticate(r *http.Request) (*roles.Principal, error) {
 	nonce := strings.TrimSpace(r.Header.Get(HeaderBarongNonce))
 	sig := strings.TrimSpace(r.Header.Get(HeaderBarongSignature))
 	if kid == "" || nonce == "" || sig == "" {
-		return nil, barongError(http.StatusUnprocessableEntity, "invalid_api_key_headers",
+		return nil, barongError(ErrMalformed, "invalid_api_key_headers",
 			"X-Auth-Apikey, X-Auth-Nonce and X-Auth-Signature are all required")
 	}
 	c, err := b.keys.lookup(ctx, kid, isKid(kid))
@@ -279,41 +275,40 @@ func (b *Barong) Authenticate(r *http.Request) (*roles.Principal, error) {
 		return nil, err
 	}
 	if c == nil {
-		return nil, barongError(http.StatusUnauthorized, "unexistent_apikey", "no such API key")
+		return nil, barongError(ErrInvalid, "unexistent_apikey", "no such API key")
 	}
 	ms, ok := parseNonce(nonce)
 	if !ok {
-		return nil, barongError(http.StatusUnauthorized, "nonce_not_valid_timestamp", "X-Auth-Nonce is not a timestamp in milliseconds")
+		return nil, barongError(ErrInvalid, "nonce_not_valid_timestamp", "X-Auth-Nonce is not a timestamp in milliseconds")
 	}
 	window := b.keys.Window
 	if d := b.keys.Now().Sub(time.UnixMilli(ms)); d >= window || d <= -window {
-		return nil, barongError(http.StatusUnauthorized, "nonce_expired", "X-Auth-Nonce is %s or more away from the server time", window)
+		return nil, barongError(ErrExpired, "nonce_expired", "X-Auth-Nonce is %s or more away from the server time", window)
 	}
 	if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(mac)), []byte(sig)) != 1 {
-		return nil, barongError(http.StatusUnauthorized, "invalid_signature", "X-Auth-Signature does not match")
+		return nil, barongError(ErrInvalid, "invalid_signature", "X-Auth-Signature does not match")
 	}
 	if c.State != StateActive {
-		return nil, barongError(http.StatusUnauthorized, "apikey_not_active", "the API key is not active")
+		return nil, barongError(ErrInvalid, "apikey_not_active", "the API key is not active")
 	}
 	if ok, err := b.keys.fresh(ctx, kid, nonce, time.UnixMilli(ms)); err != nil {
 		return nil, err
 	} else if !ok {
-		return nil, barongError(http.StatusUnauthorized, "nonce_reused", "X-Auth-Nonce was already used with this API key")
+		return nil, barongError(ErrReplay, "nonce_reused", "X-Auth-Nonce was already used with this API key")
 	}
 	p, err := b.keys.principal(ctx, c)
 	if err != nil {
 		if IsAuthError(err) || errors.Is(err, store.ErrNotFound) {
-			return nil, barongError(http.StatusUnauthorized, "user_not_active", "the API key's user is not active")
+			return nil, barongError(ErrInvalid, "user_not_active", "the API key's user is not active")
 		}
 		return nil, err
 	}
 	return p, nil
 }
 
-// barongInvalid is a Barong resource validation failure (422).
+// barongInvalid is an ErrInvalidRequest of the Barong key management.
 func barongInvalid(code, format string, args ...any) *Error {
-	return &Error{Status: http.StatusUnprocessableEntity, Code: 600, Reason: "input.validation.failed",
-		Message: fmt.Sprintf(format, args...), Errors: []string{"resource.api_key." + code}}
+	return barongError(ErrInvalidRequest, code, format, args...)
 }
 
 // checkTOTP requires a valid TOTP code of userID (AUTH.md §5 management).
@@ -420,8 +415,7 @@ func (b *Barong) Update(ctx context.Context, userID, kid, totp string, u BarongU
 func (b *Barong) owned(ctx context.Context, userID, kid string) (*store.Credential, error) {
 	c, err := b.keys.owned(ctx, userID, kid)
 	if err == nil && c == nil {
-		err = &Error{Status: http.StatusNotFound, Code: 650, Reason: "key.not.existent",
-			Message: "no API key " + kid, Errors: []string{"resource.api_key.doesnt_exist"}}
+		err = barongError(ErrUnknownCredential, "doesnt_exist", "no API key %s", kid)
 	}
 	return c, err
 }

@@ -126,22 +126,15 @@ func barongSign(secret, nonce, kid string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// barongExpect asserts a refusal: HTTP status and the "authz." code.
-func barongExpect(t *testing.T, what string, err error, status int, code string) {
+// barongExpect asserts a refused Barong API key: the kind and Barong's code.
+func barongExpect(t *testing.T, what string, err error, kind error, code string) {
 	t.Helper()
 	var e *Error
 	if !errors.As(err, &e) {
-		t.Fatalf("%s: error %v, want *Error %d %s", what, err, status, code)
+		t.Fatalf("%s: error %v, want *Error %v %s", what, err, kind, code)
 	}
-	if e.Status != status || !slices.Equal(e.Errors, []string{code}) || e.Message == "" {
-		t.Errorf("%s: %d %v %q, want %d [%s]", what, e.Status, e.Errors, e.Message, status, code)
-	}
-	wantCode := 631
-	if status == http.StatusUnprocessableEntity {
-		wantCode = 600
-	}
-	if e.Code != wantCode {
-		t.Errorf("%s: errorCode %d, want %d", what, e.Code, wantCode)
+	if e.Kind != kind || e.Code != code || e.Scheme != SchemeBarong || !e.APIKey || e.Message == "" {
+		t.Errorf("%s: %v %s (scheme %q, API key %v) %q, want %v %s", what, e.Kind, e.Code, e.Scheme, e.APIKey, e.Message, kind, code)
 	}
 }
 
@@ -201,26 +194,26 @@ func TestBarongChecksInOrder(t *testing.T) {
 	cases := []struct {
 		what            string
 		kid, nonce, sig string
-		status          int
+		kind            error
 		code            string
 	}{
-		{"only the key header", barongExampleKid, "-", "-", 422, "authz.invalid_api_key_headers"},
-		{"blank signature", barongExampleKid, n0, " ", 422, "authz.invalid_api_key_headers"},
-		{"missing key, bad nonce", "-", "x", "y", 422, "authz.invalid_api_key_headers"},
-		{"unknown kid with a bad nonce", "0123456789abcdef", "yesterday", "00", 401, "authz.unexistent_apikey"},
-		{"malformed kid", "not-a-kid", n0, good(n0, "not-a-kid"), 401, "authz.unexistent_apikey"},
-		{"nonce not a number, bad signature", barongExampleKid, "12ab", "00", 401, "authz.nonce_not_valid_timestamp"},
-		{"nonce zero", barongExampleKid, "0", good("0", barongExampleKid), 401, "authz.nonce_not_valid_timestamp"},
-		{"nonce negative", barongExampleKid, "-5", good("-5", barongExampleKid), 401, "authz.nonce_not_valid_timestamp"},
-		{"nonce 5 s old, bad signature", barongExampleKid, nonce(-5 * time.Second), "00", 401, "authz.nonce_expired"},
-		{"nonce 5 s ahead", barongExampleKid, nonce(5 * time.Second), good(nonce(5*time.Second), barongExampleKid), 401, "authz.nonce_expired"},
-		{"bad signature on a disabled key", disabledKid, n0, good(n0, barongExampleKid), 401, "authz.invalid_signature"},
-		{"uppercase signature", barongExampleKid, n0, strings.ToUpper(good(n0, barongExampleKid)), 401, "authz.invalid_signature"},
-		{"disabled key", disabledKid, n0, good(n0, disabledKid), 401, "authz.apikey_not_active"},
+		{"only the key header", barongExampleKid, "-", "-", ErrMalformed, "invalid_api_key_headers"},
+		{"blank signature", barongExampleKid, n0, " ", ErrMalformed, "invalid_api_key_headers"},
+		{"missing key, bad nonce", "-", "x", "y", ErrMalformed, "invalid_api_key_headers"},
+		{"unknown kid with a bad nonce", "0123456789abcdef", "yesterday", "00", ErrInvalid, "unexistent_apikey"},
+		{"malformed kid", "not-a-kid", n0, good(n0, "not-a-kid"), ErrInvalid, "unexistent_apikey"},
+		{"nonce not a number, bad signature", barongExampleKid, "12ab", "00", ErrInvalid, "nonce_not_valid_timestamp"},
+		{"nonce zero", barongExampleKid, "0", good("0", barongExampleKid), ErrInvalid, "nonce_not_valid_timestamp"},
+		{"nonce negative", barongExampleKid, "-5", good("-5", barongExampleKid), ErrInvalid, "nonce_not_valid_timestamp"},
+		{"nonce 5 s old, bad signature", barongExampleKid, nonce(-5 * time.Second), "00", ErrExpired, "nonce_expired"},
+		{"nonce 5 s ahead", barongExampleKid, nonce(5 * time.Second), good(nonce(5*time.Second), barongExampleKid), ErrExpired, "nonce_expired"},
+		{"bad signature on a disabled key", disabledKid, n0, good(n0, barongExampleKid), ErrInvalid, "invalid_signature"},
+		{"uppercase signature", barongExampleKid, n0, strings.ToUpper(good(n0, barongExampleKid)), ErrInvalid, "invalid_signature"},
+		{"disabled key", disabledKid, n0, good(n0, disabledKid), ErrInvalid, "apikey_not_active"},
 	}
 	for _, c := range cases {
 		_, err := b.Authenticate(barongRequest(c.kid, c.nonce, c.sig))
-		barongExpect(t, c.what, err, c.status, c.code)
+		barongExpect(t, c.what, err, c.kind, c.code)
 	}
 	// Just inside the window on both sides, then the replay of one.
 	for _, d := range []time.Duration{-4999 * time.Millisecond, 4999 * time.Millisecond, 0} {
@@ -229,11 +222,11 @@ func TestBarongChecksInOrder(t *testing.T) {
 		}
 	}
 	_, err := b.Authenticate(barongRequest(barongExampleKid, n0, good(n0, barongExampleKid)))
-	barongExpect(t, "replayed nonce", err, 401, "authz.nonce_reused")
+	barongExpect(t, "replayed nonce", err, ErrReplay, "nonce_reused")
 	// The replay check comes last: a replayed nonce with a bad signature
 	// reports the signature.
 	_, err = b.Authenticate(barongRequest(barongExampleKid, n0, "00"))
-	barongExpect(t, "replayed nonce, bad signature", err, 401, "authz.invalid_signature")
+	barongExpect(t, "replayed nonce, bad signature", err, ErrInvalid, "invalid_signature")
 }
 
 func TestBarongUnknownKidCostsOneTokenHMAC(t *testing.T) {
@@ -275,15 +268,15 @@ func TestBarongScopeAndUserAtRequestTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = call()
-	barongExpect(t, "disabled user", err, 401, "authz.user_not_active")
+	barongExpect(t, "disabled user", err, ErrInvalid, "user_not_active")
 }
 
-// barongExpectResource asserts a management refusal with its code.
-func barongExpectResource(t *testing.T, what string, err error, status int, code string) {
+// barongExpectResource asserts a management refusal: its kind and code.
+func barongExpectResource(t *testing.T, what string, err error, kind error, code string) {
 	t.Helper()
 	var e *Error
-	if !errors.As(err, &e) || e.Status != status || !slices.Equal(e.Errors, []string{code}) {
-		t.Errorf("%s: %v, want %d %s", what, err, status, code)
+	if !errors.As(err, &e) || e.Kind != kind || e.Code != code || e.Scheme != SchemeBarong {
+		t.Errorf("%s: %v, want %v %s", what, err, kind, code)
 	}
 }
 
@@ -292,19 +285,19 @@ func TestBarongManagement(t *testing.T) {
 	b := newBarongForTest(t, e)
 	ctx := e.ctx
 	_, _, err := b.Create(ctx, e.alice.ID, "123456", "HS256", nil)
-	barongExpectResource(t, "user without TOTP", err, 422, "resource.api_key.2fa_disabled")
+	barongExpectResource(t, "user without TOTP", err, ErrInvalidRequest, "2fa_disabled")
 	code := e.enableTOTP(t)
 
 	_, _, err = b.Create(ctx, e.alice.ID, "", "HS256", nil)
-	barongExpectResource(t, "missing TOTP", err, 422, "resource.api_key.missing_totp")
+	barongExpectResource(t, "missing TOTP", err, ErrInvalidRequest, "missing_totp")
 	_, _, err = b.Create(ctx, e.alice.ID, "000000x", "HS256", nil)
-	barongExpectResource(t, "wrong TOTP", err, 422, "resource.api_key.invalid_totp")
+	barongExpectResource(t, "wrong TOTP", err, ErrInvalidRequest, "invalid_totp")
 	_, _, err = b.Create(ctx, e.alice.ID, code(), "RS256", nil)
-	barongExpectResource(t, "algorithm", err, 422, "resource.api_key.invalid_algorithm")
+	barongExpectResource(t, "algorithm", err, ErrInvalidRequest, "invalid_algorithm")
 	_, _, err = b.Create(ctx, e.alice.ID, code(), "", nil)
-	barongExpectResource(t, "no algorithm", err, 422, "resource.api_key.missing_algorithm")
+	barongExpectResource(t, "no algorithm", err, ErrInvalidRequest, "missing_algorithm")
 	_, _, err = b.Create(ctx, e.alice.ID, code(), "HS256", []string{"root"})
-	barongExpectResource(t, "scope", err, 422, "resource.api_key.invalid_scope")
+	barongExpectResource(t, "scope", err, ErrInvalidRequest, "invalid_scope")
 
 	k, secret, err := b.Create(ctx, e.alice.ID, code(), "HS256", []string{"keyOperation"})
 	if err != nil {
@@ -339,7 +332,7 @@ func TestBarongManagement(t *testing.T) {
 	if _, err := b.Update(ctx, e.alice.ID, k.ID, code(), BarongUpdate{State: &disabled}); err != nil {
 		t.Fatal(err)
 	}
-	barongExpect(t, "disabled by PATCH", auth(), 401, "authz.apikey_not_active")
+	barongExpect(t, "disabled by PATCH", auth(), ErrInvalid, "apikey_not_active")
 	e.nextStep()
 	active, scope := StateActive, []string{"serviceToken"}
 	u, err := b.Update(ctx, e.alice.ID, k.ID, code(), BarongUpdate{State: &active, Scope: &scope})
@@ -351,7 +344,7 @@ func TestBarongManagement(t *testing.T) {
 	}
 	bogus := "paused"
 	_, err = b.Update(ctx, e.alice.ID, k.ID, code(), BarongUpdate{State: &bogus})
-	barongExpectResource(t, "state", err, 422, "resource.api_key.invalid_state")
+	barongExpectResource(t, "state", err, ErrInvalidRequest, "invalid_state")
 
 	// Bob sees and manages none of alice's keys.
 	bob, err := e.users.Add(ctx, "", "bob", "correct horse", []string{"keyOperationToken"}, nil, false)
@@ -366,10 +359,10 @@ func TestBarongManagement(t *testing.T) {
 	}
 	e.nextStep()
 	err = b.Delete(ctx, e.alice.ID, "0123456789abcdef", code())
-	barongExpectResource(t, "delete unknown", err, 404, "resource.api_key.doesnt_exist")
+	barongExpectResource(t, "delete unknown", err, ErrUnknownCredential, "doesnt_exist")
 	e.nextStep()
 	if err := b.Delete(ctx, e.alice.ID, k.ID, code()); err != nil {
 		t.Fatal(err)
 	}
-	barongExpect(t, "deleted key", auth(), 401, "authz.unexistent_apikey")
+	barongExpect(t, "deleted key", auth(), ErrInvalid, "unexistent_apikey")
 }

@@ -84,7 +84,7 @@ func (c *CertIdentities) Identify(r *http.Request) (*roles.Principal, error) {
 	}
 	if c.revalidator != nil {
 		if err := c.revalidator.Revalidate(r.TLS); err != nil {
-			return nil, Unauthorized("client certificate: %v", err)
+			return nil, failure(ErrInvalid, "client certificate: %v", err)
 		}
 	}
 	leaf := r.TLS.VerifiedChains[0][0]

@@ -186,13 +186,13 @@ func (j *JWT) Check(ctx context.Context, token string) (*roles.Principal, error)
 	}
 	alg, ok := joseAlgorithm(token)
 	if !ok {
-		return nil, Unauthorized("invalid JWT: malformed token")
+		return nil, failure(ErrMalformed, "invalid JWT: malformed token")
 	}
 	if strings.EqualFold(alg, "none") {
-		return nil, Unauthorized("invalid JWT: algorithm none is not accepted")
+		return nil, failure(ErrInvalid, "invalid JWT: algorithm none is not accepted")
 	}
 	if !slices.Contains(jwtAlgorithms, alg) {
-		return nil, Unauthorized("invalid JWT: algorithm %q is not accepted (%s)", clipClaim(alg), strings.Join(jwtAlgorithms, ", "))
+		return nil, failure(ErrInvalid, "invalid JWT: algorithm %q is not accepted (%s)", clipClaim(alg), strings.Join(jwtAlgorithms, ", "))
 	}
 	iss, err := unverifiedIssuer(token)
 	if err != nil {
@@ -200,7 +200,7 @@ func (j *JWT) Check(ctx context.Context, token string) (*roles.Principal, error)
 	}
 	is, ok := j.issuers[iss]
 	if !ok {
-		return nil, Unauthorized("invalid JWT: issuer %q is not trusted", clipClaim(iss))
+		return nil, failure(ErrInvalid, "invalid JWT: issuer %q is not trusted", clipClaim(iss))
 	}
 	claims := jwt.MapClaims{}
 	if _, err := is.parser.ParseWithClaims(token, claims, is.keyfunc(ctx)); err != nil {
@@ -253,11 +253,11 @@ func unverifiedIssuer(token string) (string, error) {
 		Iss any `json:"iss"`
 	}
 	if err != nil || json.Unmarshal(raw, &c) != nil {
-		return "", Unauthorized("invalid JWT: malformed token")
+		return "", failure(ErrMalformed, "invalid JWT: malformed token")
 	}
 	iss, _ := c.Iss.(string)
 	if iss == "" {
-		return "", Unauthorized("invalid JWT: issuer claim iss missing")
+		return "", failure(ErrMalformed, "invalid JWT: issuer claim iss missing")
 	}
 	return iss, nil
 }
@@ -340,11 +340,11 @@ var jwtChecks = []struct {
 	{jwt.ErrInvalidType, "a time or audience claim has the wrong type"},
 }
 
-// failure turns a parser error into the 401 the caller sees.
+// failure turns a parser error into the failure the caller sees.
 func (is *jwtIssuer) failure(err error, claims jwt.MapClaims) *Error {
 	var ke jwtKeyError
 	if errors.As(err, &ke) {
-		return Unauthorized("invalid JWT: %s", ke)
+		return failure(ErrInvalid, "invalid JWT: %s", ke)
 	}
 	var msgs []string
 	for _, c := range jwtChecks {
@@ -366,19 +366,20 @@ func (is *jwtIssuer) failure(err error, claims jwt.MapClaims) *Error {
 	if len(msgs) == 0 {
 		msgs = append(msgs, "token not accepted")
 	}
-	return Unauthorized("invalid JWT: %s", strings.Join(msgs, ", "))
+	kind := ErrInvalid
+	if errors.Is(err, jwt.ErrTokenExpired) {
+		kind = ErrExpired
+	}
+	return failure(kind, "invalid JWT: %s", strings.Join(msgs, ", "))
 }
 
 // principal builds the caller of a verified token.
 func (is *jwtIssuer) principal(claims jwt.MapClaims) *roles.Principal {
 	sub, _ := claims["sub"].(string)
 	exp, _ := claims.GetExpirationTime() // required: present once verified
-	var set roles.Set
-	for _, name := range claimNames(claims[is.rolesClaim]) {
-		if r, ok := roles.Parse(name); ok {
-			set |= roles.Of(r)
-		}
-	}
+	// A name that is no role (the claim may serve other systems too)
+	// grants nothing.
+	set, _ := roles.ParseSet(claimNames(claims[is.rolesClaim]))
 	customers := []string{"default"}
 	if v, ok := claims[is.customersClaim]; ok {
 		customers = claimNames(v)

@@ -10,7 +10,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/fxamacker/cbor/v2"
@@ -69,25 +68,22 @@ var signatureDecoding = func() cbor.DecMode {
 	return dm
 }()
 
-// AppBadRequest is a 400 ERR_BAD_REQUEST: a manifest that cannot be
+// AppBadRequest is an ERR_BAD_REQUEST: a manifest that cannot be
 // considered at all (missing fields, an unsigned non-trial app).
 func AppBadRequest(format string, args ...any) *Error {
-	return appError(http.StatusBadRequest, "ERR_BAD_REQUEST", format, args...)
+	return appError(ErrInvalidRequest, "ERR_BAD_REQUEST", format, args...)
 }
 
-// errManifest is a 400 ERR_MANIFEST_INVALID: a signed manifest that does
-// not verify. The message starts "Invalid manifest.".
+// errManifest is an ERR_MANIFEST_INVALID: a signed manifest that does not
+// verify. The message starts "Invalid manifest.".
 func errManifest(format string, args ...any) *Error {
-	return appError(http.StatusBadRequest, "ERR_MANIFEST_INVALID", "Invalid manifest. "+format, args...)
+	return appError(ErrInvalidRequest, "ERR_MANIFEST_INVALID", "Invalid manifest. "+format, args...)
 }
 
-// appError is an Actyx-style error {"code", "message"}; the TSB fields
-// carry the nearest TSB meaning for logs and metrics.
-func appError(status int, code, format string, args ...any) *Error {
-	e := &Error{Status: status, Code: 600, Reason: "input.validation.failed", AppCode: code, Message: fmt.Sprintf(format, args...)}
-	if status == http.StatusUnauthorized {
-		e.Code, e.Reason = 617, "invalid.access.token"
-	}
+// appError is an Actyx failure of kind with Actyx's code for it.
+func appError(kind error, code, format string, args ...any) *Error {
+	e := failure(kind, format, args...)
+	e.Scheme, e.Code = SchemeActyx, code
 	return e
 }
 

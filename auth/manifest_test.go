@@ -38,15 +38,15 @@ func (d *actyxDeveloper) trustRoot(t *testing.T) ed25519.PublicKey {
 	return k
 }
 
-// expectAppError asserts an Actyx-style error with status and code.
-func expectAppError(t *testing.T, what string, err error, status int, code string) *Error {
+// expectAppError asserts an Actyx failure with its kind and code.
+func expectAppError(t *testing.T, what string, err error, kind error, code string) *Error {
 	t.Helper()
 	var e *Error
 	if !errors.As(err, &e) {
 		t.Fatalf("%s: error %v (%T), want *Error %s", what, err, err, code)
 	}
-	if e.Status != status || e.AppCode != code || e.Message == "" {
-		t.Fatalf("%s: %d %s %q, want %d %s", what, e.Status, e.AppCode, e.Message, status, code)
+	if e.Kind != kind || e.Scheme != SchemeActyx || e.Code != code || e.Message == "" {
+		t.Fatalf("%s: %v %s (scheme %q) %q, want %v %s", what, e.Kind, e.Code, e.Scheme, e.Message, kind, code)
 	}
 	return e
 }
@@ -74,7 +74,7 @@ func TestManifestTamperedIsInvalid(t *testing.T) {
 		m := d.manifest(t, "com.acme.shop", "Shop", "1.2.0", true)
 		tc.change(&m)
 		_, err := verifyManifest(m, d.trustRoot(t))
-		e := expectAppError(t, "tampered "+tc.name, err, 400, "ERR_MANIFEST_INVALID")
+		e := expectAppError(t, "tampered "+tc.name, err, ErrInvalidRequest, "ERR_MANIFEST_INVALID")
 		if !strings.HasPrefix(e.Message, "Invalid manifest.") || !strings.Contains(e.Message, "developer signature") {
 			t.Errorf("tampered %s: message %q", tc.name, e.Message)
 		}
@@ -85,7 +85,7 @@ func TestManifestWrongTrustRoot(t *testing.T) {
 	d := newActyxDeveloper(t, "com.acme.*")
 	other := newActyxDeveloper(t)
 	_, err := verifyManifest(d.manifest(t, "com.acme.shop", "Shop", "1", false), other.trustRoot(t))
-	e := expectAppError(t, "other trust root", err, 400, "ERR_MANIFEST_INVALID")
+	e := expectAppError(t, "other trust root", err, ErrInvalidRequest, "ERR_MANIFEST_INVALID")
 	if !strings.Contains(e.Message, "trust root") {
 		t.Errorf("message %q does not name the trust root", e.Message)
 	}
@@ -93,10 +93,10 @@ func TestManifestWrongTrustRoot(t *testing.T) {
 	self := *d
 	self.Root = d.Dev
 	_, err = verifyManifest(self.manifest(t, "com.acme.shop", "Shop", "1", false), d.trustRoot(t))
-	expectAppError(t, "self-certified developer", err, 400, "ERR_MANIFEST_INVALID")
+	expectAppError(t, "self-certified developer", err, ErrInvalidRequest, "ERR_MANIFEST_INVALID")
 	// Without a configured trust root no signed manifest is accepted.
 	_, err = verifyManifest(d.manifest(t, "com.acme.shop", "Shop", "1", false), nil)
-	expectAppError(t, "no trust root", err, 400, "ERR_MANIFEST_INVALID")
+	expectAppError(t, "no trust root", err, ErrInvalidRequest, "ERR_MANIFEST_INVALID")
 }
 
 func TestManifestAppIDOutsideDomains(t *testing.T) {
@@ -104,7 +104,7 @@ func TestManifestAppIDOutsideDomains(t *testing.T) {
 	// Properly signed by the developer, but for an app outside his domains.
 	for _, id := range []string{"com.other.app", "com.acme", "io.acme.app", "com.acmex.app"} {
 		_, err := verifyManifest(d.manifest(t, id, "App", "1", false), d.trustRoot(t))
-		e := expectAppError(t, id, err, 400, "ERR_MANIFEST_INVALID")
+		e := expectAppError(t, id, err, ErrInvalidRequest, "ERR_MANIFEST_INVALID")
 		if !strings.Contains(e.Message, "outside") {
 			t.Errorf("%s: message %q", id, e.Message)
 		}
@@ -150,7 +150,7 @@ func TestManifestSignatureTypes(t *testing.T) {
 		for _, indefinite := range []bool{false, true} {
 			m := Manifest{AppID: "com.acme.shop", DisplayName: "Shop", Version: "1", Signature: actyxtest.EncodeSignatureMap(t, entries, indefinite)}
 			_, err := verifyManifest(m, d.trustRoot(t))
-			e := expectAppError(t, name, err, 400, "ERR_MANIFEST_INVALID")
+			e := expectAppError(t, name, err, ErrInvalidRequest, "ERR_MANIFEST_INVALID")
 			if !strings.HasPrefix(e.Message, "Invalid manifest. ") || strings.Contains(e.Message, "uint8") || strings.Contains(e.Message, "auth.") {
 				t.Errorf("%s: message %q", name, e.Message)
 			}
@@ -178,7 +178,7 @@ func TestManifestSignatureTypes(t *testing.T) {
 			}
 			continue
 		}
-		expectAppError(t, name, err, 400, "ERR_MANIFEST_INVALID")
+		expectAppError(t, name, err, ErrInvalidRequest, "ERR_MANIFEST_INVALID")
 	}
 }
 
@@ -197,7 +197,7 @@ func TestManifestTrialAndRequiredFields(t *testing.T) {
 		"one-label appId":       {AppID: "example", DisplayName: "X", Version: "1", Signature: "oA=="},
 	} {
 		_, err := verifyManifest(m, nil)
-		expectAppError(t, name, err, 400, "ERR_BAD_REQUEST")
+		expectAppError(t, name, err, ErrInvalidRequest, "ERR_BAD_REQUEST")
 	}
 }
 

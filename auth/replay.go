@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,7 +38,7 @@ const (
 // ErrReplayFull is returned by MemoryReplay.Use when every slot holds a
 // nonce that has not expired yet. Forgetting one would let it be replayed,
 // so the request is refused instead (503 with Retry-After).
-var ErrReplayFull = &Error{Status: http.StatusServiceUnavailable, Code: 503, Reason: "replay.store.full",
+var ErrReplayFull = &Error{Kind: ErrUnavailable,
 	Message: "too many recent requests to record another one; retry shortly", RetryAfter: replaySweepEvery}
 
 // MemoryReplay is the single-node Replay: a sharded map from a SHA-256

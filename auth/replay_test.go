@@ -105,9 +105,8 @@ func TestMemoryReplayBounded(t *testing.T) {
 			t.Fatalf("after %d uses the replay store holds %d entries, over its limit %d", i+1, held(), limit)
 		}
 	}
-	var ae *Error
-	if !errors.As(ErrReplayFull, &ae) || ae.Status != 503 || ae.RetryAfter <= 0 {
-		t.Errorf("ErrReplayFull = %+v, want a 503 with Retry-After", ErrReplayFull)
+	if !errors.Is(ErrReplayFull, ErrUnavailable) || ErrReplayFull.RetryAfter <= 0 {
+		t.Errorf("ErrReplayFull = %+v, want ErrUnavailable with Retry-After", ErrReplayFull)
 	}
 	// Full or not, a recorded nonce is still a replay: nothing was evicted.
 	for _, n := range recorded {

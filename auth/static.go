@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -14,13 +13,8 @@ import (
 	"github.com/hsmgate/hsmgate/roles"
 )
 
-// Errors of the static token scheme.
-var (
-	// ErrMissing: the request carries no credential.
-	ErrMissing = errors.New("missing API key")
-	// ErrInvalid: the credential is not valid.
-	ErrInvalid = errors.New("invalid API key")
-)
+// errBadAPIKey is the failure of an X-API-KEY value that no verifier matches.
+var errBadAPIKey = &Error{Kind: ErrInvalid, APIKey: true, Message: "the API key is not valid"}
 
 // Pepper computes HMAC(pepper key, data) inside the token.
 type Pepper interface {
@@ -86,7 +80,7 @@ func (s *StaticTokens) Authenticate(r *http.Request) (*roles.Principal, error) {
 // Check verifies an X-API-KEY value.
 func (s *StaticTokens) Check(ctx context.Context, token string) (*roles.Principal, error) {
 	if token == "" {
-		return nil, ErrMissing
+		return nil, errNoCredential
 	}
 	now := time.Now()
 	cached, key, ok := s.verified.get(token, now)
@@ -101,7 +95,7 @@ func (s *StaticTokens) Check(ctx context.Context, token string) (*roles.Principa
 	// the pepper key, so its timing reveals nothing about valid tokens.
 	e, ok := s.verifiers[string(mac)]
 	if !ok {
-		return nil, ErrInvalid
+		return nil, errBadAPIKey
 	}
 	p := &roles.Principal{
 		Subject: fmt.Sprintf("static:%s#%d", e.role, e.index),

@@ -121,7 +121,7 @@ func (t *Throttle) check(keys []string) error {
 		}
 		if e.count >= limit {
 			wait := e.start.Add(t.window).Sub(now)
-			return &Error{Status: http.StatusTooManyRequests, Code: 429, Reason: "too.many.failures",
+			return &Error{Kind: ErrThrottled,
 				Message: fmt.Sprintf("too many failed authentications: retry in %d s", int((wait+time.Second-1)/time.Second)), RetryAfter: wait}
 		}
 	}

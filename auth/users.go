@@ -10,7 +10,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -58,30 +57,30 @@ const (
 const DefaultDomain = "default"
 
 // Errors of the user service. They are *Error values so that a scheme can
-// return them as they are; schemes with other wire forms match them with
+// return them as they are; schemes with codes of their own match them with
 // errors.Is and translate.
 var (
 	// ErrLoginFailed: unknown user, wrong password, missing or wrong TOTP
 	// code, or a disabled user — deliberately one answer for all.
-	ErrLoginFailed = &Error{Status: http.StatusUnauthorized, Code: 617, Reason: "invalid.access.token",
+	ErrLoginFailed = &Error{Kind: ErrInvalid,
 		Message: "login failed: wrong user name, password or token code"}
 	// ErrUserDisabled: the credential's user is disabled.
-	ErrUserDisabled = &Error{Status: http.StatusUnauthorized, Code: 617, Reason: "invalid.access.token",
+	ErrUserDisabled = &Error{Kind: ErrInvalid,
 		Message: "the user of this credential is disabled"}
 	// ErrUserGone: the credential's user no longer exists.
-	ErrUserGone = &Error{Status: http.StatusUnauthorized, Code: 617, Reason: "invalid.access.token",
+	ErrUserGone = &Error{Kind: ErrInvalid,
 		Message: "the user of this credential no longer exists"}
 	// ErrTOTPRequired: the user has TOTP and no code was given.
-	ErrTOTPRequired = &Error{Status: http.StatusUnauthorized, Code: 617, Reason: "invalid.access.token",
+	ErrTOTPRequired = &Error{Kind: ErrInvalid,
 		Message: "a TOTP code is required"}
 	// ErrTOTPInvalid: the code is not the user's current code.
-	ErrTOTPInvalid = &Error{Status: http.StatusUnauthorized, Code: 617, Reason: "invalid.access.token",
+	ErrTOTPInvalid = &Error{Kind: ErrInvalid,
 		Message: "the TOTP code is not valid"}
 	// ErrTOTPReused: the code was already used in its window.
-	ErrTOTPReused = &Error{Status: http.StatusUnauthorized, Code: 617, Reason: "invalid.access.token",
+	ErrTOTPReused = &Error{Kind: ErrReplay,
 		Message: "the TOTP code was already used; wait for the next one"}
 	// ErrTOTPNotEnabled: the user has no TOTP secret.
-	ErrTOTPNotEnabled = &Error{Status: http.StatusForbidden, Code: 400, Reason: "security.not.allowed",
+	ErrTOTPNotEnabled = &Error{Kind: ErrNotAllowed,
 		Message: "TOTP is not enabled for this user"}
 )
 
@@ -107,7 +106,7 @@ func NewUsers(st store.Store, t Token) *Users {
 		hashing: make(chan struct{}, maxConcurrentHashes)}
 }
 
-// Add creates a user. Role names are checked (roles.Parse, stored by
+// Add creates a user. Role names are checked (roles.ParseSet, stored by
 // their wire names) and customers must exist. An empty domain is
 // DefaultDomain.
 func (u *Users) Add(ctx context.Context, domain, username, password string, roleNames, customers []string, admin bool) (*store.User, error) {
@@ -283,9 +282,12 @@ func (u *Users) Grant(ctx context.Context, userID string, credRoles, credCustome
 	if user.Disabled {
 		return nil, 0, nil, ErrUserDisabled
 	}
-	granted := roleSet(user.Roles)
+	// Stored names were checked when written; one a later version no
+	// longer knows grants nothing.
+	granted, _ := roles.ParseSet(user.Roles)
 	if len(credRoles) > 0 {
-		granted &= roleSet(credRoles)
+		limit, _ := roles.ParseSet(credRoles)
+		granted &= limit
 	}
 	customers := slices.Clone(user.Customers)
 	if len(credCustomers) > 0 {
@@ -342,30 +344,14 @@ func checkName(what, s string) error {
 	return nil
 }
 
-// roleWireNames parses role names into their wire names.
+// roleWireNames parses role names into the wire names to store, once each
+// and in the order of roles.All.
 func roleWireNames(names []string) ([]string, error) {
-	out := make([]string, 0, len(names))
-	for _, n := range names {
-		r, ok := roles.Parse(n)
-		if !ok {
-			return nil, fmt.Errorf("%w: unknown role %q", ErrInvalidUser, n)
-		}
-		if !slices.Contains(out, r.String()) {
-			out = append(out, r.String())
-		}
+	set, err := roles.ParseSet(names)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidUser, err)
 	}
-	return out, nil
-}
-
-// roleSet builds a set from wire names, ignoring unknown ones.
-func roleSet(names []string) roles.Set {
-	var s roles.Set
-	for _, n := range names {
-		if r, ok := roles.Parse(n); ok {
-			s |= roles.Of(r)
-		}
-	}
-	return s
+	return set.Names(), nil
 }
 
 // hashPassword returns the argon2id PHC string of password.

@@ -3,6 +3,7 @@
 package roles
 
 import (
+	"fmt"
 	"strings"
 	"time"
 )
@@ -57,6 +58,26 @@ func Parse(name string) (Role, bool) {
 	return 0, false
 }
 
+// ParseSet parses role names (wire names, with or without the "Token"
+// suffix) into a set. Every known name is in the set; the first unknown one
+// is reported in err, so that a caller reading names it does not control (a
+// token's claim, a stored record) may keep the known ones and ignore err.
+func ParseSet(names []string) (Set, error) {
+	var s Set
+	var err error
+	for _, n := range names {
+		r, ok := Parse(n)
+		if !ok {
+			if err == nil {
+				err = fmt.Errorf("unknown role %q", n)
+			}
+			continue
+		}
+		s |= Of(r)
+	}
+	return s, err
+}
+
 // Set is a set of roles.
 type Set uint8
 
@@ -86,14 +107,18 @@ func (s Set) Roles() []Role {
 	return out
 }
 
-// String joins the wire names with commas.
-func (s Set) String() string {
-	var parts []string
+// Names lists the wire names of the set in the order of All; it is empty,
+// not nil, for the empty set.
+func (s Set) Names() []string {
+	out := []string{}
 	for _, r := range s.Roles() {
-		parts = append(parts, r.String())
+		out = append(out, r.String())
 	}
-	return strings.Join(parts, ",")
+	return out
 }
+
+// String joins the wire names with commas.
+func (s Set) String() string { return strings.Join(s.Names(), ",") }
 
 // Level is the security level of a credential (AUTH.md).
 type Level uint8

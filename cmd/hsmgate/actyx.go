@@ -92,22 +92,8 @@ func appGrant(pattern string, roleNames, customers, defaultRoles, defaultCustome
 	if len(customers) == 0 {
 		customers = defaultCustomers
 	}
-	set, err := roleSet(roleNames)
+	set, err := roles.ParseSet(roleNames)
 	return auth.AppGrant{Pattern: pattern, Roles: set, Customers: customers}, err
-}
-
-// roleSet parses configured role names (with or without the "Token"
-// suffix) into a set.
-func roleSet(names []string) (roles.Set, error) {
-	var set roles.Set
-	for _, name := range names {
-		r, ok := roles.Parse(name)
-		if !ok {
-			return 0, fmt.Errorf("unknown role %q", name)
-		}
-		set |= roles.Of(r)
-	}
-	return set, nil
 }
 
 // appTokenIssuer returns the scheme among schemes that issues app tokens,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hsmgate/hsmgate/auth"
+	"github.com/hsmgate/hsmgate/roles"
 	"gopkg.in/yaml.v3"
 )
 
@@ -157,7 +158,7 @@ func buildCertIdentifier(cfg *Config, revalidator auth.Revalidator) (auth.CertId
 			rule.Customers = []string{"default"}
 		}
 		var err error
-		if rule.Roles, err = roleSet(c.Roles); err != nil {
+		if rule.Roles, err = roles.ParseSet(c.Roles); err != nil {
 			return nil, fmt.Errorf("config: auth.certificates[%d]: %w", i, err)
 		}
 		if c.Match.SHA256 != "" {
