@@ -8,72 +8,33 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"strings"
 
+	"github.com/hsmgate/hsmgate/alg"
 	"github.com/hsmgate/hsmgate/keycodec"
 	"github.com/miekg/pkcs11"
 )
 
-// Cipher is a parsed wire cipher algorithm name.
-type Cipher struct {
-	Name string
-	// keyAlg is the key family the cipher needs.
-	keyAlg string
-	// mech is the token mechanism; for RSA OAEP with another hash than
-	// SHA-1 it is CKM_RSA_X_509 and oaepHash is set.
-	mech uint
-	// block is the block size for modes that need whole blocks, else 0.
-	block int
-	// ivLen is the IV length the mode uses, 0 for none.
-	ivLen    int
-	oaepHash keycodec.Digest
-	gcm      bool
+// cipherMechanisms maps each cipher mode to its PKCS#11 mechanism. RSA
+// OAEP with another hash than SHA-1 is a raw RSA decryption in the token
+// (see Decrypt): modeMechanism decides.
+var cipherMechanisms = map[alg.Mode]uint{
+	alg.AESGCM: pkcs11.CKM_AES_GCM, alg.AESCBC: pkcs11.CKM_AES_CBC, alg.AESCBCPad: pkcs11.CKM_AES_CBC_PAD,
+	alg.AESCTR: pkcs11.CKM_AES_CTR, alg.AESECB: pkcs11.CKM_AES_ECB, alg.TDEACBCPad: pkcs11.CKM_DES3_CBC_PAD,
+	alg.TDEACBC: pkcs11.CKM_DES3_CBC, alg.TDEAECB: pkcs11.CKM_DES3_ECB, alg.RSAPKCS1v15: pkcs11.CKM_RSA_PKCS,
+	alg.RSARaw: pkcs11.CKM_RSA_X_509, alg.RSAOAEP: pkcs11.CKM_RSA_PKCS_OAEP,
 }
 
-// ParseCipher maps a wire cipher name such as AES_GCM to its mechanism.
-func ParseCipher(name string) (Cipher, error) {
-	c := Cipher{Name: name}
-	switch name {
-	case "AES_GCM":
-		c.keyAlg, c.mech, c.ivLen, c.gcm = AlgAES, pkcs11.CKM_AES_GCM, 12, true
-	case "AES_CBC_NO_PADDING":
-		c.keyAlg, c.mech, c.block, c.ivLen = AlgAES, pkcs11.CKM_AES_CBC, 16, 16
-	case "AES":
-		c.keyAlg, c.mech, c.ivLen = AlgAES, pkcs11.CKM_AES_CBC_PAD, 16
-	case "AES_CTR":
-		c.keyAlg, c.mech, c.ivLen = AlgAES, pkcs11.CKM_AES_CTR, 16
-	case "AES_ECB":
-		c.keyAlg, c.mech, c.block = AlgAES, pkcs11.CKM_AES_ECB, 16
-	case "TDEA_CBC":
-		c.keyAlg, c.mech, c.ivLen = AlgTDEA, pkcs11.CKM_DES3_CBC_PAD, 8
-	case "TDEA_CBC_NO_PADDING":
-		c.keyAlg, c.mech, c.block, c.ivLen = AlgTDEA, pkcs11.CKM_DES3_CBC, 8, 8
-	case "TDEA_ECB":
-		c.keyAlg, c.mech, c.block = AlgTDEA, pkcs11.CKM_DES3_ECB, 8
-	case "RSA", "RSA_PADDING_PKCS":
-		c.keyAlg, c.mech = AlgRSA, pkcs11.CKM_RSA_PKCS
-	case "RSA_NO_PADDING":
-		c.keyAlg, c.mech = AlgRSA, pkcs11.CKM_RSA_X_509
-	case "RSA_PADDING_OAEP":
-		return ParseCipher("RSA_PADDING_OAEP_WITH_SHA1")
-	default:
-		hashName, ok := strings.CutPrefix(name, "RSA_PADDING_OAEP_WITH_")
-		d, known := keycodec.DigestByName(hashName)
-		if !ok || !known || pssHash[d.Name].mech == 0 {
-			return c, fmt.Errorf("cipher %q is %w", name, ErrUnsupported)
-		}
-		c.keyAlg, c.oaepHash = AlgRSA, d
-		c.mech = pkcs11.CKM_RSA_X_509
-		if d.Name == "SHA1" {
-			c.mech = pkcs11.CKM_RSA_PKCS_OAEP
-		}
+// cipherMechanism returns the mechanism the token runs for c.
+func cipherMechanism(c alg.Cipher) uint {
+	if c.Mode == alg.RSAOAEP && c.OAEPHash.Name != "SHA1" {
+		return pkcs11.CKM_RSA_X_509
 	}
-	return c, nil
+	return cipherMechanisms[c.Mode]
 }
 
 // CipherRequest is the input of Encrypt and Decrypt.
 type CipherRequest struct {
-	Cipher Cipher
+	Cipher alg.Cipher
 	Data   []byte
 	// IV is used by CBC and CTR modes (and GCM decryption); encryption
 	// draws a random one from the token when it is empty.
@@ -98,13 +59,13 @@ var ErrTagLength = fmt.Errorf("%w: GCM tagLength must be 96, 104, 112, 120 or 12
 // checkCipher validates key type, attribute and input shape.
 func checkCipher(k *Key, req *CipherRequest, op string, allowed bool) error {
 	c := req.Cipher
-	if k.Meta.Algorithm != c.keyAlg {
-		return fmt.Errorf("%w: %s needs a %s key, %q is %s", ErrAlgorithmMismatch, c.Name, c.keyAlg, k.Label, k.Meta.Algorithm)
+	if k.Meta.Algorithm != c.KeyFamily() {
+		return fmt.Errorf("%w: %s needs a %s key, %q is %s", ErrAlgorithmMismatch, c.Name, c.KeyFamily(), k.Label, k.Meta.Algorithm)
 	}
 	if err := usable(k, op, allowed); err != nil {
 		return err
 	}
-	if c.gcm {
+	if c.Mode == alg.AESGCM {
 		if req.TagBits == 0 {
 			req.TagBits = 128
 		}
@@ -112,30 +73,33 @@ func checkCipher(k *Key, req *CipherRequest, op string, allowed bool) error {
 			return ErrTagLength
 		}
 	}
-	if c.block > 0 && len(req.Data)%c.block != 0 {
-		return fmt.Errorf("%w: %s needs a multiple of %d bytes", ErrInvalidInput, c.Name, c.block)
+	if b := c.BlockSize(); b > 0 && len(req.Data)%b != 0 {
+		return fmt.Errorf("%w: %s needs a multiple of %d bytes", ErrInvalidInput, c.Name, b)
 	}
-	if c.ivLen > 0 && len(req.IV) > 0 && len(req.IV) != c.ivLen {
-		return fmt.Errorf("%w: %s needs a %d-byte initialization vector", ErrInvalidInput, c.Name, c.ivLen)
+	if n := c.IVLen(); n > 0 && len(req.IV) > 0 && len(req.IV) != n {
+		return fmt.Errorf("%w: %s needs a %d-byte initialization vector", ErrInvalidInput, c.Name, n)
 	}
 	return nil
 }
 
-// mechanism builds the PKCS#11 mechanism with its parameters. The caller
-// frees GCM parameters with the returned function after the operation.
-func (c Cipher) mechanism(req *CipherRequest) (*pkcs11.Mechanism, func()) {
+// mechanism builds the PKCS#11 mechanism of a request with its
+// parameters. The caller frees GCM parameters with the returned function
+// after the operation.
+func (req *CipherRequest) mechanism() (*pkcs11.Mechanism, func()) {
+	c := req.Cipher
+	mech := cipherMechanism(c)
 	switch {
-	case c.gcm:
+	case c.Mode == alg.AESGCM:
 		p := pkcs11.NewGCMParams(req.IV, req.AAD, req.TagBits)
-		return pkcs11.NewMechanism(c.mech, p), p.Free
-	case c.mech == pkcs11.CKM_AES_CTR:
-		return pkcs11.NewMechanism(c.mech, ctrParams(req.IV)), func() {}
-	case c.mech == pkcs11.CKM_RSA_PKCS_OAEP:
-		return pkcs11.NewMechanism(c.mech, pkcs11.NewOAEPParams(pkcs11.CKM_SHA_1, pkcs11.CKG_MGF1_SHA1, pkcs11.CKZ_DATA_SPECIFIED, nil)), func() {}
-	case c.ivLen > 0:
-		return pkcs11.NewMechanism(c.mech, req.IV), func() {}
+		return pkcs11.NewMechanism(mech, p), p.Free
+	case mech == pkcs11.CKM_AES_CTR:
+		return pkcs11.NewMechanism(mech, ctrParams(req.IV)), func() {}
+	case mech == pkcs11.CKM_RSA_PKCS_OAEP:
+		return pkcs11.NewMechanism(mech, pkcs11.NewOAEPParams(pkcs11.CKM_SHA_1, pkcs11.CKG_MGF1_SHA1, pkcs11.CKZ_DATA_SPECIFIED, nil)), func() {}
+	case c.IVLen() > 0:
+		return pkcs11.NewMechanism(mech, req.IV), func() {}
 	}
-	return pkcs11.NewMechanism(c.mech, nil), func() {}
+	return pkcs11.NewMechanism(mech, nil), func() {}
 }
 
 // ctrParams encodes CK_AES_CTR_PARAMS {CK_ULONG ulCounterBits; CK_BYTE cb[16]}
@@ -153,14 +117,15 @@ func (h *HSM) Encrypt(ctx context.Context, k *Key, req CipherRequest) (*CipherRe
 	if err := checkCipher(k, &req, "encrypt", k.Flags.Encrypt); err != nil {
 		return nil, err
 	}
-	if req.Cipher.keyAlg == AlgRSA {
+	c := req.Cipher
+	if c.KeyFamily() == alg.RSA {
 		return encryptRSA(k, req)
 	}
-	if err := h.require(req.Cipher.mech, req.Cipher.Name); err != nil {
+	if err := h.require(cipherMechanism(c), c.Name); err != nil {
 		return nil, err
 	}
-	if req.Cipher.ivLen > 0 && (len(req.IV) == 0 || req.Cipher.gcm) {
-		iv, err := h.ivs.read(ctx, req.Cipher.ivLen)
+	if c.IVLen() > 0 && (len(req.IV) == 0 || c.Mode == alg.AESGCM) {
+		iv, err := h.ivs.read(ctx, c.IVLen())
 		if err != nil {
 			return nil, err
 		}
@@ -169,7 +134,7 @@ func (h *HSM) Encrypt(ctx context.Context, k *Key, req CipherRequest) (*CipherRe
 	var out []byte
 	k.usage.Add(1)
 	err := h.useKey(ctx, k, func(s *session, k *Key) error {
-		mech, free := req.Cipher.mechanism(&req)
+		mech, free := req.mechanism()
 		defer free()
 		if err := h.ctx.EncryptInit(s.s, []*pkcs11.Mechanism{mech}, k.secret); err != nil {
 			return err
@@ -182,7 +147,7 @@ func (h *HSM) Encrypt(ctx context.Context, k *Key, req CipherRequest) (*CipherRe
 		return nil, classify("encrypt with "+quote(k.Label), err)
 	}
 	res := &CipherResult{Ciphertext: out, IV: req.IV}
-	if req.Cipher.gcm {
+	if c.Mode == alg.AESGCM {
 		res.Tag = out[len(out)-req.TagBits/8:]
 	}
 	return res, nil
@@ -198,9 +163,9 @@ func encryptRSA(k *Key, req CipherRequest) (*CipherResult, error) {
 	var out []byte
 	var err error
 	switch {
-	case req.Cipher.oaepHash.New != nil:
-		out, err = rsa.EncryptOAEP(req.Cipher.oaepHash.New(), rand.Reader, pub, req.Data, nil)
-	case req.Cipher.mech == pkcs11.CKM_RSA_PKCS:
+	case req.Cipher.Mode == alg.RSAOAEP:
+		out, err = rsa.EncryptOAEP(req.Cipher.OAEPHash.New(), rand.Reader, pub, req.Data, nil)
+	case req.Cipher.Mode == alg.RSAPKCS1v15:
 		out, err = rsa.EncryptPKCS1v15(rand.Reader, pub, req.Data)
 	default:
 		m := new(big.Int).SetBytes(req.Data)
@@ -224,13 +189,14 @@ func (h *HSM) Decrypt(ctx context.Context, k *Key, req CipherRequest) ([]byte, e
 		return nil, err
 	}
 	c := req.Cipher
-	if c.ivLen > 0 && len(req.IV) == 0 {
+	if c.IVLen() > 0 && len(req.IV) == 0 {
 		return nil, fmt.Errorf("%w: %s needs the initializationVector", ErrInvalidInput, c.Name)
 	}
-	if c.gcm && len(req.Data) < req.TagBits/8 {
+	if c.Mode == alg.AESGCM && len(req.Data) < req.TagBits/8 {
 		return nil, fmt.Errorf("%w", ErrDecrypt)
 	}
-	if err := h.require(c.mech, c.Name); err != nil {
+	mech := cipherMechanism(c)
+	if err := h.require(mech, c.Name); err != nil {
 		return nil, err
 	}
 	handle := func(k *Key) pkcs11.ObjectHandle {
@@ -239,15 +205,15 @@ func (h *HSM) Decrypt(ctx context.Context, k *Key, req CipherRequest) ([]byte, e
 		}
 		return k.secret
 	}
-	if c.keyAlg == AlgRSA && !k.hasPriv {
+	if c.KeyFamily() == alg.RSA && !k.hasPriv {
 		return nil, fmt.Errorf("%w: key %q has no private key", ErrNotPermitted, k.Label)
 	}
 	var out []byte
 	k.usage.Add(1)
 	err := h.useKey(ctx, k, func(s *session, k *Key) error {
-		mech, free := c.mechanism(&req)
+		m, free := req.mechanism()
 		defer free()
-		if err := h.ctx.DecryptInit(s.s, []*pkcs11.Mechanism{mech}, handle(k)); err != nil {
+		if err := h.ctx.DecryptInit(s.s, []*pkcs11.Mechanism{m}, handle(k)); err != nil {
 			return err
 		}
 		var err error
@@ -261,15 +227,15 @@ func (h *HSM) Decrypt(ctx context.Context, k *Key, req CipherRequest) ([]byte, e
 		// Bad tags, bad padding and malformed input all answer the same.
 		return nil, fmt.Errorf("decrypt with %q: %w", k.Label, ErrDecrypt)
 	}
-	if c.mech == pkcs11.CKM_RSA_X_509 && c.oaepHash.New != nil {
+	if mech == pkcs11.CKM_RSA_X_509 && c.Mode == alg.RSAOAEP {
 		size := k.public.RSA.Size()
-		msg, err := keycodec.OAEPUnpad(leftPad(out, size), size, c.oaepHash.New, nil)
+		msg, err := keycodec.OAEPUnpad(leftPad(out, size), size, c.OAEPHash.New, nil)
 		if err != nil {
 			return nil, fmt.Errorf("decrypt with %q: %w", k.Label, ErrDecrypt)
 		}
 		return msg, nil
 	}
-	if c.mech == pkcs11.CKM_RSA_X_509 {
+	if mech == pkcs11.CKM_RSA_X_509 {
 		return leftPad(out, k.public.RSA.Size()), nil
 	}
 	return out, nil

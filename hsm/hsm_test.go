@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hsmgate/hsmgate/alg"
 	"github.com/hsmgate/hsmgate/softhsm"
 )
 
@@ -62,11 +63,11 @@ func TestECDSASignVerifiesWithGo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alg, err := ParseSignatureAlgorithm("SHA256_WITH_ECDSA")
+	sa, err := alg.ParseSignature("SHA256_WITH_ECDSA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig, err := h.Sign(ctx, k, SignRequest{Algorithm: alg, Payload: []byte("hello"), Raw: false})
+	sig, err := h.Sign(ctx, k, SignRequest{Algorithm: sa, Payload: []byte("hello"), Raw: false})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func TestECDSASignVerifiesWithGo(t *testing.T) {
 	if !ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), d[:], sig) {
 		t.Fatal("signature does not verify with crypto/ecdsa")
 	}
-	ok, err := h.Verify(k, VerifyRequest{Algorithm: alg, Payload: []byte("hello"), Signature: sig, Raw: false})
+	ok, err := h.Verify(k, VerifyRequest{Algorithm: sa, Payload: []byte("hello"), Signature: sig, Raw: false})
 	if err != nil || !ok {
 		t.Fatalf("Verify = %v, %v", ok, err)
 	}

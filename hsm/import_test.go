@@ -22,6 +22,7 @@ import (
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	decredecdsa "github.com/decred/dcrd/dcrec/secp256k1/v4/ecdsa"
+	"github.com/hsmgate/hsmgate/alg"
 	"github.com/miekg/pkcs11"
 )
 
@@ -161,7 +162,7 @@ func goSigner(t *testing.T, priv crypto.Signer) func(payload []byte) []byte {
 }
 
 // wireSignatureAlgorithm names the signature algorithm used for a key kind.
-func wireSignatureAlgorithm(t *testing.T, kind string) SignatureAlgorithm {
+func wireSignatureAlgorithm(t *testing.T, kind string) alg.Signature {
 	t.Helper()
 	name := "SHA256_WITH_ECDSA"
 	switch kind {
@@ -170,11 +171,11 @@ func wireSignatureAlgorithm(t *testing.T, kind string) SignatureAlgorithm {
 	case "Ed25519":
 		name = "EDDSA"
 	}
-	alg, err := ParseSignatureAlgorithm(name)
+	sa, err := alg.ParseSignature(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return alg
+	return sa
 }
 
 // countObjects counts the token objects with the label, or all objects when
@@ -231,9 +232,9 @@ func TestImportPrivateKeySignsVerifiably(t *testing.T) {
 			if !k.Flags.Sign || !k.Flags.Sensitive || k.Flags.Extractable {
 				t.Fatalf("flags %+v", k.Flags)
 			}
-			alg := wireSignatureAlgorithm(t, c.kind)
+			sa := wireSignatureAlgorithm(t, c.kind)
 			payload := []byte("imported keys sign")
-			sig, err := h.Sign(ctx, k, SignRequest{Algorithm: alg, Payload: payload, Raw: false})
+			sig, err := h.Sign(ctx, k, SignRequest{Algorithm: sa, Payload: payload, Raw: false})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -351,16 +352,16 @@ func TestImportPublicOnlyVerifies(t *testing.T) {
 			if k.HasPrivate() || !k.Flags.Verify || !k.Flags.Encrypt || !k.Flags.Wrap || !bytes.Equal(k.PublicKey, c.kp.spki) {
 				t.Fatalf("public-only key: private %v flags %+v", k.HasPrivate(), k.Flags)
 			}
-			alg := wireSignatureAlgorithm(t, c.kind)
+			sa := wireSignatureAlgorithm(t, c.kind)
 			payload := []byte("verified by a public-only key")
 			sig := c.kp.sign(payload)
-			if ok, err := h.Verify(k, VerifyRequest{Algorithm: alg, Payload: payload, Signature: sig, Raw: false}); err != nil || !ok {
+			if ok, err := h.Verify(k, VerifyRequest{Algorithm: sa, Payload: payload, Signature: sig, Raw: false}); err != nil || !ok {
 				t.Fatalf("Verify = %v, %v", ok, err)
 			}
-			if ok, err := h.Verify(k, VerifyRequest{Algorithm: alg, Payload: []byte("other payload"), Signature: sig, Raw: false}); err != nil || ok {
+			if ok, err := h.Verify(k, VerifyRequest{Algorithm: sa, Payload: []byte("other payload"), Signature: sig, Raw: false}); err != nil || ok {
 				t.Fatalf("Verify of a wrong payload = %v, %v", ok, err)
 			}
-			if _, err := h.Sign(ctx, k, SignRequest{Algorithm: alg, Payload: payload, Raw: false}); !errors.Is(err, ErrNotPermitted) {
+			if _, err := h.Sign(ctx, k, SignRequest{Algorithm: sa, Payload: payload, Raw: false}); !errors.Is(err, ErrNotPermitted) {
 				t.Fatalf("public-only key signed: %v", err)
 			}
 		})
@@ -466,15 +467,15 @@ func TestImportCertificate(t *testing.T) {
 			if c.private != nil {
 				kind = "RSA"
 			}
-			alg := wireSignatureAlgorithm(t, kind)
+			sa := wireSignatureAlgorithm(t, kind)
 			payload := []byte("certificate key")
 			if c.private != nil {
-				sig, err := h.Sign(ctx, k, SignRequest{Algorithm: alg, Payload: payload, Raw: false})
+				sig, err := h.Sign(ctx, k, SignRequest{Algorithm: sa, Payload: payload, Raw: false})
 				if err != nil || !goVerifier(c.signer.Public())(payload, sig) {
 					t.Fatalf("sign with the imported key: %v", err)
 				}
 			}
-			if ok, err := h.Verify(k, VerifyRequest{Algorithm: alg, Payload: payload, Signature: goSigner(t, c.signer)(payload), Raw: false}); err != nil || !ok {
+			if ok, err := h.Verify(k, VerifyRequest{Algorithm: sa, Payload: payload, Signature: goSigner(t, c.signer)(payload), Raw: false}); err != nil || !ok {
 				t.Fatalf("Verify = %v, %v", ok, err)
 			}
 			if err := h.DeleteKey(ctx, label); err != nil {

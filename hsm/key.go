@@ -10,18 +10,19 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hsmgate/hsmgate/alg"
 	"github.com/hsmgate/hsmgate/keycodec"
 	"github.com/miekg/pkcs11"
 )
 
-// Key families as the wire API names them.
+// Key families as the wire API names them (package alg's names).
 const (
-	AlgRSA  = "RSA"
-	AlgEC   = "EC"
-	AlgED   = "ED"
-	AlgAES  = "AES"
-	AlgTDEA = "TDEA"
-	AlgHMAC = "HMAC"
+	AlgRSA  = alg.RSA
+	AlgEC   = alg.EC
+	AlgED   = alg.ED
+	AlgAES  = alg.AES
+	AlgTDEA = alg.TDEA
+	AlgHMAC = alg.HMAC
 )
 
 // Meta is what hsmgate records about a key beside the key objects, in a

@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"testing"
 
+	"github.com/hsmgate/hsmgate/alg"
 	"github.com/hsmgate/hsmgate/keycodec"
 )
 
@@ -45,7 +46,7 @@ func TestSignAndVerifyEveryAlgorithm(t *testing.T) {
 		"secp256k1": mustCreate(t, h, &CreateKeyRequest{Label: "k1", Algorithm: AlgEC, CurveOID: OIDSecp256k1}),
 		"P-521":     mustCreate(t, h, &CreateKeyRequest{Label: "p521", Algorithm: AlgEC, CurveOID: OIDP521}),
 	}
-	cases := []struct{ alg, key string }{
+	cases := []struct{ sa, key string }{
 		{"SHA1_WITH_RSA", AlgRSA}, {"SHA224_WITH_RSA", AlgRSA}, {"SHA256_WITH_RSA", AlgRSA}, {"SHA384_WITH_RSA", AlgRSA}, {"SHA512_WITH_RSA", AlgRSA},
 		{"SHA1_WITH_RSA_PSS", AlgRSA}, {"SHA224_WITH_RSA_PSS", AlgRSA}, {"SHA256_WITH_RSA_PSS", AlgRSA}, {"SHA384_WITH_RSA_PSS", AlgRSA}, {"SHA512_WITH_RSA_PSS", AlgRSA},
 		{"NONE_WITH_RSA", AlgRSA},
@@ -58,28 +59,28 @@ func TestSignAndVerifyEveryAlgorithm(t *testing.T) {
 	msg := []byte("the quick brown fox")
 	for _, c := range cases {
 		for _, raw := range []bool{false, true} {
-			alg, err := ParseSignatureAlgorithm(c.alg)
+			sa, err := alg.ParseSignature(c.sa)
 			if err != nil {
-				t.Fatalf("%s: %v", c.alg, err)
+				t.Fatalf("%s: %v", c.sa, err)
 			}
 			k := keys[c.key]
-			sig, err := h.Sign(ctx, k, SignRequest{Algorithm: alg, Payload: msg, Raw: raw})
+			sig, err := h.Sign(ctx, k, SignRequest{Algorithm: sa, Payload: msg, Raw: raw})
 			if err != nil {
-				t.Fatalf("%s raw=%v: %v", c.alg, raw, err)
+				t.Fatalf("%s raw=%v: %v", c.sa, raw, err)
 			}
-			ok, err := h.Verify(k, VerifyRequest{Algorithm: alg, Payload: msg, Signature: sig, Raw: raw})
+			ok, err := h.Verify(k, VerifyRequest{Algorithm: sa, Payload: msg, Signature: sig, Raw: raw})
 			if err != nil || !ok {
-				t.Errorf("%s raw=%v: verify = %v, %v", c.alg, raw, ok, err)
+				t.Errorf("%s raw=%v: verify = %v, %v", c.sa, raw, ok, err)
 			}
-			ok, _ = h.Verify(k, VerifyRequest{Algorithm: alg, Payload: append([]byte("x"), msg...), Signature: sig, Raw: raw})
+			ok, _ = h.Verify(k, VerifyRequest{Algorithm: sa, Payload: append([]byte("x"), msg...), Signature: sig, Raw: raw})
 			if ok {
-				t.Errorf("%s: signature verified over another message", c.alg)
+				t.Errorf("%s: signature verified over another message", c.sa)
 			}
 		}
 	}
 	// Prehashed forms equal their hashing forms for the verifier.
 	d := sha256.Sum256(msg)
-	pre, _ := ParseSignatureAlgorithm("NONESHA256_WITH_RSA")
+	pre, _ := alg.ParseSignature("NONESHA256_WITH_RSA")
 	sig, err := h.Sign(ctx, keys[AlgRSA], SignRequest{Algorithm: pre, Payload: d[:], Raw: false})
 	if err != nil {
 		t.Fatal(err)
@@ -88,19 +89,19 @@ func TestSignAndVerifyEveryAlgorithm(t *testing.T) {
 	if err := rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), crypto.SHA256, d[:], sig); err != nil {
 		t.Fatalf("NONESHA256_WITH_RSA does not verify with crypto/rsa: %v", err)
 	}
-	pss, _ := ParseSignatureAlgorithm("SHA256_WITH_RSA_PSS")
+	pss, _ := alg.ParseSignature("SHA256_WITH_RSA_PSS")
 	sig, _ = h.Sign(ctx, keys[AlgRSA], SignRequest{Algorithm: pss, Payload: msg, Raw: false})
 	if err := rsa.VerifyPSS(pub.(*rsa.PublicKey), crypto.SHA256, d[:], sig, &rsa.PSSOptions{SaltLength: 32}); err != nil {
 		t.Fatalf("PSS does not verify with crypto/rsa: %v", err)
 	}
-	ed, _ := ParseSignatureAlgorithm("EDDSA")
+	ed, _ := alg.ParseSignature("EDDSA")
 	sig, _ = h.Sign(ctx, keys[AlgED], SignRequest{Algorithm: ed, Payload: msg, Raw: true})
 	edPub, _ := x509.ParsePKIXPublicKey(keys[AlgED].PublicKey)
 	if !ed25519.Verify(edPub.(ed25519.PublicKey), msg, sig) {
 		t.Fatal("Ed25519 signature does not verify with crypto/ed25519")
 	}
 	p521, _ := x509.ParsePKIXPublicKey(keys["P-521"].PublicKey)
-	sha512alg, _ := ParseSignatureAlgorithm("SHA512_WITH_ECDSA")
+	sha512alg, _ := alg.ParseSignature("SHA512_WITH_ECDSA")
 	sig, _ = h.Sign(ctx, keys["P-521"], SignRequest{Algorithm: sha512alg, Payload: msg, Raw: false})
 	h512 := crypto.SHA512.New()
 	h512.Write(msg)
@@ -112,11 +113,11 @@ func TestSignAndVerifyEveryAlgorithm(t *testing.T) {
 func TestSecp256k1SignaturesAreLowS(t *testing.T) {
 	h := newTestHSM(t)
 	k := mustCreate(t, h, &CreateKeyRequest{Label: "k1", Algorithm: AlgEC, CurveOID: OIDSecp256k1})
-	alg, _ := ParseSignatureAlgorithm("SHA256_WITH_ECDSA")
+	sa, _ := alg.ParseSignature("SHA256_WITH_ECDSA")
 	n, _, _ := keycodec.CurveOrder(OIDSecp256k1)
 	half := n.Rsh(n, 1)
 	for i := 0; i < 32; i++ {
-		sig, err := h.Sign(context.Background(), k, SignRequest{Algorithm: alg, Payload: []byte{byte(i)}, Raw: true})
+		sig, err := h.Sign(context.Background(), k, SignRequest{Algorithm: sa, Payload: []byte{byte(i)}, Raw: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,17 +134,17 @@ func TestSignRefusals(t *testing.T) {
 	ec := mustCreate(t, h, &CreateKeyRequest{Label: "ec", Algorithm: AlgEC, CurveOID: OIDP256})
 	noSign := mustCreate(t, h, &CreateKeyRequest{Label: "nosign", Algorithm: AlgEC, CurveOID: OIDP256,
 		Flags: Flags{Decrypt: true, Sensitive: true, Destroyable: true}})
-	rsaAlg, _ := ParseSignatureAlgorithm("SHA256_WITH_RSA")
+	rsaAlg, _ := alg.ParseSignature("SHA256_WITH_RSA")
 	if _, err := h.Sign(ctx, ec, SignRequest{Algorithm: rsaAlg, Payload: []byte("x"), Raw: false}); !errors.Is(err, ErrAlgorithmMismatch) {
 		t.Errorf("RSA algorithm on EC key: %v", err)
 	}
-	ecAlg, _ := ParseSignatureAlgorithm("SHA256_WITH_ECDSA")
+	ecAlg, _ := alg.ParseSignature("SHA256_WITH_ECDSA")
 	if _, err := h.Sign(ctx, noSign, SignRequest{Algorithm: ecAlg, Payload: []byte("x"), Raw: false}); !errors.Is(err, ErrNotPermitted) {
 		t.Errorf("key without sign attribute: %v", err)
 	}
 	for _, name := range []string{"SHA256_WITH_ECDSA_DETERMINISTIC", "MD5_WITH_RSA", "SHA256_WITH_DSA", "bogus", "NONE_WITH_RSA_PSS"} {
-		if _, err := ParseSignatureAlgorithm(name); !errors.Is(err, ErrUnsupported) {
-			t.Errorf("ParseSignatureAlgorithm(%q) = %v, want ErrUnsupported", name, err)
+		if _, err := alg.ParseSignature(name); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("alg.ParseSignature(%q) = %v, want ErrUnsupported", name, err)
 		}
 	}
 	// Blocked keys are refused by the keys service (keys/service_test.go).
@@ -170,7 +171,7 @@ func TestCipherRoundTrips(t *testing.T) {
 		{"RSA_PADDING_OAEP_WITH_SHA384", rsaKey, []byte("oaep")}, {"RSA_PADDING_OAEP_WITH_SHA512", rsaKey, []byte("oaep")},
 	}
 	for _, c := range cases {
-		ci, err := ParseCipher(c.cipher)
+		ci, err := alg.ParseCipher(c.cipher)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,13 +190,13 @@ func TestCipherRoundTrips(t *testing.T) {
 	// OAEP-SHA256 from Go's crypto/rsa decrypts in the token.
 	pub, _ := x509.ParsePKIXPublicKey(rsaKey.PublicKey)
 	ct, _ := rsa.EncryptOAEP(sha256.New(), rand.Reader, pub.(*rsa.PublicKey), []byte("from go"), nil)
-	oaep, _ := ParseCipher("RSA_PADDING_OAEP_WITH_SHA256")
+	oaep, _ := alg.ParseCipher("RSA_PADDING_OAEP_WITH_SHA256")
 	pt, err := h.Decrypt(ctx, rsaKey, CipherRequest{Cipher: oaep, Data: ct})
 	if err != nil || string(pt) != "from go" {
 		t.Fatalf("Go OAEP-SHA256 ciphertext: %q, %v", pt, err)
 	}
 	// Tampering is one ErrDecrypt for every cause.
-	gcm, _ := ParseCipher("AES_GCM")
+	gcm, _ := alg.ParseCipher("AES_GCM")
 	enc, _ := h.Encrypt(ctx, aes, CipherRequest{Cipher: gcm, Data: []byte("x")})
 	enc.Ciphertext[0] ^= 1
 	if _, err := h.Decrypt(ctx, aes, CipherRequest{Cipher: gcm, Data: enc.Ciphertext, IV: enc.IV}); !errors.Is(err, ErrDecrypt) {
@@ -208,10 +209,10 @@ func TestCipherRoundTrips(t *testing.T) {
 	if _, err := h.Encrypt(ctx, aes, CipherRequest{Cipher: gcm, Data: []byte("x"), TagBits: 64}); !errors.Is(err, ErrTagLength) {
 		t.Errorf("64-bit tag: %v", err)
 	}
-	if _, err := ParseCipher("CHACHA20_POLY1305"); !errors.Is(err, ErrUnsupported) {
+	if _, err := alg.ParseCipher("CHACHA20_POLY1305"); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("unknown cipher: %v", err)
 	}
-	cbc, _ := ParseCipher("AES_CBC_NO_PADDING")
+	cbc, _ := alg.ParseCipher("AES_CBC_NO_PADDING")
 	if _, err := h.Encrypt(ctx, aes, CipherRequest{Cipher: cbc, Data: []byte("short")}); !errors.Is(err, ErrInvalidInput) {
 		t.Errorf("partial block: %v", err)
 	}
@@ -308,11 +309,11 @@ func TestCreateRefusals(t *testing.T) {
 func TestRawRSASignRefusesOversizedInput(t *testing.T) {
 	h := newTestHSM(t)
 	k := mustCreate(t, h, &CreateKeyRequest{Label: "rsa", Algorithm: AlgRSA, KeySize: 2048})
-	alg, _ := ParseSignatureAlgorithm("NONE_WITH_RSA")
-	if _, err := h.Sign(context.Background(), k, SignRequest{Algorithm: alg, Payload: make([]byte, 246), Raw: false}); !errors.Is(err, ErrInvalidInput) {
+	sa, _ := alg.ParseSignature("NONE_WITH_RSA")
+	if _, err := h.Sign(context.Background(), k, SignRequest{Algorithm: sa, Payload: make([]byte, 246), Raw: false}); !errors.Is(err, ErrInvalidInput) {
 		t.Fatalf("246-byte NONE_WITH_RSA input: %v, want ErrInvalidInput", err)
 	}
-	if _, err := h.Sign(context.Background(), k, SignRequest{Algorithm: alg, Payload: make([]byte, 245), Raw: false}); err != nil {
+	if _, err := h.Sign(context.Background(), k, SignRequest{Algorithm: sa, Payload: make([]byte, 245), Raw: false}); err != nil {
 		t.Fatalf("245-byte NONE_WITH_RSA input: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hsmgate/hsmgate/alg"
 	"github.com/hsmgate/hsmgate/softhsm"
 	"github.com/miekg/pkcs11"
 )
@@ -18,8 +19,8 @@ import (
 // signOnce signs a fixed payload with k and fails the test on error.
 func signOnce(t *testing.T, h *HSM, k *Key) {
 	t.Helper()
-	alg, _ := ParseSignatureAlgorithm("SHA256_WITH_ECDSA")
-	if _, err := h.Sign(context.Background(), k, SignRequest{Algorithm: alg, Payload: []byte("x"), Raw: false}); err != nil {
+	sa, _ := alg.ParseSignature("SHA256_WITH_ECDSA")
+	if _, err := h.Sign(context.Background(), k, SignRequest{Algorithm: sa, Payload: []byte("x"), Raw: false}); err != nil {
 		t.Fatalf("sign: %v", err)
 	}
 }
@@ -84,15 +85,15 @@ func TestUnreachableTokenFailsFastThenRecovers(t *testing.T) {
 	if err := h.ctx.CloseAllSessions(h.state.Load().slot); err != nil {
 		t.Fatal(err)
 	}
-	alg, _ := ParseSignatureAlgorithm("SHA256_WITH_ECDSA")
-	if _, err := h.Sign(ctx, k, SignRequest{Algorithm: alg, Payload: []byte("x"), Raw: false}); !errors.Is(err, ErrUnavailable) {
+	sa, _ := alg.ParseSignature("SHA256_WITH_ECDSA")
+	if _, err := h.Sign(ctx, k, SignRequest{Algorithm: sa, Payload: []byte("x"), Raw: false}); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("sign while the token is gone: %v, want ErrUnavailable", err)
 	}
 	if h.Ready() {
 		t.Fatal("Ready() while the token is gone")
 	}
 	start := time.Now()
-	if _, err := h.Sign(ctx, k, SignRequest{Algorithm: alg, Payload: []byte("x"), Raw: false}); !errors.Is(err, ErrUnavailable) {
+	if _, err := h.Sign(ctx, k, SignRequest{Algorithm: sa, Payload: []byte("x"), Raw: false}); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("second sign: %v", err)
 	}
 	if d := time.Since(start); d > time.Second {

@@ -8,79 +8,11 @@ import (
 	"crypto/rsa"
 	"fmt"
 	"math/big"
-	"strings"
 
+	"github.com/hsmgate/hsmgate/alg"
 	"github.com/hsmgate/hsmgate/keycodec"
 	"github.com/miekg/pkcs11"
 )
-
-// Signature families.
-const (
-	familyRSA    = "RSA"
-	familyRSAPSS = "RSA_PSS"
-	familyECDSA  = "ECDSA"
-	familyEdDSA  = "EDDSA"
-)
-
-// SignatureAlgorithm is a parsed wire signature algorithm name.
-type SignatureAlgorithm struct {
-	Name   string
-	family string
-	// digest is hashed in software; zero for NONE_WITH_* and EDDSA.
-	digest keycodec.Digest
-	// prehashed: the payload is already the digest (NONESHA256_WITH_RSA…).
-	prehashed bool
-}
-
-// ParseSignatureAlgorithm maps a wire name such as SHA256_WITH_ECDSA to its
-// meaning. Unknown names and names the token cannot serve are ErrUnsupported.
-func ParseSignatureAlgorithm(name string) (SignatureAlgorithm, error) {
-	a := SignatureAlgorithm{Name: name}
-	if name == "EDDSA" || name == "ED25519" {
-		a.family = familyEdDSA
-		return a, nil
-	}
-	if name == "SHA256_WITH_ECDSA_DETERMINISTIC" {
-		return a, fmt.Errorf("deterministic ECDSA (RFC 6979) is %w", ErrUnsupported)
-	}
-	hashName, fam, ok := strings.Cut(name, "_WITH_")
-	if !ok {
-		return a, fmt.Errorf("signature algorithm %q is %w", name, ErrUnsupported)
-	}
-	switch fam {
-	case "RSA":
-		a.family = familyRSA
-	case "RSA_PSS":
-		a.family = familyRSAPSS
-	case "ECDSA":
-		a.family = familyECDSA
-	default:
-		return a, fmt.Errorf("signature algorithm %q is %w", name, ErrUnsupported)
-	}
-	if hashName == "NONE" {
-		if a.family == familyRSAPSS {
-			return a, fmt.Errorf("signature algorithm %q is %w (PSS needs a hash)", name, ErrUnsupported)
-		}
-		return a, nil
-	}
-	if h, ok := strings.CutPrefix(hashName, "NONE"); ok && a.family != familyECDSA {
-		hashName, a.prehashed = h, true
-	}
-	d, ok := keycodec.DigestByName(hashName)
-	if !ok {
-		return a, fmt.Errorf("signature algorithm %q is %w", name, ErrUnsupported)
-	}
-	if a.family != familyECDSA && !d.HasDigestInfo() && d.Name != "SHA1" {
-		return a, fmt.Errorf("signature algorithm %q is %w", name, ErrUnsupported)
-	}
-	if a.family == familyRSAPSS {
-		if _, ok := pssHash[d.Name]; !ok {
-			return a, fmt.Errorf("signature algorithm %q is %w", name, ErrUnsupported)
-		}
-	}
-	a.digest = d
-	return a, nil
-}
 
 // pssHash maps digest names to the PKCS#11 hash and MGF1 of PSS, and Go's crypto.Hash.
 var pssHash = map[string]struct {
@@ -92,33 +24,6 @@ var pssHash = map[string]struct {
 	"SHA256": {pkcs11.CKM_SHA256, pkcs11.CKG_MGF1_SHA256, crypto.SHA256},
 	"SHA384": {pkcs11.CKM_SHA384, pkcs11.CKG_MGF1_SHA384, crypto.SHA384},
 	"SHA512": {pkcs11.CKM_SHA512, pkcs11.CKG_MGF1_SHA512, crypto.SHA512},
-}
-
-// keyFamily returns the key algorithm a signature family needs.
-func (a SignatureAlgorithm) keyAlgorithm() string {
-	switch a.family {
-	case familyECDSA:
-		return AlgEC
-	case familyEdDSA:
-		return AlgED
-	}
-	return AlgRSA
-}
-
-// messageDigest hashes the payload, or checks a prehashed payload's length.
-func (a SignatureAlgorithm) messageDigest(payload []byte) ([]byte, error) {
-	if a.digest.New == nil {
-		return payload, nil
-	}
-	if a.prehashed {
-		if len(payload) != a.digest.Size {
-			return nil, fmt.Errorf("%w: %s needs a %d-byte digest as payload", ErrInvalidInput, a.Name, a.digest.Size)
-		}
-		return payload, nil
-	}
-	h := a.digest.New()
-	h.Write(payload)
-	return h.Sum(nil), nil
 }
 
 // usable refuses a key that is internal or lacks the attribute for an
@@ -165,7 +70,7 @@ func (h *HSM) useKeyOnce(ctx context.Context, k *Key, fn func(*session, *Key) er
 
 // SignRequest is the input of Sign.
 type SignRequest struct {
-	Algorithm SignatureAlgorithm
+	Algorithm alg.Signature
 	Payload   []byte
 	// Raw selects r‖s for ECDSA instead of DER; RSA and EdDSA signatures
 	// are the same in both forms.
@@ -174,9 +79,9 @@ type SignRequest struct {
 
 // Sign signs req.Payload with the private key.
 func (h *HSM) Sign(ctx context.Context, k *Key, req SignRequest) ([]byte, error) {
-	alg := req.Algorithm
-	if k.Meta.Algorithm != alg.keyAlgorithm() {
-		return nil, fmt.Errorf("%w: %s cannot sign with %s key %q", ErrAlgorithmMismatch, alg.Name, k.Meta.Algorithm, k.Label)
+	a := req.Algorithm
+	if k.Meta.Algorithm != a.KeyFamily() {
+		return nil, fmt.Errorf("%w: %s cannot sign with %s key %q", ErrAlgorithmMismatch, a.Name, k.Meta.Algorithm, k.Label)
 	}
 	if !k.hasPriv {
 		return nil, fmt.Errorf("%w: key %q has no private key", ErrNotPermitted, k.Label)
@@ -184,48 +89,48 @@ func (h *HSM) Sign(ctx context.Context, k *Key, req SignRequest) ([]byte, error)
 	if err := usable(k, "sign", k.Flags.Sign); err != nil {
 		return nil, err
 	}
-	return h.sign(ctx, k, alg, req.Payload, req.Raw)
+	return h.sign(ctx, k, a, req.Payload, req.Raw)
 }
 
 // Attest signs an attestation document with the attestation key
 // (ECDSA P-256, SHA-256, DER), which no caller can use directly.
 func (h *HSM) Attest(ctx context.Context, doc []byte) ([]byte, error) {
-	alg, err := ParseSignatureAlgorithm("SHA256_WITH_ECDSA")
+	a, err := alg.ParseSignature("SHA256_WITH_ECDSA")
 	if err != nil {
 		return nil, err
 	}
-	return h.sign(ctx, h.AttestationKey(), alg, doc, false)
+	return h.sign(ctx, h.AttestationKey(), a, doc, false)
 }
 
 // sign is Sign without the checks of the caller's permission.
-func (h *HSM) sign(ctx context.Context, k *Key, alg SignatureAlgorithm, payload []byte, raw bool) ([]byte, error) {
-	digest, err := alg.messageDigest(payload)
+func (h *HSM) sign(ctx context.Context, k *Key, a alg.Signature, payload []byte, raw bool) ([]byte, error) {
+	digest, err := a.MessageDigest(payload)
 	if err != nil {
 		return nil, err
 	}
 	var mech *pkcs11.Mechanism
 	data := digest
-	switch alg.family {
-	case familyECDSA:
+	switch a.Scheme {
+	case alg.ECDSA:
 		mech = pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil)
-	case familyEdDSA:
+	case alg.EdDSA:
 		mech = pkcs11.NewMechanism(ckmEDDSA, nil)
-	case familyRSA:
+	case alg.RSAPKCS1:
 		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)
-		if alg.digest.New != nil {
-			if data, err = alg.digest.DigestInfo(digest); err != nil {
+		if a.Digest.New != nil {
+			if data, err = a.Digest.DigestInfo(digest); err != nil {
 				return nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
 			}
 		}
 		// PKCS#1 v1.5 needs 11 bytes of padding (RFC 8017 §9.2).
 		if k.public.RSA != nil && len(data) > k.public.RSA.Size()-11 {
-			return nil, fmt.Errorf("%w: %s input of %d bytes is too long for a %d-bit key", ErrInvalidInput, alg.Name, len(data), k.public.RSA.N.BitLen())
+			return nil, fmt.Errorf("%w: %s input of %d bytes is too long for a %d-bit key", ErrInvalidInput, a.Name, len(data), k.public.RSA.N.BitLen())
 		}
-	case familyRSAPSS:
-		p := pssHash[alg.digest.Name]
-		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_PSS, pkcs11.NewPSSParams(p.mech, p.mgf, uint(alg.digest.Size)))
+	case alg.RSAPSS:
+		p := pssHash[a.Digest.Name]
+		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_PSS, pkcs11.NewPSSParams(p.mech, p.mgf, uint(a.Digest.Size)))
 	}
-	if err := h.require(mech.Mechanism, alg.Name); err != nil {
+	if err := h.require(mech.Mechanism, a.Name); err != nil {
 		return nil, err
 	}
 	var sig []byte
@@ -238,7 +143,7 @@ func (h *HSM) sign(ctx context.Context, k *Key, alg SignatureAlgorithm, payload 
 	if err != nil {
 		return nil, classify("sign with "+quote(k.Label), err)
 	}
-	if alg.family != familyECDSA {
+	if a.Scheme != alg.ECDSA {
 		return sig, nil
 	}
 	if k.Meta.CurveOID == OIDSecp256k1 {
@@ -254,7 +159,7 @@ func (h *HSM) sign(ctx context.Context, k *Key, alg SignatureAlgorithm, payload 
 // VerifyRequest is the input of Verify; Raw says the ECDSA signature is
 // r‖s instead of DER.
 type VerifyRequest struct {
-	Algorithm          SignatureAlgorithm
+	Algorithm          alg.Signature
 	Payload, Signature []byte
 	Raw                bool
 }
@@ -262,9 +167,9 @@ type VerifyRequest struct {
 // Verify checks a signature with the key's public key. A signature that
 // does not verify is (false, nil); errors mean the request itself is wrong.
 func (h *HSM) Verify(k *Key, req VerifyRequest) (bool, error) {
-	alg, payload, sig, raw := req.Algorithm, req.Payload, req.Signature, req.Raw
-	if k.Meta.Algorithm != alg.keyAlgorithm() {
-		return false, fmt.Errorf("%w: %s cannot verify with %s key %q", ErrAlgorithmMismatch, alg.Name, k.Meta.Algorithm, k.Label)
+	a, payload, sig, raw := req.Algorithm, req.Payload, req.Signature, req.Raw
+	if k.Meta.Algorithm != a.KeyFamily() {
+		return false, fmt.Errorf("%w: %s cannot verify with %s key %q", ErrAlgorithmMismatch, a.Name, k.Meta.Algorithm, k.Label)
 	}
 	if k.PublicKey == nil {
 		return false, fmt.Errorf("%w: key %q has no public key stored", ErrNotPermitted, k.Label)
@@ -272,28 +177,28 @@ func (h *HSM) Verify(k *Key, req VerifyRequest) (bool, error) {
 	if err := usable(k, "verify", k.Flags.Verify || k.Flags.Sign); err != nil {
 		return false, err
 	}
-	digest, err := alg.messageDigest(payload)
+	digest, err := a.MessageDigest(payload)
 	if err != nil {
 		return false, err
 	}
 	k.usage.Add(1)
 	pub := k.public
-	switch alg.family {
-	case familyEdDSA:
+	switch a.Scheme {
+	case alg.EdDSA:
 		return ed25519.Verify(pub.Ed25519, payload, sig), nil
-	case familyRSA:
+	case alg.RSAPKCS1:
 		var hash crypto.Hash
-		if alg.digest.New != nil {
-			p, ok := pssHash[alg.digest.Name]
+		if a.Digest.New != nil {
+			p, ok := pssHash[a.Digest.Name]
 			if !ok {
-				return verifyPKCS1WithPrefix(pub.RSA, alg.digest, digest, sig), nil
+				return verifyPKCS1WithPrefix(pub.RSA, a.Digest, digest, sig), nil
 			}
 			hash = p.hash
 		}
 		return rsa.VerifyPKCS1v15(pub.RSA, hash, digest, sig) == nil, nil
-	case familyRSAPSS:
-		p := pssHash[alg.digest.Name]
-		return rsa.VerifyPSS(pub.RSA, p.hash, digest, sig, &rsa.PSSOptions{SaltLength: alg.digest.Size, Hash: p.hash}) == nil, nil
+	case alg.RSAPSS:
+		p := pssHash[a.Digest.Name]
+		return rsa.VerifyPSS(pub.RSA, p.hash, digest, sig, &rsa.PSSOptions{SaltLength: a.Digest.Size, Hash: p.hash}) == nil, nil
 	}
 	_, size, _ := keycodec.CurveOrder(pub.CurveOID)
 	rs := sig

@@ -10,61 +10,30 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"strings"
 
+	"github.com/hsmgate/hsmgate/alg"
 	"github.com/hsmgate/hsmgate/keycodec"
 	"github.com/miekg/pkcs11"
 )
 
-// wrapMethod is a parsed wire wrap method.
+// wrapMethod is a wire wrap method with its PKCS#11 mechanism.
 type wrapMethod struct {
-	name string
+	alg.WrapMethod
 	mech uint
-	// rsa is set when the wrapping key is an RSA key.
-	rsa bool
-	// target is "" for methods that wrap secret keys, else the algorithm
-	// (AlgEC, AlgED or AlgRSA) of the private key they wrap as PKCS#8.
-	target string
 }
 
-// parseWrapMethod maps a wire wrap method to its mechanism and key types:
-// AES_WRAP (RFC 3394) and AES_WRAP_PAD (RFC 5649) for secret keys,
-// AES_WRAP[_PAD]_EC|ED|RSA for private keys as PKCS#8 under RFC 5649,
-// RSA_WRAP_PAD (PKCS#1 v1.5) and RSA_WRAP_OAEP (OAEP with SHA-1) for secret
-// keys. Unknown methods and DSA are ErrUnsupported.
-func parseWrapMethod(name string) (wrapMethod, error) {
-	m := wrapMethod{name: name}
-	switch name {
-	case "AES_WRAP":
-		m.mech = pkcs11.CKM_AES_KEY_WRAP
-		return m, nil
-	case "AES_WRAP_PAD":
+// newWrapMethod picks the mechanism of a wrap method.
+func newWrapMethod(w alg.WrapMethod) wrapMethod {
+	m := wrapMethod{WrapMethod: w, mech: pkcs11.CKM_AES_KEY_WRAP}
+	switch {
+	case w.OAEP:
+		m.mech = pkcs11.CKM_RSA_PKCS_OAEP
+	case w.RSA:
+		m.mech = pkcs11.CKM_RSA_PKCS
+	case w.Padded:
 		m.mech = pkcs11.CKM_AES_KEY_WRAP_PAD
-		return m, nil
-	case "RSA_WRAP_PAD":
-		m.mech, m.rsa = pkcs11.CKM_RSA_PKCS, true
-		return m, nil
-	case "RSA_WRAP_OAEP":
-		m.mech, m.rsa = pkcs11.CKM_RSA_PKCS_OAEP, true
-		return m, nil
 	}
-	if kind, ok := strings.CutPrefix(name, "AES_WRAP_"); ok {
-		m.mech = pkcs11.CKM_AES_KEY_WRAP_PAD
-		switch strings.TrimPrefix(kind, "PAD_") {
-		case "EC":
-			m.target = AlgEC
-			return m, nil
-		case "ED":
-			m.target = AlgED
-			return m, nil
-		case "RSA":
-			m.target = AlgRSA
-			return m, nil
-		case "DSA":
-			return m, fmt.Errorf("%w: wrap method %s: DSA keys are not supported by hsmgate", ErrUnsupported, name)
-		}
-	}
-	return m, fmt.Errorf("wrap method %q is %w", name, ErrUnsupported)
+	return m
 }
 
 // mechanism returns the PKCS#11 mechanism with its parameters.
@@ -79,28 +48,28 @@ func (m wrapMethod) mechanism() []*pkcs11.Mechanism {
 // checkKEK refuses a wrapping (or, with unwrap set, unwrapping) key whose
 // type does not fit the method.
 func (m wrapMethod) checkKEK(k *Key, unwrap bool) error {
-	if m.rsa {
+	if m.RSA {
 		switch {
 		case k.Meta.Algorithm != AlgRSA:
-			return fmt.Errorf("%w: %s needs an RSA key, %q is %s", ErrAlgorithmMismatch, m.name, k.Label, k.Meta.Algorithm)
+			return fmt.Errorf("%w: %s needs an RSA key, %q is %s", ErrAlgorithmMismatch, m.Name, k.Label, k.Meta.Algorithm)
 		case unwrap && !k.hasPriv:
-			return fmt.Errorf("%w: %s unwraps with an RSA private key, %q has none", ErrAlgorithmMismatch, m.name, k.Label)
+			return fmt.Errorf("%w: %s unwraps with an RSA private key, %q has none", ErrAlgorithmMismatch, m.Name, k.Label)
 		case !unwrap && !k.hasPub:
-			return fmt.Errorf("%w: %s wraps with an RSA public key, %q has none", ErrAlgorithmMismatch, m.name, k.Label)
+			return fmt.Errorf("%w: %s wraps with an RSA public key, %q has none", ErrAlgorithmMismatch, m.Name, k.Label)
 		}
 		return nil
 	}
 	if k.Meta.Algorithm != AlgAES || !k.hasSecret {
-		return fmt.Errorf("%w: %s needs an AES key, %q is %s", ErrAlgorithmMismatch, m.name, k.Label, k.Meta.Algorithm)
+		return fmt.Errorf("%w: %s needs an AES key, %q is %s", ErrAlgorithmMismatch, m.Name, k.Label, k.Meta.Algorithm)
 	}
 	return nil
 }
 
 // checkTarget refuses a key to be wrapped whose type does not fit the method.
 func (m wrapMethod) checkTarget(k *Key) error {
-	if m.target == "" {
+	if m.Target == "" {
 		if !k.hasSecret {
-			return fmt.Errorf("%w: %s wraps secret keys, %q is %s", ErrAlgorithmMismatch, m.name, k.Label, k.Meta.Algorithm)
+			return fmt.Errorf("%w: %s wraps secret keys, %q is %s", ErrAlgorithmMismatch, m.Name, k.Label, k.Meta.Algorithm)
 		}
 		// RFC 3394 wraps whole 8-byte blocks, at least two. SoftHSM2 would
 		// silently zero-pad a shorter key, which then unwraps to another key.
@@ -110,8 +79,8 @@ func (m wrapMethod) checkTarget(k *Key) error {
 		}
 		return nil
 	}
-	if k.Meta.Algorithm != m.target || !k.hasPriv {
-		return fmt.Errorf("%w: %s wraps %s private keys, %q is not one", ErrAlgorithmMismatch, m.name, m.target, k.Label)
+	if k.Meta.Algorithm != m.Target || !k.hasPriv {
+		return fmt.Errorf("%w: %s wraps %s private keys, %q is not one", ErrAlgorithmMismatch, m.Name, m.Target, k.Label)
 	}
 	return nil
 }
@@ -146,10 +115,7 @@ func (s *session) keyOnSession(k *Key, reload bool) (*Key, error) {
 // inside (the length indicator counts them). SoftHSM2 and hsmgate unwrap
 // such data without harm; strict RFC 5649 or DER parsers elsewhere may not.
 func (h *HSM) Wrap(ctx context.Context, wrapping, target *Key, req WrapRequest) ([]byte, error) {
-	m, err := parseWrapMethod(req.Method)
-	if err != nil {
-		return nil, err
-	}
+	m := newWrapMethod(req.Method)
 	if err := m.checkKEK(wrapping, false); err != nil {
 		return nil, err
 	}
@@ -165,12 +131,12 @@ func (h *HSM) Wrap(ctx context.Context, wrapping, target *Key, req WrapRequest) 
 	if err := usable(target, "wrapping (it is not extractable)", target.Flags.Extractable); err != nil {
 		return nil, err
 	}
-	if err := h.require(m.mech, m.name); err != nil {
+	if err := h.require(m.mech, m.Name); err != nil {
 		return nil, err
 	}
 	var wrapped []byte
 	attempts := 0
-	err = h.useKey(ctx, wrapping, func(s *session, w *Key) error {
+	err := h.useKey(ctx, wrapping, func(s *session, w *Key) error {
 		// useKey runs this again after stale handles or a reconnect:
 		// then the target is looked up afresh as well.
 		attempts++
@@ -179,18 +145,18 @@ func (h *HSM) Wrap(ctx context.Context, wrapping, target *Key, req WrapRequest) 
 			return err
 		}
 		wh, th := w.secret, t.secret
-		if m.rsa {
+		if m.RSA {
 			wh = w.pub
 		}
-		if m.target != "" {
+		if m.Target != "" {
 			th = t.priv
 		}
 		wrapped, err = s.h.ctx.WrapKey(s.s, m.mechanism(), wh, th)
 		return err
 	})
 	if err != nil {
-		if m.target != "" && errors.Is(err, pkcs11.Error(pkcs11.CKR_KEY_NOT_WRAPPABLE)) {
-			return nil, fmt.Errorf("%w: the token cannot wrap %s private keys (%s)", ErrUnsupported, m.target, m.name)
+		if m.Target != "" && errors.Is(err, pkcs11.Error(pkcs11.CKR_KEY_NOT_WRAPPABLE)) {
+			return nil, fmt.Errorf("%w: the token cannot wrap %s private keys (%s)", ErrUnsupported, m.Target, m.Name)
 		}
 		return nil, classify("wrap "+quote(target.Label)+" with "+quote(wrapping.Label), err)
 	}
@@ -202,7 +168,7 @@ func (h *HSM) Wrap(ctx context.Context, wrapping, target *Key, req WrapRequest) 
 // 2.6 zero-pads such a key before wrapping and records the padded length, so
 // the key would come back as a different key (a 20-byte HMAC key as AES-192).
 func (h *HSM) checkPadWrap(m wrapMethod, k *Key) error {
-	if m.mech != pkcs11.CKM_AES_KEY_WRAP_PAD || m.target != "" || h.state.Load().exactPadWrap {
+	if m.mech != pkcs11.CKM_AES_KEY_WRAP_PAD || m.Target != "" || h.state.Load().exactPadWrap {
 		return nil
 	}
 	if n := k.Meta.KeySize; n == 0 || n%64 != 0 {
@@ -244,17 +210,17 @@ func (s *session) probeExactPadWrap() bool {
 	return err == nil && bytes.Equal(got, rfc5649Probe.wrapped)
 }
 
-// WrapRequest is the input of Wrap: Method is the wire name of the wrap
-// method (AES_WRAP, AES_WRAP_PAD_EC, RSA_WRAP_OAEP…).
+// WrapRequest is the input of Wrap.
 type WrapRequest struct {
-	Method string
+	Method alg.WrapMethod
 }
 
 // UnwrapRequest describes the key an unwrap creates.
 type UnwrapRequest struct {
-	Label, Method string
-	Wrapped       []byte
-	Flags         Flags
+	Label   string
+	Method  alg.WrapMethod
+	Wrapped []byte
+	Flags   Flags
 	// App is the application's record stored with the key (see Meta.App).
 	App json.RawMessage
 }
@@ -281,10 +247,7 @@ type UnwrapRequest struct {
 // public key from elsewhere). SoftHSM2 2.6 cannot unwrap Ed25519 keys at
 // all, which is ErrUnsupported.
 func (h *HSM) Unwrap(ctx context.Context, unwrapping *Key, req *UnwrapRequest) (*Key, error) {
-	m, err := parseWrapMethod(req.Method)
-	if err != nil {
-		return nil, err
-	}
+	m := newWrapMethod(req.Method)
 	switch {
 	case req.Label == "":
 		return nil, fmt.Errorf("%w: unwrap needs a label for the new key", ErrInvalidInput)
@@ -297,10 +260,10 @@ func (h *HSM) Unwrap(ctx context.Context, unwrapping *Key, req *UnwrapRequest) (
 	if err := usable(unwrapping, "unwrap", unwrapping.Flags.Unwrap); err != nil {
 		return nil, err
 	}
-	if err := h.require(m.mech, m.name); err != nil {
+	if err := h.require(m.mech, m.Name); err != nil {
 		return nil, err
 	}
-	if m.target == AlgEC {
+	if m.Target == AlgEC {
 		if err := h.require(pkcs11.CKM_ECDSA, "ECDSA (needed to derive the public key of an unwrapped EC key)"); err != nil {
 			return nil, err
 		}
@@ -318,7 +281,7 @@ func (h *HSM) Unwrap(ctx context.Context, unwrapping *Key, req *UnwrapRequest) (
 // session; on failure nothing stays behind.
 func (s *session) unwrapKey(m wrapMethod, u *Key, req *UnwrapRequest) (*Key, error) {
 	uh := u.secret
-	if m.rsa {
+	if m.RSA {
 		uh = u.priv
 	}
 	mech := m.mechanism()
@@ -350,7 +313,7 @@ func (s *session) unwrapKey(m wrapMethod, u *Key, req *UnwrapRequest) (*Key, err
 		created = append(created, o)
 		return nil
 	}
-	switch m.target {
+	switch m.Target {
 	case "":
 		isAES, size, err := s.secretShape(m, mech, uh, req.Wrapped)
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hsmgate/hsmgate/alg"
 	"github.com/miekg/pkcs11"
 )
 
@@ -152,14 +153,14 @@ func TestWrapRFC3394Vector(t *testing.T) {
 	want := mustHex(t, "1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5")
 	kek := importSecret(t, h, "kek", AlgAES, kekBytes, kekFlags)
 	key := importSecret(t, h, "key", AlgAES, keyData, exportableFlags)
-	got, err := h.Wrap(ctx, kek, key, WrapRequest{Method: "AES_WRAP"})
+	got, err := h.Wrap(ctx, kek, key, WrapRequest{Method: mustMethod(t, "AES_WRAP")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("AES_WRAP = %X, want %X", got, want)
 	}
-	k, err := h.Unwrap(ctx, kek, &UnwrapRequest{Label: "unwrapped", Method: "AES_WRAP", Wrapped: want, Flags: unwrappedFlags, App: json.RawMessage(`{"owner":"acme"}`)})
+	k, err := h.Unwrap(ctx, kek, &UnwrapRequest{Label: "unwrapped", Method: mustMethod(t, "AES_WRAP"), Wrapped: want, Flags: unwrappedFlags, App: json.RawMessage(`{"owner":"acme"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +191,7 @@ func TestWrapRFC5649Vectors(t *testing.T) {
 			keyData := mustHex(t, c.key)
 			key := importSecret(t, h, "key"+string(rune('0'+i)), AlgHMAC, keyData, exportableFlags)
 			want := mustHex(t, c.wrapped)
-			got, err := h.Wrap(ctx, kek, key, WrapRequest{Method: "AES_WRAP_PAD"})
+			got, err := h.Wrap(ctx, kek, key, WrapRequest{Method: mustMethod(t, "AES_WRAP_PAD")})
 			if h.state.Load().exactPadWrap {
 				if err != nil || !bytes.Equal(got, want) {
 					t.Fatalf("AES_WRAP_PAD = %x, %v, want %x", got, err, want)
@@ -201,7 +202,7 @@ func TestWrapRFC5649Vectors(t *testing.T) {
 				t.Fatalf("AES_WRAP_PAD on a token whose RFC 5649 is not exact: %x, %v", got, err)
 			}
 			// Unwrapping the RFC 5649 vector restores the exact key.
-			k, err := h.Unwrap(ctx, kek, &UnwrapRequest{Label: "unwrapped" + string(rune('0'+i)), Method: "AES_WRAP_PAD", Wrapped: want, Flags: unwrappedFlags})
+			k, err := h.Unwrap(ctx, kek, &UnwrapRequest{Label: "unwrapped" + string(rune('0'+i)), Method: mustMethod(t, "AES_WRAP_PAD"), Wrapped: want, Flags: unwrappedFlags})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -242,16 +243,16 @@ func TestUnwrapSecretKeyTypes(t *testing.T) {
 			if _, err := rand.Read(secret); err != nil {
 				t.Fatal(err)
 			}
-			alg := AlgHMAC
+			sa := AlgHMAC
 			if c.size == 16 || c.size == 24 || c.size == 32 {
-				alg = AlgAES
+				sa = AlgAES
 			}
-			key := importSecret(t, h, "src"+string(rune('a'+i)), alg, secret, exportableFlags)
-			wrapped, err := h.Wrap(ctx, kek, key, WrapRequest{Method: c.method})
+			key := importSecret(t, h, "src"+string(rune('a'+i)), sa, secret, exportableFlags)
+			wrapped, err := h.Wrap(ctx, kek, key, WrapRequest{Method: mustMethod(t, c.method)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			k, err := h.Unwrap(ctx, kek, &UnwrapRequest{Label: "dst" + string(rune('a'+i)), Method: c.method, Wrapped: wrapped, Flags: unwrappedFlags})
+			k, err := h.Unwrap(ctx, kek, &UnwrapRequest{Label: "dst" + string(rune('a'+i)), Method: mustMethod(t, c.method), Wrapped: wrapped, Flags: unwrappedFlags})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -308,12 +309,12 @@ func TestWrapUnwrapPrivateKeys(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wrapped, err := h.Wrap(ctx, kek, orig, WrapRequest{Method: c.method})
+			wrapped, err := h.Wrap(ctx, kek, orig, WrapRequest{Method: mustMethod(t, c.method)})
 			if err != nil {
 				t.Fatal(err)
 			}
 			label := "copy" + string(rune('a'+i))
-			k, err := h.Unwrap(ctx, kek, &UnwrapRequest{Label: label, Method: c.method, Wrapped: wrapped, Flags: c.flags})
+			k, err := h.Unwrap(ctx, kek, &UnwrapRequest{Label: label, Method: mustMethod(t, c.method), Wrapped: wrapped, Flags: c.flags})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -328,9 +329,9 @@ func TestWrapUnwrapPrivateKeys(t *testing.T) {
 				t.Fatalf("%d objects for the unwrapped key, want private, public, metadata", n)
 			}
 			kind := map[string]string{OIDP256: "P-256", OIDP384: "P-384", OIDP521: "P-521", OIDSecp256k1: "secp256k1", "": "RSA"}[c.create.CurveOID]
-			alg := wireSignatureAlgorithm(t, kind)
+			sa := wireSignatureAlgorithm(t, kind)
 			payload := []byte("signed by the unwrapped copy")
-			sig, err := h.Sign(ctx, k, SignRequest{Algorithm: alg, Payload: payload, Raw: false})
+			sig, err := h.Sign(ctx, k, SignRequest{Algorithm: sa, Payload: payload, Raw: false})
 			if !c.flags.Sign {
 				if !errors.Is(err, ErrNotPermitted) {
 					t.Fatalf("key unwrapped without sign signed: %v", err)
@@ -340,7 +341,7 @@ func TestWrapUnwrapPrivateKeys(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ok, err := h.Verify(orig, VerifyRequest{Algorithm: alg, Payload: payload, Signature: sig, Raw: false}); err != nil || !ok {
+			if ok, err := h.Verify(orig, VerifyRequest{Algorithm: sa, Payload: payload, Signature: sig, Raw: false}); err != nil || !ok {
 				t.Fatalf("signature does not verify with the original key: %v", err)
 			}
 			if kind != "secp256k1" {
@@ -383,7 +384,7 @@ func TestWrapUnwrapEd25519(t *testing.T) {
 	}
 	// SoftHSM2 2.6 can neither wrap nor unwrap Ed25519 keys; a token that
 	// can must round-trip them.
-	wrapped, err := h.Wrap(ctx, kek, orig, WrapRequest{Method: "AES_WRAP_PAD_ED"})
+	wrapped, err := h.Wrap(ctx, kek, orig, WrapRequest{Method: mustMethod(t, "AES_WRAP_PAD_ED")})
 	switch {
 	case err == nil:
 		tokenWraps = true
@@ -409,7 +410,7 @@ func TestWrapUnwrapEd25519(t *testing.T) {
 			return p.(ed25519.PublicKey), err
 		}()
 	}
-	k, err := h.Unwrap(ctx, kek, &UnwrapRequest{Label: "ed-copy", Method: "AES_WRAP_PAD_ED", Wrapped: blob, Flags: unwrappedFlags})
+	k, err := h.Unwrap(ctx, kek, &UnwrapRequest{Label: "ed-copy", Method: mustMethod(t, "AES_WRAP_PAD_ED"), Wrapped: blob, Flags: unwrappedFlags})
 	if !tokenUnwraps {
 		if !errors.Is(err, ErrUnsupported) {
 			t.Fatalf("Unwrap of an Ed25519 key on a token that cannot: %v", err)
@@ -473,7 +474,7 @@ func TestWrapRSAMethods(t *testing.T) {
 	}
 	for i, c := range cases {
 		t.Run(c.method+"/"+c.wrapping.Label+"/"+c.target.Label, func(t *testing.T) {
-			wrapped, err := h.Wrap(ctx, c.wrapping, c.target, WrapRequest{Method: c.method})
+			wrapped, err := h.Wrap(ctx, c.wrapping, c.target, WrapRequest{Method: mustMethod(t, c.method)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -481,7 +482,7 @@ func TestWrapRSAMethods(t *testing.T) {
 			if err != nil || !bytes.Equal(plain, c.secret) {
 				t.Fatalf("Go does not decrypt the wrapped key: %v", err)
 			}
-			k, err := h.Unwrap(ctx, pair, &UnwrapRequest{Label: "unwrapped" + string(rune('a'+i)), Method: c.method, Wrapped: wrapped, Flags: unwrappedFlags})
+			k, err := h.Unwrap(ctx, pair, &UnwrapRequest{Label: "unwrapped" + string(rune('a'+i)), Method: mustMethod(t, c.method), Wrapped: wrapped, Flags: unwrappedFlags})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -555,19 +556,19 @@ func TestWrapRefusals(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := h.Wrap(ctx, c.wrapping, c.target, WrapRequest{Method: c.method}); !errors.Is(err, c.want) {
+			if _, err := h.Wrap(ctx, c.wrapping, c.target, WrapRequest{Method: mustMethod(t, c.method)}); !errors.Is(err, c.want) {
 				t.Fatalf("Wrap = %v, want %v", err, c.want)
 			}
 		})
 	}
-	if _, err := h.Wrap(ctx, kek, secret, WrapRequest{Method: "AES_GCM_WRAP"}); err == nil || !bytes.Contains([]byte(err.Error()), []byte("AES_GCM_WRAP")) {
+	if _, err := alg.ParseWrapMethod("AES_GCM_WRAP"); err == nil || !bytes.Contains([]byte(err.Error()), []byte("AES_GCM_WRAP")) {
 		t.Fatalf("unknown method error does not name it: %v", err)
 	}
-	if _, err := h.Wrap(ctx, kek, ec, WrapRequest{Method: "AES_WRAP_DSA"}); err == nil || !bytes.Contains([]byte(err.Error()), []byte("DSA keys are not supported by hsmgate")) {
+	if _, err := alg.ParseWrapMethod("AES_WRAP_DSA"); err == nil || !bytes.Contains([]byte(err.Error()), []byte("DSA keys are not supported by hsmgate")) {
 		t.Fatalf("DSA error: %v", err)
 	}
 
-	wrapped, err := h.Wrap(ctx, kek, secret, WrapRequest{Method: "AES_WRAP"})
+	wrapped, err := h.Wrap(ctx, kek, secret, WrapRequest{Method: mustMethod(t, "AES_WRAP")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -578,12 +579,11 @@ func TestWrapRefusals(t *testing.T) {
 		req       UnwrapRequest
 		want      error
 	}{
-		{"unwrapping key without unwrap", kekNoWrap, UnwrapRequest{Method: "AES_WRAP", Wrapped: wrapped}, ErrNotPermitted},
-		{"RSA key for an AES method", rsaKey, UnwrapRequest{Method: "AES_WRAP", Wrapped: wrapped}, ErrAlgorithmMismatch},
-		{"existing label", kek, UnwrapRequest{Label: "secret", Method: "AES_WRAP", Wrapped: wrapped}, ErrExists},
-		{"empty wrapped key", kek, UnwrapRequest{Method: "AES_WRAP"}, ErrInvalidInput},
-		{"no label", kek, UnwrapRequest{Label: "-", Method: "AES_WRAP", Wrapped: wrapped}, ErrInvalidInput},
-		{"DSA", kek, UnwrapRequest{Method: "AES_WRAP_PAD_DSA", Wrapped: wrapped}, ErrUnsupported},
+		{"unwrapping key without unwrap", kekNoWrap, UnwrapRequest{Method: mustMethod(t, "AES_WRAP"), Wrapped: wrapped}, ErrNotPermitted},
+		{"RSA key for an AES method", rsaKey, UnwrapRequest{Method: mustMethod(t, "AES_WRAP"), Wrapped: wrapped}, ErrAlgorithmMismatch},
+		{"existing label", kek, UnwrapRequest{Label: "secret", Method: mustMethod(t, "AES_WRAP"), Wrapped: wrapped}, ErrExists},
+		{"empty wrapped key", kek, UnwrapRequest{Method: mustMethod(t, "AES_WRAP")}, ErrInvalidInput},
+		{"no label", kek, UnwrapRequest{Label: "-", Method: mustMethod(t, "AES_WRAP"), Wrapped: wrapped}, ErrInvalidInput},
 	}
 	for _, c := range unwrapCases {
 		t.Run("unwrap "+c.name, func(t *testing.T) {
@@ -630,7 +630,7 @@ func TestUnwrapWithWrongKeyLeavesNothing(t *testing.T) {
 	}
 	wrap := func(wrapping, target *Key, method string) []byte {
 		t.Helper()
-		w, err := h.Wrap(ctx, wrapping, target, WrapRequest{Method: method})
+		w, err := h.Wrap(ctx, wrapping, target, WrapRequest{Method: mustMethod(t, method)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -668,7 +668,7 @@ func TestUnwrapWithWrongKeyLeavesNothing(t *testing.T) {
 	before := countObjects(t, h, "")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := h.Unwrap(ctx, c.unwrapKey, &UnwrapRequest{Label: "victim", Method: c.method, Wrapped: c.wrapped, Flags: unwrappedFlags})
+			_, err := h.Unwrap(ctx, c.unwrapKey, &UnwrapRequest{Label: "victim", Method: mustMethod(t, c.method), Wrapped: c.wrapped, Flags: unwrappedFlags})
 			if !errors.Is(err, ErrDecrypt) {
 				t.Fatalf("Unwrap = %v, want ErrDecrypt", err)
 			}
@@ -690,11 +690,11 @@ func TestUnwrapWithWrongKeyLeavesNothing(t *testing.T) {
 		wrapped   []byte
 	}{{kek, "AES_WRAP_PAD_EC", ecWrapped}, {rsaKey, "RSA_WRAP_PAD", pkcsWrapped}} {
 		label := "victim-" + c.method
-		if _, err := h.Unwrap(ctx, c.unwrapKey, &UnwrapRequest{Label: label, Method: c.method, Wrapped: c.wrapped, Flags: unwrappedFlags}); err != nil {
+		if _, err := h.Unwrap(ctx, c.unwrapKey, &UnwrapRequest{Label: label, Method: mustMethod(t, c.method), Wrapped: c.wrapped, Flags: unwrappedFlags}); err != nil {
 			t.Fatal(err)
 		}
 		n := countObjects(t, h, "")
-		if _, err := h.Unwrap(ctx, c.unwrapKey, &UnwrapRequest{Label: label, Method: c.method, Wrapped: c.wrapped, Flags: unwrappedFlags}); !errors.Is(err, ErrExists) {
+		if _, err := h.Unwrap(ctx, c.unwrapKey, &UnwrapRequest{Label: label, Method: mustMethod(t, c.method), Wrapped: c.wrapped, Flags: unwrappedFlags}); !errors.Is(err, ErrExists) {
 			t.Fatalf("unwrap to an existing label: %v", err)
 		}
 		if countObjects(t, h, "") != n {
@@ -720,7 +720,7 @@ func TestUnwrappedKeySignsLikeGo(t *testing.T) {
 			if kind == "RSA" {
 				method = "AES_WRAP_RSA"
 			}
-			k, err := h.Unwrap(ctx, kek, &UnwrapRequest{Label: "go-" + kind, Method: method, Wrapped: kwpWrap(t, kekBytes, kp.pkcs8), Flags: unwrappedFlags})
+			k, err := h.Unwrap(ctx, kek, &UnwrapRequest{Label: "go-" + kind, Method: mustMethod(t, method), Wrapped: kwpWrap(t, kekBytes, kp.pkcs8), Flags: unwrappedFlags})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -743,7 +743,7 @@ func TestPadWrapOfPartialBlocksFollowsTheProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := importSecret(t, h, "hmac45", AlgHMAC, make([]byte, 45), exportableFlags)
-	_, err = h.Wrap(ctx, kek, key, WrapRequest{Method: "AES_WRAP_PAD"})
+	_, err = h.Wrap(ctx, kek, key, WrapRequest{Method: mustMethod(t, "AES_WRAP_PAD")})
 	if h.state.Load().exactPadWrap {
 		if err != nil {
 			t.Fatalf("exact RFC 5649 token refused a 45-byte key: %v", err)
@@ -755,4 +755,14 @@ func TestPadWrapOfPartialBlocksFollowsTheProbe(t *testing.T) {
 	if !errors.Is(err, ErrUnsupported) {
 		t.Fatalf("45-byte key wrapped by an inexact RFC 5649: %v", err)
 	}
+}
+
+// mustMethod parses a wire wrap method that the test knows to be valid.
+func mustMethod(t *testing.T, name string) alg.WrapMethod {
+	t.Helper()
+	m, err := alg.ParseWrapMethod(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

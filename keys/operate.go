@@ -4,17 +4,18 @@ import (
 	"context"
 	"encoding/json"
 
+	"github.com/hsmgate/hsmgate/alg"
 	"github.com/hsmgate/hsmgate/hsm"
 	"github.com/hsmgate/hsmgate/roles"
 )
 
 // signatureAlgorithm parses a wire signature algorithm name.
-func signatureAlgorithm(name string) (hsm.SignatureAlgorithm, error) {
-	alg, err := hsm.ParseSignatureAlgorithm(name)
+func signatureAlgorithm(name string) (alg.Signature, error) {
+	a, err := alg.ParseSignature(name)
 	if err != nil {
-		return alg, refuse(ErrUnsupported, "signature algorithm %s: %v", name, err)
+		return a, refuse(ErrUnsupported, "signature algorithm %s: %v", name, err)
 	}
-	return alg, nil
+	return a, nil
 }
 
 // SignRequest signs Payload with the private key of Key. Algorithm is the
@@ -32,7 +33,7 @@ func (s *Service) Sign(ctx context.Context, p *roles.Principal, req SignRequest)
 	if err != nil {
 		return nil, err
 	}
-	alg, err := signatureAlgorithm(req.Algorithm)
+	a, err := signatureAlgorithm(req.Algorithm)
 	if err != nil {
 		return nil, err
 	}
@@ -40,7 +41,7 @@ func (s *Service) Sign(ctx context.Context, p *roles.Principal, req SignRequest)
 	if err != nil {
 		return nil, err
 	}
-	return signer.Sign(ctx, k, hsm.SignRequest{Algorithm: alg, Payload: req.Payload, Raw: req.Raw})
+	return signer.Sign(ctx, k, hsm.SignRequest{Algorithm: a, Payload: req.Payload, Raw: req.Raw})
 }
 
 // VerifyRequest checks Signature over Payload with the public key of Key.
@@ -59,7 +60,7 @@ func (s *Service) Verify(ctx context.Context, p *roles.Principal, req VerifyRequ
 	if err != nil {
 		return false, err
 	}
-	alg, err := signatureAlgorithm(req.Algorithm)
+	a, err := signatureAlgorithm(req.Algorithm)
 	if err != nil {
 		return false, err
 	}
@@ -67,7 +68,7 @@ func (s *Service) Verify(ctx context.Context, p *roles.Principal, req VerifyRequ
 	if err != nil {
 		return false, err
 	}
-	return signer.Verify(k, hsm.VerifyRequest{Algorithm: alg, Payload: req.Payload, Signature: req.Signature, Raw: req.Raw})
+	return signer.Verify(k, hsm.VerifyRequest{Algorithm: a, Payload: req.Payload, Signature: req.Signature, Raw: req.Raw})
 }
 
 // HMAC computes the keyed hash of payload with a secret key.
@@ -110,7 +111,7 @@ type CipherRequest struct {
 // cipher parses the algorithm and shape of a cipher request.
 func (r *CipherRequest) cipher() (hsm.CipherRequest, error) {
 	out := hsm.CipherRequest{Data: r.Data, IV: r.IV, AAD: r.AAD}
-	c, err := hsm.ParseCipher(r.Algorithm)
+	c, err := alg.ParseCipher(r.Algorithm)
 	if err != nil {
 		return out, refuse(ErrUnsupported, "cipher algorithm %s is not supported", r.Algorithm)
 	}
@@ -179,7 +180,11 @@ func (s *Service) Wrap(ctx context.Context, p *roles.Principal, req WrapRequest)
 	if err != nil {
 		return nil, err
 	}
-	return w.Wrap(ctx, wrapping, target, hsm.WrapRequest{Method: req.Method})
+	method, err := alg.ParseWrapMethod(req.Method)
+	if err != nil {
+		return nil, err
+	}
+	return w.Wrap(ctx, wrapping, target, hsm.WrapRequest{Method: method})
 }
 
 // UnwrapRequest unwraps Wrapped with Unwrapping into a new key Label.
@@ -214,12 +219,16 @@ func (s *Service) Unwrap(ctx context.Context, p *roles.Principal, req UnwrapRequ
 	if err != nil {
 		return "", err
 	}
+	method, err := alg.ParseWrapMethod(req.Method)
+	if err != nil {
+		return "", err
+	}
 	app, err := s.newRecord(ctx, "", customer, policy, nil)
 	if err != nil {
 		return "", err
 	}
 	k, err := w.Unwrap(ctx, unwrapping, &hsm.UnwrapRequest{
-		Label: req.Label, Method: req.Method, Wrapped: req.Wrapped, Flags: req.Flags, App: app})
+		Label: req.Label, Method: method, Wrapped: req.Wrapped, Flags: req.Flags, App: app})
 	if err != nil {
 		return "", err
 	}

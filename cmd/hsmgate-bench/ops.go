@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 
+	"github.com/hsmgate/hsmgate/alg"
 	"github.com/hsmgate/hsmgate/hsm"
 )
 
@@ -122,7 +123,7 @@ func withKey(h *hsm.HSM, label string, use func(context.Context, *hsm.Key) error
 // rawSign returns the raw form of a signature with DER output, the REST default.
 func rawSign(algName string) func(*hsm.HSM, string, []byte) (opFunc, error) {
 	return func(h *hsm.HSM, label string, data []byte) (opFunc, error) {
-		alg, err := hsm.ParseSignatureAlgorithm(algName)
+		alg, err := alg.ParseSignature(algName)
 		if err != nil {
 			return nil, err
 		}
@@ -136,7 +137,7 @@ func rawSign(algName string) func(*hsm.HSM, string, []byte) (opFunc, error) {
 // rawEncrypt returns the raw AES-GCM encryption (the IV comes from the
 // token's buffered RNG, as over REST).
 func rawEncrypt(h *hsm.HSM, label string, data []byte) (opFunc, error) {
-	c, err := hsm.ParseCipher("AES_GCM")
+	c, err := alg.ParseCipher("AES_GCM")
 	if err != nil {
 		return nil, err
 	}
