@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hsmgate/hsmgate/tls/tlstest"
+	"github.com/hsmgate/hsmgate/listener/listenertest"
 )
 
 // binPath is the hsmgate binary TestMain builds once for the whole package.
@@ -88,8 +88,8 @@ func moduleRoot() (string, error) {
 // process is one running hsmgate binary.
 type process struct {
 	cmd     *exec.Cmd
-	stdout  tlstest.Buffer
-	stderr  tlstest.Buffer
+	stdout  listenertest.Buffer
+	stderr  listenertest.Buffer
 	done    chan struct{}
 	waitErr error
 }

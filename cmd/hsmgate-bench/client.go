@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	stdtls "crypto/tls"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
@@ -43,7 +43,7 @@ func newRESTClient(srv *restServer, maxConc int) (*restClient, error) {
 		return nil, fmt.Errorf("no certificate in %s", srv.caFile)
 	}
 	tr := &http.Transport{
-		TLSClientConfig:     &stdtls.Config{RootCAs: pool, MinVersion: stdtls.VersionTLS12},
+		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 		MaxIdleConns:        2 * (maxConc + 8),
 		MaxIdleConnsPerHost: maxConc + 8,
 		IdleConnTimeout:     5 * time.Minute,

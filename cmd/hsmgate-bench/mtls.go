@@ -11,7 +11,7 @@ package main
 import (
 	"bytes"
 	"context"
-	stdtls "crypto/tls"
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
@@ -119,7 +119,7 @@ func (r *TLSResult) measure(ctx context.Context, o *options, tmp string, op oper
 	}
 	var certConns atomic.Int64
 	countingCert := certCfg.Clone()
-	countingCert.VerifyConnection = func(stdtls.ConnectionState) error { certConns.Add(1); return nil }
+	countingCert.VerifyConnection = func(tls.ConnectionState) error { certConns.Add(1); return nil }
 
 	for _, withCert := range []bool{false, true} {
 		for _, resumed := range []bool{false, true} {
@@ -194,7 +194,7 @@ func opOf(pool *leanPool, req []byte) opFunc {
 
 // benchTLSConfigs returns client configurations trusting the dev CA in
 // pki: without and with the keyOperationToken client certificate.
-func benchTLSConfigs(pki string) (plain, withCert *stdtls.Config, err error) {
+func benchTLSConfigs(pki string) (plain, withCert *tls.Config, err error) {
 	caPEM, err := os.ReadFile(filepath.Join(pki, "ca.pem"))
 	if err != nil {
 		return nil, nil, err
@@ -203,27 +203,27 @@ func benchTLSConfigs(pki string) (plain, withCert *stdtls.Config, err error) {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, nil, fmt.Errorf("no certificate in %s/ca.pem", pki)
 	}
-	pair, err := stdtls.LoadX509KeyPair(filepath.Join(pki, "clients", roleKeyOperation+".pem"), filepath.Join(pki, "clients", roleKeyOperation+"-key.pem"))
+	pair, err := tls.LoadX509KeyPair(filepath.Join(pki, "clients", roleKeyOperation+".pem"), filepath.Join(pki, "clients", roleKeyOperation+"-key.pem"))
 	if err != nil {
 		return nil, nil, fmt.Errorf("dev client certificate: %w", err)
 	}
-	plain = &stdtls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: stdtls.VersionTLS12}
+	plain = &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
 	withCert = plain.Clone()
-	withCert.Certificates = []stdtls.Certificate{pair}
+	withCert.Certificates = []tls.Certificate{pair}
 	return plain, withCert, nil
 }
 
 // measureHandshakes measures new connections per second, each carrying one
 // GET /healthz. resumed shares a session cache between connections.
-func measureHandshakes(ctx context.Context, o *options, addr string, cfg *stdtls.Config, withCert, resumed bool) (HandshakeCell, error) {
+func measureHandshakes(ctx context.Context, o *options, addr string, cfg *tls.Config, withCert, resumed bool) (HandshakeCell, error) {
 	cfg = cfg.Clone()
 	if resumed {
-		cfg.ClientSessionCache = stdtls.NewLRUClientSessionCache(4 * tlsHandshakeConcurrency)
+		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4 * tlsHandshakeConcurrency)
 	}
 	req := []byte("GET /healthz HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n\r\n")
 	var total, didResume atomic.Int64
 	s, err := measure(ctx, tlsHandshakeConcurrency, o.warmup, o.duration, func(ctx context.Context, _ uint64) error {
-		d := &stdtls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: cfg}
+		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: cfg}
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
 			return err
@@ -241,7 +241,7 @@ func measureHandshakes(ctx context.Context, o *options, addr string, cfg *stdtls
 			return fmt.Errorf("GET /healthz: %q", bytes.SplitN(resp, []byte("\r\n"), 2)[0])
 		}
 		total.Add(1)
-		if conn.(*stdtls.Conn).ConnectionState().DidResume {
+		if conn.(*tls.Conn).ConnectionState().DidResume {
 			didResume.Add(1)
 		}
 		return nil

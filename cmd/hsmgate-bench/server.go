@@ -3,7 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
-	stdtls "crypto/tls"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -23,9 +23,10 @@ import (
 
 	"github.com/hsmgate/hsmgate/api"
 	"github.com/hsmgate/hsmgate/auth"
+	"github.com/hsmgate/hsmgate/devpki"
 	"github.com/hsmgate/hsmgate/hsm"
 	"github.com/hsmgate/hsmgate/keys"
-	hsmtls "github.com/hsmgate/hsmgate/tls"
+	"github.com/hsmgate/hsmgate/listener"
 	"gopkg.in/yaml.v3"
 )
 
@@ -349,7 +350,7 @@ const (
 // (static tokens, TLS config, api.New, http.Server on a TLS listener, access
 // log off) on the already open token h, so that a CPU profile covers it.
 func startInProcessServer(ctx context.Context, h *hsm.HSM, dir string) (*restServer, error) {
-	pki, err := hsmtls.EnsureDevPKI(filepath.Join(dir, "pki"), []string{"localhost", "127.0.0.1"}, nil)
+	pki, err := devpki.Ensure(filepath.Join(dir, "pki"), []string{"localhost", "127.0.0.1"}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -361,7 +362,7 @@ func startInProcessServer(ctx context.Context, h *hsm.HSM, dir string) (*restSer
 	if err != nil {
 		return nil, err
 	}
-	tlsCfg, err := hsmtls.ServerConfig(hsmtls.ServerOptions{CertFile: pki.ServerCert, KeyFile: pki.ServerKey, MinVersion: "1.2"})
+	tlsCfg, err := listener.ServerConfig(listener.ServerOptions{CertFile: pki.ServerCert, KeyFile: pki.ServerKey, MinVersion: "1.2"})
 	if err != nil {
 		return nil, err
 	}
@@ -381,7 +382,7 @@ func startInProcessServer(ctx context.Context, h *hsm.HSM, dir string) (*restSer
 		return nil, err
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(stdtls.NewListener(ln, tlsCfg)) }()
+	go func() { errc <- srv.Serve(tls.NewListener(ln, tlsCfg)) }()
 	var once sync.Once
 	stop := func() error {
 		var err error

@@ -18,11 +18,12 @@ import (
 	"time"
 
 	"github.com/hsmgate/hsmgate/auth"
+	"github.com/hsmgate/hsmgate/devpki"
 	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/listener"
 	"github.com/hsmgate/hsmgate/roles"
 	"github.com/hsmgate/hsmgate/softhsm"
 	"github.com/hsmgate/hsmgate/store"
-	"github.com/hsmgate/hsmgate/tls"
 	"gopkg.in/yaml.v3"
 )
 
@@ -80,7 +81,7 @@ func devSetup(dir, listen string) error {
 	for _, r := range roles.All {
 		clients = append(clients, r.String())
 	}
-	pki, err := tls.EnsureDevPKI(filepath.Join(dir, "pki"), []string{"localhost", "127.0.0.1", "::1"}, clients)
+	pki, err := devpki.Ensure(filepath.Join(dir, "pki"), []string{"localhost", "127.0.0.1", "::1"}, clients)
 	if err != nil {
 		return err
 	}
@@ -181,14 +182,14 @@ Demo user (shown once, not stored in clear): domain %s, user demo, id %s
 // devTLSConfig serves the development PKI's server certificate and
 // accepts client certificates of its CA (optional: curl without one works
 // too), checked by OCSP against the responder their AIA names
-// (tls.DefaultDevOCSPURL). Soft-fail, so that `make run` works without a
+// (devpki.DefaultOCSPURL). Soft-fail, so that `make run` works without a
 // responder running: a certificate is then accepted with a warning, while
 // a revoked one is refused as soon as the responder answers. Answers are
 // cached for a minute at most, so a revocation shows quickly.
-func devTLSConfig(pki *tls.DevPKI) TLSConfig {
+func devTLSConfig(pki *devpki.PKI) TLSConfig {
 	return TLSConfig{
 		CertFile: pki.ServerCert, KeyFile: pki.ServerKey, MinVersion: "1.2",
-		ClientAuth: tls.ClientAuthOptional, ClientCAFiles: []string{pki.CACert},
+		ClientAuth: listener.ClientAuthOptional, ClientCAFiles: []string{pki.CACert},
 		OCSP: OCSPConfig{Enabled: true, FailMode: ocspSoftFail, MaxAge: time.Minute},
 	}
 }

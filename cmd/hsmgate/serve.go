@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	stdtls "crypto/tls"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,8 +20,8 @@ import (
 	"github.com/hsmgate/hsmgate/auth"
 	"github.com/hsmgate/hsmgate/hsm"
 	"github.com/hsmgate/hsmgate/keys"
+	"github.com/hsmgate/hsmgate/listener"
 	"github.com/hsmgate/hsmgate/softhsm"
-	"github.com/hsmgate/hsmgate/tls"
 	"gopkg.in/yaml.v3"
 )
 
@@ -95,7 +95,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 	if err != nil {
 		return err
 	}
-	tlsSrv, err := tls.NewServer(cfg.TLS.serverOptions(log))
+	tlsSrv, err := listener.NewServer(cfg.TLS.serverOptions(log))
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 	defer stop()
 	runTLS(ctx, tlsSrv, log)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(stdtls.NewListener(ln, tlsSrv.TLSConfig())) }()
+	go func() { errc <- srv.Serve(tls.NewListener(ln, tlsSrv.TLSConfig())) }()
 	log.Info("hsmgate listening", "addr", ln.Addr().String(), "token", h.Info().Label, "version", version)
 	if ready != nil {
 		ready(ln.Addr().String())

@@ -1,7 +1,7 @@
 package main
 
 // This file holds the tls: section of the configuration and what serve
-// needs around the tls package: the reload loop (file polling, SIGHUP) and
+// needs around the listener package: the reload loop (file polling, SIGHUP) and
 // the per-request OCSP re-check of client certificates.
 
 import (
@@ -17,13 +17,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hsmgate/hsmgate/tls"
+	"github.com/hsmgate/hsmgate/listener"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TLSConfig configures the HTTPS listener: the server certificate, client
 // certificates (mutual TLS) and their OCSP checks, session tickets and
-// hot reload. Zero durations take the tls package's defaults.
+// hot reload. Zero durations take the listener package's defaults.
 type TLSConfig struct {
 	CertFile   string `yaml:"certFile"`
 	KeyFile    string `yaml:"keyFile"`
@@ -125,9 +125,9 @@ func (c *TLSConfig) validate() error {
 	if c.CertFile == "" || c.KeyFile == "" {
 		return fmt.Errorf("config: tls.certFile and tls.keyFile are required")
 	}
-	verifies := c.ClientAuth == tls.ClientAuthOptional || c.ClientAuth == tls.ClientAuthRequire
+	verifies := c.ClientAuth == listener.ClientAuthOptional || c.ClientAuth == listener.ClientAuthRequire
 	switch {
-	case c.ClientAuth != "" && c.ClientAuth != tls.ClientAuthNone && !verifies:
+	case c.ClientAuth != "" && c.ClientAuth != listener.ClientAuthNone && !verifies:
 		return fmt.Errorf("config: tls.clientAuth %q is not none, optional or require", c.ClientAuth)
 	case verifies && len(c.ClientCAFiles) == 0:
 		return fmt.Errorf("config: tls.clientAuth %s needs tls.clientCAFiles (the CAs client certificates chain to)", c.ClientAuth)
@@ -154,16 +154,16 @@ func (c *TLSConfig) validate() error {
 			return fmt.Errorf("config: %s %s is negative", name, d)
 		}
 	}
-	// minVersion and ocsp.responderURL are checked by tls.NewServer.
+	// minVersion and ocsp.responderURL are checked by listener.NewServer.
 	return nil
 }
 
-// serverOptions converts the section for tls.NewServer.
-func (c *TLSConfig) serverOptions(log *slog.Logger) tls.ServerOptions {
-	return tls.ServerOptions{
+// serverOptions converts the section for listener.NewServer.
+func (c *TLSConfig) serverOptions(log *slog.Logger) listener.ServerOptions {
+	return listener.ServerOptions{
 		CertFile: c.CertFile, KeyFile: c.KeyFile, MinVersion: c.MinVersion,
 		ClientAuth: c.ClientAuth, ClientCAFiles: c.ClientCAFiles,
-		OCSP: tls.OCSPOptions{
+		OCSP: listener.OCSPOptions{
 			Enabled: c.OCSP.Enabled, ResponderURL: c.OCSP.ResponderURL, Timeout: c.OCSP.Timeout,
 			SoftFail: c.OCSP.FailMode == ocspSoftFail, MaxAge: c.OCSP.MaxAge, Leeway: c.OCSP.Leeway,
 			RefreshAhead: c.OCSP.RefreshAhead,
@@ -176,7 +176,7 @@ func (c *TLSConfig) serverOptions(log *slog.Logger) tls.ServerOptions {
 // rotates session tickets, reloads changed files, and reloads at once on
 // SIGHUP. Call it before the listener serves, so that a SIGHUP never
 // meets the default action (terminating the process).
-func runTLS(ctx context.Context, s *tls.Server, log *slog.Logger) {
+func runTLS(ctx context.Context, s *listener.Server, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go s.Run(ctx)
@@ -199,7 +199,7 @@ func runTLS(ctx context.Context, s *tls.Server, log *slog.Logger) {
 // the cached answer expires): a certificate revoked while a keep-alive
 // connection is open stops working on it. The refusal is a 401 envelope
 // that closes the connection.
-func revalidating(s *tls.Server, next http.Handler) http.Handler {
+func revalidating(s *listener.Server, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 			if err := s.Revalidate(r.TLS); err != nil {
@@ -216,16 +216,16 @@ func revalidating(s *tls.Server, next http.Handler) http.Handler {
 }
 
 // ocspCollectors publishes the OCSP counters of the listener at /metrics.
-func ocspCollectors(s *tls.Server) []prometheus.Collector {
-	counter := func(name, help string, read func(tls.OCSPStats) uint64) prometheus.Collector {
+func ocspCollectors(s *listener.Server) []prometheus.Collector {
+	counter := func(name, help string, read func(listener.OCSPStats) uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hsmgate_ocsp_" + name, Help: help},
 			func() float64 { return float64(read(s.OCSPStats())) })
 	}
 	return []prometheus.Collector{
-		counter("responder_requests_total", "Requests sent to OCSP responders.", func(st tls.OCSPStats) uint64 { return st.ResponderRequests }),
-		counter("responder_failures_total", "OCSP responder requests that gave no usable answer.", func(st tls.OCSPStats) uint64 { return st.ResponderFailures }),
-		counter("cache_hits_total", "Certificate status checks answered from the cache.", func(st tls.OCSPStats) uint64 { return st.CacheHits }),
-		counter("soft_fail_accepts_total", "Certificates accepted without a status in soft-fail mode.", func(st tls.OCSPStats) uint64 { return st.SoftFailAccepts }),
-		counter("revoked_refusals_total", "Certificates refused as revoked.", func(st tls.OCSPStats) uint64 { return st.RevokedRefusals }),
+		counter("responder_requests_total", "Requests sent to OCSP responders.", func(st listener.OCSPStats) uint64 { return st.ResponderRequests }),
+		counter("responder_failures_total", "OCSP responder requests that gave no usable answer.", func(st listener.OCSPStats) uint64 { return st.ResponderFailures }),
+		counter("cache_hits_total", "Certificate status checks answered from the cache.", func(st listener.OCSPStats) uint64 { return st.CacheHits }),
+		counter("soft_fail_accepts_total", "Certificates accepted without a status in soft-fail mode.", func(st listener.OCSPStats) uint64 { return st.SoftFailAccepts }),
+		counter("revoked_refusals_total", "Certificates refused as revoked.", func(st listener.OCSPStats) uint64 { return st.RevokedRefusals }),
 	}
 }

@@ -1,7 +1,7 @@
 package main
 
 import (
-	stdtls "crypto/tls"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
@@ -15,8 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hsmgate/hsmgate/tls"
-	"github.com/hsmgate/hsmgate/tls/tlstest"
+	"github.com/hsmgate/hsmgate/devpki"
+	"github.com/hsmgate/hsmgate/listener"
+	"github.com/hsmgate/hsmgate/listener/listenertest"
 	"gopkg.in/yaml.v3"
 )
 
@@ -39,7 +40,7 @@ requireBoth: true
 		t.Fatal(err)
 	}
 	o := c.serverOptions(slog.Default())
-	if o.ClientAuth != tls.ClientAuthRequire || len(o.ClientCAFiles) != 2 || !o.OCSP.Enabled || !o.OCSP.SoftFail ||
+	if o.ClientAuth != listener.ClientAuthRequire || len(o.ClientCAFiles) != 2 || !o.OCSP.Enabled || !o.OCSP.SoftFail ||
 		o.OCSP.Timeout != 3*time.Second || o.OCSP.MaxAge != 10*time.Minute || o.OCSP.Leeway != 30*time.Second ||
 		o.OCSP.RefreshAhead != time.Minute || o.OCSP.ResponderURL != "http://ocsp.test/" ||
 		o.SessionTicketRotation != 2*time.Hour || o.ReloadInterval != 5*time.Second || !c.RequireBoth {
@@ -104,7 +105,7 @@ func TestTLSConfigValidate(t *testing.T) {
 // TestRevalidatingRefusesWith401 serves a request on a connection whose
 // client certificate cannot be re-checked (fail-closed, no responder).
 func TestRevalidatingRefusesWith401(t *testing.T) {
-	pki, err := tls.EnsureDevPKI(filepath.Join(t.TempDir(), "pki"), nil, []string{"alice"})
+	pki, err := devpki.Ensure(filepath.Join(t.TempDir(), "pki"), nil, []string{"alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func TestRevalidatingRefusesWith401(t *testing.T) {
 	ln.Close() // nothing answers OCSP there
 	cfg := TLSConfig{CertFile: pki.ServerCert, KeyFile: pki.ServerKey, ClientAuth: "optional", ClientCAFiles: []string{pki.CACert},
 		OCSP: OCSPConfig{Enabled: true, ResponderURL: fmt.Sprintf("http://%s/", ln.Addr())}}
-	srv, err := tls.NewServer(cfg.serverOptions(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	srv, err := listener.NewServer(cfg.serverOptions(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,9 +129,9 @@ func TestRevalidatingRefusesWith401(t *testing.T) {
 		t.Fatalf("without a certificate: %d %q", rec.Code, rec.Body)
 	}
 
-	ca, alice := tlstest.ReadCert(t, pki.CACert), tlstest.ReadCert(t, pki.Clients["alice"].Cert)
+	ca, alice := listenertest.ReadCert(t, pki.CACert), listenertest.ReadCert(t, pki.Clients["alice"].Cert)
 	req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
-	req.TLS = &stdtls.ConnectionState{PeerCertificates: []*x509.Certificate{alice}, VerifiedChains: [][]*x509.Certificate{{alice, ca}}}
+	req.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{alice}, VerifiedChains: [][]*x509.Certificate{{alice, ca}}}
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	var body struct {

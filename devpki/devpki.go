@@ -1,27 +1,25 @@
-// Package tls owns hsmgate's server TLS side (listener configuration,
-// client certificate modes, OCSP checks with caching, hot reload, session
-// ticket rotation) and the generation of a development PKI (CA, server,
-// OCSP responder and client certificates, and an OpenSSL index.txt).
-package tls
+// Package devpki creates and keeps the development PKI of `hsmgate dev`
+// and the tests: a CA, server, OCSP responder and client certificates, and
+// the OpenSSL index.txt an `openssl ocsp` responder answers from.
+package devpki
 
 import (
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/hsmgate/hsmgate/pkiutil"
 )
 
 // File names and certificate parameters of the development PKI.
@@ -44,30 +42,29 @@ const (
 	// backdate tolerates small clock differences between machines.
 	backdate = 5 * time.Minute
 
-	dirMode  fs.FileMode = 0o700
-	keyMode  fs.FileMode = 0o600
-	certMode fs.FileMode = 0o644
+	dirMode   fs.FileMode = 0o700
+	indexMode fs.FileMode = 0o644
 )
 
-// DefaultDevOCSPURL is the OCSP responder development client certificates
+// DefaultOCSPURL is the OCSP responder development client certificates
 // name: `openssl ocsp -port 8889` on this machine.
-const DefaultDevOCSPURL = "http://127.0.0.1:8889"
+const DefaultOCSPURL = "http://127.0.0.1:8889"
 
 // RevokedClientName is the development client certificate that index.txt
 // lists as revoked.
 const RevokedClientName = "revoked"
 
-// defaultDevHosts are the server certificate hosts used when EnsureDevPKI
-// is given none.
-var defaultDevHosts = []string{"localhost", "127.0.0.1", "::1"}
+// defaultHosts are the server certificate hosts used when Ensure is given
+// none.
+var defaultHosts = []string{"localhost", "127.0.0.1", "::1"}
 
 // oidOCSPNoCheck is id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1): clients need
 // not check the revocation status of the responder certificate itself.
 var oidOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
 
-// DevPKI names the files of a development PKI in one directory.
+// PKI names the files of a development PKI in one directory.
 // All paths include Dir.
-type DevPKI struct {
+type PKI struct {
 	Dir        string
 	CACert     string
 	CAKey      string
@@ -79,21 +76,21 @@ type DevPKI struct {
 	// Index is the OpenSSL CA database listing every issued certificate,
 	// for `openssl ocsp -index`.
 	Index string
-	// Clients maps each client name passed to EnsureDevPKI to its files.
+	// Clients maps each client name passed to Ensure to its files.
 	Clients map[string]ClientFiles
 	// Revoked is the client certificate Index lists as revoked.
 	Revoked ClientFiles
 }
 
-// DevPKIOptions are the choices of EnsureDevPKIWith.
-type DevPKIOptions struct {
+// Options are the choices of EnsureWith.
+type Options struct {
 	// Hosts are the server certificate's DNS names and IP addresses
 	// (default "localhost", "127.0.0.1" and "::1").
 	Hosts []string
 	// Clients are the client certificates to issue, by name (the CN).
 	Clients []string
 	// OCSPURL is the responder client certificates name in their
-	// Authority Information Access (default DefaultDevOCSPURL).
+	// Authority Information Access (default DefaultOCSPURL).
 	// Certificates issued earlier keep the URL they were issued with.
 	OCSPURL string
 }
@@ -104,12 +101,12 @@ type ClientFiles struct {
 	Key  string
 }
 
-// EnsureDevPKI is EnsureDevPKIWith with the default OCSP URL.
-func EnsureDevPKI(dir string, hosts []string, clientNames []string) (*DevPKI, error) {
-	return EnsureDevPKIWith(dir, DevPKIOptions{Hosts: hosts, Clients: clientNames})
+// Ensure is EnsureWith with the default OCSP URL.
+func Ensure(dir string, hosts []string, clientNames []string) (*PKI, error) {
+	return EnsureWith(dir, Options{Hosts: hosts, Clients: clientNames})
 }
 
-// EnsureDevPKIWith creates (or reuses when all files exist) under dir:
+// EnsureWith creates (or reuses when all files exist) under dir:
 //
 //	ca.pem, ca-key.pem                          ECDSA P-256 self-signed CA "hsmgate development CA", 10 years
 //	server.pem, server-key.pem                  ECDSA P-256 server certificate for hosts, ServerAuth, 825 days
@@ -132,7 +129,7 @@ func EnsureDevPKI(dir string, hosts []string, clientNames []string) (*DevPKI, er
 //
 // `openssl ocsp -index index.txt -port 8889 -rsigner ocsp.pem -rkey
 // ocsp-key.pem -CA ca.pem` in dir then answers for every client certificate.
-func EnsureDevPKIWith(dir string, opts DevPKIOptions) (*DevPKI, error) {
+func EnsureWith(dir string, opts Options) (*PKI, error) {
 	hosts, err := normalizeHosts(opts.Hosts)
 	if err != nil {
 		return nil, err
@@ -147,13 +144,13 @@ func EnsureDevPKIWith(dir string, opts DevPKIOptions) (*DevPKI, error) {
 	}
 	ocspURL := opts.OCSPURL
 	if ocspURL == "" {
-		ocspURL = DefaultDevOCSPURL
+		ocspURL = DefaultOCSPURL
 	}
-	if err := checkResponderURL(ocspURL); err != nil {
+	if err := pkiutil.CheckResponderURL(ocspURL); err != nil {
 		return nil, fmt.Errorf("dev PKI: %w", err)
 	}
 
-	p := &DevPKI{
+	p := &PKI{
 		Dir:        dir,
 		CACert:     filepath.Join(dir, caCertName),
 		CAKey:      filepath.Join(dir, caKeyName),
@@ -169,11 +166,10 @@ func EnsureDevPKIWith(dir string, opts DevPKIOptions) (*DevPKI, error) {
 		return nil, err
 	}
 
-	caCert, caKey, err := ensureCA(p.CACert, p.CAKey)
+	ca, err := ensureCA(p.CACert, p.CAKey)
 	if err != nil {
 		return nil, err
 	}
-	ca := issuer{cert: caCert, key: caKey}
 
 	if err := ensureLeaf(p.ServerCert, p.ServerKey, ca, serverTemplate(hosts), hosts); err != nil {
 		return nil, err
@@ -206,12 +202,6 @@ func clientFiles(dir, name string) ClientFiles {
 		Cert: filepath.Join(dir, clientsDirName, name+".pem"),
 		Key:  filepath.Join(dir, clientsDirName, name+"-key.pem"),
 	}
-}
-
-// issuer is the CA certificate and key that sign leaf certificates.
-type issuer struct {
-	cert *x509.Certificate
-	key  crypto.Signer
 }
 
 // validateClientName accepts names that are safe as a single file name.
@@ -287,26 +277,25 @@ func fileExists(path string) (bool, error) {
 
 // ensureCA loads the CA pair, or creates a new self-signed CA if neither
 // file exists.
-func ensureCA(certPath, keyPath string) (*x509.Certificate, crypto.Signer, error) {
+func ensureCA(certPath, keyPath string) (pkiutil.Issuer, error) {
 	exists, err := pairExists(certPath, keyPath)
 	if err != nil {
-		return nil, nil, err
+		return pkiutil.Issuer{}, err
 	}
 	if exists {
-		return loadCA(certPath, keyPath)
+		ca, err := pkiutil.LoadIssuer(certPath, keyPath)
+		if err != nil {
+			return pkiutil.Issuer{}, fmt.Errorf("dev PKI: %w", err)
+		}
+		return ca, nil
 	}
 
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, fmt.Errorf("dev PKI: generate CA key: %w", err)
-	}
-	serial, err := randomSerial()
-	if err != nil {
-		return nil, nil, err
+		return pkiutil.Issuer{}, fmt.Errorf("dev PKI: generate CA key: %w", err)
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: caCommonName, Organization: []string{devOrg}},
 		NotBefore:             now.Add(-backdate),
 		NotAfter:              now.AddDate(caValidityYears, 0, 0),
@@ -316,55 +305,24 @@ func ensureCA(certPath, keyPath string) (*x509.Certificate, crypto.Signer, error
 		MaxPathLen:            0,
 		MaxPathLenZero:        true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	// Self-signed: the template is its own issuer.
+	der, err := pkiutil.Issuer{Cert: tmpl, Key: key}.Sign(tmpl, key.Public())
 	if err != nil {
-		return nil, nil, fmt.Errorf("dev PKI: create CA certificate: %w", err)
+		return pkiutil.Issuer{}, fmt.Errorf("dev PKI: CA certificate: %w", err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, nil, fmt.Errorf("dev PKI: parse CA certificate: %w", err)
+		return pkiutil.Issuer{}, fmt.Errorf("dev PKI: parse CA certificate: %w", err)
 	}
-	if err := writePair(certPath, keyPath, der, key); err != nil {
-		return nil, nil, err
+	if err := pkiutil.WritePair(certPath, keyPath, der, key); err != nil {
+		return pkiutil.Issuer{}, fmt.Errorf("dev PKI: %w", err)
 	}
-	return cert, key, nil
-}
-
-// loadCA reads an existing CA pair and checks that it is usable.
-func loadCA(certPath, keyPath string) (*x509.Certificate, crypto.Signer, error) {
-	cert, err := readCertificate(certPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !cert.IsCA {
-		return nil, nil, fmt.Errorf("dev PKI: %s is not a CA certificate", certPath)
-	}
-	keyPEM, err := os.ReadFile(keyPath)
-	if err != nil {
-		return nil, nil, fmt.Errorf("dev PKI: read CA key: %w", err)
-	}
-	block, _ := pem.Decode(keyPEM)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, nil, fmt.Errorf("dev PKI: %s: no PRIVATE KEY PEM block", keyPath)
-	}
-	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, nil, fmt.Errorf("dev PKI: parse CA key %s: %w", keyPath, err)
-	}
-	key, ok := parsed.(crypto.Signer)
-	if !ok {
-		return nil, nil, fmt.Errorf("dev PKI: CA key %s (%T) cannot sign", keyPath, parsed)
-	}
-	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(cert.PublicKey) {
-		return nil, nil, fmt.Errorf("dev PKI: CA key %s does not match certificate %s", keyPath, certPath)
-	}
-	return cert, key, nil
+	return pkiutil.Issuer{Cert: cert, Key: key}, nil
 }
 
 // ensureLeaf reuses an existing leaf pair or issues a new one from tmpl.
 // A reused certificate must have been issued by ca and cover hosts.
-func ensureLeaf(certPath, keyPath string, ca issuer, tmpl *x509.Certificate, hosts []string) error {
+func ensureLeaf(certPath, keyPath string, ca pkiutil.Issuer, tmpl *x509.Certificate, hosts []string) error {
 	exists, err := pairExists(certPath, keyPath)
 	if err != nil {
 		return err
@@ -377,35 +335,33 @@ func ensureLeaf(certPath, keyPath string, ca issuer, tmpl *x509.Certificate, hos
 	if err != nil {
 		return fmt.Errorf("dev PKI: generate key for %s: %w", certPath, err)
 	}
-	serial, err := randomSerial()
-	if err != nil {
-		return err
-	}
 	now := time.Now()
-	tmpl.SerialNumber = serial
 	tmpl.NotBefore = now.Add(-backdate)
 	tmpl.NotAfter = now.Add(leafValidity)
-	if tmpl.NotAfter.After(ca.cert.NotAfter) {
-		tmpl.NotAfter = ca.cert.NotAfter // never outlive the CA
+	if tmpl.NotAfter.After(ca.Cert.NotAfter) {
+		tmpl.NotAfter = ca.Cert.NotAfter // never outlive the CA
 	}
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	tmpl.BasicConstraintsValid = true
 
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	der, err := ca.Sign(tmpl, key.Public())
 	if err != nil {
 		return fmt.Errorf("dev PKI: create certificate %s: %w", certPath, err)
 	}
-	return writePair(certPath, keyPath, der, key)
+	if err := pkiutil.WritePair(certPath, keyPath, der, key); err != nil {
+		return fmt.Errorf("dev PKI: %w", err)
+	}
+	return nil
 }
 
 // checkLeaf verifies that an existing certificate belongs to the CA and
 // covers hosts, so a stale file is reported instead of silently served.
-func checkLeaf(certPath string, ca issuer, hosts []string) error {
-	cert, err := readCertificate(certPath)
+func checkLeaf(certPath string, ca pkiutil.Issuer, hosts []string) error {
+	cert, err := pkiutil.ReadCertificate(certPath)
 	if err != nil {
-		return err
+		return fmt.Errorf("dev PKI: %w", err)
 	}
-	if err := cert.CheckSignatureFrom(ca.cert); err != nil {
+	if err := cert.CheckSignatureFrom(ca.Cert); err != nil {
 		return fmt.Errorf("dev PKI: %s was not issued by the current CA (remove it and its key to regenerate): %w", certPath, err)
 	}
 	for _, h := range hosts {
@@ -420,7 +376,7 @@ func checkLeaf(certPath string, ca issuer, hosts []string) error {
 // default list when none are given.
 func normalizeHosts(hosts []string) ([]string, error) {
 	if len(hosts) == 0 {
-		return defaultDevHosts, nil
+		return defaultHosts, nil
 	}
 	out := make([]string, 0, len(hosts))
 	for _, h := range hosts {
@@ -468,80 +424,4 @@ func ocspResponderTemplate() *x509.Certificate {
 		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning},
 		ExtraExtensions: []pkix.Extension{{Id: oidOCSPNoCheck, Value: asn1.NullBytes}},
 	}
-}
-
-// randomSerial returns a random, positive 128-bit serial number.
-func randomSerial() (*big.Int, error) {
-	limit := new(big.Int).Lsh(big.NewInt(1), 128)
-	for {
-		n, err := rand.Int(rand.Reader, limit)
-		if err != nil {
-			return nil, fmt.Errorf("dev PKI: generate serial number: %w", err)
-		}
-		if n.Sign() > 0 {
-			return n, nil
-		}
-	}
-}
-
-// readCertificate parses the first CERTIFICATE PEM block of path.
-func readCertificate(path string) (*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("dev PKI: read certificate: %w", err)
-	}
-	block, _ := pem.Decode(data)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("dev PKI: %s: no CERTIFICATE PEM block", path)
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("dev PKI: parse certificate %s: %w", path, err)
-	}
-	return cert, nil
-}
-
-// writePair writes the private key (PKCS#8, 0600) and then the certificate
-// (0644). If the certificate cannot be written the key is removed again, so
-// no half pair is left behind.
-func writePair(certPath, keyPath string, certDER []byte, key *ecdsa.PrivateKey) error {
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return fmt.Errorf("dev PKI: marshal key for %s: %w", keyPath, err)
-	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	if err := writeNewFile(keyPath, keyPEM, keyMode); err != nil {
-		return err
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER})
-	if err := writeNewFile(certPath, certPEM, certMode); err != nil {
-		_ = os.Remove(keyPath)
-		return err
-	}
-	return nil
-}
-
-// writeNewFile creates path with exactly mode; it never overwrites an
-// existing file.
-func writeNewFile(path string, data []byte, mode fs.FileMode) (err error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return fmt.Errorf("dev PKI: create %s: %w", path, err)
-	}
-	defer func() {
-		if cerr := f.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("dev PKI: close %s: %w", path, cerr)
-		}
-		if err != nil {
-			_ = os.Remove(path)
-		}
-	}()
-	// OpenFile is subject to the umask; make the mode exact.
-	if err := f.Chmod(mode); err != nil {
-		return fmt.Errorf("dev PKI: chmod %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("dev PKI: write %s: %w", path, err)
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package tls
+package devpki
 
 import (
 	"bytes"
@@ -15,37 +15,39 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hsmgate/hsmgate/listener/listenertest"
+	"github.com/hsmgate/hsmgate/pkiutil"
 )
 
 var testHosts = []string{"localhost", "127.0.0.1", "::1"}
 
 // newDevPKI creates a development PKI in a fresh directory that
-// EnsureDevPKI itself has to create.
-func newDevPKI(t *testing.T, clients ...string) *DevPKI {
+// Ensure itself has to create.
+func newDevPKI(t *testing.T, clients ...string) *PKI {
 	t.Helper()
-	p, err := EnsureDevPKI(filepath.Join(t.TempDir(), "pki"), testHosts, clients)
+	p, err := Ensure(filepath.Join(t.TempDir(), "pki"), testHosts, clients)
 	if err != nil {
-		t.Fatalf("EnsureDevPKI: %v", err)
+		t.Fatalf("Ensure: %v", err)
 	}
 	return p
 }
 
 func mustReadCert(t testing.TB, path string) *x509.Certificate {
 	t.Helper()
-	cert, err := readCertificate(path)
+	cert, err := pkiutil.ReadCertificate(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cert
 }
 
-func mustReadFile(t testing.TB, path string) []byte {
+// caPool returns a pool holding the PKI's CA certificate.
+func caPool(t testing.TB, p *PKI) *x509.CertPool {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
+	pool := x509.NewCertPool()
+	pool.AddCert(mustReadCert(t, p.CACert))
+	return pool
 }
 
 func assertMode(t *testing.T, path string, want fs.FileMode) {
@@ -59,7 +61,7 @@ func assertMode(t *testing.T, path string, want fs.FileMode) {
 	}
 }
 
-func TestEnsureDevPKICreatesFiles(t *testing.T) {
+func TestEnsureCreatesFiles(t *testing.T) {
 	p := newDevPKI(t, "alice")
 
 	assertMode(t, p.Dir, 0o700)
@@ -88,7 +90,7 @@ func TestEnsureDevPKICreatesFiles(t *testing.T) {
 	}
 	for _, k := range []string{p.CAKey, p.ServerKey, alice.Key} {
 		assertMode(t, k, 0o600)
-		block, _ := pem.Decode(mustReadFile(t, k))
+		block, _ := pem.Decode(listenertest.ReadFile(t, k))
 		if block == nil || block.Type != "PRIVATE KEY" {
 			t.Fatalf("%s: want a PRIVATE KEY PEM block", k)
 		}
@@ -130,10 +132,7 @@ func TestDevCACertificate(t *testing.T) {
 
 func TestDevServerCertificate(t *testing.T) {
 	p := newDevPKI(t)
-	roots, err := LoadCertPool(p.CACert)
-	if err != nil {
-		t.Fatal(err)
-	}
+	roots := caPool(t, p)
 	cert := mustReadCert(t, p.ServerCert)
 
 	if !slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageServerAuth) {
@@ -162,16 +161,13 @@ func TestDevServerCertificate(t *testing.T) {
 
 func TestDevClientCertificate(t *testing.T) {
 	p := newDevPKI(t, "alice")
-	roots, err := LoadCertPool(p.CACert)
-	if err != nil {
-		t.Fatal(err)
-	}
+	roots := caPool(t, p)
 	cert := mustReadCert(t, p.Clients["alice"].Cert)
 
 	if cert.Subject.CommonName != "alice" || !slices.Equal(cert.Subject.Organization, []string{"hsmgate dev"}) {
 		t.Errorf("client subject = %v", cert.Subject)
 	}
-	_, err = cert.Verify(x509.VerifyOptions{
+	_, err := cert.Verify(x509.VerifyOptions{
 		Roots:     roots,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
@@ -187,20 +183,20 @@ func TestDevClientCertificate(t *testing.T) {
 	}
 }
 
-func TestEnsureDevPKIReuses(t *testing.T) {
+func TestEnsureReuses(t *testing.T) {
 	p := newDevPKI(t, "alice")
 	unchanged := []string{p.CACert, p.CAKey, p.ServerCert, p.ServerKey, p.Clients["alice"].Cert, p.Clients["alice"].Key}
 	before := make(map[string][]byte)
 	for _, f := range unchanged {
-		before[f] = mustReadFile(t, f)
+		before[f] = listenertest.ReadFile(t, f)
 	}
 
-	p2, err := EnsureDevPKI(p.Dir, testHosts, []string{"alice", "bob"})
+	p2, err := Ensure(p.Dir, testHosts, []string{"alice", "bob"})
 	if err != nil {
-		t.Fatalf("second EnsureDevPKI: %v", err)
+		t.Fatalf("second Ensure: %v", err)
 	}
 	for _, f := range unchanged {
-		if !bytes.Equal(before[f], mustReadFile(t, f)) {
+		if !bytes.Equal(before[f], listenertest.ReadFile(t, f)) {
 			t.Errorf("%s was regenerated", f)
 		}
 	}
@@ -210,10 +206,7 @@ func TestEnsureDevPKIReuses(t *testing.T) {
 		t.Fatalf("Clients = %v, want entry for bob", p2.Clients)
 	}
 	assertMode(t, bob.Key, 0o600)
-	roots, err := LoadCertPool(p.CACert)
-	if err != nil {
-		t.Fatal(err)
-	}
+	roots := caPool(t, p)
 	_, err = mustReadCert(t, bob.Cert).Verify(x509.VerifyOptions{
 		Roots:     roots,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
@@ -223,40 +216,40 @@ func TestEnsureDevPKIReuses(t *testing.T) {
 	}
 }
 
-func TestEnsureDevPKIRejectsHalfPair(t *testing.T) {
+func TestEnsureRejectsHalfPair(t *testing.T) {
 	p := newDevPKI(t)
-	caPEM := mustReadFile(t, p.CACert)
+	caPEM := listenertest.ReadFile(t, p.CACert)
 	if err := os.Remove(p.CAKey); err != nil {
 		t.Fatal(err)
 	}
-	_, err := EnsureDevPKI(p.Dir, testHosts, nil)
+	_, err := Ensure(p.Dir, testHosts, nil)
 	if err == nil || !strings.Contains(err.Error(), "ca-key.pem") {
 		t.Fatalf("err = %v, want error naming ca-key.pem", err)
 	}
-	if !bytes.Equal(caPEM, mustReadFile(t, p.CACert)) {
+	if !bytes.Equal(caPEM, listenertest.ReadFile(t, p.CACert)) {
 		t.Error("ca.pem was overwritten")
 	}
 }
 
-func TestEnsureDevPKIRejectsUncoveredHost(t *testing.T) {
+func TestEnsureRejectsUncoveredHost(t *testing.T) {
 	p := newDevPKI(t)
-	_, err := EnsureDevPKI(p.Dir, []string{"localhost", "gateway.internal"}, nil)
+	_, err := Ensure(p.Dir, []string{"localhost", "gateway.internal"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "gateway.internal") {
 		t.Fatalf("err = %v, want error naming the uncovered host", err)
 	}
 }
 
-func TestEnsureDevPKIRejectsBadClientNames(t *testing.T) {
+func TestEnsureRejectsBadClientNames(t *testing.T) {
 	dir := t.TempDir()
 	for _, name := range []string{"", "../evil", "a/b", ".hidden", `a\b`} {
-		if _, err := EnsureDevPKI(dir, testHosts, []string{name}); err == nil {
+		if _, err := Ensure(dir, testHosts, []string{name}); err == nil {
 			t.Errorf("client name %q accepted", name)
 		}
 	}
 }
 
-func TestEnsureDevPKIDefaultHosts(t *testing.T) {
-	p, err := EnsureDevPKI(t.TempDir(), nil, nil)
+func TestEnsureDefaultHosts(t *testing.T) {
+	p, err := Ensure(t.TempDir(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,10 +263,7 @@ func TestEnsureDevPKIDefaultHosts(t *testing.T) {
 
 func TestDevOCSPResponderCertificate(t *testing.T) {
 	p := newDevPKI(t)
-	roots, err := LoadCertPool(p.CACert)
-	if err != nil {
-		t.Fatal(err)
-	}
+	roots := caPool(t, p)
 	cert := mustReadCert(t, p.OCSPCert)
 	if !slices.Equal(cert.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}) {
 		t.Errorf("responder ExtKeyUsage = %v, want OCSPSigning only", cert.ExtKeyUsage)
@@ -290,11 +280,11 @@ func TestDevOCSPResponderCertificate(t *testing.T) {
 func TestDevClientCertificatesNameTheResponder(t *testing.T) {
 	p := newDevPKI(t, "alice")
 	for _, f := range []string{p.Clients["alice"].Cert, p.Revoked.Cert} {
-		if got := mustReadCert(t, f).OCSPServer; !slices.Equal(got, []string{DefaultDevOCSPURL}) {
-			t.Errorf("%s: OCSP servers %v, want %s", f, got, DefaultDevOCSPURL)
+		if got := mustReadCert(t, f).OCSPServer; !slices.Equal(got, []string{DefaultOCSPURL}) {
+			t.Errorf("%s: OCSP servers %v, want %s", f, got, DefaultOCSPURL)
 		}
 	}
-	custom, err := EnsureDevPKIWith(t.TempDir(), DevPKIOptions{Clients: []string{"bob"}, OCSPURL: "http://ocsp.internal:9000/"})
+	custom, err := EnsureWith(t.TempDir(), Options{Clients: []string{"bob"}, OCSPURL: "http://ocsp.internal:9000/"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,11 +292,11 @@ func TestDevClientCertificatesNameTheResponder(t *testing.T) {
 		t.Errorf("custom OCSP URL: %v", got)
 	}
 	for _, bad := range []string{"ocsp.internal:9000", "ftp://x/"} {
-		if _, err := EnsureDevPKIWith(t.TempDir(), DevPKIOptions{OCSPURL: bad}); err == nil {
+		if _, err := EnsureWith(t.TempDir(), Options{OCSPURL: bad}); err == nil {
 			t.Errorf("OCSP URL %q accepted", bad)
 		}
 	}
-	if _, err := EnsureDevPKIWith(t.TempDir(), DevPKIOptions{Clients: []string{RevokedClientName}}); err == nil {
+	if _, err := EnsureWith(t.TempDir(), Options{Clients: []string{RevokedClientName}}); err == nil {
 		t.Errorf("client name %q accepted", RevokedClientName)
 	}
 }
@@ -315,7 +305,7 @@ func TestDevClientCertificatesNameTheResponder(t *testing.T) {
 func indexLines(t *testing.T, path string) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
-	for _, line := range strings.Split(strings.TrimSuffix(string(mustReadFile(t, path)), "\n"), "\n") {
+	for _, line := range strings.Split(strings.TrimSuffix(string(listenertest.ReadFile(t, path)), "\n"), "\n") {
 		f := strings.Split(line, "\t")
 		if len(f) != 6 {
 			t.Fatalf("index line %q: %d fields, want 6", line, len(f))
@@ -353,15 +343,15 @@ func TestDevIndex(t *testing.T) {
 	}
 
 	// A rerun appends the new client and keeps lines edited by hand.
-	edited := strings.Replace(string(mustReadFile(t, p.Index)), "V\t", "R\t", 1)
+	edited := strings.Replace(string(listenertest.ReadFile(t, p.Index)), "V\t", "R\t", 1)
 	if err := os.WriteFile(p.Index, []byte(edited), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p2, err := EnsureDevPKI(p.Dir, testHosts, []string{"alice", "bob"})
+	p2, err := Ensure(p.Dir, testHosts, []string{"alice", "bob"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := string(mustReadFile(t, p.Index))
+	data := string(listenertest.ReadFile(t, p.Index))
 	if !strings.HasPrefix(data, edited) {
 		t.Errorf("rerun rewrote the index:\n%s", data)
 	}

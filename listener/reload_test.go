@@ -1,10 +1,10 @@
-package tls
+package listener
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	stdtls "crypto/tls"
+	"crypto/tls"
 	"crypto/x509"
 	"net"
 	"os"
@@ -12,19 +12,21 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hsmgate/hsmgate/listener/listenertest"
 )
 
 // copyFile copies src to dst (replacing dst's content in place).
 func copyFile(t *testing.T, src, dst string) {
 	t.Helper()
-	if err := os.WriteFile(dst, mustReadFile(t, src), 0o600); err != nil {
+	if err := os.WriteFile(dst, listenertest.ReadFile(t, src), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // echoServer accepts TLS connections with cfg and echoes lines back until
 // the test ends.
-func echoServer(t *testing.T, cfg *stdtls.Config) string {
+func echoServer(t *testing.T, cfg *tls.Config) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -39,7 +41,7 @@ func echoServer(t *testing.T, cfg *stdtls.Config) string {
 			}
 			go func() {
 				defer conn.Close()
-				tc := stdtls.Server(conn, cfg)
+				tc := tls.Server(conn, cfg)
 				r := bufio.NewReader(tc)
 				for {
 					line, err := r.ReadString('\n')
@@ -57,7 +59,7 @@ func echoServer(t *testing.T, cfg *stdtls.Config) string {
 }
 
 // echo sends one line over conn and checks that it comes back.
-func echo(t *testing.T, conn *stdtls.Conn, line string) {
+func echo(t *testing.T, conn *tls.Conn, line string) {
 	t.Helper()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := conn.Write([]byte(line + "\n")); err != nil {
@@ -70,9 +72,9 @@ func echo(t *testing.T, conn *stdtls.Conn, line string) {
 }
 
 // servedCert dials addr and returns the certificate the server presents.
-func servedCert(t *testing.T, addr string, roots *x509.CertPool) *stdtls.Conn {
+func servedCert(t *testing.T, addr string, roots *x509.CertPool) *tls.Conn {
 	t.Helper()
-	conn, err := stdtls.Dial("tcp", addr, &stdtls.Config{RootCAs: roots, ServerName: "localhost"})
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "localhost"})
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
@@ -107,7 +109,7 @@ func TestReloadSwapsServerCertificateKeepingOpenConnections(t *testing.T) {
 	open := servedCert(t, addr, roots)
 	defer open.Close()
 	echo(t, open, "before")
-	if !bytes.Equal(served(), mustReadCert(t, a.ServerCert).Raw) {
+	if !bytes.Equal(served(), listenertest.ReadCert(t, a.ServerCert).Raw) {
 		t.Fatal("the server does not present certificate a")
 	}
 
@@ -115,7 +117,7 @@ func TestReloadSwapsServerCertificateKeepingOpenConnections(t *testing.T) {
 	copyFile(t, b.ServerKey, keyFile)
 	copyFile(t, b.ServerCert, certFile)
 	deadline := time.Now().Add(5 * time.Second)
-	for !bytes.Equal(served(), mustReadCert(t, b.ServerCert).Raw) {
+	for !bytes.Equal(served(), listenertest.ReadCert(t, b.ServerCert).Raw) {
 		if time.Now().After(deadline) {
 			t.Fatalf("certificate b not served 5 s after the files changed; log:\n%s", logs)
 		}
@@ -131,7 +133,7 @@ func TestReloadSwapsServerCertificateKeepingOpenConnections(t *testing.T) {
 		t.Fatalf("Reload of a broken certificate = %v, want an error naming %s", err, certFile)
 	}
 	time.Sleep(100 * time.Millisecond) // Run sees the change too and logs it
-	if !bytes.Equal(served(), mustReadCert(t, b.ServerCert).Raw) {
+	if !bytes.Equal(served(), listenertest.ReadCert(t, b.ServerCert).Raw) {
 		t.Error("a broken file replaced the served certificate")
 	}
 	if !strings.Contains(logs.String(), "reload rejected") {
@@ -153,7 +155,7 @@ func TestReloadClientCAs(t *testing.T) {
 	accept(t, s, a.CACert, a.Clients["alice"])
 	refuse(t, s, a.CACert, b.Clients["bob"], "unknown authority")
 
-	bundle := append(mustReadFile(t, a.CACert), mustReadFile(t, b.CACert)...)
+	bundle := append(listenertest.ReadFile(t, a.CACert), listenertest.ReadFile(t, b.CACert)...)
 	if err := os.WriteFile(caFile, bundle, 0o600); err != nil {
 		t.Fatal(err)
 	}

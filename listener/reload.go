@@ -1,4 +1,4 @@
-package tls
+package listener
 
 import (
 	"context"

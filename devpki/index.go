@@ -1,4 +1,4 @@
-package tls
+package devpki
 
 import (
 	"bufio"
@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/hsmgate/hsmgate/pkiutil"
 )
 
 // indexShortNames are the OpenSSL short names of the subject attributes
@@ -26,7 +28,7 @@ var indexShortNames = map[string]string{
 // The format is OpenSSL's CA database (openssl ca, openssl ocsp -index):
 // status, expiry, revocation time, serial in hex, file name ("unknown") and
 // subject, separated by tabs.
-func (p *DevPKI) updateIndex() error {
+func (p *PKI) updateIndex() error {
 	listed, err := indexedSerials(p.Index)
 	if err != nil {
 		return err
@@ -40,11 +42,11 @@ func (p *DevPKI) updateIndex() error {
 	var lines bytes.Buffer
 	now := time.Now()
 	for _, path := range paths {
-		cert, err := readCertificate(path)
+		cert, err := pkiutil.ReadCertificate(path)
 		if err != nil {
-			return err
+			return fmt.Errorf("dev PKI: %w", err)
 		}
-		serial := serialHex(cert)
+		serial := pkiutil.SerialHex(cert)
 		if listed[serial] {
 			continue
 		}
@@ -58,7 +60,7 @@ func (p *DevPKI) updateIndex() error {
 	if lines.Len() == 0 {
 		return nil
 	}
-	f, err := os.OpenFile(p.Index, os.O_WRONLY|os.O_CREATE|os.O_APPEND, certMode)
+	f, err := os.OpenFile(p.Index, os.O_WRONLY|os.O_CREATE|os.O_APPEND, indexMode)
 	if err != nil {
 		return fmt.Errorf("dev PKI: open %s: %w", p.Index, err)
 	}

@@ -1,8 +1,8 @@
-package tls
+package listener
 
 import (
 	"bytes"
-	stdtls "crypto/tls"
+	"crypto/tls"
 	"crypto/x509"
 	"io"
 	"math/big"
@@ -14,12 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hsmgate/hsmgate/devpki"
+	"github.com/hsmgate/hsmgate/listener/listenertest"
+	"github.com/hsmgate/hsmgate/pkiutil"
 	"golang.org/x/crypto/ocsp"
 )
 
 // accept asserts that the server accepts a handshake presenting files and
 // returns the server's view of the connection.
-func accept(t *testing.T, s *Server, caFile string, files ClientFiles) stdtls.ConnectionState {
+func accept(t *testing.T, s *Server, caFile string, files devpki.ClientFiles) tls.ConnectionState {
 	t.Helper()
 	_, state, clientErr, serverErr := handshake(t, s.TLSConfig(), clientConfig(t, caFile, files))
 	if clientErr != nil || serverErr != nil {
@@ -33,7 +36,7 @@ func accept(t *testing.T, s *Server, caFile string, files ClientFiles) stdtls.Co
 
 // refuse asserts that the server refuses a handshake presenting files with
 // an error containing want.
-func refuse(t *testing.T, s *Server, caFile string, files ClientFiles, want string) {
+func refuse(t *testing.T, s *Server, caFile string, files devpki.ClientFiles, want string) {
 	t.Helper()
 	_, _, _, serverErr := handshake(t, s.TLSConfig(), clientConfig(t, caFile, files))
 	if serverErr == nil {
@@ -47,7 +50,7 @@ func refuse(t *testing.T, s *Server, caFile string, files ClientFiles, want stri
 func TestOCSPGoodCertificateAccepted(t *testing.T) {
 	p := newOCSPPKI(t)
 	r := p.respond(t, "", "") // the delegated responder ocsp.pem
-	s, _ := mtlsServer(t, p.DevPKI, ClientAuthRequire, OCSPOptions{Enabled: true})
+	s, _ := mtlsServer(t, p.PKI, ClientAuthRequire, OCSPOptions{Enabled: true})
 
 	accept(t, s, p.CACert, p.Clients["alice"])
 	accept(t, s, p.CACert, p.Clients["alice"])
@@ -63,7 +66,7 @@ func TestOCSPGoodCertificateAccepted(t *testing.T) {
 func TestOCSPIssuerSignedResponseAccepted(t *testing.T) {
 	p := newOCSPPKI(t)
 	p.respond(t, p.CACert, p.CAKey) // the CA answers itself
-	s, _ := mtlsServer(t, p.DevPKI, ClientAuthRequire, OCSPOptions{Enabled: true})
+	s, _ := mtlsServer(t, p.PKI, ClientAuthRequire, OCSPOptions{Enabled: true})
 	accept(t, s, p.CACert, p.Clients["alice"])
 }
 
@@ -71,7 +74,7 @@ func TestOCSPRevokedRefused(t *testing.T) {
 	p := newOCSPPKI(t)
 	p.respond(t, "", "")
 	for _, softFail := range []bool{false, true} {
-		s, _ := mtlsServer(t, p.DevPKI, ClientAuthOptional, OCSPOptions{Enabled: true, SoftFail: softFail})
+		s, _ := mtlsServer(t, p.PKI, ClientAuthOptional, OCSPOptions{Enabled: true, SoftFail: softFail})
 		refuse(t, s, p.CACert, p.Revoked, "was revoked at")
 		if st := s.OCSPStats(); st.RevokedRefusals != 1 || st.SoftFailAccepts != 0 {
 			t.Errorf("soft-fail %v: stats %+v, want one revoked refusal and no soft-fail accept", softFail, st)
@@ -83,7 +86,7 @@ func TestUnknownCARefused(t *testing.T) {
 	p := newOCSPPKI(t)
 	p.respond(t, "", "")
 	other := newDevPKI(t, "mallory")
-	s, _ := mtlsServer(t, p.DevPKI, ClientAuthOptional, OCSPOptions{Enabled: true})
+	s, _ := mtlsServer(t, p.PKI, ClientAuthOptional, OCSPOptions{Enabled: true})
 	refuse(t, s, p.CACert, other.Clients["mallory"], "unknown authority")
 	if st := s.OCSPStats(); st.ResponderRequests != 0 {
 		t.Errorf("a certificate of an unknown CA reached the responder: %+v", st)
@@ -100,20 +103,20 @@ func TestExpiredCertificateRefused(t *testing.T) {
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		OCSPServer:  []string{p.url},
 	})
-	s, _ := mtlsServer(t, p.DevPKI, ClientAuthOptional, OCSPOptions{Enabled: true, SoftFail: true})
+	s, _ := mtlsServer(t, p.PKI, ClientAuthOptional, OCSPOptions{Enabled: true, SoftFail: true})
 	refuse(t, s, p.CACert, expired, "expired")
 }
 
 func TestOCSPResponderDown(t *testing.T) {
 	p := newOCSPPKI(t) // no responder on p.port
 
-	closed, _ := mtlsServer(t, p.DevPKI, ClientAuthOptional, OCSPOptions{Enabled: true})
+	closed, _ := mtlsServer(t, p.PKI, ClientAuthOptional, OCSPOptions{Enabled: true})
 	refuse(t, closed, p.CACert, p.Clients["alice"], "revocation status")
 	if st := closed.OCSPStats(); st.SoftFailAccepts != 0 || st.ResponderFailures != 1 {
 		t.Errorf("fail-closed stats %+v", st)
 	}
 
-	soft, log := mtlsServer(t, p.DevPKI, ClientAuthOptional, OCSPOptions{Enabled: true, SoftFail: true})
+	soft, log := mtlsServer(t, p.PKI, ClientAuthOptional, OCSPOptions{Enabled: true, SoftFail: true})
 	accept(t, soft, p.CACert, p.Clients["alice"])
 	if st := soft.OCSPStats(); st.SoftFailAccepts != 1 || st.ResponderFailures != 1 {
 		t.Errorf("soft-fail stats %+v, want one failure and one soft-fail accept", st)
@@ -130,7 +133,7 @@ func TestOCSPCacheOutlivesResponderUntilExpiry(t *testing.T) {
 	// openssl's nextUpdate granularity is a minute (-nmin 1); MaxAge bounds
 	// the cached lifetime to 2 s so that expiry comes quickly.
 	const maxAge = 2 * time.Second
-	s, _ := mtlsServer(t, p.DevPKI, ClientAuthOptional, OCSPOptions{Enabled: true, MaxAge: maxAge})
+	s, _ := mtlsServer(t, p.PKI, ClientAuthOptional, OCSPOptions{Enabled: true, MaxAge: maxAge})
 
 	fetched := time.Now()
 	accept(t, s, p.CACert, p.Clients["alice"])
@@ -151,20 +154,20 @@ func TestOCSPDelegateWithoutEKURefused(t *testing.T) {
 		KeyUsage:  x509.KeyUsageDigitalSignature,
 	})
 	p.respond(t, noEKU.Cert, noEKU.Key)
-	s, _ := mtlsServer(t, p.DevPKI, ClientAuthOptional, OCSPOptions{Enabled: true})
+	s, _ := mtlsServer(t, p.PKI, ClientAuthOptional, OCSPOptions{Enabled: true})
 	refuse(t, s, p.CACert, p.Clients["alice"], "lacks the OCSP-signing extended key usage")
 }
 
 func TestOCSPBadAnswersRefused(t *testing.T) {
 	p := newOCSPPKI(t)
-	caCert, caKey, err := loadCA(p.CACert, p.CAKey)
+	ca, err := pkiutil.LoadIssuer(p.CACert, p.CAKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice := mustReadCert(t, p.Clients["alice"].Cert)
+	alice := listenertest.ReadCert(t, p.Clients["alice"].Cert)
 	answer := func(serial *big.Int) []byte {
-		der, err := ocsp.CreateResponse(caCert, caCert, ocsp.Response{Status: ocsp.Good, SerialNumber: serial,
-			ThisUpdate: time.Now().Add(-time.Minute), NextUpdate: time.Now().Add(time.Hour)}, caKey)
+		der, err := ocsp.CreateResponse(ca.Cert, ca.Cert, ocsp.Response{Status: ocsp.Good, SerialNumber: serial,
+			ThisUpdate: time.Now().Add(-time.Minute), NextUpdate: time.Now().Add(time.Hour)}, ca.Key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,7 +193,7 @@ func TestOCSPBadAnswersRefused(t *testing.T) {
 			}))
 			defer srv.Close()
 			// The override URL replaces the responder alice's AIA names.
-			s, _ := mtlsServer(t, p.DevPKI, ClientAuthOptional, OCSPOptions{Enabled: true, ResponderURL: srv.URL})
+			s, _ := mtlsServer(t, p.PKI, ClientAuthOptional, OCSPOptions{Enabled: true, ResponderURL: srv.URL})
 			if tc.want == "" {
 				accept(t, s, p.CACert, p.Clients["alice"])
 				return
@@ -224,7 +227,7 @@ func TestOCSPConcurrentHandshakesShareOneRequest(t *testing.T) {
 		_, _ = io.Copy(w, res.Body)
 	}))
 	defer slow.Close()
-	s, _ := mtlsServer(t, p.DevPKI, ClientAuthOptional, OCSPOptions{Enabled: true, ResponderURL: slow.URL})
+	s, _ := mtlsServer(t, p.PKI, ClientAuthOptional, OCSPOptions{Enabled: true, ResponderURL: slow.URL})
 
 	const n = 12
 	var wg sync.WaitGroup
@@ -252,7 +255,7 @@ func TestRevalidateRefusesCertificateRevokedMidConnection(t *testing.T) {
 	p := newOCSPPKI(t)
 	r := p.respond(t, "", "")
 	const maxAge = 2 * time.Second
-	s, _ := mtlsServer(t, p.DevPKI, ClientAuthOptional, OCSPOptions{Enabled: true, MaxAge: maxAge})
+	s, _ := mtlsServer(t, p.PKI, ClientAuthOptional, OCSPOptions{Enabled: true, MaxAge: maxAge})
 
 	fetched := time.Now()
 	state := accept(t, s, p.CACert, p.Clients["alice"])
@@ -278,7 +281,7 @@ func TestRevalidateRefusesCertificateRevokedMidConnection(t *testing.T) {
 		t.Fatalf("Revalidate after expiry = %v, want a revocation", err)
 	}
 	// A connection without a client certificate has nothing to re-check.
-	if err := s.Revalidate(&stdtls.ConnectionState{}); err != nil {
+	if err := s.Revalidate(&tls.ConnectionState{}); err != nil {
 		t.Errorf("Revalidate without a client certificate: %v", err)
 	}
 }
@@ -288,7 +291,7 @@ func TestOCSPRefreshAhead(t *testing.T) {
 	r := p.respond(t, "", "")
 	// Lifetime 2 s, refreshed in the background once 1 s (at most half of
 	// it) is left.
-	s, _ := mtlsServer(t, p.DevPKI, ClientAuthOptional, OCSPOptions{Enabled: true, MaxAge: 2 * time.Second, RefreshAhead: time.Minute})
+	s, _ := mtlsServer(t, p.PKI, ClientAuthOptional, OCSPOptions{Enabled: true, MaxAge: 2 * time.Second, RefreshAhead: time.Minute})
 	state := accept(t, s, p.CACert, p.Clients["alice"])
 	time.Sleep(1200 * time.Millisecond)
 	if err := s.Revalidate(&state); err != nil { // cached, and starts the refresh

@@ -1,8 +1,11 @@
-package tls
+// Package listener is hsmgate's HTTPS listener side of TLS: the server
+// configuration, client certificate modes, OCSP checks of client
+// certificates with caching, hot reload and session ticket rotation.
+package listener
 
 import (
 	"crypto/rand"
-	stdtls "crypto/tls"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -69,16 +72,16 @@ type ServerOptions struct {
 // serverCipherSuites are the TLS 1.2 suites offered: ECDHE key exchange with
 // AEAD ciphers only. TLS 1.3 suites are not configurable and are all AEAD.
 var serverCipherSuites = []uint16{
-	stdtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	stdtls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	stdtls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-	stdtls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	stdtls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-	stdtls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // serverCurves are the key exchange groups offered, in preference order.
-var serverCurves = []stdtls.CurveID{stdtls.X25519MLKEM768, stdtls.X25519, stdtls.CurveP256, stdtls.CurveP384}
+var serverCurves = []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384}
 
 // Server is the TLS side of the HTTPS listener: the configuration handed
 // to the listener, the server certificate and client CA bundle (both
@@ -89,10 +92,10 @@ type Server struct {
 	log  *slog.Logger
 	// base is the configuration of the listener; its GetConfigForClient
 	// hands every handshake the current configuration.
-	base    *stdtls.Config
-	current atomic.Pointer[stdtls.Config]
+	base    *tls.Config
+	current atomic.Pointer[tls.Config]
 	// template is current without the client CA pool and ticket keys.
-	template *stdtls.Config
+	template *tls.Config
 	cert     certHolder
 	ocsp     *ocspChecker // nil when OCSP is off
 	// stamps are the files as NewServer found them, Run's starting point.
@@ -129,20 +132,20 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if err := s.cert.load(opts.CertFile, opts.KeyFile); err != nil {
 		return nil, err
 	}
-	if clientAuth != stdtls.NoClientCert {
+	if clientAuth != tls.NoClientCert {
 		if s.clientCAs, err = LoadCertPool(opts.ClientCAFiles...); err != nil {
 			return nil, err
 		}
 	}
 	if opts.OCSP.Enabled {
-		if clientAuth == stdtls.NoClientCert {
+		if clientAuth == tls.NoClientCert {
 			return nil, errors.New("tls: OCSP checking needs client certificates (client auth optional or require)")
 		}
 		if s.ocsp, err = newOCSPChecker(opts.OCSP, opts.Log); err != nil {
 			return nil, err
 		}
 	}
-	s.template = &stdtls.Config{
+	s.template = &tls.Config{
 		MinVersion:       minVersion,
 		CipherSuites:     slices.Clone(serverCipherSuites),
 		CurvePreferences: slices.Clone(serverCurves),
@@ -152,7 +155,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		VerifyConnection: s.verifyConnection,
 	}
 	s.base = s.template.Clone()
-	s.base.GetConfigForClient = func(*stdtls.ClientHelloInfo) (*stdtls.Config, error) { return s.current.Load(), nil }
+	s.base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return s.current.Load(), nil }
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.rotateTicketKeysLocked(); err != nil {
@@ -173,8 +176,8 @@ func NewServer(opts ServerOptions) (*Server, error) {
 //
 // When the configuration is used with net/http's Server.ServeTLS, net/http
 // re-adds "h2" to the ALPN list unless the Server's Protocols allow HTTP/1
-// only; serving through stdtls.NewListener and Server.Serve keeps it as is.
-func ServerConfig(opts ServerOptions) (*stdtls.Config, error) {
+// only; serving through tls.NewListener and Server.Serve keeps it as is.
+func ServerConfig(opts ServerOptions) (*tls.Config, error) {
 	s, err := NewServer(opts)
 	if err != nil {
 		return nil, err
@@ -183,16 +186,16 @@ func ServerConfig(opts ServerOptions) (*stdtls.Config, error) {
 }
 
 // TLSConfig returns the configuration to give the listener
-// (stdtls.NewListener). It stays the same object across reloads.
-func (s *Server) TLSConfig() *stdtls.Config { return s.base }
+// (tls.NewListener). It stays the same object across reloads.
+func (s *Server) TLSConfig() *tls.Config { return s.base }
 
 // parseMinVersion maps ServerOptions.MinVersion to a TLS version constant.
 func parseMinVersion(v string) (uint16, error) {
 	switch v {
 	case "", "1.2":
-		return stdtls.VersionTLS12, nil
+		return tls.VersionTLS12, nil
 	case "1.3":
-		return stdtls.VersionTLS13, nil
+		return tls.VersionTLS13, nil
 	case "1.0", "1.1":
 		return 0, fmt.Errorf("tls: minimum version %q refused: TLS 1.2 is the lowest supported version", v)
 	default:
@@ -200,17 +203,17 @@ func parseMinVersion(v string) (uint16, error) {
 	}
 }
 
-// parseClientAuth maps ServerOptions.ClientAuth to the stdtls mode; a mode
+// parseClientAuth maps ServerOptions.ClientAuth to the crypto/tls mode; a mode
 // that verifies client certificates needs CA files.
-func parseClientAuth(mode string, haveCAs bool) (stdtls.ClientAuthType, error) {
-	var t stdtls.ClientAuthType
+func parseClientAuth(mode string, haveCAs bool) (tls.ClientAuthType, error) {
+	var t tls.ClientAuthType
 	switch mode {
 	case "", ClientAuthNone:
-		return stdtls.NoClientCert, nil
+		return tls.NoClientCert, nil
 	case ClientAuthOptional:
-		t = stdtls.VerifyClientCertIfGiven
+		t = tls.VerifyClientCertIfGiven
 	case ClientAuthRequire:
-		t = stdtls.RequireAndVerifyClientCert
+		t = tls.RequireAndVerifyClientCert
 	default:
 		return 0, fmt.Errorf("tls: unknown client auth mode %q (want none, optional or require)", mode)
 	}
@@ -223,7 +226,7 @@ func parseClientAuth(mode string, haveCAs bool) (stdtls.ClientAuthType, error) {
 // verifyConnection runs after the chain verification of every handshake,
 // resumptions included: it checks the revocation status of the client
 // chain.
-func (s *Server) verifyConnection(cs stdtls.ConnectionState) error {
+func (s *Server) verifyConnection(cs tls.ConnectionState) error {
 	return s.Revalidate(&cs)
 }
 
@@ -233,7 +236,7 @@ func (s *Server) verifyConnection(cs stdtls.ConnectionState) error {
 // keep-alive connection whose certificate got revoked is refused on its
 // next request after the cached status ran out. Connections without a
 // client certificate, and servers without OCSP, always pass.
-func (s *Server) Revalidate(cs *stdtls.ConnectionState) error {
+func (s *Server) Revalidate(cs *tls.ConnectionState) error {
 	if s.ocsp == nil || len(cs.PeerCertificates) == 0 {
 		return nil
 	}
@@ -283,7 +286,7 @@ func (s *Server) rotateTicketKeysLocked() error {
 // certHolder holds the server certificate. It is swapped atomically, so the
 // certificate can be reloaded while handshakes are in progress.
 type certHolder struct {
-	cert atomic.Pointer[stdtls.Certificate]
+	cert atomic.Pointer[tls.Certificate]
 }
 
 // load reads and parses a certificate/key pair and, on success, makes it the
@@ -300,7 +303,7 @@ func (h *certHolder) load(certFile, keyFile string) error {
 	if err != nil {
 		return fmt.Errorf("tls: read server key file: %w", err)
 	}
-	cert, err := stdtls.X509KeyPair(certPEM, keyPEM)
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return fmt.Errorf("tls: load server key pair (certificate %s, key %s): %w", certFile, keyFile, err)
 	}
@@ -308,8 +311,8 @@ func (h *certHolder) load(certFile, keyFile string) error {
 	return nil
 }
 
-// getCertificate implements stdtls.Config.GetCertificate.
-func (h *certHolder) getCertificate(*stdtls.ClientHelloInfo) (*stdtls.Certificate, error) {
+// getCertificate implements tls.Config.GetCertificate.
+func (h *certHolder) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	cert := h.cert.Load()
 	if cert == nil {
 		return nil, errors.New("tls: no server certificate loaded")

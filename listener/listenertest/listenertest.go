@@ -1,11 +1,11 @@
-// Package tlstest supports the tests of TLS and OCSP, in package tls and
-// end to end: free loopback ports, certificates read from PEM files, a
-// buffer for a child's output or a logger's lines, and an `openssl ocsp`
-// responder serving a development PKI's index.txt.
-//
+// Package listenertest holds the helpers of the TLS and OCSP tests, in
+// package listener and end to end: free loopback ports, certificates read
+// from PEM files, a locked buffer for a child's output or a logger's lines,
+// and an `openssl ocsp` responder serving a development PKI's index.txt.
+package listenertest
+
 // It imports only the standard library and x/crypto, so that the tests of
-// package tls itself can use it.
-package tlstest
+// package listener itself can use it.
 
 import (
 	"bytes"
@@ -62,14 +62,20 @@ func ReadSigner(t testing.TB, path string) crypto.Signer {
 	return signer
 }
 
-// readPEM returns the bytes of the first PEM block of a file.
-func readPEM(t testing.TB, path string) []byte {
+// ReadFile returns the content of a file.
+func ReadFile(t testing.TB, path string) []byte {
 	t.Helper()
-	raw, err := os.ReadFile(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	block, _ := pem.Decode(raw)
+	return data
+}
+
+// readPEM returns the bytes of the first PEM block of a file.
+func readPEM(t testing.TB, path string) []byte {
+	t.Helper()
+	block, _ := pem.Decode(ReadFile(t, path))
 	if block == nil {
 		t.Fatalf("%s holds no PEM block", path)
 	}

@@ -1,8 +1,8 @@
-package tls
+package listener
 
 import (
 	"bytes"
-	stdtls "crypto/tls"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -10,9 +10,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hsmgate/hsmgate/devpki"
+	"github.com/hsmgate/hsmgate/listener/listenertest"
 )
 
-func serverConfigFor(t *testing.T, p *DevPKI, minVersion string) *stdtls.Config {
+func serverConfigFor(t *testing.T, p *devpki.PKI, minVersion string) *tls.Config {
 	t.Helper()
 	cfg, err := ServerConfig(ServerOptions{CertFile: p.ServerCert, KeyFile: p.ServerKey, MinVersion: minVersion})
 	if err != nil {
@@ -24,7 +27,7 @@ func serverConfigFor(t *testing.T, p *DevPKI, minVersion string) *stdtls.Config 
 // handshake runs one TLS handshake over a loopback listener and returns the
 // client's and the server's connection state and the client and server
 // handshake errors.
-func handshake(t *testing.T, serverCfg, clientCfg *stdtls.Config) (state, serverState stdtls.ConnectionState, clientErr, serverErr error) {
+func handshake(t *testing.T, serverCfg, clientCfg *tls.Config) (state, serverState tls.ConnectionState, clientErr, serverErr error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -33,7 +36,7 @@ func handshake(t *testing.T, serverCfg, clientCfg *stdtls.Config) (state, server
 	defer ln.Close()
 
 	type result struct {
-		state stdtls.ConnectionState
+		state tls.ConnectionState
 		err   error
 	}
 	serverDone := make(chan result, 1)
@@ -45,13 +48,13 @@ func handshake(t *testing.T, serverCfg, clientCfg *stdtls.Config) (state, server
 		}
 		defer conn.Close()
 		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-		tc := stdtls.Server(conn, serverCfg)
+		tc := tls.Server(conn, serverCfg)
 		err = tc.Handshake()
 		serverDone <- result{tc.ConnectionState(), err}
 	}()
 
 	dialer := &net.Dialer{Timeout: 10 * time.Second}
-	conn, clientErr := stdtls.DialWithDialer(dialer, "tcp", ln.Addr().String(), clientCfg)
+	conn, clientErr := tls.DialWithDialer(dialer, "tcp", ln.Addr().String(), clientCfg)
 	if clientErr == nil {
 		state = conn.ConnectionState()
 		defer conn.Close()
@@ -75,15 +78,15 @@ func TestHandshake(t *testing.T) {
 		wantVersion   uint16 // 0: handshake must fail
 		wantServerErr string
 	}{
-		{name: "TLS 1.3", wantVersion: stdtls.VersionTLS13},
-		{name: "TLS 1.2 forced by client", clientMax: stdtls.VersionTLS12, wantVersion: stdtls.VersionTLS12},
-		{name: "TLS 1.1 refused", clientMin: stdtls.VersionTLS10, clientMax: stdtls.VersionTLS11, wantServerErr: "unsupported versions"},
-		{name: "TLS 1.2 refused by 1.3-only server", serverMin: "1.3", clientMax: stdtls.VersionTLS12, wantServerErr: "unsupported versions"},
-		{name: "TLS 1.3-only server", serverMin: "1.3", wantVersion: stdtls.VersionTLS13},
+		{name: "TLS 1.3", wantVersion: tls.VersionTLS13},
+		{name: "TLS 1.2 forced by client", clientMax: tls.VersionTLS12, wantVersion: tls.VersionTLS12},
+		{name: "TLS 1.1 refused", clientMin: tls.VersionTLS10, clientMax: tls.VersionTLS11, wantServerErr: "unsupported versions"},
+		{name: "TLS 1.2 refused by 1.3-only server", serverMin: "1.3", clientMax: tls.VersionTLS12, wantServerErr: "unsupported versions"},
+		{name: "TLS 1.3-only server", serverMin: "1.3", wantVersion: tls.VersionTLS13},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clientCfg := &stdtls.Config{
+			clientCfg := &tls.Config{
 				RootCAs:    roots,
 				ServerName: "localhost",
 				MinVersion: tc.clientMin,
@@ -107,13 +110,13 @@ func TestHandshake(t *testing.T) {
 				t.Fatalf("handshake failed: client: %v, server: %v", clientErr, serverErr)
 			}
 			if state.Version != tc.wantVersion {
-				t.Errorf("version = %s, want %s", stdtls.VersionName(state.Version), stdtls.VersionName(tc.wantVersion))
+				t.Errorf("version = %s, want %s", tls.VersionName(state.Version), tls.VersionName(tc.wantVersion))
 			}
 			if state.NegotiatedProtocol != "http/1.1" {
 				t.Errorf("ALPN = %q, want http/1.1", state.NegotiatedProtocol)
 			}
-			if state.Version == stdtls.VersionTLS12 && !slices.Contains(serverCipherSuites, state.CipherSuite) {
-				t.Errorf("cipher suite %s not in the allowed list", stdtls.CipherSuiteName(state.CipherSuite))
+			if state.Version == tls.VersionTLS12 && !slices.Contains(serverCipherSuites, state.CipherSuite) {
+				t.Errorf("cipher suite %s not in the allowed list", tls.CipherSuiteName(state.CipherSuite))
 			}
 		})
 	}
@@ -126,7 +129,7 @@ func TestHandshakeOverIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	// No ServerName: the client verifies the certificate against 127.0.0.1.
-	_, _, clientErr, serverErr := handshake(t, serverConfigFor(t, p, ""), &stdtls.Config{RootCAs: roots})
+	_, _, clientErr, serverErr := handshake(t, serverConfigFor(t, p, ""), &tls.Config{RootCAs: roots})
 	if clientErr != nil || serverErr != nil {
 		t.Fatalf("handshake failed: client: %v, server: %v", clientErr, serverErr)
 	}
@@ -136,18 +139,18 @@ func TestServerConfigSettings(t *testing.T) {
 	p := newDevPKI(t)
 	cfg := serverConfigFor(t, p, "")
 
-	if cfg.MinVersion != stdtls.VersionTLS12 {
-		t.Errorf("MinVersion = %s, want TLS 1.2", stdtls.VersionName(cfg.MinVersion))
+	if cfg.MinVersion != tls.VersionTLS12 {
+		t.Errorf("MinVersion = %s, want TLS 1.2", tls.VersionName(cfg.MinVersion))
 	}
 	if !slices.Equal(cfg.NextProtos, []string{"http/1.1"}) {
 		t.Errorf("NextProtos = %v", cfg.NextProtos)
 	}
-	if want := []stdtls.CurveID{stdtls.X25519MLKEM768, stdtls.X25519, stdtls.CurveP256, stdtls.CurveP384}; !slices.Equal(cfg.CurvePreferences, want) {
+	if want := []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384}; !slices.Equal(cfg.CurvePreferences, want) {
 		t.Errorf("CurvePreferences = %v, want %v", cfg.CurvePreferences, want)
 	}
-	insecure := stdtls.InsecureCipherSuites()
+	insecure := tls.InsecureCipherSuites()
 	for _, id := range cfg.CipherSuites {
-		name := stdtls.CipherSuiteName(id)
+		name := tls.CipherSuiteName(id)
 		if !strings.HasPrefix(name, "TLS_ECDHE_") || !(strings.Contains(name, "_GCM_") || strings.Contains(name, "CHACHA20_POLY1305")) {
 			t.Errorf("cipher suite %s is not ECDHE with AEAD", name)
 		}
@@ -160,20 +163,20 @@ func TestServerConfigSettings(t *testing.T) {
 	if len(cfg.Certificates) != 0 || cfg.GetCertificate == nil {
 		t.Fatal("certificate must be served through GetCertificate only")
 	}
-	cert, err := cfg.GetCertificate(&stdtls.ClientHelloInfo{})
+	cert, err := cfg.GetCertificate(&tls.ClientHelloInfo{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(cert.Certificate[0], mustReadCert(t, p.ServerCert).Raw) {
+	if !bytes.Equal(cert.Certificate[0], listenertest.ReadCert(t, p.ServerCert).Raw) {
 		t.Error("GetCertificate does not return server.pem")
 	}
 }
 
 func TestServerConfigMinVersion(t *testing.T) {
 	p := newDevPKI(t)
-	for v, want := range map[string]uint16{"": stdtls.VersionTLS12, "1.2": stdtls.VersionTLS12, "1.3": stdtls.VersionTLS13} {
+	for v, want := range map[string]uint16{"": tls.VersionTLS12, "1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13} {
 		if got := serverConfigFor(t, p, v).MinVersion; got != want {
-			t.Errorf("MinVersion %q: got %s, want %s", v, stdtls.VersionName(got), stdtls.VersionName(want))
+			t.Errorf("MinVersion %q: got %s, want %s", v, tls.VersionName(got), tls.VersionName(want))
 		}
 	}
 	for _, v := range []string{"1.0", "1.1", "1.4", "tls1.2"} {
@@ -274,7 +277,7 @@ func TestClientAuthModes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var files ClientFiles
+			var files devpki.ClientFiles
 			if tc.present {
 				files = alice
 			}
@@ -315,10 +318,10 @@ func TestSessionTicketRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := clientConfig(t, p.CACert, p.Clients["alice"])
-	client.ClientSessionCache = stdtls.NewLRUClientSessionCache(4)
+	client.ClientSessionCache = tls.NewLRUClientSessionCache(4)
 	// TLS 1.2 delivers the ticket within the handshake; TLS 1.3 sends it
 	// afterwards, to a client that reads, which handshake does not.
-	client.MaxVersion = stdtls.VersionTLS12
+	client.MaxVersion = tls.VersionTLS12
 	resumed := func() bool {
 		t.Helper()
 		state, serverState, clientErr, serverErr := handshake(t, s.TLSConfig(), client)

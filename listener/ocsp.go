@@ -1,4 +1,4 @@
-package tls
+package listener
 
 import (
 	"bytes"
@@ -10,12 +10,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hsmgate/hsmgate/pkiutil"
 	"golang.org/x/crypto/ocsp"
 )
 
@@ -141,8 +141,8 @@ func newOCSPChecker(opts OCSPOptions, log *slog.Logger) (*ocspChecker, error) {
 		opts.RefreshAhead = DefaultOCSPRefreshAhead
 	}
 	if opts.ResponderURL != "" {
-		if err := checkResponderURL(opts.ResponderURL); err != nil {
-			return nil, err
+		if err := pkiutil.CheckResponderURL(opts.ResponderURL); err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
 		}
 	}
 	return &ocspChecker{
@@ -156,15 +156,6 @@ func newOCSPChecker(opts OCSPOptions, log *slog.Logger) (*ocspChecker, error) {
 		cache:   map[ocspKey]*ocspEntry{},
 		flights: map[ocspKey]*ocspFlight{},
 	}, nil
-}
-
-// checkResponderURL accepts absolute http and https URLs.
-func checkResponderURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("tls: OCSP responder URL %q is not an absolute http or https URL", raw)
-	}
-	return nil
 }
 
 // stats returns the counters.
@@ -284,7 +275,7 @@ func (c *ocspChecker) fetch(cert, issuer *x509.Certificate) *ocspEntry {
 			mode = "accepted (soft-fail)"
 		}
 		c.log.Warn("tls: OCSP status unavailable, client certificate "+mode,
-			"subject", cert.Subject.String(), "serial", serialHex(cert), "responder", responder, "error", err.Error())
+			"subject", cert.Subject.String(), "serial", pkiutil.SerialHex(cert), "responder", responder, "error", err.Error())
 		return &ocspEntry{err: err, expires: now.Add(ocspFailureRetry)}
 	}
 	expires := now.Add(c.opts.MaxAge)
@@ -306,7 +297,7 @@ func (c *ocspChecker) ask(cert, issuer *x509.Certificate) (*ocsp.Response, strin
 			return nil, "", errors.New("the certificate names no OCSP responder and none is configured")
 		}
 		responder = cert.OCSPServer[0]
-		if err := checkResponderURL(responder); err != nil {
+		if err := pkiutil.CheckResponderURL(responder); err != nil {
 			return nil, responder, err
 		}
 	}
@@ -386,23 +377,13 @@ func (c *ocspChecker) verdict(e *ocspEntry, cert *x509.Certificate) error {
 			c.softFails.Add(1)
 			return nil
 		}
-		return fmt.Errorf("revocation status of certificate %q (serial %s) unavailable: %w", cert.Subject.CommonName, serialHex(cert), e.err)
+		return fmt.Errorf("revocation status of certificate %q (serial %s) unavailable: %w", cert.Subject.CommonName, pkiutil.SerialHex(cert), e.err)
 	case e.status == ocsp.Good:
 		return nil
 	case e.status == ocsp.Revoked:
 		c.revoked.Add(1)
-		return fmt.Errorf("certificate %q (serial %s) was revoked at %s", cert.Subject.CommonName, serialHex(cert), e.revokedAt.UTC().Format(time.RFC3339))
+		return fmt.Errorf("certificate %q (serial %s) was revoked at %s", cert.Subject.CommonName, pkiutil.SerialHex(cert), e.revokedAt.UTC().Format(time.RFC3339))
 	default:
-		return fmt.Errorf("the OCSP responder does not know certificate %q (serial %s)", cert.Subject.CommonName, serialHex(cert))
+		return fmt.Errorf("the OCSP responder does not know certificate %q (serial %s)", cert.Subject.CommonName, pkiutil.SerialHex(cert))
 	}
-}
-
-// serialHex renders a serial number as OpenSSL does (in index.txt too):
-// upper-case hex of its bytes, "00" for zero.
-func serialHex(cert *x509.Certificate) string {
-	b := cert.SerialNumber.Bytes()
-	if len(b) == 0 {
-		return "00"
-	}
-	return fmt.Sprintf("%X", b)
 }
