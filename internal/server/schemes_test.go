@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"crypto/ecdsa"
@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hsmgate/hsmgate/auth"
+	"github.com/hsmgate/hsmgate/internal/config"
 	"gopkg.in/yaml.v3"
 )
 
@@ -24,35 +26,18 @@ func TestJWTAndCertificateConfig(t *testing.T) {
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	doc := `
-jwt:
-  issuers:
-    - issuer: https://idp.example.test
-      audience: hsmgate
-      keys: [` + keyFile + `]
-    - issuer: https://other.example.test
-      audience: [a, b]
-      keys:
-        - {file: ` + keyFile + `, kid: k1}
-      leeway: 0s
-      rolesClaim: scope
-certificates:
-  - match: {cn: ops, sha256: "` + strings.Repeat("AB:", 31) + `AB"}
-    roles: [keyOperationToken, service]
-  - match: {o: Example Corp, ou: signers}
-    roles: [keyManagement]
-    customers: [acme]
-`
-	var cfg Config
-	if err := yaml.Unmarshal([]byte(doc), &cfg.Auth); err != nil {
-		t.Fatal(err)
+	leeway := time.Duration(0)
+	var cfg config.Config
+	cfg.Auth.JWT.Issuers = []config.JWTIssuerConfig{
+		{Issuer: "https://idp.example.test", Audience: config.AudienceList{"hsmgate"}, Keys: []config.JWTKeyConfig{{File: keyFile}}},
+		{Issuer: "https://other.example.test", Audience: config.AudienceList{"a", "b"}, Keys: []config.JWTKeyConfig{{File: keyFile, KID: "k1"}},
+			Leeway: &leeway, RolesClaim: "scope"},
 	}
-	is := cfg.Auth.JWT.Issuers
-	if len(is) != 2 || len(is[0].Audience) != 1 || is[0].Audience[0] != "hsmgate" || is[0].Keys[0].File != keyFile ||
-		len(is[1].Audience) != 2 || is[1].Keys[0].KID != "k1" || is[1].Leeway == nil || *is[1].Leeway != 0 || is[1].RolesClaim != "scope" {
-		t.Fatalf("parsed issuers: %+v", is)
+	cfg.Auth.Certificates = []config.CertRuleConfig{
+		{Match: config.CertMatchConfig{CN: "ops", SHA256: strings.Repeat("AB:", 31) + "AB"}, Roles: []string{"keyOperationToken", "service"}},
+		{Match: config.CertMatchConfig{O: "Example Corp", OU: "signers"}, Roles: []string{"keyManagement"}, Customers: []string{"acme"}},
 	}
-	first, err := is[0].issuer()
+	first, err := jwtIssuer(cfg.Auth.JWT.Issuers[0])
 	if err != nil || first.Leeway != auth.DefaultJWTLeeway || len(first.Keys) != 1 {
 		t.Fatalf("default leeway / key file: %+v %v", first, err)
 	}
@@ -64,6 +49,8 @@ certificates:
 		t.Fatalf("certificate rules: %v", err)
 	}
 
+	// config.Validate refuses these too (with the key path); the builders
+	// must not accept them either.
 	for name, bad := range map[string]string{
 		"unknown role":     "certificates: [{match: {cn: x}, roles: [admin]}]",
 		"bad fingerprint":  "certificates: [{match: {sha256: abcd}, roles: [service]}]",
@@ -71,7 +58,7 @@ certificates:
 		"missing key file": "jwt: {issuers: [{issuer: i, audience: a, keys: [/nonexistent.pem]}]}",
 		"no audience":      "jwt: {issuers: [{issuer: i, keys: [" + keyFile + "]}]}",
 	} {
-		var c Config
+		var c config.Config
 		if err := yaml.Unmarshal([]byte(bad), &c.Auth); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -81,7 +68,7 @@ certificates:
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	var off Config
+	var off config.Config
 	if s, err := buildJWT(&schemeDeps{cfg: &off}); s != nil || err != nil {
 		t.Errorf("no issuers: %v %v, want the scheme off", s, err)
 	}

@@ -1,10 +1,12 @@
-package main
+package server
 
 import (
 	"log/slog"
 	"os"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/hsmgate/hsmgate/internal/config"
 )
 
 // tuneRuntime adapts the Go runtime to a server whose hot path is a cgo
@@ -16,7 +18,7 @@ import (
 //     p99 of ECDSA signing at concurrency 32 from 12 ms to 8.5 ms on 2 cores);
 //   - the live heap is tiny, so the default GOGC=100 collects every few MiB;
 //     400 trades a few MiB of memory for about 10 % more throughput.
-func tuneRuntime(c ServerConfig, log *slog.Logger) {
+func tuneRuntime(c config.ServerConfig, log *slog.Logger) {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(c.GCPercent)
 	}

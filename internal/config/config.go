@@ -1,4 +1,7 @@
-package main
+// Package config is hsmgate's configuration: the YAML file, its HSMGATE_*
+// environment overrides and defaults, and one Validate that checks every
+// section before anything starts.
+package config
 
 import (
 	"fmt"
@@ -9,6 +12,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 )
+
+// DefaultListen is the address served when the file names none.
+const DefaultListen = "127.0.0.1:8443"
 
 // Config is the YAML configuration of `hsmgate serve`. HSMGATE_* variables
 // override single values; PINs come from the environment or files only.
@@ -23,7 +29,7 @@ type Config struct {
 }
 
 // AuthConfig configures the credential schemes; each scheme reads its
-// own section (schemes.go builds them).
+// own section (schemes.go).
 type AuthConfig struct {
 	// StaticTokens maps role names to HMAC verifiers of their tokens
 	// (`hsmgate token verifier` prints one).
@@ -39,19 +45,27 @@ type AuthConfig struct {
 	// nonce is kept (Armor: about 300 s).
 	ReplayMaxEntries int `yaml:"replayMaxEntries,omitempty"`
 	// Scheme sections: one field per scheme below this line.
-	// Argus switches on Argus-style API keys, sessions and signatures (argus.go).
+	// Argus switches on Argus-style API keys, sessions and signatures.
 	Argus ArgusConfig `yaml:"argus"`
-	// Barong switches on Barong-style HMAC API keys (hmackeys.go).
+	// Barong switches on Barong-style HMAC API keys.
 	Barong HMACKeysConfig `yaml:"barong"`
-	// Armor switches on Armor-style pre-shared-key signatures (hmackeys.go).
+	// Armor switches on Armor-style pre-shared-key signatures.
 	Armor HMACKeysConfig `yaml:"armor"`
-	// JWT lists the trusted issuers of bearer JWTs (jwt.go).
+	// JWT lists the trusted issuers of bearer JWTs.
 	JWT JWTConfig `yaml:"jwt"`
-	// Certificates map client certificates to roles and customers (jwt.go).
+	// Certificates map client certificates to roles and customers.
 	Certificates []CertRuleConfig `yaml:"certificates"`
 	// Actyx enables app tokens issued for app manifests (AUTH.md §7); nil: off.
 	Actyx *ActyxConfig `yaml:"actyx"`
 }
+
+// Replay stores of auth.replay.
+const (
+	// ReplayMemory keeps used nonces in this process (one instance).
+	ReplayMemory = "memory"
+	// ReplayStore keeps them in the store, shared by instances.
+	ReplayStore = "store"
+)
 
 // ThrottleConfig bounds authentication failures: more than
 // SourceFailures from one address, or CredentialFailures against one
@@ -88,20 +102,14 @@ type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info (default), warn, error
 }
 
-// loadConfig reads the YAML file, applies environment overrides and defaults.
-func loadConfig(path string) (*Config, error) {
-	raw, err := os.ReadFile(path)
+// Load reads the YAML file, applies the environment overrides and the
+// defaults, and validates the result.
+func Load(path string) (*Config, error) {
+	cfg, err := Read(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
-	}
-	var cfg Config
-	if err := yaml.Unmarshal(raw, &cfg); err != nil {
-		return nil, fmt.Errorf("parse config %s: %w", path, err)
-	}
-	if err := cfg.applyEnv(os.Getenv); err != nil {
 		return nil, err
 	}
-	cfg.applyDefaults()
+	cfg.ApplyDefaults()
 	// A relative SQLite path is relative to the configuration file, not to
 	// the working directory of the process (which is / under systemd).
 	if cfg.Store.Path == "" {
@@ -110,11 +118,31 @@ func loadConfig(path string) (*Config, error) {
 	if !filepath.IsAbs(cfg.Store.Path) {
 		cfg.Store.Path = filepath.Join(filepath.Dir(path), cfg.Store.Path)
 	}
-	return &cfg, cfg.validate()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
-// applyEnv overrides values from HSMGATE_* variables.
-func (c *Config) applyEnv(getenv func(string) string) error {
+// Read reads the YAML file and applies the environment overrides, without
+// defaults or validation: enough to reach the token.
+func Read(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	var cfg Config
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		return nil, fmt.Errorf("parse config %s: %w", path, err)
+	}
+	if err := cfg.ApplyEnv(os.Getenv); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// ApplyEnv overrides values from HSMGATE_* variables read with getenv.
+func (c *Config) ApplyEnv(getenv func(string) string) error {
 	str := map[string]*string{
 		"HSMGATE_LISTEN":        &c.Listen,
 		"HSMGATE_HSM_URI":       &c.HSM.URI,
@@ -127,7 +155,7 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 			*dst = v
 		}
 	}
-	if err := c.TLS.applyEnv(getenv); err != nil { // HSMGATE_TLS_* (tlsconfig.go)
+	if err := c.TLS.applyEnv(getenv); err != nil { // HSMGATE_TLS_* (tls.go)
 		return err
 	}
 	if v := getenv("HSMGATE_MAX_BODY_BYTES"); v != "" {
@@ -147,10 +175,10 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	return nil
 }
 
-// applyDefaults fills what the file left out.
-func (c *Config) applyDefaults() {
+// ApplyDefaults fills what the file left out.
+func (c *Config) ApplyDefaults() {
 	if c.Listen == "" {
-		c.Listen = "127.0.0.1:8443"
+		c.Listen = DefaultListen
 	}
 	if c.Server.MaxBodyBytes == 0 {
 		c.Server.MaxBodyBytes = 1 << 20
@@ -171,18 +199,4 @@ func (c *Config) applyDefaults() {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
-}
-
-// validate refuses a configuration that cannot serve.
-func (c *Config) validate() error {
-	if err := c.TLS.validate(); err != nil { // tlsconfig.go
-		return err
-	}
-	switch {
-	case c.HSM.URI == "":
-		return fmt.Errorf("config: hsm.uri is required")
-	case len(c.Auth.StaticTokens) == 0:
-		return fmt.Errorf("config: auth.staticTokens lists no token verifier")
-	}
-	return nil
 }
