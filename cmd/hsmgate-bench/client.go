@@ -20,8 +20,9 @@ import (
 // stall the bench.
 const requestTimeout = 60 * time.Second
 
-// restClient is the load generator's HTTP client: one keep-alive
-// transport shared by every worker.
+// restClient is the load generator's HTTP client: net/http's client on
+// one tuned keep-alive transport shared by every worker (what applications
+// run), and the lean client for the measured requests of the matrix.
 type restClient struct {
 	base   string
 	hc     *http.Client
@@ -100,6 +101,17 @@ var jsonContentType = []string{"application/json"}
 func (c *restClient) postOp(path string, body []byte) opFunc {
 	req := renderRequest(c.host, path, c.tokens[roleKeyOperation], body)
 	return func(ctx context.Context, _ uint64) error { return c.lean.roundTrip(ctx, req) }
+}
+
+// stdPostOp returns the load operation that posts body to path through
+// net/http's client, as applications do (a new http.Request per call, the
+// keep-alive http.Transport of newRESTClient), with the keyOperationToken
+// and expecting 200.
+func (c *restClient) stdPostOp(path string, body []byte) opFunc {
+	return func(ctx context.Context, _ uint64) error {
+		_, err := c.do(ctx, http.MethodPost, path, roleKeyOperation, body, http.StatusOK, false)
+		return err
+	}
 }
 
 // roundRobinOp returns the load operation that posts bodies[seq % len(bodies)].

@@ -29,12 +29,21 @@ import (
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return port
+}
+
+// freePort is FreePort for callers without a test.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
 	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // ReadCert parses the first certificate of a PEM file.
@@ -113,6 +122,9 @@ type OCSPResponderOptions struct {
 	// Signer and SignerKey sign the responses (the PKI's delegated
 	// responder certificate, the CA itself, or a certificate under test).
 	Signer, SignerKey string
+	// NextUpdate is how long answers are valid, in whole minutes
+	// (default one minute).
+	NextUpdate time.Duration
 }
 
 // OCSPResponder is a running `openssl ocsp` process.
@@ -126,26 +138,39 @@ type OCSPResponder struct {
 	done          chan struct{}
 }
 
-// StartOCSPResponder runs `openssl ocsp` with nextUpdate one minute
-// ahead, waits until it listens and stops it when the test ends. The
-// test fails when openssl is not installed.
+// StartOCSPResponder runs RunOCSPResponder and stops the responder when
+// the test ends. The test fails when openssl is not installed.
 func StartOCSPResponder(t testing.TB, o OCSPResponderOptions) *OCSPResponder {
 	t.Helper()
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Fatalf("openssl is not installed: the OCSP tests need it (apt-get install openssl)")
 	}
-	if o.Port == 0 {
-		o.Port = FreePort(t)
+	r, err := RunOCSPResponder(o)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// RunOCSPResponder runs `openssl ocsp` and waits until it listens; the
+// caller stops it. The benchmark shares it with the tests.
+func RunOCSPResponder(o OCSPResponderOptions) (*OCSPResponder, error) {
+	if o.Port == 0 {
+		var err error
+		if o.Port, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	minutes := max(int(o.NextUpdate/time.Minute), 1)
 	r := &OCSPResponder{URL: fmt.Sprintf("http://127.0.0.1:%d", o.Port), index: o.Index, caCert: o.CACert, done: make(chan struct{})}
 	r.cmd = exec.Command("openssl", "ocsp", "-index", o.Index, "-port", fmt.Sprint(o.Port),
-		"-rsigner", o.Signer, "-rkey", o.SignerKey, "-CA", o.CACert, "-nmin", "1")
+		"-rsigner", o.Signer, "-rkey", o.SignerKey, "-CA", o.CACert, "-nmin", fmt.Sprint(minutes))
 	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
 	if err := r.cmd.Start(); err != nil {
-		t.Fatalf("start openssl ocsp: %v", err)
+		return nil, fmt.Errorf("start openssl ocsp: %w", err)
 	}
 	go func() { _ = r.cmd.Wait(); close(r.done) }()
-	t.Cleanup(r.Stop)
 	// openssl prints ACCEPT once it listens. (Probing the port instead
 	// would wedge it: openssl ocsp 3.0 hangs on a connection closed
 	// without a request.)
@@ -153,15 +178,16 @@ func StartOCSPResponder(t testing.TB, o OCSPResponderOptions) *OCSPResponder {
 	for !strings.Contains(r.out.String(), "ACCEPT") {
 		select {
 		case <-r.done:
-			t.Fatalf("openssl ocsp exited before listening on port %d:\n%s", o.Port, r.out.String())
+			return nil, fmt.Errorf("openssl ocsp exited before listening on port %d:\n%s", o.Port, r.out.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("openssl ocsp did not listen on port %d within 10 s:\n%s", o.Port, r.out.String())
+			r.Stop()
+			return nil, fmt.Errorf("openssl ocsp did not listen on port %d within 10 s:\n%s", o.Port, r.out.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return r
+	return r, nil
 }
 
 // Stop kills the responder and waits for it; safe to call twice.
