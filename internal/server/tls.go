@@ -7,13 +7,14 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/hsmgate/hsmgate/api"
+	"github.com/hsmgate/hsmgate/auth"
 	"github.com/hsmgate/hsmgate/internal/config"
 	"github.com/hsmgate/hsmgate/listener"
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,17 +59,14 @@ func runTLS(ctx context.Context, s *listener.Server, log *slog.Logger) {
 // revalidating re-checks the client certificate of the connection before
 // every request (the OCSP status is cached, so this is a map lookup until
 // the cached answer expires): a certificate revoked while a keep-alive
-// connection is open stops working on it. The refusal is a 401 envelope
-// that closes the connection.
+// connection is open stops working on it. The refusal is the router's
+// answer to an invalid credential (401) and closes the connection.
 func revalidating(s *listener.Server, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 			if err := s.Revalidate(r.TLS); err != nil {
-				w.Header().Set("Content-Type", "application/json; charset=utf-8")
 				w.Header().Set("Connection", "close")
-				w.WriteHeader(http.StatusUnauthorized)
-				_ = json.NewEncoder(w).Encode(map[string]any{"errorCode": 617, "reason": "res.error.invalid.access.token",
-					"message": "client certificate: " + err.Error()})
+				api.WriteAuthError(w, &auth.Error{Kind: auth.ErrInvalid, Message: "client certificate: " + err.Error()})
 				return
 			}
 		}
