@@ -37,7 +37,7 @@ type CertRule struct {
 }
 
 // Revalidator re-checks the revocation status of a connection's client
-// certificate on every request (the tls package's Server implements it).
+// certificate on every request (the listener package's Server implements it).
 type Revalidator interface {
 	Revalidate(*tls.ConnectionState) error
 }

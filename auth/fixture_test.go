@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/hsmgate/hsmgate/hsm"
-	"github.com/hsmgate/hsmgate/softhsm"
+	"github.com/hsmgate/hsmgate/softhsm/softhsmtest"
 	"github.com/hsmgate/hsmgate/store"
 )
 
@@ -21,7 +21,7 @@ import (
 // secrets are sealed and MACs computed by its keys, as in production.
 func openTestHSM(t testing.TB) *hsm.HSM {
 	t.Helper()
-	tok := softhsm.NewTestToken(t)
+	tok := softhsmtest.NewToken(t)
 	h, err := hsm.Open(hsm.Config{ModulePath: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN, PoolSize: 2}, nil)
 	if err != nil {
 		t.Fatalf("open token: %v", err)

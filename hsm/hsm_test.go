@@ -10,13 +10,13 @@ import (
 	"testing"
 
 	"github.com/hsmgate/hsmgate/alg"
-	"github.com/hsmgate/hsmgate/softhsm"
+	"github.com/hsmgate/hsmgate/softhsm/softhsmtest"
 )
 
 // newTestHSM opens a fresh SoftHSM2 token of its own for one test.
 func newTestHSM(t testing.TB) *HSM {
 	t.Helper()
-	tok := softhsm.NewTestToken(t)
+	tok := softhsmtest.NewToken(t)
 	h, err := Open(Config{ModulePath: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN, PoolSize: 4}, nil)
 	if err != nil {
 		t.Fatalf("open token: %v", err)
@@ -46,7 +46,7 @@ func TestOpenCreatesInternalKeys(t *testing.T) {
 }
 
 func TestOpenWrongPIN(t *testing.T) {
-	tok := softhsm.NewTestToken(t)
+	tok := softhsmtest.NewToken(t)
 	_, err := Open(Config{ModulePath: tok.Module, TokenLabel: tok.Label, PIN: "9999"}, nil)
 	if err == nil {
 		t.Fatal("Open accepted a wrong PIN")

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -19,7 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hsmgate/hsmgate/tls/tlstest"
+	"github.com/hsmgate/hsmgate/internal/hsmgatebin"
+	"github.com/hsmgate/hsmgate/listener/listenertest"
 )
 
 // binPath is the hsmgate binary TestMain builds once for the whole package.
@@ -36,60 +38,28 @@ func runMain(m *testing.M) int {
 	if testing.Short() {
 		return m.Run() // every test skips itself in -short mode
 	}
-	root, err := moduleRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "integration:", err)
-		return 1
-	}
 	tmp, err := os.MkdirTemp("", "hsmgate-integration-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration:", err)
 		return 1
 	}
 	defer os.RemoveAll(tmp)
-	binPath = filepath.Join(tmp, "hsmgate")
-	args := []string{"build", "-o", binPath}
+	var flags []string
 	if raceEnabled {
-		args = append(args, "-race")
+		flags = append(flags, "-race")
 	}
-	build := exec.Command("go", append(args, "./cmd/hsmgate")...)
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "integration: go build ./cmd/hsmgate: %v\n%s", err, out)
+	if binPath, err = hsmgatebin.Build(context.Background(), tmp, flags...); err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
 		return 1
 	}
 	return m.Run()
 }
 
-// moduleRoot returns the directory of go.mod, asking `go env GOMOD` first
-// and walking up from the working directory otherwise.
-func moduleRoot() (string, error) {
-	if out, err := exec.Command("go", "env", "GOMOD").Output(); err == nil {
-		if p := strings.TrimSpace(string(out)); p != "" && p != os.DevNull {
-			return filepath.Dir(p), nil
-		}
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // process is one running hsmgate binary.
 type process struct {
 	cmd     *exec.Cmd
-	stdout  tlstest.Buffer
-	stderr  tlstest.Buffer
+	stdout  listenertest.Buffer
+	stderr  listenertest.Buffer
 	done    chan struct{}
 	waitErr error
 }

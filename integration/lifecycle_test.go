@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hsmgate/hsmgate/tls/tlstest"
+	"github.com/hsmgate/hsmgate/listener/listenertest"
 )
 
 // TestDevPrintsAWorkingCurlSession runs the shell session `hsmgate dev`
@@ -90,7 +90,7 @@ func TestServeWithOwnConfig(t *testing.T) {
 	label := dev.ecKey(t, oidP256, signAttrs)
 	dev.stop(t)
 
-	port := strconv.Itoa(tlstest.FreePort(t))
+	port := strconv.Itoa(listenertest.FreePort(t))
 	cfgPath := filepath.Join(root, "serve.yaml")
 	patchConfig(t, filepath.Join(state, "config.yaml"), cfgPath, func(cfg map[string]any) {
 		cfg["listen"] = "127.0.0.1:" + port

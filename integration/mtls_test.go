@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hsmgate/hsmgate/tls/tlstest"
+	"github.com/hsmgate/hsmgate/listener/listenertest"
 	"gopkg.in/yaml.v3"
 )
 
@@ -68,7 +68,7 @@ func TestMTLSDevConfiguration(t *testing.T) {
 			t.Errorf("no rule maps CN %s to its role: %v", role, mapped)
 		}
 		certFile, _ := g.clientCertFiles(role)
-		if cn := tlstest.ReadCert(t, certFile).Subject.CommonName; cn != role {
+		if cn := listenertest.ReadCert(t, certFile).Subject.CommonName; cn != role {
 			t.Errorf("%s: CN %q, want the role name", certFile, cn)
 		}
 	}
@@ -191,8 +191,8 @@ func TestTLSReloadOnSIGHUP(t *testing.T) {
 // server-key.pem, and returns its serial.
 func reissueServerCert(t *testing.T, pki string) *big.Int {
 	t.Helper()
-	ca := tlstest.ReadCert(t, filepath.Join(pki, "ca.pem"))
-	caKey := tlstest.ReadSigner(t, filepath.Join(pki, "ca-key.pem"))
+	ca := listenertest.ReadCert(t, filepath.Join(pki, "ca.pem"))
+	caKey := listenertest.ReadSigner(t, filepath.Join(pki, "ca-key.pem"))
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hsmgate/hsmgate/tls/tlstest"
+	"github.com/hsmgate/hsmgate/listener/listenertest"
 	"golang.org/x/crypto/ocsp"
 )
 
@@ -48,7 +48,7 @@ type ocspEdgeCert struct {
 // ocspEdgeLoadCA loads the development CA of the PKI directory pki.
 func ocspEdgeLoadCA(t *testing.T, pki string) *ocspEdgeCA {
 	t.Helper()
-	return &ocspEdgeCA{cert: tlstest.ReadCert(t, filepath.Join(pki, "ca.pem")), key: tlstest.ReadSigner(t, filepath.Join(pki, "ca-key.pem")),
+	return &ocspEdgeCA{cert: listenertest.ReadCert(t, filepath.Join(pki, "ca.pem")), key: listenertest.ReadSigner(t, filepath.Join(pki, "ca-key.pem")),
 		index: filepath.Join(pki, "index.txt"), out: t.TempDir()}
 }
 
@@ -171,7 +171,7 @@ func ocspEdgeFreePorts(t *testing.T, n int) []int {
 	seen := map[int]bool{}
 	var ports []int
 	for len(ports) < n {
-		if p := tlstest.FreePort(t); !seen[p] {
+		if p := listenertest.FreePort(t); !seen[p] {
 			seen[p] = true
 			ports = append(ports, p)
 		}
@@ -200,8 +200,8 @@ func TestOCSPRefusalsEndToEnd(t *testing.T) {
 
 	// The crafted responder's URL is known before it serves (the
 	// certificates name it); it starts after they are issued.
-	devSigner := tlstest.ReadCert(t, filepath.Join(pki, "ocsp.pem"))
-	devSignerKey := tlstest.ReadSigner(t, filepath.Join(pki, "ocsp-key.pem"))
+	devSigner := listenertest.ReadCert(t, filepath.Join(pki, "ocsp.pem"))
+	devSignerKey := listenertest.ReadSigner(t, filepath.Join(pki, "ocsp-key.pem"))
 	var lieAbout *big.Int
 	crafted := httptest.NewUnstartedServer(ocspEdgeCraftedResponder(t, ca, devSigner, devSignerKey,
 		func(serial *big.Int) bool { return serial.Cmp(lieAbout) == 0 }))
@@ -221,9 +221,9 @@ func TestOCSPRefusalsEndToEnd(t *testing.T) {
 	ca.list(t, good, expired, viaNoEKU)
 
 	index, caFile := filepath.Join(pki, "index.txt"), filepath.Join(pki, "ca.pem")
-	tlstest.StartOCSPResponder(t, tlstest.OCSPResponderOptions{Port: ports[0], Index: index, CACert: caFile,
+	listenertest.StartOCSPResponder(t, listenertest.OCSPResponderOptions{Port: ports[0], Index: index, CACert: caFile,
 		Signer: filepath.Join(pki, "ocsp.pem"), SignerKey: filepath.Join(pki, "ocsp-key.pem")})
-	noEKUResponder := tlstest.StartOCSPResponder(t, tlstest.OCSPResponderOptions{Port: ports[1], Index: index, CACert: caFile,
+	noEKUResponder := listenertest.StartOCSPResponder(t, listenertest.OCSPResponderOptions{Port: ports[1], Index: index, CACert: caFile,
 		Signer: noEKU.certFile, SignerKey: noEKU.keyFile})
 
 	accepted := func(t *testing.T, c ocspEdgeCert) {

@@ -23,15 +23,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hsmgate/hsmgate/tls/tlstest"
+	"github.com/hsmgate/hsmgate/listener/listenertest"
 )
 
 // startOCSPResponder runs `openssl ocsp` for the development PKI in dir
 // on a free port, signing with its delegated responder certificate, and
 // stops it at cleanup.
-func startOCSPResponder(t testing.TB, dir string) *tlstest.OCSPResponder {
+func startOCSPResponder(t testing.TB, dir string) *listenertest.OCSPResponder {
 	t.Helper()
-	return tlstest.StartOCSPResponder(t, tlstest.OCSPResponderOptions{Index: filepath.Join(dir, "index.txt"),
+	return listenertest.StartOCSPResponder(t, listenertest.OCSPResponderOptions{Index: filepath.Join(dir, "index.txt"),
 		CACert: filepath.Join(dir, "ca.pem"), Signer: filepath.Join(dir, "ocsp.pem"), SignerKey: filepath.Join(dir, "ocsp-key.pem")})
 }
 
@@ -49,9 +49,9 @@ func pkiDir(t testing.TB, cfg map[string]any) string {
 // overridden by ocspCfg; with responder set it first starts an `openssl
 // ocsp` responder for the gateway's PKI and points tls.ocsp.responderURL
 // at it, else at a port where nothing listens.
-func startMTLSGateway(t *testing.T, responder bool, ocspCfg map[string]any) (*gateway, *tlstest.OCSPResponder) {
+func startMTLSGateway(t *testing.T, responder bool, ocspCfg map[string]any) (*gateway, *listenertest.OCSPResponder) {
 	t.Helper()
-	var r *tlstest.OCSPResponder
+	var r *listenertest.OCSPResponder
 	g := startGatewayWith(t, func(cfg map[string]any) {
 		o := section(section(cfg, "tls"), "ocsp")
 		for k, v := range ocspCfg {
@@ -61,7 +61,7 @@ func startMTLSGateway(t *testing.T, responder bool, ocspCfg map[string]any) (*ga
 			r = startOCSPResponder(t, pkiDir(t, cfg))
 			o["responderURL"] = r.URL
 		} else {
-			o["responderURL"] = fmt.Sprintf("http://127.0.0.1:%d", tlstest.FreePort(t))
+			o["responderURL"] = fmt.Sprintf("http://127.0.0.1:%d", listenertest.FreePort(t))
 		}
 	})
 	return g, r

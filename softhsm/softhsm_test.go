@@ -8,7 +8,11 @@ import (
 )
 
 func TestProvisionCreatesUsableToken(t *testing.T) {
-	tok := NewTestToken(t)
+	t.Setenv(ConfEnv, "") // restored when the test ends
+	tok, err := Provision(Options{Dir: t.TempDir(), Label: "test", SOPIN: "5678", PIN: "1234"})
+	if err != nil {
+		t.Fatalf("provision: %v", err)
+	}
 	if got := os.Getenv(ConfEnv); got != tok.ConfPath {
 		t.Fatalf("SOFTHSM2_CONF = %q, want %q", got, tok.ConfPath)
 	}
@@ -33,7 +37,7 @@ func TestProvisionCreatesUsableToken(t *testing.T) {
 	if err := p.Login(s, pkcs11.CKU_USER, "wrong"); err == nil {
 		t.Fatal("login with a wrong PIN succeeded")
 	}
-	if err := p.Login(s, pkcs11.CKU_USER, TestPIN); err != nil {
+	if err := p.Login(s, pkcs11.CKU_USER, "1234"); err != nil {
 		t.Fatalf("login with the user PIN: %v", err)
 	}
 }

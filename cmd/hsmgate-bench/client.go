@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	stdtls "crypto/tls"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
@@ -20,8 +20,9 @@ import (
 // stall the bench.
 const requestTimeout = 60 * time.Second
 
-// restClient is the load generator's HTTP client: one keep-alive
-// transport shared by every worker.
+// restClient is the load generator's HTTP client: net/http's client on
+// one tuned keep-alive transport shared by every worker (what applications
+// run), and the lean client for the measured requests of the matrix.
 type restClient struct {
 	base   string
 	hc     *http.Client
@@ -43,7 +44,7 @@ func newRESTClient(srv *restServer, maxConc int) (*restClient, error) {
 		return nil, fmt.Errorf("no certificate in %s", srv.caFile)
 	}
 	tr := &http.Transport{
-		TLSClientConfig:     &stdtls.Config{RootCAs: pool, MinVersion: stdtls.VersionTLS12},
+		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 		MaxIdleConns:        2 * (maxConc + 8),
 		MaxIdleConnsPerHost: maxConc + 8,
 		IdleConnTimeout:     5 * time.Minute,
@@ -100,6 +101,17 @@ var jsonContentType = []string{"application/json"}
 func (c *restClient) postOp(path string, body []byte) opFunc {
 	req := renderRequest(c.host, path, c.tokens[roleKeyOperation], body)
 	return func(ctx context.Context, _ uint64) error { return c.lean.roundTrip(ctx, req) }
+}
+
+// stdPostOp returns the load operation that posts body to path through
+// net/http's client, as applications do (a new http.Request per call, the
+// keep-alive http.Transport of newRESTClient), with the keyOperationToken
+// and expecting 200.
+func (c *restClient) stdPostOp(path string, body []byte) opFunc {
+	return func(ctx context.Context, _ uint64) error {
+		_, err := c.do(ctx, http.MethodPost, path, roleKeyOperation, body, http.StatusOK, false)
+		return err
+	}
 }
 
 // roundRobinOp returns the load operation that posts bodies[seq % len(bodies)].

@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	stdtls "crypto/tls"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -21,9 +21,9 @@ import (
 // the server rather than the load generator. Setup requests keep using
 // net/http (restClient.do).
 type leanPool struct {
-	addr  string
-	tls   *stdtls.Config
-	conns chan *leanConn
+	addr   string
+	tlsCfg *tls.Config
+	conns  chan *leanConn
 }
 
 // leanConn is one keep-alive connection.
@@ -40,8 +40,8 @@ type leanConn struct {
 const leanMaxIdle = 30 * time.Second
 
 // newLeanPool returns a pool of at most size connections to addr.
-func newLeanPool(addr string, tlsCfg *stdtls.Config, size int) *leanPool {
-	p := &leanPool{addr: addr, tls: tlsCfg, conns: make(chan *leanConn, size)}
+func newLeanPool(addr string, tlsCfg *tls.Config, size int) *leanPool {
+	p := &leanPool{addr: addr, tlsCfg: tlsCfg, conns: make(chan *leanConn, size)}
 	for range size {
 		p.conns <- nil // a free slot; dialled on first use
 	}
@@ -92,7 +92,7 @@ func (p *leanPool) exchange(cp **leanConn, req []byte) error {
 	}
 	if *cp == nil {
 		d := &net.Dialer{Timeout: 10 * time.Second}
-		conn, err := stdtls.DialWithDialer(d, "tcp", p.addr, p.tls)
+		conn, err := tls.DialWithDialer(d, "tcp", p.addr, p.tlsCfg)
 		if err != nil {
 			return err
 		}

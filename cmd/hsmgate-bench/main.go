@@ -10,11 +10,14 @@
 //	                           [-schemes=false | -schemesonly] [-scheme NAME]
 //
 // By default the REST server is the real binary (go build ./cmd/hsmgate):
-// `hsmgate dev` creates its token, PKI and credentials (and serves with the
-// access log on, which is measured for ECDSA signing), then `hsmgate serve`
-// runs on a copy of its configuration with the access log off for the main
-// measurements. -cpuprofile (or -inprocess) runs the server inside this
-// process instead, sharing the raw token, and profiles the REST phase.
+// `hsmgate dev` creates its token, PKI and credentials and serves with its
+// defaults (access log on), where ECDSA signing is measured first through
+// Go's standard net/http client (what applications run; reported first)
+// and through the bench's lean client; then `hsmgate serve` runs on a copy
+// of its configuration with the access log off for the main measurements
+// (lean client). -cpuprofile (or -inprocess) runs the server inside this
+// process instead, through the same assembly as `hsmgate serve`
+// (internal/server), sharing the raw token, and profiles the REST phase.
 //
 // It is a measurement, not a test: a missed target is printed as MISSED and
 // recorded in the JSON, but never makes the process fail.
@@ -26,7 +29,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
@@ -37,6 +39,7 @@ import (
 	"time"
 
 	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/internal/hsmgatebin"
 )
 
 // main parses the flags, runs the bench and exits non-zero only when the
@@ -173,7 +176,7 @@ func run(ctx context.Context, o *options) (err error) {
 		return err
 	}
 
-	srv, accessLogOn, err := startServer(ctx, o, h, tmp, ops)
+	srv, dev, err := startServer(ctx, o, h, tmp, ops)
 	if err != nil {
 		return err
 	}
@@ -192,7 +195,8 @@ func run(ctx context.Context, o *options) (err error) {
 		return err
 	}
 
-	measureErr := measureAll(ctx, o, rep, h, client, ops, rawOps, restOps, accessLogOn)
+	rep.setStdClient(ops[0].Name, o.concs, dev)
+	measureErr := measureAll(ctx, o, rep, h, client, ops, rawOps, restOps, dev.lean)
 	if measureErr == nil && !o.inProcess && o.schemes {
 		rep.Schemes = runSchemesBench(ctx, o, tmp, client, ops[0])
 	}
@@ -297,95 +301,97 @@ func prepareREST(ctx context.Context, c *restClient, ops []operation, created bo
 	return out, nil
 }
 
+// devResult is what the bench measures on `hsmgate dev` with its default
+// configuration (access log on): ECDSA signing at every concurrency
+// through net/http's client and, with -accesslog, through the lean client.
+type devResult struct {
+	std, lean []Stats
+}
+
 // startServer starts the REST server. In binary mode it builds hsmgate,
-// runs `hsmgate dev` (creating the REST keys there and, with -accesslog,
-// measuring ECDSA signing with the access log on), stops it and runs
-// `hsmgate serve` with the access log off. It returns the access-log-on
-// measurements, if any.
-func startServer(ctx context.Context, o *options, h *hsm.HSM, tmp string, ops []operation) (*restServer, []Stats, error) {
+// runs `hsmgate dev` (creating the REST keys there and measuring ECDSA
+// signing on its default configuration), stops it and runs `hsmgate
+// serve` with the access log off.
+func startServer(ctx context.Context, o *options, h *hsm.HSM, tmp string, ops []operation) (*restServer, devResult, error) {
 	if o.inProcess {
 		logf("REST: starting the server in-process")
-		srv, err := startInProcessServer(ctx, h, filepath.Join(tmp, "inprocess"))
-		return srv, nil, err
+		srv, err := startInProcessServer(h, filepath.Join(tmp, "inprocess"))
+		return srv, devResult{}, err
 	}
 	bin := o.binary
 	if bin == "" {
 		var err error
 		if bin, err = buildHsmgate(ctx, filepath.Join(tmp, "bin")); err != nil {
-			return nil, nil, err
+			return nil, devResult{}, err
 		}
 	}
 	dir := filepath.Join(tmp, "dev")
 	logf("REST: hsmgate dev --dir %s --listen 127.0.0.1:0", dir)
 	dev, err := startDevServer(ctx, bin, dir)
 	if err != nil {
-		return nil, nil, err
+		return nil, devResult{}, err
 	}
 	defer dev.stop()
-	on, err := devPhase(ctx, o, dev, ops)
+	res, err := devPhase(ctx, o, dev, ops)
 	if err != nil {
-		return nil, nil, err
+		return nil, devResult{}, err
 	}
 	if err := dev.stop(); err != nil {
-		return nil, nil, err
+		return nil, devResult{}, err
 	}
 	logf("REST: hsmgate serve --config %s (access log off)", filepath.Join(dir, "bench-config.yaml"))
 	srv, err := startServeNoAccessLog(ctx, bin, dir, o.poolSize)
-	return srv, on, err
+	return srv, res, err
 }
 
-// devPhase creates the REST keys through the dev server and, with
-// -accesslog, measures ECDSA signing at every concurrency with the access
-// log on.
-func devPhase(ctx context.Context, o *options, dev *restServer, ops []operation) ([]Stats, error) {
+// devPhase creates the REST keys through the dev server and measures
+// ECDSA signing on it at every concurrency: through net/http's client
+// (unless -schemesonly) and, with -accesslog, through the lean client.
+func devPhase(ctx context.Context, o *options, dev *restServer, ops []operation) (devResult, error) {
+	var res devResult
 	c, err := newRESTClient(dev, slices.Max(o.concs))
 	if err != nil {
-		return nil, err
+		return res, err
 	}
 	defer c.close()
 	restOps, err := prepareREST(ctx, c, ops, false)
-	if err != nil || !o.accessLog {
-		return nil, err
+	if err != nil {
+		return res, err
 	}
-	var on []Stats
+	body, err := ops[0].restBody(restLabel(ops[0]), randomBytes(ops[0].payloadLen))
+	if err != nil {
+		return res, err
+	}
+	stdOp := c.stdPostOp(ops[0].restPath, body)
 	for _, conc := range o.concs {
-		s, err := measure(ctx, conc, o.warmup, o.duration, restOps[0])
-		if err != nil {
-			return nil, err
+		if !o.schemesOnly {
+			s, err := measure(ctx, conc, o.warmup, o.duration, stdOp)
+			if err != nil {
+				return res, err
+			}
+			logf("  net/http client, dev defaults (access log on): %s c=%d: %.0f ops/s, p50 %.3f ms, p99 %.3f ms", ops[0].Name, conc, s.OpsPerSec, s.P50Ms, s.P99Ms)
+			res.std = append(res.std, s)
 		}
-		logf("  access log on: %s c=%d: %.0f ops/s, p50 %.3f ms, p99 %.3f ms", ops[0].Name, conc, s.OpsPerSec, s.P50Ms, s.P99Ms)
-		on = append(on, s)
+		if o.accessLog {
+			s, err := measure(ctx, conc, o.warmup, o.duration, restOps[0])
+			if err != nil {
+				return res, err
+			}
+			logf("  lean client, access log on: %s c=%d: %.0f ops/s, p50 %.3f ms, p99 %.3f ms", ops[0].Name, conc, s.OpsPerSec, s.P50Ms, s.P99Ms)
+			res.lean = append(res.lean, s)
+		}
 	}
-	return on, nil
+	return res, nil
 }
 
 // buildHsmgate builds ./cmd/hsmgate of the enclosing module into dir.
 func buildHsmgate(ctx context.Context, dir string) (string, error) {
-	root, err := moduleRoot(ctx)
+	logf("building ./cmd/hsmgate")
+	bin, err := hsmgatebin.Build(ctx, dir, "-trimpath")
 	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "hsmgate")
-	logf("building %s/cmd/hsmgate", root)
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./cmd/hsmgate")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/hsmgate: %w\n%s", err, out)
+		return "", fmt.Errorf("%w (run from the repository or pass -hsmgate BINARY)", err)
 	}
 	return bin, nil
-}
-
-// moduleRoot returns the directory of the go.mod enclosing the working directory.
-func moduleRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("not inside the hsmgate module: run from the repository or pass -hsmgate BINARY")
-	}
-	return filepath.Dir(gomod), nil
 }
 
 // runMatrix measures every operation at every concurrency, raw and REST.

@@ -11,18 +11,17 @@ package main
 import (
 	"bytes"
 	"context"
-	stdtls "crypto/tls"
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hsmgate/hsmgate/listener/listenertest"
 )
 
 // tlsBenchConcurrency is the concurrency of the signing comparison;
@@ -89,20 +88,23 @@ func runTLSBench(ctx context.Context, o *options, tmp string, op operation) *TLS
 func (r *TLSResult) measure(ctx context.Context, o *options, tmp string, op operation) error {
 	dir := filepath.Join(tmp, "dev")
 	pki := filepath.Join(dir, "pki")
-	responder, err := startBenchResponder(ctx, pki)
+	// Answers valid for ten minutes: longer than the phase.
+	responder, err := listenertest.RunOCSPResponder(listenertest.OCSPResponderOptions{
+		Index: filepath.Join(pki, "index.txt"), CACert: filepath.Join(pki, "ca.pem"),
+		Signer: filepath.Join(pki, "ocsp.pem"), SignerKey: filepath.Join(pki, "ocsp-key.pem"), NextUpdate: 10 * time.Minute})
 	if err != nil {
-		return err
+		return fmt.Errorf("the TLS bench needs openssl: %w", err)
 	}
-	defer responder.stop()
+	defer responder.Stop()
 	bin, err := hsmgateBinary(ctx, o, tmp)
 	if err != nil {
 		return err
 	}
-	cfgPath, err := writeTLSBenchConfig(dir, responder.url)
+	cfgPath, err := writeTLSBenchConfig(dir, responder.URL)
 	if err != nil {
 		return err
 	}
-	logf("TLS: hsmgate serve --config %s (client certificates optional, OCSP fail-closed, responder %s)", cfgPath, responder.url)
+	logf("TLS: hsmgate serve --config %s (client certificates optional, OCSP fail-closed, responder %s)", cfgPath, responder.URL)
 	p, addr, err := startChild(ctx, bin, []string{"serve", "--config", cfgPath},
 		filepath.Join(tmp, "hsmgate-tls.log"), true, matchJSONListening)
 	if err != nil {
@@ -119,7 +121,7 @@ func (r *TLSResult) measure(ctx context.Context, o *options, tmp string, op oper
 	}
 	var certConns atomic.Int64
 	countingCert := certCfg.Clone()
-	countingCert.VerifyConnection = func(stdtls.ConnectionState) error { certConns.Add(1); return nil }
+	countingCert.VerifyConnection = func(tls.ConnectionState) error { certConns.Add(1); return nil }
 
 	for _, withCert := range []bool{false, true} {
 		for _, resumed := range []bool{false, true} {
@@ -173,7 +175,7 @@ func (r *TLSResult) measure(ctx context.Context, o *options, tmp string, op oper
 	}
 	r.SignPlain.OpsPerSec, r.SignMTLS.OpsPerSec = plainRate, mtlsRate
 	r.MTLSCostPct = (1 - ratio(mtlsRate, plainRate)) * 100
-	r.ResponderRequests = responder.requests()
+	r.ResponderRequests = responder.Requests()
 	r.ClientCertConnections = certConns.Load()
 	logf("  OCSP responder requests: %d for %d connections with the same client certificate", r.ResponderRequests, r.ClientCertConnections)
 	measured := r.SignPlain.Ops > 0 && r.SignMTLS.Ops > 0
@@ -194,7 +196,7 @@ func opOf(pool *leanPool, req []byte) opFunc {
 
 // benchTLSConfigs returns client configurations trusting the dev CA in
 // pki: without and with the keyOperationToken client certificate.
-func benchTLSConfigs(pki string) (plain, withCert *stdtls.Config, err error) {
+func benchTLSConfigs(pki string) (plain, withCert *tls.Config, err error) {
 	caPEM, err := os.ReadFile(filepath.Join(pki, "ca.pem"))
 	if err != nil {
 		return nil, nil, err
@@ -203,27 +205,27 @@ func benchTLSConfigs(pki string) (plain, withCert *stdtls.Config, err error) {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, nil, fmt.Errorf("no certificate in %s/ca.pem", pki)
 	}
-	pair, err := stdtls.LoadX509KeyPair(filepath.Join(pki, "clients", roleKeyOperation+".pem"), filepath.Join(pki, "clients", roleKeyOperation+"-key.pem"))
+	pair, err := tls.LoadX509KeyPair(filepath.Join(pki, "clients", roleKeyOperation+".pem"), filepath.Join(pki, "clients", roleKeyOperation+"-key.pem"))
 	if err != nil {
 		return nil, nil, fmt.Errorf("dev client certificate: %w", err)
 	}
-	plain = &stdtls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: stdtls.VersionTLS12}
+	plain = &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
 	withCert = plain.Clone()
-	withCert.Certificates = []stdtls.Certificate{pair}
+	withCert.Certificates = []tls.Certificate{pair}
 	return plain, withCert, nil
 }
 
 // measureHandshakes measures new connections per second, each carrying one
 // GET /healthz. resumed shares a session cache between connections.
-func measureHandshakes(ctx context.Context, o *options, addr string, cfg *stdtls.Config, withCert, resumed bool) (HandshakeCell, error) {
+func measureHandshakes(ctx context.Context, o *options, addr string, cfg *tls.Config, withCert, resumed bool) (HandshakeCell, error) {
 	cfg = cfg.Clone()
 	if resumed {
-		cfg.ClientSessionCache = stdtls.NewLRUClientSessionCache(4 * tlsHandshakeConcurrency)
+		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4 * tlsHandshakeConcurrency)
 	}
 	req := []byte("GET /healthz HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n\r\n")
 	var total, didResume atomic.Int64
 	s, err := measure(ctx, tlsHandshakeConcurrency, o.warmup, o.duration, func(ctx context.Context, _ uint64) error {
-		d := &stdtls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: cfg}
+		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: cfg}
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
 			return err
@@ -241,7 +243,7 @@ func measureHandshakes(ctx context.Context, o *options, addr string, cfg *stdtls
 			return fmt.Errorf("GET /healthz: %q", bytes.SplitN(resp, []byte("\r\n"), 2)[0])
 		}
 		total.Add(1)
-		if conn.(*stdtls.Conn).ConnectionState().DidResume {
+		if conn.(*tls.Conn).ConnectionState().DidResume {
 			didResume.Add(1)
 		}
 		return nil
@@ -261,83 +263,6 @@ func writeTLSBenchConfig(dir, responderURL string) (string, error) {
 		tlsSection["ocsp"] = mergeMap(tlsSection["ocsp"], map[string]any{"enabled": true, "failMode": "fail-closed",
 			"responderURL": responderURL, "maxAge": "10m"})
 		cfg["tls"] = tlsSection
-	})
-}
-
-// benchResponder is `openssl ocsp` answering for the dev PKI.
-type benchResponder struct {
-	url  string
-	cmd  *exec.Cmd
-	out  lockedBuffer
-	done chan struct{}
-	once sync.Once
-}
-
-// lockedBuffer collects the responder's output.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write implements io.Writer.
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns what was written.
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// startBenchResponder runs `openssl ocsp` for the PKI in dir on a free
-// loopback port, with answers valid for ten minutes (longer than the phase).
-func startBenchResponder(ctx context.Context, dir string) (*benchResponder, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	r := &benchResponder{url: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan struct{})}
-	r.cmd = exec.Command("openssl", "ocsp", "-index", "index.txt", "-port", fmt.Sprint(port),
-		"-rsigner", "ocsp.pem", "-rkey", "ocsp-key.pem", "-CA", "ca.pem", "-nmin", "10")
-	r.cmd.Dir = dir
-	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
-	if err := r.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start openssl ocsp (the TLS bench needs openssl): %w", err)
-	}
-	go func() { _ = r.cmd.Wait(); close(r.done) }()
-	// openssl prints ACCEPT once it listens (probing the port would wedge it).
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(r.out.String(), "ACCEPT") {
-		select {
-		case <-r.done:
-			return nil, fmt.Errorf("openssl ocsp exited: %s", r.out.String())
-		case <-ctx.Done():
-			r.stop()
-			return nil, ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			r.stop()
-			return nil, fmt.Errorf("openssl ocsp did not listen within 10 s: %s", r.out.String())
-		}
-	}
-	return r, nil
-}
-
-// requests counts the requests the responder logged.
-func (r *benchResponder) requests() int { return strings.Count(r.out.String(), "Received request") }
-
-// stop ends the responder.
-func (r *benchResponder) stop() {
-	r.once.Do(func() {
-		_ = r.cmd.Process.Kill()
-		<-r.done
 	})
 }
 

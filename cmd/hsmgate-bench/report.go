@@ -39,6 +39,26 @@ type AccessLogResult struct {
 	Rows      []AccessLogRow `json:"rows"`
 }
 
+// StdClientRow is ECDSA signing at one concurrency on `hsmgate dev`'s
+// default configuration: through net/http's client and, when measured,
+// through the lean client on the same server.
+type StdClientRow struct {
+	Concurrency int    `json:"concurrency"`
+	NetHTTP     Stats  `json:"netHTTP"`
+	Lean        *Stats `json:"lean,omitempty"`
+	// NetHTTPToLean is NetHTTP's throughput over Lean's (0 without Lean).
+	NetHTTPToLean float64 `json:"netHTTPToLeanOpsRatio"`
+}
+
+// StdClientResult is the headline measurement: what an application using
+// Go's standard client gets from the default configuration.
+type StdClientResult struct {
+	Operation string         `json:"operation"`
+	Mode      string         `json:"mode"`
+	Client    string         `json:"client"`
+	Rows      []StdClientRow `json:"rows"`
+}
+
 // Machine describes where the bench ran.
 type Machine struct {
 	NumCPU     int    `json:"numCPU"`
@@ -98,6 +118,7 @@ type Report struct {
 	Machine    Machine          `json:"machine"`
 	Settings   Settings         `json:"settings"`
 	Server     ServerInfo       `json:"server"`
+	StdClient  *StdClientResult `json:"stdClient,omitempty"`
 	Cells      []Cell           `json:"cells"`
 	AccessLog  *AccessLogResult `json:"accessLog,omitempty"`
 	KeyCount   *KeyCountResult  `json:"keyCount,omitempty"`
@@ -172,12 +193,31 @@ func (r *Report) addVersionInfo(ctx context.Context, c *restClient) error {
 	return nil
 }
 
+// setStdClient records the net/http measurements of the dev phase (one
+// per concurrency of concs) beside the lean ones, if any.
+func (r *Report) setStdClient(op string, concs []int, dev devResult) {
+	if len(dev.std) == 0 {
+		return
+	}
+	res := &StdClientResult{Operation: op, Mode: devMode,
+		Client: "net/http: http.Client, one keep-alive http.Transport (MaxIdleConnsPerHost = concurrency + 8), a new http.Request per call"}
+	for i, s := range dev.std {
+		row := StdClientRow{Concurrency: concs[i], NetHTTP: s}
+		if i < len(dev.lean) {
+			row.Lean = &dev.lean[i]
+			row.NetHTTPToLean = ratio(s.OpsPerSec, dev.lean[i].OpsPerSec)
+		}
+		res.Rows = append(res.Rows, row)
+	}
+	r.StdClient = res
+}
+
 // setAccessLog pairs the access-log-on measurements with the main ECDSA cells.
 func (r *Report) setAccessLog(on []Stats) {
 	if len(on) == 0 {
 		return
 	}
-	res := &AccessLogResult{OnMode: "hsmgate dev (access log on, text log to a file)"}
+	res := &AccessLogResult{OnMode: devMode}
 	i := 0
 	for _, c := range r.Cells {
 		if c.OperationID != "ecdsa-p256-sign" || i >= len(on) {
@@ -282,6 +322,9 @@ func printReport(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "server:  %s, version %s; server runtime: %s\n", r.Server.Mode, r.Server.Version, serverRuntimeText(r.Server))
 	fmt.Fprintf(w, "cells:   %s measured after %s warm-up, closed loop; latencies in ms (exact p50/p99); raw side: %d PKCS#11 sessions, GOMAXPROCS %d\n\n",
 		secs(r.Settings.DurationSec), secs(r.Settings.WarmupSec), r.Server.RawPoolSize, m.GOMAXPROCS)
+	if r.StdClient != nil {
+		printStdClient(w, r.StdClient)
+	}
 	printMatrix(w, r.Cells)
 	if r.TLS != nil {
 		printTLS(w, r.TLS)
@@ -343,6 +386,23 @@ func noisyMark(stats ...Stats) string {
 		}
 	}
 	return ""
+}
+
+// printStdClient prints the net/http measurements on the dev defaults.
+func printStdClient(w io.Writer, s *StdClientResult) {
+	fmt.Fprintf(w, "REST %s on the default configuration, %s\n", s.Operation, s.Mode)
+	fmt.Fprintf(w, "client: %s\n", s.Client)
+	fmt.Fprintf(w, "%4s  %10s %8s %8s  %-6s  %10s  %12s\n", "conc", "ops/s", "p50", "p99", "errors", "lean ops/s", "net/http/lean")
+	for _, row := range s.Rows {
+		lean, rel := "-", "-"
+		if row.Lean != nil {
+			lean, rel = fmt.Sprintf("%.0f", row.Lean.OpsPerSec), fmt.Sprintf("%.1f%%", row.NetHTTPToLean*100)
+		}
+		fmt.Fprintf(w, "%4d  %10.0f %8.3f %8.3f  %-6d  %10s  %12s%s\n", row.Concurrency, row.NetHTTP.OpsPerSec, row.NetHTTP.P50Ms,
+			row.NetHTTP.P99Ms, row.NetHTTP.Errors, lean, rel, noisyMark(row.NetHTTP))
+	}
+	fmt.Fprintln(w, "(the tables below use the lean client, which costs the machine less per request, on `hsmgate serve` with the access log off)")
+	fmt.Fprintln(w)
 }
 
 // printAccessLog prints the access log on/off comparison.

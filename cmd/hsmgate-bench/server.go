@@ -3,15 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
-	stdtls "crypto/tls"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,9 +19,11 @@ import (
 
 	"github.com/hsmgate/hsmgate/api"
 	"github.com/hsmgate/hsmgate/auth"
+	"github.com/hsmgate/hsmgate/devpki"
 	"github.com/hsmgate/hsmgate/hsm"
-	"github.com/hsmgate/hsmgate/keys"
-	hsmtls "github.com/hsmgate/hsmgate/tls"
+	"github.com/hsmgate/hsmgate/internal/config"
+	"github.com/hsmgate/hsmgate/internal/server"
+	"github.com/hsmgate/hsmgate/softhsm"
 	"gopkg.in/yaml.v3"
 )
 
@@ -235,6 +233,9 @@ func matchJSONListening(line string) (string, bool) {
 	return rec.Addr, true
 }
 
+// devMode describes the server of the dev phase for the report.
+const devMode = "hsmgate dev (its defaults: access log on, text log to a file)"
+
 // startDevServer runs `hsmgate dev --dir DIR --listen 127.0.0.1:0`, which
 // creates the token, the PKI and the credentials and serves with the
 // access log on (its default).
@@ -244,7 +245,7 @@ func startDevServer(ctx context.Context, bin, dir string) (*restServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return attachServer(p, addr, dir, "hsmgate dev (access log on, text log to a file)")
+	return attachServer(p, addr, dir, devMode)
 }
 
 // startServeNoAccessLog writes a copy of DIR/config.yaml with
@@ -345,11 +346,13 @@ const (
 	roleService       = "serviceToken"
 )
 
-// startInProcessServer assembles the server as cmd/hsmgate/serve.go does
-// (static tokens, TLS config, api.New, http.Server on a TLS listener, access
-// log off) on the already open token h, so that a CPU profile covers it.
-func startInProcessServer(ctx context.Context, h *hsm.HSM, dir string) (*restServer, error) {
-	pki, err := hsmtls.EnsureDevPKI(filepath.Join(dir, "pki"), []string{"localhost", "127.0.0.1"}, nil)
+// startInProcessServer runs the gateway inside this process through the
+// same assembly as `hsmgate serve` (internal/server), on the already open
+// token h, with static tokens, a fresh SQLite store and the access log
+// off, so that a CPU profile covers it.
+func startInProcessServer(h *hsm.HSM, dir string) (*restServer, error) {
+	ctx := context.Background() // the server lives until stop, not until a signal
+	pki, err := devpki.Ensure(filepath.Join(dir, "pki"), []string{"localhost", "127.0.0.1"}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -357,47 +360,54 @@ func startInProcessServer(ctx context.Context, h *hsm.HSM, dir string) (*restSer
 	if err != nil {
 		return nil, err
 	}
-	static, err := auth.NewStaticTokens(h, verifiers)
+	module, err := softhsm.FindModule()
 	if err != nil {
 		return nil, err
 	}
-	tlsCfg, err := hsmtls.ServerConfig(hsmtls.ServerOptions{CertFile: pki.ServerCert, KeyFile: pki.ServerKey, MinVersion: "1.2"})
-	if err != nil {
-		return nil, err
+	off := false
+	cfg := &config.Config{
+		Listen: "127.0.0.1:0",
+		TLS:    config.TLSConfig{CertFile: pki.ServerCert, KeyFile: pki.ServerKey, MinVersion: "1.2"},
+		// The server uses h; the URI names the same token for the record.
+		HSM:    config.HSMConfig{URI: fmt.Sprintf("pkcs11:token=%s;module-path=%s?pin-value=%s", rawTokenLabel, module, rawPIN)},
+		Auth:   config.AuthConfig{StaticTokens: verifiers},
+		Store:  config.StoreConfig{Driver: config.DriverSQLite, Path: filepath.Join(dir, "hsmgate.db")},
+		Server: config.ServerConfig{AccessLog: &off},
+		Log:    config.LogConfig{Format: "json", Level: "info"},
 	}
+	cfg.ApplyDefaults()
 	logf, err := os.Create(filepath.Join(dir, "server.log"))
 	if err != nil {
 		return nil, err
 	}
-	log := slog.New(slog.NewJSONHandler(logf, nil))
-	router := api.New(api.Options{HSM: h, Keys: keys.New(h, keys.Options{}), Auth: auth.New(auth.Options{Schemes: []auth.Scheme{static}}), Log: log, AccessLog: false,
-		Build: api.Build{Version: "bench", Commit: "in-process", BuildTime: time.Now().UTC().Format(time.RFC3339)}})
-	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
-		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	sctx, cancel := context.WithCancel(ctx)
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- server.Run(sctx, cfg, server.Options{Log: server.NewLogger(cfg.Log, logf), HSM: h,
+			Build: api.Build{Version: "bench", Commit: "in-process", BuildTime: time.Now().UTC().Format(time.RFC3339)},
+			Ready: func(addr string) { ready <- addr }})
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		cancel()
 		logf.Close()
-		return nil, err
+		return nil, fmt.Errorf("in-process server: %w", err)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(stdtls.NewListener(ln, tlsCfg)) }()
 	var once sync.Once
+	var stopErr error
 	stop := func() error {
-		var err error
 		once.Do(func() {
-			sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
-			defer cancel()
-			err = srv.Shutdown(sctx)
-			if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
-				err = serr
-			}
+			cancel()
+			stopErr = <-done
 			logf.Close()
 		})
-		return err
+		return stopErr
 	}
-	return &restServer{addr: ln.Addr().String(), caFile: pki.CACert, tokens: tokens,
-		mode: "in-process (api.New + http.Server as in serve.go, access log off; shares the raw token)", stop: stop}, nil
+	return &restServer{addr: addr, caFile: pki.CACert, tokens: tokens,
+		mode: "in-process (internal/server as in hsmgate serve, access log off; shares the raw token)", stop: stop}, nil
 }
 
 // newStaticTokens draws one random X-API-KEY per role the bench uses and

@@ -18,11 +18,14 @@ import (
 	"time"
 
 	"github.com/hsmgate/hsmgate/auth"
+	"github.com/hsmgate/hsmgate/devpki"
 	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/internal/config"
+	"github.com/hsmgate/hsmgate/internal/server"
+	"github.com/hsmgate/hsmgate/listener"
 	"github.com/hsmgate/hsmgate/roles"
 	"github.com/hsmgate/hsmgate/softhsm"
 	"github.com/hsmgate/hsmgate/store"
-	"github.com/hsmgate/hsmgate/tls"
 	"gopkg.in/yaml.v3"
 )
 
@@ -52,14 +55,14 @@ func devCommand(args []string) error {
 			return err
 		}
 	}
-	cfg, err := loadConfig(cfgPath)
+	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		return err
 	}
 	cfg.Listen = *listen
 	cfg.Log.Format = "text"
-	log := newLogger(cfg.Log, os.Stderr)
-	return serve(context.Background(), cfg, log, func(addr string) { printCurlSession(os.Stdout, abs, addr) })
+	return server.Run(context.Background(), cfg, server.Options{Log: server.NewLogger(cfg.Log, os.Stderr), Build: build(),
+		Ready: func(addr string) { printCurlSession(os.Stdout, abs, addr) }})
 }
 
 // devSetup creates the token, the PKI, the credentials and the configuration.
@@ -80,25 +83,25 @@ func devSetup(dir, listen string) error {
 	for _, r := range roles.All {
 		clients = append(clients, r.String())
 	}
-	pki, err := tls.EnsureDevPKI(filepath.Join(dir, "pki"), []string{"localhost", "127.0.0.1", "::1"}, clients)
+	pki, err := devpki.Ensure(filepath.Join(dir, "pki"), []string{"localhost", "127.0.0.1", "::1"}, clients)
 	if err != nil {
 		return err
 	}
-	var cfg Config
+	var cfg config.Config
 	cfg.Listen = listen
 	cfg.TLS = devTLSConfig(pki)
 	cfg.Auth.Certificates = devCertificateRules()
-	cfg.HSM = HSMConfig{
+	cfg.HSM = config.HSMConfig{
 		URI:          fmt.Sprintf("pkcs11:token=%s;module-path=%s?pin-source=file:%s", devTokenLabel, tok.Module, filepath.Join(dir, "hsm-pin")),
 		SoftHSM2Conf: tok.ConfPath,
 	}
-	cfg.Log = LogConfig{Format: "text", Level: "info"}
-	cfg.Store = StoreConfig{Driver: "sqlite", Path: filepath.Join(dir, "hsmgate.db")}
+	cfg.Log = config.LogConfig{Format: "text", Level: "info"}
+	cfg.Store = config.StoreConfig{Driver: config.DriverSQLite, Path: filepath.Join(dir, "hsmgate.db")}
 	cfg.Auth.Argus.Enabled = true
 	cfg.Auth.Barong.Enabled = true
 	cfg.Auth.Armor.Enabled = true
-	cfg.Auth.Actyx = &ActyxConfig{} // trial apps (com.example.*) only: no trust root in dev
-	h, err := openHSM(&cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cfg.Auth.Actyx = &config.ActyxConfig{} // trial apps (com.example.*) only: no trust root in dev
+	h, err := server.OpenHSM(cfg.HSM, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return err
 	}
@@ -139,8 +142,8 @@ func devSetup(dir, listen string) error {
 // devIdentities creates the customers default and trial and a demo user
 // holding every role on customer default, and prints the demo user's
 // password and TOTP secret: once, they are not stored anywhere in clear.
-func devIdentities(ctx context.Context, cfg *Config, h *hsm.HSM) error {
-	st, err := openStore(ctx, cfg.Store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+func devIdentities(ctx context.Context, cfg *config.Config, h *hsm.HSM) error {
+	st, err := server.OpenStore(ctx, cfg.Store, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return err
 	}
@@ -181,24 +184,24 @@ Demo user (shown once, not stored in clear): domain %s, user demo, id %s
 // devTLSConfig serves the development PKI's server certificate and
 // accepts client certificates of its CA (optional: curl without one works
 // too), checked by OCSP against the responder their AIA names
-// (tls.DefaultDevOCSPURL). Soft-fail, so that `make run` works without a
+// (devpki.DefaultOCSPURL). Soft-fail, so that `make run` works without a
 // responder running: a certificate is then accepted with a warning, while
 // a revoked one is refused as soon as the responder answers. Answers are
 // cached for a minute at most, so a revocation shows quickly.
-func devTLSConfig(pki *tls.DevPKI) TLSConfig {
-	return TLSConfig{
+func devTLSConfig(pki *devpki.PKI) config.TLSConfig {
+	return config.TLSConfig{
 		CertFile: pki.ServerCert, KeyFile: pki.ServerKey, MinVersion: "1.2",
-		ClientAuth: tls.ClientAuthOptional, ClientCAFiles: []string{pki.CACert},
-		OCSP: OCSPConfig{Enabled: true, FailMode: ocspSoftFail, MaxAge: time.Minute},
+		ClientAuth: listener.ClientAuthOptional, ClientCAFiles: []string{pki.CACert},
+		OCSP: config.OCSPConfig{Enabled: true, FailMode: config.OCSPSoftFail, MaxAge: time.Minute},
 	}
 }
 
 // devCertificateRules map each role's development client certificate
 // (CN = the role's wire name) to that role on customer default.
-func devCertificateRules() []CertRuleConfig {
-	var rules []CertRuleConfig
+func devCertificateRules() []config.CertRuleConfig {
+	var rules []config.CertRuleConfig
 	for _, r := range roles.All {
-		rules = append(rules, CertRuleConfig{Match: CertMatchConfig{CN: r.String()}, Roles: []string{r.String()}, Customers: []string{"default"}})
+		rules = append(rules, config.CertRuleConfig{Match: config.CertMatchConfig{CN: r.String()}, Roles: []string{r.String()}, Customers: []string{"default"}})
 	}
 	return rules
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hsmgate/hsmgate/auth"
+	"github.com/hsmgate/hsmgate/internal/config"
+	"github.com/hsmgate/hsmgate/internal/server"
 	"github.com/hsmgate/hsmgate/store"
 )
 
@@ -46,17 +48,17 @@ type adminEnv struct {
 
 // openAdmin loads the configuration and opens the store and the token.
 func openAdmin(path string) (*adminEnv, error) {
-	cfg, err := loadConfig(path)
+	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	log := newLogger(LogConfig{Format: "text", Level: "warn"}, os.Stderr)
+	log := server.NewLogger(config.LogConfig{Format: "text", Level: "warn"}, os.Stderr)
 	ctx := context.Background()
-	h, err := openHSM(cfg, log)
+	h, err := server.OpenHSM(cfg.HSM, log)
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(ctx, cfg.Store, log)
+	st, err := server.OpenStore(ctx, cfg.Store, log)
 	if err != nil {
 		h.Close()
 		return nil, err

@@ -1,0 +1,171 @@
+package config
+
+// This file holds the sections of the credential schemes under auth:.
+// Building a scheme from its section is the server's job (package
+// internal/server); the sections are plain data here.
+
+import (
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ArgusConfig is the `auth.argus:` section: Argus-style API keys,
+// password sessions and per-request signatures of users (AUTH.md §4).
+// Zero values select the defaults of package auth.
+type ArgusConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// TrustedProxies (addresses or CIDR prefixes) may name the client in
+	// X-Forwarded-For; from anyone else the TCP peer is the source that
+	// validSources are checked against. Default: none.
+	TrustedProxies []string `yaml:"trustedProxies"`
+	// APIKeyDays is the lifetime of a key created without expirationDays
+	// (default 90); APIKeyMaxDays bounds expirationDays (default 365).
+	APIKeyDays    int `yaml:"apiKeyDays"`
+	APIKeyMaxDays int `yaml:"apiKeyMaxDays"`
+	// SessionIdle (default 30m) and SessionLifetime (default 12h) end sessions.
+	SessionIdle     time.Duration `yaml:"sessionIdle"`
+	SessionLifetime time.Duration `yaml:"sessionLifetime"`
+	// CSRFMaxAge is how old an Argus-CSRF-Token may be (default 5m).
+	CSRFMaxAge time.Duration `yaml:"csrfMaxAge"`
+	// MaxClockSkew (default 2h) and PinTolerance (default 30s) bound the
+	// client clock of signatures.
+	MaxClockSkew time.Duration `yaml:"maxClockSkew"`
+	PinTolerance time.Duration `yaml:"pinTolerance"`
+}
+
+// HMACKeysConfig switches on a scheme of per-key HMAC secrets: the
+// Barong-style API keys (auth.barong, AUTH.md §5) or the Armor-style
+// pre-shared keys (auth.armor, §6).
+type HMACKeysConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// Window is how far a request's nonce (Barong, default 5s) or
+	// timestamp (Armor, default 300s) may lie from the server's time.
+	Window time.Duration `yaml:"window"`
+}
+
+// JWTConfig is the section auth.jwt: the trusted issuers of bearer JWTs
+// (AUTH.md §3).
+type JWTConfig struct {
+	Issuers []JWTIssuerConfig `yaml:"issuers"`
+}
+
+// JWTIssuerConfig is one trusted issuer.
+type JWTIssuerConfig struct {
+	// Issuer is the exact "iss" of its tokens.
+	Issuer string `yaml:"issuer"`
+	// Audience is one accepted "aud" or a list of them.
+	Audience AudienceList `yaml:"audience"`
+	// Keys are PEM files of public keys or certificates.
+	Keys []JWTKeyConfig `yaml:"keys"`
+	// JWKS is a JWK Set file or https:// URL, cached and refreshed.
+	JWKS string `yaml:"jwks"`
+	// JWKSCAFile, when set, holds the only CAs trusted for the JWKS URL.
+	JWKSCAFile string `yaml:"jwksCAFile"`
+	// JWKSRefresh is the re-read period of the JWKS (default 1h).
+	JWKSRefresh time.Duration `yaml:"jwksRefresh"`
+	// Leeway is the clock skew allowed for exp, nbf and iat (default 30s).
+	Leeway *time.Duration `yaml:"leeway"`
+	// RolesClaim and CustomersClaim name the claims holding roles and
+	// customers (default "roles" and "customers").
+	RolesClaim     string `yaml:"rolesClaim"`
+	CustomersClaim string `yaml:"customersClaim"`
+}
+
+// JWTKeyConfig is a key file with an optional key id; a plain string is
+// the file alone.
+type JWTKeyConfig struct {
+	File string `yaml:"file"`
+	KID  string `yaml:"kid"`
+}
+
+// UnmarshalYAML accepts `- path.pem` as well as `- {file: path.pem, kid: k1}`.
+func (k *JWTKeyConfig) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		k.File = n.Value
+		return nil
+	}
+	type plain JWTKeyConfig
+	return n.Decode((*plain)(k))
+}
+
+// AudienceList is one string or a list of strings.
+type AudienceList []string
+
+// UnmarshalYAML accepts `audience: hsmgate` as well as a list.
+func (l *AudienceList) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*l = AudienceList{n.Value}
+		return nil
+	}
+	return n.Decode((*[]string)(l))
+}
+
+// CertRuleConfig is one entry of auth.certificates (AUTH.md §2): the first
+// rule whose every given match field fits the client certificate grants
+// its roles and customers (default: customer "default").
+type CertRuleConfig struct {
+	Match     CertMatchConfig `yaml:"match"`
+	Roles     []string        `yaml:"roles"`
+	Customers []string        `yaml:"customers"`
+}
+
+// CertMatchConfig names the fields a rule matches: subject CN, O, OU;
+// subject alternative names DNS, e-mail, URI; or the SHA-256 fingerprint
+// of the certificate (hex, colons allowed).
+type CertMatchConfig struct {
+	CN     string `yaml:"cn,omitempty"`
+	O      string `yaml:"o,omitempty"`
+	OU     string `yaml:"ou,omitempty"`
+	DNS    string `yaml:"dns,omitempty"`
+	Email  string `yaml:"email,omitempty"`
+	URI    string `yaml:"uri,omitempty"`
+	SHA256 string `yaml:"sha256,omitempty"`
+}
+
+// empty reports whether the rule matches on nothing.
+func (m CertMatchConfig) empty() bool { return m == CertMatchConfig{} }
+
+// ActyxConfig configures Actyx-style app tokens (AUTH.md §7):
+//
+//	auth:
+//	  actyx:
+//	    trustRoot: "0<base64 of the Ed25519 public key>"
+//	    validity: 24h
+//	    apps:
+//	      - pattern: com.acme.*
+//	        roles: [keyOperationToken]
+//	        customers: [default]
+//	    trial:
+//	      roles: [keyOperationToken]
+//	      customers: [trial]
+type ActyxConfig struct {
+	// TrustRoot is the Ed25519 key that signs developer certificates,
+	// "0" + base64 of its 32 bytes; empty: only trial apps get tokens.
+	TrustRoot string `yaml:"trustRoot"`
+	// Validity of an issued token, whole seconds (default 24h).
+	Validity time.Duration `yaml:"validity"`
+	// Apps grant signed apps roles and customers by app id pattern (an app
+	// id, tld.apex.* or *); the first matching row wins, an app matching
+	// none gets a token without roles.
+	Apps []ActyxGrant `yaml:"apps"`
+	// Trial is the grant of unsigned com.example.* apps (default
+	// keyOperationToken on customer "trial").
+	Trial ActyxTrial `yaml:"trial"`
+}
+
+// ActyxGrant is one row of ActyxConfig.Apps.
+type ActyxGrant struct {
+	Pattern string   `yaml:"pattern"`
+	Roles   []string `yaml:"roles"`
+	// Customers default to [default].
+	Customers []string `yaml:"customers"`
+}
+
+// ActyxTrial configures trial apps.
+type ActyxTrial struct {
+	// Disabled refuses unsigned manifests, and the trial tokens issued before.
+	Disabled  bool     `yaml:"disabled"`
+	Roles     []string `yaml:"roles"`
+	Customers []string `yaml:"customers"`
+}

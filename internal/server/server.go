@@ -1,0 +1,186 @@
+// Package server assembles the whole gateway from a validated
+// configuration (token, store, replay store, credential schemes, TLS
+// listener, authenticator, router and HTTP server) for `hsmgate serve`,
+// `hsmgate dev` and the benchmark alike.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hsmgate/hsmgate/api"
+	"github.com/hsmgate/hsmgate/auth"
+	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/internal/config"
+	"github.com/hsmgate/hsmgate/keys"
+	"github.com/hsmgate/hsmgate/listener"
+)
+
+// Timeouts and limits of the HTTP server. WriteTimeout bounds a whole
+// request including the token's work; IdleTimeout lets keep-alive
+// clients reuse their connection between bursts.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 60 * time.Second
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
+// softHSM2ConfEnv is where SoftHSM2 reads its configuration file from
+// (hsm.softhsm2Conf sets it); named here so that the server does not link
+// package softhsm, which is for development and tests only.
+const softHSM2ConfEnv = "SOFTHSM2_CONF"
+
+// Options are what Run takes besides the configuration.
+type Options struct {
+	// Log receives the server's log (default slog.Default()).
+	Log *slog.Logger
+	// Build is what /v1/versionInfo and the startup line report.
+	Build api.Build
+	// Ready, when set, receives the bound address once the listener is up.
+	Ready func(addr string)
+	// HSM, when set, is an open token used instead of opening cfg.HSM; Run
+	// leaves it open. The benchmark's in-process mode profiles the server
+	// on the token it measures raw.
+	HSM *hsm.HSM
+}
+
+// Run builds the gateway from cfg, which must pass cfg.Validate (as
+// config.Load makes sure), and serves until ctx ends or SIGINT or SIGTERM
+// arrives; then in-flight requests get cfg.Server.ShutdownTimeout to
+// finish.
+func Run(ctx context.Context, cfg *config.Config, o Options) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	tuneRuntime(cfg.Server, log)
+	h := o.HSM
+	if h == nil {
+		var err error
+		if h, err = OpenHSM(cfg.HSM, log); err != nil {
+			return err
+		}
+		defer h.Close()
+	}
+	st, err := OpenStore(ctx, cfg.Store, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	replay, err := newReplay(cfg, st, log)
+	if err != nil {
+		return err
+	}
+	schemes, err := buildSchemes(&schemeDeps{cfg: cfg, hsm: h, log: log, store: st, replay: replay})
+	if err != nil {
+		return err
+	}
+	tlsSrv, err := listener.NewServer(listenerOptions(&cfg.TLS, log))
+	if err != nil {
+		return err
+	}
+	// The revalidating handler below re-checks the certificate's OCSP
+	// status on every request, so the identifier needs no revalidator.
+	certs, err := buildCertIdentifier(cfg, nil)
+	if err != nil {
+		return err
+	}
+	throttle := auth.NewThrottle(cfg.Auth.Throttle.SourceFailures, cfg.Auth.Throttle.CredentialFailures, cfg.Auth.Throttle.Window)
+	authn := auth.New(auth.Options{Schemes: schemes, Certificates: certs, Throttle: throttle})
+	router := api.New(api.Options{
+		HSM: h, Keys: keys.New(h, keys.Options{}), Auth: authn, Throttle: throttle, RequireBoth: cfg.TLS.RequireBoth, Log: log, MaxBodyBytes: cfg.Server.MaxBodyBytes,
+		AccessLog: *cfg.Server.AccessLog, Build: o.Build,
+		AppTokens:  appTokenIssuer(schemes),
+		Argus:      findScheme[*auth.Argus](schemes),
+		Collectors: ocspCollectors(tlsSrv),
+		Barong:     findScheme[*auth.Barong](schemes),
+		Armor:      findScheme[*auth.Armor](schemes),
+	})
+	srv := &http.Server{
+		Handler:           revalidating(tlsSrv, router),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	runTLS(ctx, tlsSrv, log)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(tls.NewListener(ln, tlsSrv.TLSConfig())) }()
+	log.Info("hsmgate listening", "addr", ln.Addr().String(), "token", h.Info().Label, "version", o.Build.Version)
+	if o.Ready != nil {
+		o.Ready(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down, finishing in-flight requests", "timeout", cfg.Server.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// NewLogger builds the slog logger the log: section asks for, writing to w.
+func NewLogger(c config.LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// OpenHSM loads the token the hsm: section names. HSMGATE_HSM_PIN, when
+// set, overrides the PIN of the URI.
+func OpenHSM(c config.HSMConfig, log *slog.Logger) (*hsm.HSM, error) {
+	if c.SoftHSM2Conf != "" {
+		if err := os.Setenv(softHSM2ConfEnv, c.SoftHSM2Conf); err != nil {
+			return nil, fmt.Errorf("set %s: %w", softHSM2ConfEnv, err)
+		}
+	}
+	hcfg, err := hsm.ParseURI(c.URI)
+	if err != nil {
+		return nil, fmt.Errorf("hsm.uri: %w", err)
+	}
+	if pin := os.Getenv("HSMGATE_HSM_PIN"); pin != "" {
+		hcfg.PIN = pin
+	}
+	if c.PoolSize > 0 {
+		hcfg.PoolSize = c.PoolSize
+	}
+	return hsm.Open(hcfg, log)
+}
