@@ -84,23 +84,24 @@ func (b *Backend) CreateKey(_ context.Context, req *hsm.CreateKeyRequest) (*hsm.
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.count("CreateKey")
-	if _, ok := b.keys[req.Label]; ok {
-		return nil, fmt.Errorf("%w: %q", hsm.ErrExists, req.Label)
-	}
 	k := &hsm.Key{Label: req.Label, Flags: req.Flags, Meta: hsm.Meta{
-		UUID: fmt.Sprintf("uuid-%d", len(b.keys)+1), Algorithm: req.Algorithm, CurveOID: req.CurveOID, KeySize: req.KeySize,
-		HMACHash: req.HMACHash, CreateTime: time.Now().UTC(), Origin: "generated", App: req.App}}
+		Algorithm: req.Algorithm, CurveOID: req.CurveOID, KeySize: req.KeySize, HMACHash: req.HMACHash, Origin: "generated", App: req.App}}
+	var priv *ecdsa.PrivateKey
 	if req.Algorithm == hsm.AlgEC && req.CurveOID == hsm.OIDP256 {
-		priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
+		var err error
+		if priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
 			return nil, err
 		}
 		if k.PublicKey, err = x509.MarshalPKIXPublicKey(&priv.PublicKey); err != nil {
 			return nil, err
 		}
+	}
+	if _, err := b.add(k); err != nil {
+		return nil, err
+	}
+	if priv != nil {
 		b.priv[req.Label] = priv
 	}
-	b.keys[req.Label] = k
 	return k, nil
 }
 
@@ -109,13 +110,18 @@ func (b *Backend) ImportKey(_ context.Context, req *hsm.ImportKeyRequest) (*hsm.
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.count("ImportKey")
-	if _, ok := b.keys[req.Label]; ok {
-		return nil, fmt.Errorf("%w: %q", hsm.ErrExists, req.Label)
+	return b.add(&hsm.Key{Label: req.Label, Flags: req.Flags, PublicKey: req.PublicKey, Meta: hsm.Meta{
+		Algorithm: req.Algorithm, HMACHash: req.HMACHash, Origin: "imported", App: req.App}})
+}
+
+// add stores a new key under a fresh UUID unless its label is taken; the
+// caller holds b.mu.
+func (b *Backend) add(k *hsm.Key) (*hsm.Key, error) {
+	if _, ok := b.keys[k.Label]; ok {
+		return nil, fmt.Errorf("%w: %q", hsm.ErrExists, k.Label)
 	}
-	k := &hsm.Key{Label: req.Label, Flags: req.Flags, PublicKey: req.PublicKey, Meta: hsm.Meta{
-		UUID: fmt.Sprintf("uuid-%d", len(b.keys)+1), Algorithm: req.Algorithm, HMACHash: req.HMACHash,
-		CreateTime: time.Now().UTC(), Origin: "imported", App: req.App}}
-	b.keys[req.Label] = k
+	k.Meta.UUID, k.Meta.CreateTime = fmt.Sprintf("uuid-%d", len(b.keys)+1), time.Now().UTC()
+	b.keys[k.Label] = k
 	return k, nil
 }
 
