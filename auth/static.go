@@ -1,5 +1,5 @@
-// Package auth turns the credential of a request into a roles.Principal.
-// This file holds the static role tokens of AUTH.md §1.
+// The static role tokens of AUTH.md §1.
+
 package auth
 
 import (
