@@ -110,6 +110,10 @@ func checkLabel(field, label string) error {
 	if n > maxLabelLength || !utf8.ValidString(label) {
 		return errKeyName("%s must be 1 to %d printable characters", field, maxLabelLength)
 	}
+	if label == "." || label == ".." {
+		// They name no key but a path step in /v1/key/{label}/attributes.
+		return errKeyName("%s must not be %q", field, label)
+	}
 	for _, r := range label {
 		if !unicode.IsPrint(r) {
 			return errKeyName("%s must be 1 to %d printable characters", field, maxLabelLength)

@@ -473,7 +473,7 @@ func (s *session) importKey(req *ImportKeyRequest, p *importPlan) (*Key, error) 
 	meta := newMeta(&CreateKeyRequest{
 		Label: req.Label, Algorithm: p.algorithm, KeySize: p.keySize, CurveOID: p.curveOID, HMACHash: p.hmacHash,
 		Flags: req.Flags, App: req.App,
-	}, "imported")
+	}, OriginImported)
 	id := uuidBytes(meta.UUID)
 	f := req.Flags
 	var created []pkcs11.ObjectHandle

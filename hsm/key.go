@@ -25,6 +25,18 @@ const (
 	AlgHMAC = alg.HMAC
 )
 
+// The origins of a key.
+const (
+	// OriginGenerated: generated inside the token; nobody outside ever held it.
+	OriginGenerated = "generated"
+	// OriginImported: imported in plain through the gateway.
+	OriginImported = "imported"
+	// OriginUnwrapped: unwrapped from material that existed outside.
+	OriginUnwrapped = "unwrapped"
+	// OriginExternal: made by another tool; its history is unknown.
+	OriginExternal = "external"
+)
+
 // Meta is what hsmgate records about a key beside the key objects, in a
 // private data object of the token, so that the token stays the source of
 // truth. The fields are the token facts this package needs; App carries the
@@ -37,8 +49,8 @@ type Meta struct {
 	KeySize    int       `json:"keySize,omitempty"`
 	HMACHash   string    `json:"hmacHash,omitempty"`
 	CreateTime time.Time `json:"createTime"`
-	// Origin is "generated", "imported", "unwrapped" or "external" (made
-	// by another tool).
+	// Origin says how the key came into the token: one of the Origin*
+	// values.
 	Origin string `json:"origin"`
 	// Internal marks keys hsmgate itself uses (attestation, pepper).
 	Internal bool `json:"internal,omitempty"`
@@ -486,7 +498,7 @@ func (s *session) adoptForeignKey(k *Key) error {
 	if err != nil {
 		return fmt.Errorf("read key type of %q: %w", k.Label, err)
 	}
-	k.Meta = Meta{Origin: "external"}
+	k.Meta = Meta{Origin: OriginExternal}
 	switch bytesToUint(attrs[0].Value) {
 	case pkcs11.CKK_RSA:
 		k.Meta.Algorithm = AlgRSA

@@ -106,7 +106,7 @@ func quote(label string) string { return fmt.Sprintf("%q", label) }
 // createKey generates the key objects and their metadata on one session;
 // on failure nothing stays behind.
 func (s *session) createKey(req *CreateKeyRequest) (*Key, error) {
-	meta := newMeta(req, "generated")
+	meta := newMeta(req, OriginGenerated)
 	id := uuidBytes(meta.UUID)
 	var created []pkcs11.ObjectHandle
 	ok := false

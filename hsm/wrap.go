@@ -285,7 +285,7 @@ func (s *session) unwrapKey(m wrapMethod, u *Key, req *UnwrapRequest) (*Key, err
 		uh = u.priv
 	}
 	mech := m.mechanism()
-	meta := newMeta(&CreateKeyRequest{Label: req.Label, App: req.App}, "unwrapped")
+	meta := newMeta(&CreateKeyRequest{Label: req.Label, App: req.App}, OriginUnwrapped)
 	id := uuidBytes(meta.UUID)
 	f := req.Flags
 	var created []pkcs11.ObjectHandle

@@ -156,6 +156,11 @@ func (s *Service) Decrypt(ctx context.Context, p *roles.Principal, req CipherReq
 	if err != nil {
 		return nil, err
 	}
+	if creq.Cipher.Mode == alg.RSARaw && !(k.Flags.Decrypt && k.Flags.Sign) {
+		// Raw RSA decryption of 00 01 FF…00 ‖ DigestInfo is a PKCS#1 v1.5
+		// signature: it is a private-key oracle for whoever may call it.
+		return nil, refuse(ErrNotPermitted, "RSA_NO_PADDING decryption needs a key that allows both decrypt and sign (raw RSA decryption can forge signatures); %q does not allow sign", k.Label)
+	}
 	return c.Decrypt(ctx, k, creq)
 }
 
@@ -184,7 +189,30 @@ func (s *Service) Wrap(ctx context.Context, p *roles.Principal, req WrapRequest)
 	if err != nil {
 		return nil, err
 	}
+	if err := mayWrap(wrapping, target); err != nil {
+		return nil, err
+	}
 	return w.Wrap(ctx, wrapping, target, hsm.WrapRequest{Method: method})
+}
+
+// mayWrap enforces who may wrap what, since wrapping is a way out of the
+// token: a key the caller could export in plain (extractable and not
+// sensitive) may be wrapped under any wrapping key; a sensitive key only
+// under a wrapping key that was generated in the token (never imported in
+// plain or unwrapped, so nobody outside holds it) and is itself sensitive
+// and not extractable. CKA_TRUSTED/CKA_WRAP_WITH_TRUSTED would say the same
+// inside the token, but a user session cannot set CKA_TRUSTED.
+func mayWrap(wrapping, target *hsm.Key) error {
+	if target.Flags.Extractable && !target.Flags.Sensitive {
+		return nil
+	}
+	w := wrapping.Flags
+	if wrapping.Meta.Origin != hsm.OriginGenerated || !w.Sensitive || w.Extractable {
+		return refuse(ErrNotPermitted, "key %q is sensitive: it may only be wrapped under a wrapping key generated in the token that is "+
+			"sensitive and not extractable, and %q is not one (origin %s, sensitive %t, extractable %t)",
+			target.Label, wrapping.Label, wrapping.Meta.Origin, w.Sensitive, w.Extractable)
+	}
+	return nil
 }
 
 // UnwrapRequest unwraps Wrapped with Unwrapping into a new key Label.
@@ -207,6 +235,11 @@ func (s *Service) Unwrap(ctx context.Context, p *roles.Principal, req UnwrapRequ
 	unwrapping, err := s.usable(ctx, p, req.Unwrapping, OpUnwrap)
 	if err != nil {
 		return "", err
+	}
+	if !req.Flags.Sensitive {
+		// Otherwise wrap, unwrap as non-sensitive, export would launder a
+		// sensitive key out of the token.
+		return "", refuse(ErrInvalidAttributes, "a key created by unwrap is always sensitive: sensitive must be true (or left out)")
 	}
 	if err := checkPrivateFlags(req.Flags, req.Policy); err != nil {
 		return "", err

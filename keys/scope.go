@@ -28,6 +28,11 @@ func (s *Service) scoped(ctx context.Context, p *roles.Principal, label string) 
 	if err != nil {
 		return nil, nil, err
 	}
+	if k.Meta.Internal {
+		// The gateway's own keys (pepper, attestation, credential
+		// master) are nobody's: asking for one is asking for nothing.
+		return nil, nil, fmt.Errorf("%w: %q", ErrNotFound, label)
+	}
 	r, err := recordOf(k)
 	if err != nil {
 		return nil, nil, err
