@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Config addresses a PKCS#11 token and sizes the session pool.
@@ -20,6 +21,9 @@ type Config struct {
 	// PoolSize bounds the number of open sessions; 0 picks a default from the
 	// token's limits and the CPU count.
 	PoolSize int
+	// HealthInterval is how often the token is probed when no symptom
+	// triggers a probe (0: DefaultHealthInterval; negative: only on symptoms).
+	HealthInterval time.Duration
 }
 
 // ParseURI reads an RFC 7512 PKCS#11 URI such as

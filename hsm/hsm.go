@@ -54,8 +54,13 @@ type HSM struct {
 	// scanning lets one label rescan run at a time.
 	scanning sync.Mutex
 	ivs      *randomBuffer
-	stopCh   chan struct{}
-	wg       sync.WaitGroup
+	// healthMu serialises health probes; healthyAt is when a probe of
+	// healthyState last passed.
+	healthMu     sync.Mutex
+	healthyState *tokenState
+	healthyAt    time.Time
+	stopCh       chan struct{}
+	wg           sync.WaitGroup
 }
 
 // lane selects the session pool a call borrows from.
@@ -117,6 +122,14 @@ func Open(cfg Config, log *slog.Logger) (*HSM, error) {
 	}
 	h.state.Store(st)
 	h.ready.Store(true)
+	interval := cfg.HealthInterval
+	if interval == 0 {
+		interval = DefaultHealthInterval
+	}
+	if interval > 0 {
+		h.wg.Add(1)
+		go h.healthLoop(interval)
+	}
 	return h, nil
 }
 
@@ -398,7 +411,15 @@ func (h *HSM) do(ctx context.Context, idempotent bool, fn func(*session) error) 
 func (h *HSM) doOn(ctx context.Context, l lane, idempotent bool, fn func(*session) error) error {
 	for attempt := 0; ; attempt++ {
 		st, err := h.run(ctx, l, fn)
-		if err == nil || !recoverable(err) {
+		if err == nil {
+			return nil
+		}
+		if !recoverable(err) {
+			if symptomOfLoss(err) {
+				if serr := h.suspect(ctx, err.Error()); serr != nil {
+					return serr
+				}
+			}
 			return err
 		}
 		h.log.Warn("PKCS#11 session lost, rebuilding the pool", "error", err.Error())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -180,6 +181,13 @@ func (c *keyCache) setLabels(labels map[string]struct{}) {
 	c.mu.Unlock()
 }
 
+// labelCount is the number of labels in the index.
+func (c *keyCache) labelCount() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.labels)
+}
+
 // sinceScan is the time since the index was last read from the token.
 func (c *keyCache) sinceScan() time.Duration {
 	c.mu.RLock()
@@ -255,6 +263,13 @@ func (h *HSM) refreshLabels(ctx context.Context, force bool) error {
 	if err != nil {
 		return classify("index labels", err)
 	}
+	if len(labels) < h.keys.labelCount() {
+		// Labels vanish when another instance deletes keys, and all at
+		// once when the token goes away: only a healthy token may say so.
+		if serr := h.suspect(ctx, "a label scan lost labels"); serr != nil {
+			return serr
+		}
+	}
 	h.keys.setLabels(labels)
 	return nil
 }
@@ -295,6 +310,10 @@ const metaApplication = "hsmgate/key-meta"
 // except by a rate-limited refresh of the whole index (labels another
 // instance created become visible that way).
 func (h *HSM) Key(ctx context.Context, label string) (*Key, error) {
+	if !h.ready.Load() {
+		// While the token is away nothing can be said about any label.
+		return nil, fmt.Errorf("%w: reconnecting", ErrUnavailable)
+	}
 	if k, ok := h.keys.get(label); ok {
 		return k, nil
 	}
@@ -312,6 +331,15 @@ func (h *HSM) Key(ctx context.Context, label string) (*Key, error) {
 		k, err = s.loadKey(label)
 		return err
 	})
+	if errors.Is(err, ErrNotFound) {
+		// The index knew the label: either another instance deleted the
+		// key, or the token went away. Only a healthy token may say 404.
+		if serr := h.suspect(ctx, "a known label is gone"); serr != nil {
+			return nil, serr
+		}
+		h.keys.forget(label)
+		return nil, err
+	}
 	if err != nil {
 		return nil, err
 	}

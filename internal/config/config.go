@@ -83,6 +83,9 @@ type HSMConfig struct {
 	// SoftHSM2Conf, when set, is exported as SOFTHSM2_CONF before loading the module.
 	SoftHSM2Conf string `yaml:"softhsm2Conf"`
 	PoolSize     int    `yaml:"poolSize"`
+	// HealthInterval is how often the token is probed when no request
+	// shows a symptom of its loss (0: 3s).
+	HealthInterval time.Duration `yaml:"healthInterval"`
 }
 
 // ServerConfig tunes the HTTP server.

@@ -123,6 +123,9 @@ func (c *HSMConfig) validate(p *problems) {
 	} else if _, err := hsm.ParseURI(c.URI); err != nil {
 		p.add("hsm.uri", "%v", err)
 	}
+	if c.HealthInterval < 0 {
+		p.add("hsm.healthInterval", "must not be negative, found %s", c.HealthInterval)
+	}
 	if c.PoolSize < 0 {
 		p.add("hsm.poolSize", "must not be negative, found %d", c.PoolSize)
 	}

@@ -179,6 +179,7 @@ func OpenHSM(c config.HSMConfig, log *slog.Logger) (*hsm.HSM, error) {
 	if pin := os.Getenv("HSMGATE_HSM_PIN"); pin != "" {
 		hcfg.PIN = pin
 	}
+	hcfg.HealthInterval = c.HealthInterval
 	if c.PoolSize > 0 {
 		hcfg.PoolSize = c.PoolSize
 	}
