@@ -15,12 +15,6 @@ type AppTokenIssuer interface {
 	Issue(ctx context.Context, m auth.Manifest) (string, error)
 }
 
-// actyxRoutes mounts POST /api/v2/auth, the public endpoint that
-// exchanges an app manifest for an app token.
-func (s *server) actyxRoutes(r *gin.Engine) {
-	r.POST("/api/v2/auth", s.issueAppToken)
-}
-
 // manifestRequest is the body of POST /api/v2/auth; other properties are
 // allowed and ignored, null means absent.
 type manifestRequest struct {

@@ -12,26 +12,11 @@ import (
 	"github.com/hsmgate/hsmgate/store"
 )
 
-// argusRoutes mounts the Argus-style endpoints (AUTH.md §4): the public
-// login, the current session, and the management of a user's API keys
-// and enrolled public keys. {user} is the user's id or its username in
-// the caller's domain; callers manage their own credentials only, an
+// The Argus-style endpoints (listed in routes): the public login, the
+// current session, and the management of a user's API keys and enrolled
+// public keys. Callers manage their own credentials only, an
 // administrator everyone's. Responses carry their object under "data",
 // as Argus does, except the enrolment answer {"idx": n}.
-func (s *server) argusRoutes(r *gin.Engine) {
-	r.POST("/authentication/v1/password/authenticate", s.manage(s.argusLogin))
-	sess := r.Group("/authentication/v1/session", s.authenticate)
-	sess.GET("", s.manage(s.describeArgusSession))
-	sess.DELETE("", s.manage(s.endArgusSessions))
-	u := r.Group("/authentication/v1/user/:user", s.authenticate)
-	u.GET("/apikey", s.manage(s.listArgusKeys))
-	u.POST("/apikey", s.manage(s.createArgusKey))
-	u.POST("/apikey/:userID/:keyID/renew", s.manage(s.renewArgusKey))
-	u.DELETE("/apikey/:userID/:keyID", s.manage(s.deleteArgusKey))
-	u.GET("/publickey", s.manage(s.listArgusPublicKeys))
-	u.POST("/publickey", s.manage(s.enrolArgusPublicKey))
-	u.DELETE("/publickey/:idx", s.manage(s.deleteArgusPublicKey))
-}
 
 // argusScheme returns the scheme, or 404 when it is off.
 func (s *server) argusScheme() (*auth.Argus, error) {

@@ -9,17 +9,6 @@ import (
 	"github.com/hsmgate/hsmgate/store"
 )
 
-// armorRoutes mounts the management of Armor-style pre-shared keys
-// (AUTH.md §6). The role table admits session-level callers only, so an
-// ARMOR-PSK caller can never mint or list keys; a user manages its own
-// keys, an administrator anyone's.
-func (s *server) armorRoutes(r *gin.Engine) {
-	g := r.Group("/users/:id/keys", s.authenticate)
-	g.GET("", s.manage(s.listArmorKeys))
-	g.POST("", s.manage(s.createArmorKey))
-	g.DELETE("/:key", s.manage(s.deleteArmorKey))
-}
-
 // armorScheme returns the scheme, or 404 when it is off.
 func (s *server) armorScheme() (*auth.Armor, error) {
 	return configured(s.armorKeys, "Armor keys", "auth.armor")

@@ -12,20 +12,15 @@ import (
 	"github.com/hsmgate/hsmgate/store"
 )
 
-// barongRoutes mounts the management of Barong-style API keys (AUTH.md
-// §5). The role table admits session-level callers only; each manages
-// its own keys, with a TOTP code for every change.
-func (s *server) barongRoutes(r *gin.Engine) {
-	g := r.Group("/api/v2/barong/resource/api_keys", s.authenticate)
-	g.GET("", s.manage(s.listBarongKeys))
-	g.POST("", s.manage(s.createBarongKey))
-	g.PATCH("/:kid", s.manage(s.updateBarongKey))
-	g.DELETE("/:kid", s.manage(s.deleteBarongKey))
-}
-
 // manage adapts a credential-management handler: *auth.Error values are
 // answered in the form of their scheme (with Barong's "errors"), the rest
 // as every handler's errors are.
+//
+// The credential handlers pass c.Request.Context(), never the
+// *gin.Context itself, to code that reaches the store: database/sql and
+// the SQLite driver watch the context from goroutines that can outlive
+// the call, and gin recycles its Context for the next request (a data
+// race, found by `go test -race ./integration`).
 func (s *server) manage(h handlerFunc) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if err := h(c); err != nil {

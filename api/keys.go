@@ -9,20 +9,6 @@ import (
 	"github.com/hsmgate/hsmgate/keys"
 )
 
-// keyRoutes registers the key management endpoints of API.md §3.
-func (s *server) keyRoutes(v1 *gin.RouterGroup) {
-	v1.POST("/key", s.handle(asKeyType, s.createKey))
-	v1.GET("/key", s.handle(asKeyType, s.listKeys))
-	v1.GET("/key/:label/attributes", s.handle(asKeyType, s.keyAttributesByPath))
-	v1.POST("/key/attributes", s.handle(asKeyType, s.keyAttributes))
-	v1.DELETE("/key/:label", s.handle(asKeyType, s.deleteKeyByPath))
-	v1.POST("/key/import/plain", s.handle(asKeyType, s.importPlain))
-	v1.POST("/key/export/plain", s.handle(asKeyType, s.exportPlain))
-	v1.POST("/key/deleteKey", s.handle(asKeyType, s.deleteKey))
-	v1.POST("/key/changePassword", s.handle(asKeyType, s.changePassword))
-	v1.POST("/synchronousModify", s.handle(asKeyType, s.modify))
-}
-
 // keyAttributesDTO are the TSB key attributes; nil means "not given".
 type keyAttributesDTO struct {
 	Encrypt     *bool `json:"encrypt"`

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net/http"
 	"strconv"
 	"time"
 
@@ -15,6 +16,8 @@ type metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// exposition renders registry, built once rather than per scrape.
+	exposition http.Handler
 }
 
 // newMetrics registers the request metrics, the HSM gauges and the
@@ -33,6 +36,7 @@ func newMetrics(h *hsm.HSM, extra []prometheus.Collector) *metrics {
 	m.registry.MustRegister(m.requests, m.duration,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.registry.MustRegister(extra...)
+	m.exposition = promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 	if h != nil {
 		m.registry.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hsmgate_hsm_ready", Help: "1 when the token is reachable and logged in."},
@@ -72,7 +76,7 @@ func (m *metrics) observe() gin.HandlerFunc {
 	}
 }
 
-// handler serves the Prometheus text format.
-func (m *metrics) handler() gin.HandlerFunc {
-	return gin.WrapH(promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+// serve answers GET /metrics in the Prometheus text format.
+func (m *metrics) serve(c *gin.Context) {
+	m.exposition.ServeHTTP(c.Writer, c.Request)
 }

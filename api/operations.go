@@ -9,21 +9,6 @@ import (
 	"github.com/hsmgate/hsmgate/keys"
 )
 
-// operationRoutes registers the key operations of API.md §4.
-func (s *server) operationRoutes(v1 *gin.RouterGroup) {
-	v1.POST("/synchronousSign", s.handle(asCipher, s.sign))
-	v1.POST("/verify", s.handle(asCipher, s.verify))
-	v1.POST("/verifyHmac", s.handle(asCipher, s.verify))
-	v1.POST("/synchronousHmac", s.handle(asCipher, s.hmac))
-	v1.POST("/encrypt", s.handle(asCipher, s.encrypt))
-	v1.POST("/synchronousDecrypt", s.handle(asCipher, s.decrypt))
-	v1.POST("/wrap", s.handle(asCipher, s.wrap))
-	v1.POST("/synchronousUnwrap", s.handle(asCipher, s.unwrap))
-	v1.POST("/synchronousBlock", s.handle(asKeyType, s.block))
-	v1.POST("/synchronousUnblock", s.handle(asKeyType, s.unblock))
-	v1.GET("/generateRandom/:n", s.handle(asKeyType, s.random))
-}
-
 // signRequest is the body of POST /v1/synchronousSign.
 type signRequest struct {
 	SignRequest *struct {

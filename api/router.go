@@ -67,14 +67,13 @@ type Options struct {
 
 // server holds what the handlers need.
 type server struct {
-	hsm   *hsm.HSM
-	keys  *keys.Service
-	auth  Authenticator
-	log   *slog.Logger
-	build Build
-	stats statsCache
-	// required maps each registered route pattern to its row of the role table.
-	required map[string]roles.Rule
+	hsm     *hsm.HSM
+	keys    *keys.Service
+	auth    Authenticator
+	log     *slog.Logger
+	build   Build
+	stats   statsCache
+	metrics *metrics
 	// requireBoth: a client certificate's roles must also admit the route.
 	requireBoth bool
 	// throttle limits failed logins (the Authenticator throttles the rest).
@@ -107,57 +106,43 @@ func New(opts Options) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	m := newMetrics(opts.HSM, opts.Collectors)
-	r.Use(recovery(opts.Log), requestID(), accessLog(opts.Log, opts.AccessLog), m.observe(), bodyLimit(opts.MaxBodyBytes))
+	s.metrics = newMetrics(opts.HSM, opts.Collectors)
+	r.Use(recovery(opts.Log), requestID(), accessLog(opts.Log, opts.AccessLog), s.metrics.observe(), bodyLimit(opts.MaxBodyBytes))
 	r.NoRoute(func(c *gin.Context) {
 		abortWith(c, newError(http.StatusNotFound, 600, "route.not.found", "no route %s %s", c.Request.Method, c.Request.URL.Path))
 	})
 	r.NoMethod(func(c *gin.Context) {
 		abortWith(c, newError(http.StatusMethodNotAllowed, 600, "method.not.allowed", "method %s not allowed on %s", c.Request.Method, c.Request.URL.Path))
 	})
-	r.GET("/healthz", s.healthz)
-	r.GET("/readyz", s.readyz)
-	r.GET("/openapi.json", serveOpenAPI)
-	r.GET("/metrics", m.handler())
-
-	v1 := r.Group("/v1", s.authenticate)
-	s.keyRoutes(v1)
-	s.operationRoutes(v1)
-	s.serviceRoutes(v1)
-	s.credentialRoutes(r)
-	// Resolve the role table once per registered route, not per request.
-	s.required = map[string]roles.Rule{}
-	for _, rt := range r.Routes() {
-		if rule, ok := roles.RuleFor(rt.Path); ok {
-			s.required[rt.Path] = rule
-		}
-	}
+	s.register(r)
 	return r
 }
 
-// authenticate resolves the Principal and enforces the route table.
-func (s *server) authenticate(c *gin.Context) {
-	required, ok := s.required[c.FullPath()]
-	if !ok {
-		// A route outside the table is a programming error: deny.
-		abortWith(c, errNotAllowed("route is not in the role table"))
-		return
+// authenticate returns the guard of a route: it resolves the Principal
+// and checks it against the route's rule.
+func (s *server) authenticate(required roles.Rule) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if required == (roles.Rule{}) {
+			// A route declared without access is a programming error: deny.
+			abortWith(c, errNotAllowed("route is not in the role table"))
+			return
+		}
+		p, err := s.auth.Authenticate(c.Request)
+		if err != nil {
+			abortAuth(c, err)
+			return
+		}
+		if !required.Admits(p) {
+			abortWith(c, errNotAllowed("%s", refusal(required, p)))
+			return
+		}
+		if s.requireBoth && p.Certificate != nil && !required.Admits(p.Certificate) {
+			abortWith(c, errNotAllowed("the client certificate does not grant %s", required.Roles))
+			return
+		}
+		c.Set(principalKey, p)
+		c.Next()
 	}
-	p, err := s.auth.Authenticate(c.Request)
-	if err != nil {
-		abortAuth(c, err)
-		return
-	}
-	if !required.Admits(p) {
-		abortWith(c, errNotAllowed("%s", refusal(required, p)))
-		return
-	}
-	if s.requireBoth && p.Certificate != nil && !required.Admits(p.Certificate) {
-		abortWith(c, errNotAllowed("the client certificate does not grant %s", required.Roles))
-		return
-	}
-	c.Set(principalKey, p)
-	c.Next()
 }
 
 // refusal says why rule does not admit p.

@@ -20,8 +20,8 @@ type fixedAuth struct {
 
 func (f fixedAuth) Authenticate(*http.Request) (*roles.Principal, error) { return f.p, f.err }
 
-// expectedRoles restates API.md §2 for the routes the router serves, so
-// that a wrong row in roles.Table fails this test.
+// expectedRoles restates docs/api.md for the routes the router serves, so
+// that a wrong access in the route list (routes.go) fails this test.
 var expectedRoles = map[string]roles.Set{
 	"/v1/key":                   roles.Of(roles.KeyManagement),
 	"/v1/key/:label":            roles.Of(roles.KeyManagement),
@@ -67,6 +67,26 @@ var expectedRoles = map[string]roles.Set{
 // its roles and level (roles.Rule AnyRole without MinLevel).
 var anyCaller = map[string]bool{"/authentication/v1/session": true}
 
+// publicRoutes restates which routes need no credential at all: the
+// probes, the API document and page, and the endpoints that issue
+// credentials.
+var publicRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true, "/openapi.json": true,
+	"/docs": true, "/docs/:asset": true, "/authentication/v1/password/authenticate": true, "/api/v2/auth": true}
+
+// listed returns the route list by "METHOD pattern".
+func listed(t *testing.T) map[string]route {
+	t.Helper()
+	m := map[string]route{}
+	for _, rt := range routeList() {
+		key := rt.method + " " + rt.pattern
+		if _, dup := m[key]; dup {
+			t.Errorf("%s is twice in the route list", key)
+		}
+		m[key] = rt
+	}
+	return m
+}
+
 // concrete turns a route pattern into a request path.
 func concrete(pattern string) string {
 	r := strings.NewReplacer(":label", "some-key", ":n", "16")
@@ -75,9 +95,18 @@ func concrete(pattern string) string {
 
 func TestEveryRouteIsGuardedByTheRightRole(t *testing.T) {
 	engine := New(Options{Auth: fixedAuth{err: auth.ErrMissing}})
+	list := listed(t)
 	seen := map[string]bool{}
 	for _, rt := range engine.Routes() {
-		if roles.IsPublic(rt.Path) {
+		entry, ok := list[rt.Method+" "+rt.Path]
+		if !ok {
+			t.Errorf("%s %s is registered but not in the route list", rt.Method, rt.Path)
+			continue
+		}
+		if entry.access.public != publicRoutes[rt.Path] {
+			t.Errorf("%s %s: the route list says public=%v, this test says %v", rt.Method, rt.Path, entry.access.public, publicRoutes[rt.Path])
+		}
+		if publicRoutes[rt.Path] {
 			continue
 		}
 		seen[rt.Path] = true
@@ -86,13 +115,13 @@ func TestEveryRouteIsGuardedByTheRightRole(t *testing.T) {
 			t.Errorf("%s %s is registered but has no expected role in this test", rt.Method, rt.Path)
 			continue
 		}
-		got, ok := roles.Required(rt.Path)
-		if !ok {
-			t.Errorf("%s %s is unguarded: no row of roles.Table matches", rt.Method, rt.Path)
+		rule := entry.access.rule
+		if rule == (roles.Rule{}) {
+			t.Errorf("%s %s is unguarded: the route list gives it no access", rt.Method, rt.Path)
 			continue
 		}
-		if got != want {
-			t.Errorf("%s %s guarded by %v, API.md says %v", rt.Method, rt.Path, got, want)
+		if rule.Roles != want {
+			t.Errorf("%s %s guarded by %v (any role: %v), docs/api.md says %v", rt.Method, rt.Path, rule.Roles, rule.AnyRole, want)
 		}
 		// Every other role alone is refused with 403 before the handler runs.
 		for _, r := range roles.All {
@@ -107,13 +136,19 @@ func TestEveryRouteIsGuardedByTheRightRole(t *testing.T) {
 			}
 		}
 		// Credential management: an API-key-level caller is refused even
-		// with every role.
-		if rule, _ := roles.RuleFor(rt.Path); rule.AnyRole && rule.MinLevel > roles.LevelAPIKey {
+		// with every role, and a session without any role passes the guard.
+		if rule.AnyRole && rule.MinLevel > roles.LevelAPIKey {
 			e := New(Options{Auth: fixedAuth{p: &roles.Principal{Subject: "t", Roles: roles.Of(roles.All...), Level: roles.LevelAPIKey}}})
 			w := httptest.NewRecorder()
 			e.ServeHTTP(w, httptest.NewRequest(rt.Method, concrete(rt.Path), strings.NewReader("{}")))
 			if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), `"errorCode":400`) {
 				t.Errorf("%s %s with an API-key-level credential: %d %s", rt.Method, rt.Path, w.Code, w.Body.String())
+			}
+			e = New(Options{Auth: fixedAuth{p: &roles.Principal{Subject: "t", Level: roles.LevelSession}}})
+			w = httptest.NewRecorder()
+			e.ServeHTTP(w, httptest.NewRequest(rt.Method, concrete(rt.Path), strings.NewReader("{}")))
+			if w.Code == http.StatusForbidden || w.Code == http.StatusUnauthorized {
+				t.Errorf("%s %s refuses a session without roles: %d %s", rt.Method, rt.Path, w.Code, w.Body.String())
 			}
 		} else if anyCaller[rt.Path] != (rule.AnyRole && rule.MinLevel == 0) {
 			t.Errorf("%s %s: anyCaller says %v, the role table disagrees", rt.Method, rt.Path, anyCaller[rt.Path])

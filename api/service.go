@@ -9,13 +9,6 @@ import (
 	"github.com/hsmgate/hsmgate/hsm"
 )
 
-// serviceRoutes registers the service endpoints of API.md §5.
-func (s *server) serviceRoutes(v1 *gin.RouterGroup) {
-	v1.GET("/versionInfo", s.versionInfo)
-	v1.GET("/licenseInfo", s.licenseInfo)
-	v1.GET("/keystore/statistics", s.handle(asKeyType, s.statistics))
-}
-
 // versionInfo handles GET /v1/versionInfo.
 func (s *server) versionInfo(c *gin.Context) {
 	info := s.hsm.Info()

@@ -1,5 +1,5 @@
-// Package roles holds the five roles of the wire API, the route→role table,
-// the authenticated Principal and the checks made before a handler runs.
+// Package roles holds the five roles of the wire API, the rule that guards
+// a route (which roles, from which level) and the authenticated Principal.
 package roles
 
 import (
@@ -129,6 +129,20 @@ const (
 	LevelSession
 	LevelSignature
 )
+
+// String names the level as the API document does: "apiKey", "session"
+// or "signature" ("none" for the zero level).
+func (l Level) String() string {
+	switch l {
+	case LevelAPIKey:
+		return "apiKey"
+	case LevelSession:
+		return "session"
+	case LevelSignature:
+		return "signature"
+	}
+	return "none"
+}
 
 // Principal is the authenticated caller of one request.
 type Principal struct {

@@ -1,6 +1,7 @@
 package roles
 
 import (
+	"encoding/json"
 	"slices"
 	"testing"
 )
@@ -28,5 +29,27 @@ func TestParseSet(t *testing.T) {
 	}
 	if names := Set(0).Names(); names == nil || len(names) != 0 {
 		t.Errorf("Names of the empty set = %#v, want empty and not nil", names)
+	}
+}
+
+func TestParseRoundTrip(t *testing.T) {
+	for _, r := range All {
+		got, ok := Parse(r.String())
+		if !ok || got != r {
+			t.Errorf("Parse(%q) = %v,%v", r.String(), got, ok)
+		}
+	}
+	if _, ok := Parse("admin"); ok {
+		t.Error("Parse accepted an unknown role")
+	}
+	if s := Of(KeyOperation, Service).String(); s != "keyOperationToken,serviceToken" {
+		t.Errorf("Set.String = %q", s)
+	}
+}
+
+func TestRolesEncodeAsNames(t *testing.T) {
+	b, err := json.Marshal(Of(KeyOperation, Service).Roles())
+	if err != nil || string(b) != `["keyOperationToken","serviceToken"]` {
+		t.Fatalf("json of roles: %s %v", b, err)
 	}
 }

@@ -1,0 +1,137 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/hsmgate/hsmgate/roles"
+)
+
+// route is one endpoint of the gateway, declared once: New registers it
+// with gin, authenticate guards it with its access, and the served OpenAPI
+// document takes its summary and required roles from it. Adding an
+// endpoint is one line in routes plus its handler (and, for readers, its
+// request and response in openapi.json).
+type route struct {
+	method, pattern string // pattern is gin's: ":name" is a path parameter
+	access          access
+	handler         gin.HandlerFunc
+	summary         string
+}
+
+// access says who may call a route: anyone, or the authenticated callers
+// that a roles.Rule admits. The zero access admits nobody, so a route
+// declared without one is refused to every caller (deny by default).
+type access struct {
+	// public routes need no credential: probes, the API document and
+	// page, and the endpoints that issue credentials.
+	public bool
+	rule   roles.Rule
+}
+
+// The accesses of the route list besides role (see docs/credentials.md
+// for the levels).
+var (
+	public = access{public: true}
+	// self guards credential management: any role, but at session level
+	// or above, so that an API-key-level caller can never mint or list
+	// keys; the handlers check that callers manage their own credentials.
+	self = access{rule: roles.Rule{AnyRole: true, MinLevel: roles.LevelSession}}
+	// authenticated admits every caller with a valid credential.
+	authenticated = access{rule: roles.Rule{AnyRole: true}}
+)
+
+// role admits the callers holding one of rs, at any level.
+func role(rs ...roles.Role) access { return access{rule: roles.Rule{Roles: roles.Of(rs...)}} }
+
+// routes lists every endpoint with its handler bound to s. It has no side
+// effect, so the OpenAPI document and the tests read it from a zero server.
+func (s *server) routes() []route {
+	const get, post, patch, del = http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete
+	km, op, sv := role(roles.KeyManagement), role(roles.KeyOperation), role(roles.Service)
+	return []route{
+		{get, "/healthz", public, s.healthz, "Liveness probe"},
+		{get, "/readyz", public, s.readyz, "Readiness probe"},
+		{get, "/metrics", public, s.metrics.serve, "Prometheus metrics"},
+		{get, "/openapi.json", public, serveOpenAPI, "This API document"},
+		{get, "/docs", public, serveAPIPage, "This API document as a readable page"},
+		{get, "/docs/:asset", public, serveAPIPageAsset, "A file of the API page"},
+
+		// Key management (docs/api.md).
+		{post, "/v1/key", km, s.handle(asKeyType, s.createKey), "Create a key in the token"},
+		{get, "/v1/key", km, s.handle(asKeyType, s.listKeys), "List key labels"},
+		{get, "/v1/key/:label/attributes", km, s.handle(asKeyType, s.keyAttributesByPath), "Key attributes and attestation by label"},
+		{post, "/v1/key/attributes", km, s.handle(asKeyType, s.keyAttributes), "Key attributes and attestation"},
+		{del, "/v1/key/:label", km, s.handle(asKeyType, s.deleteKeyByPath), "Delete a key by label"},
+		{post, "/v1/key/import/plain", km, s.handle(asKeyType, s.importPlain), "Import plain key material"},
+		{post, "/v1/key/export/plain", km, s.handle(asKeyType, s.exportPlain), "Export plain key material"},
+		{post, "/v1/key/deleteKey", km, s.handle(asKeyType, s.deleteKey), "Delete a key"},
+		{post, "/v1/key/changePassword", km, s.handle(asKeyType, s.changePassword), "Change a key's password"},
+		{post, "/v1/synchronousModify", km, s.handle(asKeyType, s.modify), "Replace a key's policy"},
+
+		// Key operations.
+		{post, "/v1/synchronousSign", op, s.handle(asCipher, s.sign), "Sign a payload"},
+		{post, "/v1/verify", op, s.handle(asCipher, s.verify), "Verify a signature or an HMAC"},
+		{post, "/v1/verifyHmac", op, s.handle(asCipher, s.verify), "Verify an HMAC"},
+		{post, "/v1/synchronousHmac", op, s.handle(asCipher, s.hmac), "Compute an HMAC"},
+		{post, "/v1/encrypt", op, s.handle(asCipher, s.encrypt), "Encrypt a payload"},
+		{post, "/v1/synchronousDecrypt", op, s.handle(asCipher, s.decrypt), "Decrypt a payload"},
+		{post, "/v1/wrap", op, s.handle(asCipher, s.wrap), "Wrap a key"},
+		{post, "/v1/synchronousUnwrap", op, s.handle(asCipher, s.unwrap), "Unwrap a key"},
+		{post, "/v1/synchronousBlock", op, s.handle(asKeyType, s.block), "Block a key"},
+		{post, "/v1/synchronousUnblock", op, s.handle(asKeyType, s.unblock), "Unblock a key"},
+		// A widely used client asks for random bytes with its serviceToken.
+		{get, "/v1/generateRandom/:n", role(roles.KeyOperation, roles.Service), s.handle(asKeyType, s.random), "Random bytes from the token"},
+
+		// Service.
+		{get, "/v1/versionInfo", sv, s.versionInfo, "Version of the gateway and the token"},
+		{get, "/v1/licenseInfo", sv, s.licenseInfo, "License flags"},
+		{get, "/v1/keystore/statistics", sv, s.handle(asKeyType, s.statistics), "Keystore statistics"},
+
+		// Argus-style credentials (docs/credentials.md): {user} is the
+		// user's id or its username in the caller's domain.
+		{post, "/authentication/v1/password/authenticate", public, s.manage(s.argusLogin), "Log in with a password (Argus-style session)"},
+		{get, "/authentication/v1/session", authenticated, s.manage(s.describeArgusSession), "Describe the current session"},
+		{del, "/authentication/v1/session", authenticated, s.manage(s.endArgusSessions), "Log out everywhere"},
+		{get, "/authentication/v1/user/:user/apikey", self, s.manage(s.listArgusKeys), "List a user's Argus-style API keys"},
+		{post, "/authentication/v1/user/:user/apikey", self, s.manage(s.createArgusKey), "Create an Argus-style API key"},
+		{post, "/authentication/v1/user/:user/apikey/:userID/:keyID/renew", self, s.manage(s.renewArgusKey), "Renew an Argus-style API key"},
+		{del, "/authentication/v1/user/:user/apikey/:userID/:keyID", self, s.manage(s.deleteArgusKey), "Delete an Argus-style API key"},
+		{get, "/authentication/v1/user/:user/publickey", self, s.manage(s.listArgusPublicKeys), "List a user's enrolled public keys"},
+		{post, "/authentication/v1/user/:user/publickey", self, s.manage(s.enrolArgusPublicKey), "Enrol a public key for per-request signatures"},
+		{del, "/authentication/v1/user/:user/publickey/:idx", self, s.manage(s.deleteArgusPublicKey), "Remove an enrolled public key"},
+
+		// Actyx-style app tokens: the manifest is the credential.
+		{post, "/api/v2/auth", public, s.issueAppToken, "Exchange an app manifest for an app token (Actyx-style)"},
+
+		// Barong-style API keys: each user manages its own, with a TOTP
+		// code for every change.
+		{get, "/api/v2/barong/resource/api_keys", self, s.manage(s.listBarongKeys), "List the caller's Barong-style API keys"},
+		{post, "/api/v2/barong/resource/api_keys", self, s.manage(s.createBarongKey), "Create a Barong-style API key"},
+		{patch, "/api/v2/barong/resource/api_keys/:kid", self, s.manage(s.updateBarongKey), "Change the scope or state of a Barong-style API key"},
+		{del, "/api/v2/barong/resource/api_keys/:kid", self, s.manage(s.deleteBarongKey), "Delete a Barong-style API key"},
+
+		// Armor-style pre-shared keys: a user manages its own, an
+		// administrator anyone's.
+		{get, "/users/:id/keys", self, s.manage(s.listArmorKeys), "List a user's Armor-style keys"},
+		{post, "/users/:id/keys", self, s.manage(s.createArmorKey), "Create an Armor-style pre-shared key"},
+		{del, "/users/:id/keys/:key", self, s.manage(s.deleteArmorKey), "Revoke an Armor-style key"},
+	}
+}
+
+// routeList is the route list for readers that need no handler (the
+// OpenAPI document, the tests): the handlers are bound to a zero server
+// and never called.
+func routeList() []route { return (&server{}).routes() }
+
+// register adds every route of the list to r, the guarded ones behind
+// authenticate with their own rule.
+func (s *server) register(r *gin.Engine) {
+	for _, rt := range s.routes() {
+		if rt.access.public {
+			r.Handle(rt.method, rt.pattern, rt.handler)
+			continue
+		}
+		r.Handle(rt.method, rt.pattern, s.authenticate(rt.access.rule), rt.handler)
+	}
+}
