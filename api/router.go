@@ -1,17 +1,18 @@
-// Package api is the HTTP face of hsmgate: the gin router, the handlers,
-// the TSB wire DTOs, the error envelope and the OpenAPI document.
+// Package api is the HTTP face of hsmgate: the route list (routes.go, the
+// one place a route is declared), the gin router and handlers, the TSB
+// wire DTOs, the error envelope, the OpenAPI document and API page, and
+// the access log.
 package api
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/hsmgate/hsmgate/auth"
@@ -41,8 +42,9 @@ type Options struct {
 	Log  *slog.Logger
 	// MaxBodyBytes bounds request bodies (default 1 MiB).
 	MaxBodyBytes int64
-	// AccessLog writes one JSON line per request at info level.
-	AccessLog bool
+	// AccessLog receives one line per request (see NewAccessLog); nil:
+	// only failed requests (5xx) are logged, through Log.
+	AccessLog *AccessLog
 	Build     Build
 	// RequireBoth: when a request carries a client certificate and an
 	// application credential, the certificate's roles must admit the
@@ -106,7 +108,11 @@ func New(opts Options) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	s.metrics = newMetrics(opts.HSM, opts.Collectors)
+	collectors := opts.Collectors
+	if opts.AccessLog != nil {
+		collectors = append(slices.Clip(collectors), opts.AccessLog.waits)
+	}
+	s.metrics = newMetrics(opts.HSM, collectors)
 	r.Use(recovery(opts.Log), requestID(), accessLog(opts.Log, opts.AccessLog), s.metrics.observe(), bodyLimit(opts.MaxBodyBytes))
 	r.NoRoute(func(c *gin.Context) {
 		abortWith(c, newError(http.StatusNotFound, 600, "route.not.found", "no route %s %s", c.Request.Method, c.Request.URL.Path))
@@ -196,37 +202,6 @@ func requestID() gin.HandlerFunc {
 		c.Set("requestId", id)
 		c.Header("X-Request-Id", id)
 		c.Next()
-	}
-}
-
-// accessLog writes one line per request: never headers, bodies or query strings.
-func accessLog(log *slog.Logger, enabled bool) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		start := time.Now()
-		c.Next()
-		status := c.Writer.Status()
-		if !enabled && status < 500 {
-			return
-		}
-		attrs := []slog.Attr{
-			slog.String("requestId", c.GetString("requestId")),
-			slog.String("method", c.Request.Method),
-			slog.String("path", c.Request.URL.Path),
-			slog.Int("status", status),
-			slog.Duration("duration", time.Since(start)),
-			slog.String("remote", c.ClientIP()),
-		}
-		if p := principal(c); p != nil {
-			attrs = append(attrs, slog.String("subject", p.Subject))
-		}
-		if len(c.Errors) > 0 {
-			attrs = append(attrs, slog.String("error", c.Errors.Last().Error()))
-		}
-		level := slog.LevelInfo
-		if status >= 500 {
-			level = slog.LevelError
-		}
-		log.LogAttrs(context.Background(), level, "request", attrs...)
 	}
 }
 

@@ -384,7 +384,7 @@ func startInProcessServer(h *hsm.HSM, dir string) (*restServer, error) {
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- server.Run(sctx, cfg, server.Options{Log: server.NewLogger(cfg.Log, logf), HSM: h,
+		done <- server.Run(sctx, cfg, server.Options{Log: server.NewLogger(cfg.Log, logf), LogOutput: logf, HSM: h,
 			Build: api.Build{Version: "bench", Commit: "in-process", BuildTime: time.Now().UTC().Format(time.RFC3339)},
 			Ready: func(addr string) { ready <- addr }})
 	}()

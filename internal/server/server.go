@@ -46,6 +46,9 @@ const softHSM2ConfEnv = "SOFTHSM2_CONF"
 type Options struct {
 	// Log receives the server's log (default slog.Default()).
 	Log *slog.Logger
+	// LogOutput is where Log writes (default os.Stderr): the access log
+	// writes there too, in the format the log: section names.
+	LogOutput io.Writer
 	// Build is what /v1/versionInfo and the startup line report.
 	Build api.Build
 	// Ready, when set, receives the bound address once the listener is up.
@@ -102,9 +105,20 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	}
 	throttle := auth.NewThrottle(cfg.Auth.Throttle.SourceFailures, cfg.Auth.Throttle.CredentialFailures, cfg.Auth.Throttle.Window)
 	authn := auth.New(auth.Options{Schemes: schemes, Certificates: certs, Throttle: throttle})
+	var accessLog *api.AccessLog
+	if *cfg.Server.AccessLog {
+		out := o.LogOutput
+		if out == nil {
+			out = os.Stderr
+		}
+		accessLog = api.NewAccessLog(out, func(w io.Writer) slog.Handler { return NewLogger(cfg.Log, w).Handler() })
+		// Closed when Run returns, after the shutdown below has let the
+		// in-flight requests finish: their lines are written out too.
+		defer accessLog.Close()
+	}
 	router := api.New(api.Options{
 		HSM: h, Keys: keys.New(h, keys.Options{}), Auth: authn, Throttle: throttle, RequireBoth: cfg.TLS.RequireBoth, Log: log, MaxBodyBytes: cfg.Server.MaxBodyBytes,
-		AccessLog: *cfg.Server.AccessLog, Build: o.Build,
+		AccessLog: accessLog, Build: o.Build,
 		AppTokens:  appTokenIssuer(schemes),
 		Argus:      findScheme[*auth.Argus](schemes),
 		Collectors: ocspCollectors(tlsSrv),
