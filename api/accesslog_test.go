@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/hsmgate/hsmgate/auth"
+	"github.com/hsmgate/hsmgate/listener/listenertest"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -22,26 +22,8 @@ func jsonLines(level slog.Level) func(io.Writer) slog.Handler {
 	return func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}) }
 }
 
-// lockedWriter is a destination that tests may read while the log writes.
-type lockedWriter struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *lockedWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
-
 func TestAccessLogWritesEveryLineByClose(t *testing.T) {
-	out := &lockedWriter{}
+	out := &listenertest.Buffer{}
 	al := NewAccessLog(out, jsonLines(slog.LevelInfo))
 	e := New(Options{Auth: fixedAuth{err: auth.ErrMissing}, AccessLog: al})
 	const n = 500
@@ -88,7 +70,7 @@ func TestAccessLogWritesEveryLineByClose(t *testing.T) {
 
 // stallingWriter blocks every Write until released.
 type stallingWriter struct {
-	lockedWriter
+	listenertest.Buffer
 	writing chan struct{} // receives when a Write starts
 	release chan struct{}
 }
@@ -99,7 +81,7 @@ func (w *stallingWriter) Write(p []byte) (int, error) {
 	default:
 	}
 	<-w.release
-	return w.lockedWriter.Write(p)
+	return w.Buffer.Write(p)
 }
 
 // waits reads the access log's wait counter.
@@ -148,7 +130,7 @@ func TestAccessLogWaitsRatherThanDrops(t *testing.T) {
 }
 
 func TestAccessLogAfterClose(t *testing.T) {
-	out := &lockedWriter{}
+	out := &listenertest.Buffer{}
 	al := NewAccessLog(out, jsonLines(slog.LevelInfo))
 	if err := al.Close(); err != nil {
 		t.Fatal(err)
@@ -183,7 +165,7 @@ func TestAccessLogLevels(t *testing.T) {
 		{"off", false, slog.LevelInfo, 200, 0},
 		{"off, failure", false, slog.LevelInfo, 500, 1},
 	} {
-		out := &lockedWriter{}
+		out := &listenertest.Buffer{}
 		var al *AccessLog
 		if c.on {
 			al = NewAccessLog(out, jsonLines(c.level))
