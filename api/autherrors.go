@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -125,16 +124,14 @@ func abortAuth(c *gin.Context, err error) {
 	c.AbortWithStatusJSON(status, body)
 }
 
-// WriteAuthError answers, outside the router, a request refused by an
-// authentication check (the TLS layer revalidating a client certificate)
-// exactly as the router answers the same failure.
-func WriteAuthError(w http.ResponseWriter, e *auth.Error) {
-	status, body := authBody(e)
-	out, _ := json.Marshal(body) // strings and numbers: they always encode
-	if v := retryAfter(e); v != "" {
-		w.Header().Set("Retry-After", v)
+// connectionCheck refuses a request whose connection check fails and
+// closes the connection.
+func connectionCheck(check func(*http.Request) *auth.Error) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if e := check(c.Request); e != nil {
+			c.Header("Connection", "close")
+			_ = c.Error(e) // the access log records why
+			abortAuth(c, e)
+		}
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = w.Write(out)
 }

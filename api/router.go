@@ -65,6 +65,12 @@ type Options struct {
 	// Collectors are published at /metrics beside the request and HSM
 	// metrics (for example the OCSP counters of the TLS listener).
 	Collectors []prometheus.Collector
+	// ConnectionCheck, when set, vets the connection of every request
+	// before anything else reads it (the server re-checks the client
+	// certificate's revocation status there). A refusal is answered as an
+	// invalid credential, closes the connection, and goes through the
+	// request id, the access log and the metrics like any other answer.
+	ConnectionCheck func(*http.Request) *auth.Error
 }
 
 // server holds what the handlers need.
@@ -113,7 +119,11 @@ func New(opts Options) *gin.Engine {
 		collectors = append(slices.Clip(collectors), opts.AccessLog.waits)
 	}
 	s.metrics = newMetrics(opts.HSM, collectors)
-	r.Use(recovery(opts.Log), requestID(), accessLog(opts.Log, opts.AccessLog), s.metrics.observe(), bodyLimit(opts.MaxBodyBytes))
+	r.Use(recovery(opts.Log), requestID(), accessLog(opts.Log, opts.AccessLog), s.metrics.observe())
+	if opts.ConnectionCheck != nil {
+		r.Use(connectionCheck(opts.ConnectionCheck))
+	}
+	r.Use(bodyLimit(opts.MaxBodyBytes))
 	r.NoRoute(func(c *gin.Context) {
 		abortWith(c, newError(http.StatusNotFound, 600, "route.not.found", "no route %s %s", c.Request.Method, c.Request.URL.Path))
 	})

@@ -97,8 +97,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if err != nil {
 		return err
 	}
-	// The revalidating handler below re-checks the certificate's OCSP
-	// status on every request, so the identifier needs no revalidator.
+	// The router's connection check (revalidate) re-checks the
+	// certificate's OCSP status on every request, so the identifier needs
+	// no revalidator.
 	certs, err := buildCertIdentifier(cfg, nil)
 	if err != nil {
 		return err
@@ -119,14 +120,15 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	router := api.New(api.Options{
 		HSM: h, Keys: keys.New(h, keys.Options{}), Auth: authn, Throttle: throttle, RequireBoth: cfg.TLS.RequireBoth, Log: log, MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		AccessLog: accessLog, Build: o.Build,
-		AppTokens:  appTokenIssuer(schemes),
-		Argus:      findScheme[*auth.Argus](schemes),
-		Collectors: ocspCollectors(tlsSrv),
-		Barong:     findScheme[*auth.Barong](schemes),
-		Armor:      findScheme[*auth.Armor](schemes),
+		AppTokens:       appTokenIssuer(schemes),
+		Argus:           findScheme[*auth.Argus](schemes),
+		Collectors:      ocspCollectors(tlsSrv),
+		Barong:          findScheme[*auth.Barong](schemes),
+		Armor:           findScheme[*auth.Armor](schemes),
+		ConnectionCheck: revalidate(tlsSrv),
 	})
 	srv := &http.Server{
-		Handler:           revalidating(tlsSrv, router),
+		Handler:           router,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,

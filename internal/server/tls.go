@@ -13,7 +13,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/hsmgate/hsmgate/api"
 	"github.com/hsmgate/hsmgate/auth"
 	"github.com/hsmgate/hsmgate/internal/config"
 	"github.com/hsmgate/hsmgate/listener"
@@ -56,22 +55,21 @@ func runTLS(ctx context.Context, s *listener.Server, log *slog.Logger) {
 	}()
 }
 
-// revalidating re-checks the client certificate of the connection before
-// every request (the OCSP status is cached, so this is a map lookup until
-// the cached answer expires): a certificate revoked while a keep-alive
-// connection is open stops working on it. The refusal is the router's
-// answer to an invalid credential (401) and closes the connection.
-func revalidating(s *listener.Server, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-			if err := s.Revalidate(r.TLS); err != nil {
-				w.Header().Set("Connection", "close")
-				api.WriteAuthError(w, &auth.Error{Kind: auth.ErrInvalid, Message: "client certificate: " + err.Error()})
-				return
-			}
+// revalidate returns the router's connection check: it re-checks the
+// client certificate of the connection before every request (the OCSP
+// status is cached, so this is a map lookup until the cached answer
+// expires), so that a certificate revoked while a keep-alive connection is
+// open stops working on it.
+func revalidate(s *listener.Server) func(*http.Request) *auth.Error {
+	return func(r *http.Request) *auth.Error {
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			return nil
 		}
-		next.ServeHTTP(w, r)
-	})
+		if err := s.Revalidate(r.TLS); err != nil {
+			return &auth.Error{Kind: auth.ErrInvalid, Message: "client certificate: " + err.Error()}
+		}
+		return nil
+	}
 }
 
 // ocspCollectors publishes the OCSP counters of the listener at /metrics.
