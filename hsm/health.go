@@ -98,19 +98,11 @@ func symptomOfLoss(err error) bool {
 		isKind(err, pkcs11.CKR_TOKEN_NOT_RECOGNIZED)
 }
 
-// healthLoop probes the token every interval until Close.
-func (h *HSM) healthLoop(interval time.Duration) {
-	defer h.wg.Done()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.stopCh:
-			return
-		case <-t.C:
-		}
-		if h.ready.Load() {
-			_ = h.suspect(context.Background(), "periodic health check")
-		}
+// probeIfReady is the periodic health check: it probes a token believed
+// healthy (a lost one is the retry loop's); it is never done.
+func (h *HSM) probeIfReady() bool {
+	if h.ready.Load() {
+		_ = h.suspect(context.Background(), "periodic health check")
 	}
+	return false
 }

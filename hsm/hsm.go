@@ -128,7 +128,7 @@ func Open(cfg Config, log *slog.Logger) (*HSM, error) {
 	}
 	if interval > 0 {
 		h.wg.Add(1)
-		go h.healthLoop(interval)
+		go h.tick(interval, h.probeIfReady)
 	}
 	return h, nil
 }
@@ -450,7 +450,7 @@ func (h *HSM) reconnect(broken *tokenState) error {
 		h.log.Error("token unreachable", "token", h.cfg.TokenLabel, "error", err.Error())
 		h.retrying = true
 		h.wg.Add(1)
-		go h.retryLoop()
+		go h.tick(retryInterval, h.retryOnce)
 		return err
 	}
 	return nil
@@ -498,10 +498,22 @@ func drain(st *tokenState, timeout time.Duration) {
 // retryInterval is how often an unreachable token is tried again.
 var retryInterval = 2 * time.Second
 
-// retryLoop reconnects in the background until it succeeds or Close is called.
-func (h *HSM) retryLoop() {
+// retryOnce tries to reconnect once; it reports whether that succeeded.
+func (h *HSM) retryOnce() bool {
+	h.rebuild.Lock()
+	defer h.rebuild.Unlock()
+	if err := h.reinitialize(); err != nil {
+		return false
+	}
+	h.retrying = false
+	return true
+}
+
+// tick calls fn every interval until fn reports that it is done or Close
+// is called; the caller has done h.wg.Add(1).
+func (h *HSM) tick(interval time.Duration, fn func() (done bool)) {
 	defer h.wg.Done()
-	t := time.NewTicker(retryInterval)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -509,13 +521,7 @@ func (h *HSM) retryLoop() {
 			return
 		case <-t.C:
 		}
-		h.rebuild.Lock()
-		err := h.reinitialize()
-		if err == nil {
-			h.retrying = false
-		}
-		h.rebuild.Unlock()
-		if err == nil {
+		if fn() {
 			return
 		}
 	}
