@@ -69,6 +69,10 @@ var appTokenDecoding = func() cbor.DecMode {
 	return dm
 }()
 
+// DefaultAppTokenValidity is how long an issued app token is valid
+// unless AppTokensConfig.Validity says otherwise.
+const DefaultAppTokenValidity = 24 * time.Hour
+
 // AppGrant gives the apps whose id matches Pattern roles and customers.
 type AppGrant struct {
 	// Pattern is an app id, "tld.apex.*" or "*" (see MatchAppID).
@@ -84,7 +88,7 @@ type AppTokensConfig struct {
 	// TrustRoot is the Ed25519 key that signs developer certificates,
 	// "0" + base64(32 bytes); empty: only trial manifests are accepted.
 	TrustRoot string
-	// Validity of an issued token (default 24 h).
+	// Validity of an issued token (default DefaultAppTokenValidity).
 	Validity time.Duration
 	// Grants map signed app ids to roles; the first matching row wins,
 	// an app matching none gets a token without roles.
@@ -109,7 +113,7 @@ type AppTokens struct {
 func NewAppTokens(c AppTokensConfig) (*AppTokens, error) {
 	a := &AppTokens{pepper: c.Pepper, validity: c.Validity, grants: c.Grants, trial: c.Trial, now: time.Now}
 	if a.validity == 0 {
-		a.validity = 24 * time.Hour
+		a.validity = DefaultAppTokenValidity
 	}
 	if a.validity < time.Second {
 		return nil, fmt.Errorf("app tokens: validity %s is shorter than a second", a.validity)

@@ -35,9 +35,14 @@ type Armor struct {
 	keys *sealedKeys
 }
 
-// NewArmor returns the Armor scheme; the default timestamp window is 300 s.
+// DefaultArmorWindow is how far an ARMOR-PSK timestamp may lie from the
+// server's time unless HMACKeyOptions.Window says otherwise.
+const DefaultArmorWindow = 300 * time.Second
+
+// NewArmor returns the Armor scheme; the default timestamp window is
+// DefaultArmorWindow.
 func NewArmor(ctx context.Context, o HMACKeyOptions) (*Armor, error) {
-	k, err := newSealedKeys(ctx, store.KindArmor, o, 300*time.Second, 64)
+	k, err := newSealedKeys(ctx, store.KindArmor, o, DefaultArmorWindow, 64)
 	if err != nil {
 		return nil, err
 	}

@@ -197,9 +197,14 @@ type Barong struct {
 	keys *sealedKeys
 }
 
-// NewBarong returns the Barong scheme; the default nonce window is 5 s.
+// DefaultBarongWindow is how far X-Auth-Nonce may lie from the server's
+// time unless HMACKeyOptions.Window says otherwise.
+const DefaultBarongWindow = 5 * time.Second
+
+// NewBarong returns the Barong scheme; the default nonce window is
+// DefaultBarongWindow.
 func NewBarong(ctx context.Context, o HMACKeyOptions) (*Barong, error) {
-	k, err := newSealedKeys(ctx, store.KindBarong, o, 5*time.Second, 32)
+	k, err := newSealedKeys(ctx, store.KindBarong, o, DefaultBarongWindow, 32)
 	if err != nil {
 		return nil, err
 	}

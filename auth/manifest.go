@@ -197,6 +197,51 @@ func ParseAppKey(s string) (ed25519.PublicKey, error) {
 	return ed25519.PublicKey(raw), nil
 }
 
+// AppKeyText writes an Ed25519 public key in the Actyx text form that
+// ParseAppKey reads: "0" followed by the standard base64 of its 32 bytes.
+func AppKeyText(pub ed25519.PublicKey) string { return "0" + base64.StdEncoding.EncodeToString(pub) }
+
+// CertifyDeveloper is the trust root's part of a signed manifest: its
+// signature (axSignature) over the developer's public key, in text form,
+// and the app domains it may sign apps in.
+func CertifyDeveloper(root ed25519.PrivateKey, devPubkey string, appDomains []string) []byte {
+	return ed25519.Sign(root, developerCertificateInput(devPubkey, appDomains))
+}
+
+// SignManifest is the developer's part: it returns the signature member
+// of m, made with the developer's key dev, which the trust root certified
+// for appDomains with axSignature (CertifyDeveloper). It refuses what
+// verifyManifest would, so that a mistake shows before the manifest is
+// sent: an app id that is malformed or outside appDomains, or a pattern
+// that is not one.
+func SignManifest(m Manifest, dev ed25519.PrivateKey, appDomains []string, axSignature []byte) (string, error) {
+	if !validAppID(m.AppID) || m.DisplayName == "" || m.Version == "" {
+		return "", fmt.Errorf("sign manifest: appId %q must be a reverse domain name, and displayName and version are required", m.AppID)
+	}
+	inDomain := false
+	for _, d := range appDomains {
+		if !ValidAppPattern(d) {
+			return "", fmt.Errorf("sign manifest: app domain %q is not a pattern like tld.apex.*", d)
+		}
+		inDomain = inDomain || MatchAppID(d, m.AppID)
+	}
+	if !inDomain {
+		return "", fmt.Errorf("sign manifest: appId %q is outside the app domains %q", m.AppID, appDomains)
+	}
+	version := uint64(0)
+	raw, err := cbor.Marshal(manifestSignature{
+		SigVersion:   &version,
+		DevSignature: ed25519.Sign(dev, appSignatureInput(m.AppID, m.DisplayName, m.Version)),
+		DevPubkey:    AppKeyText(dev.Public().(ed25519.PublicKey)),
+		AppDomains:   appDomains,
+		AxSignature:  axSignature,
+	})
+	if err != nil {
+		return "", fmt.Errorf("sign manifest: %w", err)
+	}
+	return base64.StdEncoding.EncodeToString(raw), nil
+}
+
 // developerCertificateInput is what the trust root signs: the definite
 // CBOR map {"devPubkey": text, "appDomains": [text…]}, keys in this order.
 func developerCertificateInput(devPubkey string, appDomains []string) []byte {

@@ -277,3 +277,39 @@ func TestSignedInputsEncoding(t *testing.T) {
 		t.Fatalf("certificate input: %x, want %x", got, lib)
 	}
 }
+
+// SignManifest and CertifyDeveloper make what verifyManifest accepts, and
+// the same signature as the Actyx tooling (modelled by actyxtest) would.
+func TestSignManifest(t *testing.T) {
+	d := newActyxDeveloper(t, "com.acme.*")
+	ax := CertifyDeveloper(d.Root, d.DevKey, d.Domains)
+	if !bytes.Equal(ax, d.Certificate(t)) {
+		t.Fatal("CertifyDeveloper differs from the trust root's signature made with the CBOR library")
+	}
+	if AppKeyText(d.Dev.Public().(ed25519.PublicKey)) != d.DevKey {
+		t.Fatal("AppKeyText differs from the Actyx text form")
+	}
+	m := Manifest{AppID: "com.acme.shop", DisplayName: "Shop", Version: "1.2.0"}
+	var err error
+	if m.Signature, err = SignManifest(m, d.Dev, d.Domains, ax); err != nil {
+		t.Fatal(err)
+	}
+	if m.Signature != d.Signature(t, m.AppID, m.DisplayName, m.Version, false) {
+		t.Error("SignManifest differs from the definite CBOR map the Actyx tooling writes")
+	}
+	if mode, err := verifyManifest(m, d.trustRoot(t)); err != nil || mode != ModeSigned {
+		t.Fatalf("verifyManifest: %v %v", mode, err)
+	}
+	for what, c := range map[string]struct {
+		m       Manifest
+		domains []string
+	}{
+		"outside the domains": {Manifest{AppID: "com.evil.shop", DisplayName: "Shop", Version: "1"}, d.Domains},
+		"bad pattern":         {m, []string{"com.*.shop"}},
+		"no version":          {Manifest{AppID: "com.acme.shop", DisplayName: "Shop"}, d.Domains},
+	} {
+		if _, err := SignManifest(c.m, d.Dev, c.domains, ax); err == nil {
+			t.Errorf("%s: signed", what)
+		}
+	}
+}

@@ -38,18 +38,28 @@ type throttleEntry struct {
 // addresses cannot grow it without bound).
 const maxThrottleEntries = 100_000
 
+// Defaults of NewThrottle.
+const (
+	// DefaultSourceFailures are the failures allowed from one address per window.
+	DefaultSourceFailures = 100
+	// DefaultCredentialFailures are the failures allowed against one credential id per window.
+	DefaultCredentialFailures = 10
+	// DefaultThrottleWindow is the window failures are counted in.
+	DefaultThrottleWindow = time.Minute
+)
+
 // NewThrottle returns a throttle allowing perSource failures from one
 // address and perCredential failures against one credential id per
-// window; zero values select 100, 10 and one minute.
+// window; values ≤ 0 select the defaults above.
 func NewThrottle(perSource, perCredential int, window time.Duration) *Throttle {
 	if perSource <= 0 {
-		perSource = 100
+		perSource = DefaultSourceFailures
 	}
 	if perCredential <= 0 {
-		perCredential = 10
+		perCredential = DefaultCredentialFailures
 	}
 	if window <= 0 {
-		window = time.Minute
+		window = DefaultThrottleWindow
 	}
 	return &Throttle{perSource: perSource, perCredential: perCredential, window: window, now: time.Now, entries: map[string]*throttleEntry{}}
 }

@@ -54,27 +54,47 @@ func LoadIssuer(certPath, keyPath string) (Issuer, error) {
 	if !cert.IsCA {
 		return Issuer{}, fmt.Errorf("%s is not a CA certificate", certPath)
 	}
-	keyPEM, err := os.ReadFile(keyPath)
+	key, err := ReadPrivateKey(keyPath)
 	if err != nil {
-		return Issuer{}, fmt.Errorf("read CA key: %w", err)
-	}
-	block, _ := pem.Decode(keyPEM)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return Issuer{}, fmt.Errorf("%s: no PRIVATE KEY PEM block", keyPath)
-	}
-	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return Issuer{}, fmt.Errorf("parse CA key %s: %w", keyPath, err)
-	}
-	key, ok := parsed.(crypto.Signer)
-	if !ok {
-		return Issuer{}, fmt.Errorf("CA key %s (%T) cannot sign", keyPath, parsed)
+		return Issuer{}, fmt.Errorf("CA key: %w", err)
 	}
 	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(cert.PublicKey) {
 		return Issuer{}, fmt.Errorf("CA key %s does not match certificate %s", keyPath, certPath)
 	}
 	return Issuer{Cert: cert, Key: key}, nil
+}
+
+// ReadPrivateKey reads a PKCS #8 private key from a PEM file, as
+// WritePrivateKey and `openssl genpkey` write it.
+func ReadPrivateKey(path string) (crypto.Signer, error) {
+	keyPEM, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read key: %w", err)
+	}
+	block, _ := pem.Decode(keyPEM)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("%s: no PRIVATE KEY PEM block", path)
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parse key %s: %w", path, err)
+	}
+	key, ok := parsed.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("key %s (%T) cannot sign", path, parsed)
+	}
+	return key, nil
+}
+
+// WritePrivateKey writes key as PKCS #8 PEM with mode 0600; it never
+// overwrites a file.
+func WritePrivateKey(path string, key crypto.Signer) error {
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("marshal key for %s: %w", path, err)
+	}
+	return writeNewFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), keyMode)
 }
 
 // RandomSerial returns a random, positive 128-bit serial number.
@@ -133,12 +153,7 @@ func ReadCertificate(path string) (*x509.Certificate, error) {
 // certificate cannot be written the key is removed again, so no half pair
 // is left behind.
 func WritePair(certPath, keyPath string, certDER []byte, key crypto.Signer) error {
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return fmt.Errorf("marshal key for %s: %w", keyPath, err)
-	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	if err := writeNewFile(keyPath, keyPEM, keyMode); err != nil {
+	if err := WritePrivateKey(keyPath, key); err != nil {
 		return err
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER})

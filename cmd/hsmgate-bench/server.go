@@ -364,18 +364,14 @@ func startInProcessServer(h *hsm.HSM, dir string) (*restServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	off := false
-	cfg := &config.Config{
-		Listen: "127.0.0.1:0",
-		TLS:    config.TLSConfig{CertFile: pki.ServerCert, KeyFile: pki.ServerKey, MinVersion: "1.2"},
-		// The server uses h; the URI names the same token for the record.
-		HSM:    config.HSMConfig{URI: fmt.Sprintf("pkcs11:token=%s;module-path=%s?pin-value=%s", rawTokenLabel, module, rawPIN)},
-		Auth:   config.AuthConfig{StaticTokens: verifiers},
-		Store:  config.StoreConfig{Driver: config.DriverSQLite, Path: filepath.Join(dir, "hsmgate.db")},
-		Server: config.ServerConfig{AccessLog: &off},
-		Log:    config.LogConfig{Format: "json", Level: "info"},
-	}
-	cfg.ApplyDefaults()
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.TLS.CertFile, cfg.TLS.KeyFile = pki.ServerCert, pki.ServerKey
+	// The server uses h; the URI names the same token for the record.
+	cfg.HSM.URI = fmt.Sprintf("pkcs11:token=%s;module-path=%s?pin-value=%s", rawTokenLabel, module, rawPIN)
+	cfg.Auth.StaticTokens = verifiers
+	cfg.Store.Path = filepath.Join(dir, "hsmgate.db")
+	cfg.Server.AccessLog = false
 	logf, err := os.Create(filepath.Join(dir, "server.log"))
 	if err != nil {
 		return nil, err

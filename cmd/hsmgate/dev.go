@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -32,17 +33,24 @@ import (
 // devTokenLabel is the label of the development token.
 const devTokenLabel = "hsmgate"
 
-// devCommand runs `hsmgate dev`: on the first run it creates a SoftHSM2
-// token, a development PKI, a configuration and one credential per role in
-// DIR; every run then serves and prints a curl session.
-func devCommand(args []string) error {
-	fset := flag.NewFlagSet("dev", flag.ContinueOnError)
-	dir := fset.String("dir", ".hsmgate", "state directory")
-	listen := fset.String("listen", "127.0.0.1:8443", "listen address")
-	if err := fset.Parse(args); err != nil {
-		return err
-	}
-	abs, err := filepath.Abs(*dir)
+// devCommand is `hsmgate dev`: on the first run it creates a SoftHSM2
+// token, a development PKI, a configuration and one credential per role
+// in DIR; every run then serves and prints a curl session.
+func devCommand() *command {
+	return &command{name: "dev", summary: "set up a development token, PKI and credentials, and serve",
+		about: "On the first run, create in DIR a SoftHSM2 token, a development PKI, credentials.json (one\n" +
+			"X-API-KEY per role), a demo user, an Actyx trust root and config.yaml with every default\n" +
+			"written out; then, every run, serve DIR/config.yaml and print a curl session to try.",
+		setup: func(fs *flag.FlagSet) func([]string) error {
+			dir := fs.String("dir", ".hsmgate", "state `DIR`ectory")
+			listen := fs.String("listen", config.DefaultListen, "listen `ADDR`ess (host:port; port 0 picks a free one)")
+			return func([]string) error { return runDev(*dir, *listen) }
+		}}
+}
+
+// runDev sets DIR up when it holds no config.yaml yet, and serves it.
+func runDev(dir, listen string) error {
+	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return err
 	}
@@ -51,7 +59,7 @@ func devCommand(args []string) error {
 	}
 	cfgPath := filepath.Join(abs, "config.yaml")
 	if _, err := os.Stat(cfgPath); errors.Is(err, fs.ErrNotExist) {
-		if err := devSetup(abs, *listen); err != nil {
+		if err := devSetup(abs, listen); err != nil {
 			return err
 		}
 	}
@@ -59,7 +67,7 @@ func devCommand(args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg.Listen = *listen
+	cfg.Listen = listen
 	cfg.Log.Format = "text"
 	return server.Run(context.Background(), cfg, server.Options{Log: server.NewLogger(cfg.Log, os.Stderr), Build: build(),
 		Ready: func(addr string) { printCurlSession(os.Stdout, abs, addr) }})
@@ -87,20 +95,21 @@ func devSetup(dir, listen string) error {
 	if err != nil {
 		return err
 	}
-	var cfg config.Config
+	cfg := config.Default() // written out whole: every default is in the file
 	cfg.Listen = listen
-	cfg.TLS = devTLSConfig(pki)
+	devTLSConfig(&cfg.TLS, pki)
 	cfg.Auth.Certificates = devCertificateRules()
-	cfg.HSM = config.HSMConfig{
-		URI:          fmt.Sprintf("pkcs11:token=%s;module-path=%s?pin-source=file:%s", devTokenLabel, tok.Module, filepath.Join(dir, "hsm-pin")),
-		SoftHSM2Conf: tok.ConfPath,
-	}
-	cfg.Log = config.LogConfig{Format: "text", Level: "info"}
-	cfg.Store = config.StoreConfig{Driver: config.DriverSQLite, Path: filepath.Join(dir, "hsmgate.db")}
+	cfg.HSM.URI = fmt.Sprintf("pkcs11:token=%s;module-path=%s?pin-source=file:%s", devTokenLabel, tok.Module, filepath.Join(dir, "hsm-pin"))
+	cfg.HSM.SoftHSM2Conf = tok.ConfPath
+	cfg.Log.Format = "text"
+	cfg.Store.Path = filepath.Join(dir, "hsmgate.db")
+	cfg.Auth.Replay = config.ReplayMemory // what the default (by store driver) is with SQLite
 	cfg.Auth.Argus.Enabled = true
 	cfg.Auth.Barong.Enabled = true
 	cfg.Auth.Armor.Enabled = true
-	cfg.Auth.Actyx = &config.ActyxConfig{} // trial apps (com.example.*) only: no trust root in dev
+	if cfg.Auth.Actyx, err = devActyx(dir); err != nil {
+		return err
+	}
 	h, err := server.OpenHSM(cfg.HSM, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return err
@@ -121,7 +130,7 @@ func devSetup(dir, listen string) error {
 		creds[r.String()] = token
 		cfg.Auth.StaticTokens[r.String()] = []string{v}
 	}
-	if err := devIdentities(context.Background(), &cfg, h); err != nil {
+	if err := devIdentities(context.Background(), cfg, h); err != nil {
 		return err
 	}
 	credJSON, err := json.MarshalIndent(creds, "", "  ")
@@ -131,7 +140,7 @@ func devSetup(dir, listen string) error {
 	if err := os.WriteFile(filepath.Join(dir, "credentials.json"), append(credJSON, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write credentials: %w", err)
 	}
-	out, err := yaml.Marshal(&cfg)
+	out, err := yaml.Marshal(cfg)
 	if err != nil {
 		return err
 	}
@@ -188,12 +197,25 @@ Demo user (shown once, not stored in clear): domain %s, user demo, id %s
 // responder running: a certificate is then accepted with a warning, while
 // a revoked one is refused as soon as the responder answers. Answers are
 // cached for a minute at most, so a revocation shows quickly.
-func devTLSConfig(pki *devpki.PKI) config.TLSConfig {
-	return config.TLSConfig{
-		CertFile: pki.ServerCert, KeyFile: pki.ServerKey, MinVersion: "1.2",
-		ClientAuth: listener.ClientAuthOptional, ClientCAFiles: []string{pki.CACert},
-		OCSP: config.OCSPConfig{Enabled: true, FailMode: config.OCSPSoftFail, MaxAge: time.Minute},
+func devTLSConfig(c *config.TLSConfig, pki *devpki.PKI) {
+	c.CertFile, c.KeyFile = pki.ServerCert, pki.ServerKey
+	c.ClientAuth, c.ClientCAFiles = listener.ClientAuthOptional, []string{pki.CACert}
+	c.OCSP.Enabled, c.OCSP.FailMode, c.OCSP.MaxAge = true, config.OCSPSoftFail, time.Minute
+}
+
+// devActyx switches app tokens on with the trust root of the state
+// directory (created on first use), and grants signed com.acme.* apps
+// keyOperationToken on customer default, so that the signed-manifest
+// example of docs/credentials.md runs as written.
+func devActyx(dir string) (*config.ActyxConfig, error) {
+	root, err := actyxKey(filepath.Join(dir, actyxTrustRootFile))
+	if err != nil {
+		return nil, err
 	}
+	c := config.DefaultActyx()
+	c.TrustRoot = auth.AppKeyText(root.Public().(ed25519.PublicKey))
+	c.Apps = []config.ActyxGrant{{Pattern: "com.acme.*", Roles: []string{roles.KeyOperation.String()}, Customers: []string{"default"}}}
+	return c, nil
 }
 
 // devCertificateRules map each role's development client certificate

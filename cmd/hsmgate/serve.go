@@ -15,18 +15,20 @@ import (
 	"github.com/hsmgate/hsmgate/internal/server"
 )
 
-// serveCommand runs `hsmgate serve --config FILE`.
-func serveCommand(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	path := fs.String("config", "hsmgate.yaml", "configuration file")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
-	return server.Run(context.Background(), cfg, server.Options{Log: server.NewLogger(cfg.Log, os.Stderr), Build: build()})
+// serveCommand is `hsmgate serve`: the production entry point.
+func serveCommand() *command {
+	return &command{name: "serve", summary: "serve the gateway with a configuration file",
+		about: "Serve the gateway over HTTPS as the configuration file says, until SIGTERM or SIGINT;\nSIGHUP reloads the TLS certificate, key and CA files.",
+		setup: func(fs *flag.FlagSet) func([]string) error {
+			path := configFlag(fs)
+			return func([]string) error {
+				cfg, err := config.Load(*path)
+				if err != nil {
+					return err
+				}
+				return server.Run(context.Background(), cfg, server.Options{Log: server.NewLogger(cfg.Log, os.Stderr), Build: build()})
+			}
+		}}
 }
 
 // build is the build information the server reports.
@@ -34,20 +36,26 @@ func build() api.Build {
 	return api.Build{Version: version, Commit: commit, BuildTime: buildTime}
 }
 
-// tokenCommand runs `hsmgate token verifier --config FILE`: it reads a
-// static token from standard input and prints the verifier to configure.
-func tokenCommand(args []string) error {
-	if len(args) == 0 || args[0] != "verifier" {
-		return fmt.Errorf("usage: hsmgate token verifier --config FILE < token")
-	}
-	fs := flag.NewFlagSet("token verifier", flag.ContinueOnError)
-	path := fs.String("config", "hsmgate.yaml", "configuration file")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
+// tokenCommand is `hsmgate token verifier`.
+func tokenCommand() *command {
+	return &command{name: "token", summary: "static role tokens: print the verifier to configure", subs: []*command{{
+		name: "verifier", summary: "print the verifier of a static token read from standard input",
+		about: "Read a static role token from standard input and print its verifier (64 hex digits, an HMAC\n" +
+			"computed by the token's pepper key), to list under auth.staticTokens.<role>. Only hsm: of the\n" +
+			"configuration is needed.",
+		setup: func(fs *flag.FlagSet) func([]string) error {
+			path := configFlag(fs)
+			return func([]string) error { return printVerifier(*path) }
+		},
+	}}}
+}
+
+// printVerifier reads a static token from standard input and prints the
+// verifier to configure.
+func printVerifier(path string) error {
 	// Only the token is needed: a configuration still lacking its static
 	// tokens (which this command helps to write) is fine.
-	cfg, err := config.Read(*path)
+	cfg, err := config.Read(path)
 	if err != nil {
 		return err
 	}
@@ -58,7 +66,7 @@ func tokenCommand(args []string) error {
 	defer h.Close()
 	tok, err := io.ReadAll(io.LimitReader(os.Stdin, 4096))
 	if err != nil {
-		return err
+		return fmt.Errorf("read the token from standard input: %w", err)
 	}
 	v, err := auth.Verifier(context.Background(), h, strings.TrimSpace(string(tok)))
 	if err != nil {

@@ -23,20 +23,9 @@ import (
 // and token (the server may be running: both can be shared). Output is
 // JSON. Passwords come from HSMGATE_USER_PASSWORD or the first line of
 // standard input, never from the command line.
-//
-//	hsmgate user add     --config FILE [--domain D] [--roles R,…] [--customers C,…] [--admin] [--totp] USERNAME
-//	hsmgate user passwd  --config FILE USER
-//	hsmgate user totp    --config FILE USER       prints a new TOTP secret and otpauth:// URI, once
-//	hsmgate user roles   --config FILE --roles R,… [--customers C,…] USER
-//	hsmgate user disable --config FILE USER       (and enable)
-//	hsmgate user list    --config FILE
-//	hsmgate customer add --config FILE NAME
-//	hsmgate customer list --config FILE
-//
-// USER is a user id, DOMAIN/USERNAME, or USERNAME in the default domain.
 
-// userUsage is the synopsis of `hsmgate user`.
-const userUsage = "usage: hsmgate user add|passwd|totp|roles|disable|enable|list --config FILE [flags] [USER] (see cmd/hsmgate/users.go)"
+// userRef says how the USER argument is written.
+const userRef = "USER is a user id, DOMAIN/USERNAME, or USERNAME in the default domain."
 
 // adminEnv is what an administration command works on.
 type adminEnv struct {
@@ -66,10 +55,13 @@ func openAdmin(path string) (*adminEnv, error) {
 	return &adminEnv{ctx: ctx, st: st, users: auth.NewUsers(st, h), close: func() { _ = st.Close(); h.Close() }}, nil
 }
 
-// printJSON writes v to standard output.
+// printJSON writes v to standard output. Characters such as & stay as
+// they are (not \u0026), so that an otpauth:// URI printed reads as the
+// URI it is.
 func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
 
@@ -154,90 +146,150 @@ func (e *adminEnv) ensureDefaultCustomer(customers []string) error {
 	return nil
 }
 
-// userCommand runs `hsmgate user …`.
-func userCommand(args []string) error {
-	if len(args) == 0 {
-		return errors.New(userUsage)
-	}
-	verb := args[0]
-	switch verb {
-	case "add", "passwd", "totp", "roles", "disable", "enable", "list":
-	default:
-		return fmt.Errorf("unknown verb %q: %s", verb, userUsage)
-	}
-	fs := flag.NewFlagSet("user "+verb, flag.ContinueOnError)
-	path := fs.String("config", "hsmgate.yaml", "configuration file")
-	domain := fs.String("domain", auth.DefaultDomain, "domain of a new user")
-	roleList := fs.String("roles", "", "comma-separated role names")
-	customerList := fs.String("customers", "default", "comma-separated customers")
-	admin := fs.Bool("admin", false, "the user administers every user's credentials")
-	totp := fs.Bool("totp", false, "switch TOTP on for the new user and print its secret")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	want := 1
-	if verb == "list" {
-		want = 0
-	}
-	if fs.NArg() != want {
-		return errors.New(userUsage)
-	}
-	e, err := openAdmin(*path)
+// userCommand is `hsmgate user …`.
+func userCommand() *command {
+	return &command{name: "user", summary: "manage users offline: add, passwd, totp, roles, disable, enable, list",
+		about: "Manage the users of the store offline (the server may be running). Output is JSON; passwords\n" +
+			"come from HSMGATE_USER_PASSWORD or the first line of standard input, never the command line.",
+		subs: []*command{
+			{name: "add", args: "USERNAME", nargs: 1, summary: "create a user with a password (and TOTP)",
+				about: "Create a user with the password from HSMGATE_USER_PASSWORD or standard input. With --totp, also\n" +
+					"print its TOTP secret (base32) and otpauth:// URI, once: give either to an authenticator app,\n" +
+					"oathtool --totp -b or scripts/totp.sh.",
+				setup: func(fs *flag.FlagSet) func([]string) error {
+					path := configFlag(fs)
+					domain := fs.String("domain", auth.DefaultDomain, "`DOMAIN` of the new user")
+					roleList := rolesFlag(fs)
+					customerList := customersFlag(fs)
+					admin := fs.Bool("admin", false, "the user administers every user's credentials")
+					totp := fs.Bool("totp", false, "switch TOTP on and print its secret and otpauth:// URI")
+					return func(args []string) error {
+						return withAdmin(*path, func(e *adminEnv) error {
+							return e.addUser(*domain, args[0], splitList(*roleList), splitList(*customerList), *admin, *totp)
+						})
+					}
+				}},
+			{name: "passwd", args: "USER", nargs: 1, summary: "set a user's password",
+				about: "Set a user's password, read from HSMGATE_USER_PASSWORD or standard input. " + userRef,
+				setup: func(fs *flag.FlagSet) func([]string) error {
+					path := configFlag(fs)
+					return func(args []string) error {
+						return onUser(*path, args[0], func(e *adminEnv, u *store.User) error {
+							pw, err := readPassword(os.Stdin)
+							if err != nil {
+								return err
+							}
+							return e.users.SetPassword(e.ctx, u.ID, pw)
+						})
+					}
+				}},
+			{name: "totp", args: "USER", nargs: 1, summary: "give a user a new TOTP secret, printed once",
+				about: "Give a user a new TOTP secret and print it (base32) with its otpauth:// URI, once; the previous\n" +
+					"secret stops working. " + userRef,
+				setup: func(fs *flag.FlagSet) func([]string) error {
+					path := configFlag(fs)
+					return func(args []string) error {
+						return withAdmin(*path, func(e *adminEnv) error {
+							u, err := e.findUser(args[0])
+							if err != nil {
+								return err
+							}
+							secret, uri, err := e.users.EnableTOTP(e.ctx, u.ID)
+							if err != nil {
+								return err
+							}
+							return printJSON(map[string]string{"id": u.ID, "totpSecret": secret, "totpURI": uri})
+						})
+					}
+				}},
+			{name: "roles", args: "USER", nargs: 1, summary: "set a user's roles and customers",
+				about: "Set a user's roles and customers; its credentials narrow them at once. " + userRef,
+				setup: func(fs *flag.FlagSet) func([]string) error {
+					path := configFlag(fs)
+					roleList := rolesFlag(fs)
+					customerList := customersFlag(fs)
+					return func(args []string) error {
+						return onUser(*path, args[0], func(e *adminEnv, u *store.User) error {
+							customers := splitList(*customerList)
+							if err := e.ensureDefaultCustomer(customers); err != nil {
+								return err
+							}
+							return e.users.SetRoles(e.ctx, u.ID, splitList(*roleList), customers)
+						})
+					}
+				}},
+			userSwitch("disable", "disable a user: every credential of it stops working at once", true),
+			userSwitch("enable", "enable a disabled user again", false),
+			{name: "list", summary: "list the users",
+				setup: func(fs *flag.FlagSet) func([]string) error {
+					path := configFlag(fs)
+					return func([]string) error {
+						return withAdmin(*path, func(e *adminEnv) error {
+							list, err := e.st.Users(e.ctx)
+							if err != nil {
+								return err
+							}
+							out := make([]userView, len(list))
+							for i := range list {
+								out[i] = viewOf(&list[i])
+							}
+							return printJSON(out)
+						})
+					}
+				}},
+		}}
+}
+
+// userSwitch is `hsmgate user disable` or `enable`.
+func userSwitch(name, summary string, disabled bool) *command {
+	return &command{name: name, args: "USER", nargs: 1, summary: summary, about: summary + ". " + userRef,
+		setup: func(fs *flag.FlagSet) func([]string) error {
+			path := configFlag(fs)
+			return func(args []string) error {
+				return onUser(*path, args[0], func(e *adminEnv, u *store.User) error {
+					return e.users.SetDisabled(e.ctx, u.ID, disabled)
+				})
+			}
+		}}
+}
+
+// rolesFlag defines --roles on fs.
+func rolesFlag(fs *flag.FlagSet) *string {
+	return fs.String("roles", "", "comma-separated `ROLES` (keyManagementToken, keyOperationToken, approverToken,\nserviceToken, approverKeyManagementToken)")
+}
+
+// customersFlag defines --customers on fs.
+func customersFlag(fs *flag.FlagSet) *string {
+	return fs.String("customers", "default", "comma-separated `CUSTOMERS` (tenants)")
+}
+
+// withAdmin opens the store and token of the configuration at path, runs
+// f on them and closes them.
+func withAdmin(path string, f func(e *adminEnv) error) error {
+	e, err := openAdmin(path)
 	if err != nil {
 		return err
 	}
 	defer e.close()
-	switch verb {
-	case "add":
-		return e.addUser(*domain, fs.Arg(0), splitList(*roleList), splitList(*customerList), *admin, *totp)
-	case "list":
-		list, err := e.st.Users(e.ctx)
+	return f(e)
+}
+
+// onUser applies change to the user ref names, in the store and token of
+// the configuration at path, and prints the user as it is then.
+func onUser(path, ref string, change func(e *adminEnv, u *store.User) error) error {
+	return withAdmin(path, func(e *adminEnv) error {
+		u, err := e.findUser(ref)
 		if err != nil {
 			return err
 		}
-		out := make([]userView, len(list))
-		for i := range list {
-			out[i] = viewOf(&list[i])
-		}
-		return printJSON(out)
-	}
-	u, err := e.findUser(fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	switch verb {
-	case "passwd":
-		pw, err := readPassword(os.Stdin)
-		if err != nil {
+		if err := change(e, u); err != nil {
 			return err
 		}
-		err = e.users.SetPassword(e.ctx, u.ID, pw)
-		if err != nil {
+		if u, err = e.st.User(e.ctx, u.ID); err != nil {
 			return err
 		}
-	case "totp":
-		secret, uri, err := e.users.EnableTOTP(e.ctx, u.ID)
-		if err != nil {
-			return err
-		}
-		return printJSON(map[string]string{"id": u.ID, "totpSecret": secret, "totpURI": uri})
-	case "roles":
-		customers := splitList(*customerList)
-		if err := e.ensureDefaultCustomer(customers); err != nil {
-			return err
-		}
-		if err := e.users.SetRoles(e.ctx, u.ID, splitList(*roleList), customers); err != nil {
-			return err
-		}
-	case "disable", "enable":
-		if err := e.users.SetDisabled(e.ctx, u.ID, verb == "disable"); err != nil {
-			return err
-		}
-	}
-	if u, err = e.st.User(e.ctx, u.ID); err != nil {
-		return err
-	}
-	return printJSON(viewOf(u))
+		return printJSON(viewOf(u))
+	})
 }
 
 // addUser creates a user with the password from the environment or stdin.
@@ -263,39 +315,42 @@ func (e *adminEnv) addUser(domain, name string, roleNames, customers []string, a
 	return printJSON(v)
 }
 
-// customerCommand runs `hsmgate customer add|list --config FILE [NAME]`.
-func customerCommand(args []string) error {
-	const usage = "usage: hsmgate customer add|list --config FILE [NAME]"
-	if len(args) == 0 {
-		return errors.New(usage)
-	}
-	fs := flag.NewFlagSet("customer "+args[0], flag.ContinueOnError)
-	path := fs.String("config", "hsmgate.yaml", "configuration file")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	e, err := openAdmin(*path)
-	if err != nil {
-		return err
-	}
-	defer e.close()
-	switch {
-	case args[0] == "add" && fs.NArg() == 1 && strings.TrimSpace(fs.Arg(0)) != "":
-		c := store.Customer{Name: fs.Arg(0), CreatedAt: time.Now().UTC()}
-		if err := e.st.AddCustomer(e.ctx, c); err != nil {
-			return fmt.Errorf("customer %s: %w", c.Name, err)
-		}
-		return printJSON(map[string]string{"name": c.Name})
-	case args[0] == "list" && fs.NArg() == 0:
-		list, err := e.st.Customers(e.ctx)
-		if err != nil {
-			return err
-		}
-		names := make([]string, len(list))
-		for i, c := range list {
-			names[i] = c.Name
-		}
-		return printJSON(names)
-	}
-	return errors.New(usage)
+// customerCommand is `hsmgate customer add|list`.
+func customerCommand() *command {
+	return &command{name: "customer", summary: "manage customers (tenants) offline: add, list",
+		subs: []*command{
+			{name: "add", args: "NAME", nargs: 1, summary: "create a customer",
+				setup: func(fs *flag.FlagSet) func([]string) error {
+					path := configFlag(fs)
+					return func(args []string) error {
+						if strings.TrimSpace(args[0]) == "" {
+							return usageErrorf("the customer NAME is empty")
+						}
+						return withAdmin(*path, func(e *adminEnv) error {
+							c := store.Customer{Name: args[0], CreatedAt: time.Now().UTC()}
+							if err := e.st.AddCustomer(e.ctx, c); err != nil {
+								return fmt.Errorf("customer %s: %w", c.Name, err)
+							}
+							return printJSON(map[string]string{"name": c.Name})
+						})
+					}
+				}},
+			{name: "list", summary: "list the customers",
+				setup: func(fs *flag.FlagSet) func([]string) error {
+					path := configFlag(fs)
+					return func([]string) error {
+						return withAdmin(*path, func(e *adminEnv) error {
+							list, err := e.st.Customers(e.ctx)
+							if err != nil {
+								return err
+							}
+							names := make([]string, len(list))
+							for i, c := range list {
+								names[i] = c.Name
+							}
+							return printJSON(names)
+						})
+					}
+				}},
+		}}
 }

@@ -8,8 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/hsmgate/hsmgate/auth"
+	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/listener"
 	"gopkg.in/yaml.v3"
 )
 
@@ -26,6 +30,10 @@ type Config struct {
 	Store  StoreConfig  `yaml:"store"`
 	Server ServerConfig `yaml:"server"`
 	Log    LogConfig    `yaml:"log"`
+	// Warnings are what Read found acceptable but worth saying, for the
+	// caller to log: keys a file sets to the 0 that used to mean "the
+	// default".
+	Warnings []string `yaml:"-"`
 }
 
 // AuthConfig configures the credential schemes; each scheme reads its
@@ -39,11 +47,11 @@ type AuthConfig struct {
 	// Replay keeps used nonces: memory (default with sqlite) or store
 	// (default with postgres; instances sharing the database).
 	Replay string `yaml:"replay,omitempty"`
-	// ReplayMaxEntries bounds the memory replay store (default 1,048,576,
-	// about 72 MiB); when full it refuses new nonces (503) rather than
-	// forget live ones. Size it for the peak rate × the longest time a
-	// nonce is kept (Armor: about 300 s).
-	ReplayMaxEntries int `yaml:"replayMaxEntries,omitempty"`
+	// ReplayMaxEntries bounds the memory replay store (default
+	// auth.DefaultReplayEntries, about 72 MiB); when full it refuses new
+	// nonces (503) rather than forget live ones. Size it for the peak
+	// rate × the longest time a nonce is kept (Armor: about 300 s).
+	ReplayMaxEntries int `yaml:"replayMaxEntries"`
 	// Scheme sections: one field per scheme below this line.
 	// Argus switches on Argus-style API keys, sessions and signatures.
 	Argus ArgusConfig `yaml:"argus"`
@@ -71,9 +79,9 @@ const (
 // SourceFailures from one address, or CredentialFailures against one
 // credential id, per Window answer 429 with Retry-After.
 type ThrottleConfig struct {
-	SourceFailures     int           `yaml:"sourceFailures"`     // default 100
-	CredentialFailures int           `yaml:"credentialFailures"` // default 10
-	Window             time.Duration `yaml:"window"`             // default 1m
+	SourceFailures     int           `yaml:"sourceFailures"`
+	CredentialFailures int           `yaml:"credentialFailures"`
+	Window             time.Duration `yaml:"window"`
 }
 
 // HSMConfig addresses the PKCS#11 token.
@@ -82,42 +90,115 @@ type HSMConfig struct {
 	URI string `yaml:"uri"`
 	// SoftHSM2Conf, when set, is exported as SOFTHSM2_CONF before loading the module.
 	SoftHSM2Conf string `yaml:"softhsm2Conf"`
-	PoolSize     int    `yaml:"poolSize"`
+	// PoolSize is the number of PKCS#11 sessions for key operations; auto
+	// sizes it from the CPUs and the token's session limit.
+	PoolSize AutoCount `yaml:"poolSize"`
 	// HealthInterval is how often the token is probed when no request
-	// shows a symptom of its loss (0: 3s).
+	// shows a symptom of its loss.
 	HealthInterval time.Duration `yaml:"healthInterval"`
 }
 
 // ServerConfig tunes the HTTP server.
 type ServerConfig struct {
 	MaxBodyBytes    int64         `yaml:"maxBodyBytes"`
-	AccessLog       *bool         `yaml:"accessLog"`
+	AccessLog       bool          `yaml:"accessLog"`
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
-	// GCPercent is the garbage collector target (GOGC) unless GOGC is set.
+	// GCPercent is the garbage collector target (GOGC) unless GOGC is
+	// set; -1 switches the collector off.
 	GCPercent int `yaml:"gcPercent"`
-	// MaxProcs is GOMAXPROCS unless that variable is set; 0 means CPUs + 1.
-	MaxProcs int `yaml:"maxProcs"`
+	// MaxProcs is GOMAXPROCS unless that variable is set; auto means
+	// CPUs + 1.
+	MaxProcs AutoCount `yaml:"maxProcs"`
+}
+
+// AutoCount is a count that may be written "auto": chosen at start from
+// the machine. In Go, Auto (0) stands for it.
+type AutoCount int
+
+// Auto is the AutoCount written "auto".
+const Auto AutoCount = 0
+
+// MarshalYAML writes Auto as "auto".
+func (n AutoCount) MarshalYAML() (any, error) {
+	if n == Auto {
+		return "auto", nil
+	}
+	return int(n), nil
+}
+
+// UnmarshalYAML reads "auto" or an integer.
+func (n *AutoCount) UnmarshalYAML(node *yaml.Node) error {
+	if node.Kind == yaml.ScalarNode && node.Value == "auto" {
+		*n = Auto
+		return nil
+	}
+	var i int
+	if err := node.Decode(&i); err != nil {
+		return fmt.Errorf("line %d: %q is neither auto nor an integer", node.Line, node.Value)
+	}
+	*n = AutoCount(i)
+	return nil
 }
 
 // LogConfig selects the log format and level.
 type LogConfig struct {
-	Format string `yaml:"format"` // json (default) or text
-	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	Format string `yaml:"format"` // json or text
+	Level  string `yaml:"level"`  // debug, info, warn or error
 }
 
-// Load reads the YAML file, applies the environment overrides and the
-// defaults, and validates the result.
+// Defaults of the values only this package uses.
+const (
+	// DefaultMaxBodyBytes is the largest request body (1 MiB).
+	DefaultMaxBodyBytes = 1 << 20
+	// DefaultShutdownTimeout is how long in-flight requests may take to
+	// finish after SIGTERM.
+	DefaultShutdownTimeout = 30 * time.Second
+	// DefaultGCPercent is the garbage collector target: the live heap is
+	// tiny, so Go's 100 would collect every few MiB.
+	DefaultGCPercent = 400
+	// DefaultStorePath is the SQLite file, beside the configuration file.
+	DefaultStorePath = "hsmgate.db"
+)
+
+// Default returns the configuration of a file that sets nothing: every
+// key at its default. This is the one place defaults are written down;
+// those a package below also falls back on are its exported constants.
+// Read decodes a file over it, so an omitted key keeps its default, and
+// `hsmgate dev` writes it out whole.
+func Default() *Config {
+	return &Config{
+		Listen: DefaultListen,
+		TLS: TLSConfig{
+			MinVersion: "1.2", ClientAuth: listener.ClientAuthNone,
+			OCSP: OCSPConfig{Timeout: listener.DefaultOCSPTimeout, FailMode: OCSPFailClosed, MaxAge: listener.DefaultOCSPMaxAge,
+				Leeway: listener.DefaultOCSPLeeway, RefreshAhead: listener.DefaultOCSPRefreshAhead},
+			SessionTicketRotation: listener.DefaultSessionTicketRotation, ReloadInterval: listener.DefaultReloadInterval,
+		},
+		HSM: HSMConfig{PoolSize: Auto, HealthInterval: hsm.DefaultHealthInterval},
+		Auth: AuthConfig{
+			Throttle:         ThrottleConfig{auth.DefaultSourceFailures, auth.DefaultCredentialFailures, auth.DefaultThrottleWindow},
+			ReplayMaxEntries: auth.DefaultReplayEntries,
+			Argus: ArgusConfig{APIKeyDays: auth.DefaultAPIKeyDays, APIKeyMaxDays: auth.DefaultAPIKeyMaxDays,
+				SessionIdle: auth.DefaultSessionIdle, SessionLifetime: auth.DefaultSessionLifetime, CSRFMaxAge: auth.DefaultCSRFMaxAge,
+				MaxClockSkew: auth.DefaultMaxClockSkew, PinTolerance: auth.DefaultPinTolerance},
+			Barong: HMACKeysConfig{Window: auth.DefaultBarongWindow},
+			Armor:  HMACKeysConfig{Window: auth.DefaultArmorWindow},
+		},
+		Store:  StoreConfig{Driver: DriverSQLite, Path: DefaultStorePath},
+		Server: ServerConfig{MaxBodyBytes: DefaultMaxBodyBytes, AccessLog: true, ShutdownTimeout: DefaultShutdownTimeout, GCPercent: DefaultGCPercent, MaxProcs: Auto},
+		Log:    LogConfig{Format: "json", Level: "info"},
+	}
+}
+
+// Load reads the YAML file, applies the environment overrides, and
+// validates the result.
 func Load(path string) (*Config, error) {
 	cfg, err := Read(path)
 	if err != nil {
 		return nil, err
 	}
-	cfg.ApplyDefaults()
 	// A relative SQLite path is relative to the configuration file, not to
 	// the working directory of the process (which is / under systemd).
-	if cfg.Store.Path == "" {
-		cfg.Store.Path = "hsmgate.db"
-	}
 	if !filepath.IsAbs(cfg.Store.Path) {
 		cfg.Store.Path = filepath.Join(filepath.Dir(path), cfg.Store.Path)
 	}
@@ -127,21 +208,104 @@ func Load(path string) (*Config, error) {
 	return cfg, nil
 }
 
-// Read reads the YAML file and applies the environment overrides, without
-// defaults or validation: enough to reach the token.
+// Read reads the YAML file over the defaults and applies the environment
+// overrides, without validation: enough to reach the token.
 func Read(path string) (*Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	var cfg Config
-	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+	cfg, err := Parse(raw)
+	if err != nil {
 		return nil, fmt.Errorf("parse config %s: %w", path, err)
 	}
 	if err := cfg.ApplyEnv(os.Getenv); err != nil {
 		return nil, err
 	}
-	return &cfg, nil
+	return cfg, nil
+}
+
+// Parse decodes a YAML document over Default(). A key that an older
+// version read as "the default" when it was 0, empty or null (hsmgate dev
+// wrote many such) is still read so, with a warning in Warnings, so that
+// existing files keep working; any other value is taken as written, for
+// Validate to judge.
+func Parse(raw []byte) (*Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return nil, err
+	}
+	cfg := Default()
+	if len(doc.Content) == 0 { // an empty document
+		return cfg, nil
+	}
+	root := doc.Content[0]
+	var dropped []string
+	for _, key := range legacyDefaultKeys {
+		if dropZero(root, strings.Split(key, ".")) {
+			dropped = append(dropped, key)
+		}
+	}
+	if len(dropped) > 0 {
+		cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("config: %s: 0, empty or null is read as the default; "+
+			"write the value or remove the key (a later version will refuse 0 where it makes no sense)", strings.Join(dropped, ", ")))
+	}
+	if err := root.Decode(cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// legacyDefaultKeys are the keys where 0, an empty string or list, or null
+// once meant "the default".
+var legacyDefaultKeys = []string{
+	"listen", "tls.minVersion", "tls.clientAuth", "tls.ocsp.timeout", "tls.ocsp.failMode", "tls.ocsp.maxAge",
+	"tls.ocsp.leeway", "tls.ocsp.refreshAhead", "tls.sessionTicketRotation", "tls.reloadInterval", "hsm.poolSize", "hsm.healthInterval",
+	"auth.throttle.sourceFailures", "auth.throttle.credentialFailures", "auth.throttle.window", "auth.replayMaxEntries",
+	"auth.argus.apiKeyDays", "auth.argus.apiKeyMaxDays", "auth.argus.sessionIdle", "auth.argus.sessionLifetime",
+	"auth.argus.csrfMaxAge", "auth.argus.maxClockSkew", "auth.argus.pinTolerance", "auth.barong.window",
+	"auth.armor.window", "auth.actyx.validity", "auth.actyx.trial.roles", "auth.actyx.trial.customers",
+	"store.driver", "store.path", "server.maxBodyBytes", "server.accessLog", "server.shutdownTimeout",
+	"server.gcPercent", "server.maxProcs", "log.format", "log.level",
+}
+
+// dropZero removes the key at path from the mapping n when its value is
+// 0, empty or null, and reports whether it did.
+func dropZero(n *yaml.Node, path []string) bool {
+	if n.Kind != yaml.MappingNode {
+		return false
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value != path[0] {
+			continue
+		}
+		v := n.Content[i+1]
+		if len(path) > 1 {
+			return dropZero(v, path[1:])
+		}
+		if !zeroNode(v) {
+			return false
+		}
+		n.Content = append(n.Content[:i], n.Content[i+2:]...)
+		return true
+	}
+	return false
+}
+
+// zeroNode reports whether a value is null, an empty list or string, or
+// a zero number or duration.
+func zeroNode(v *yaml.Node) bool {
+	switch v.Kind {
+	case yaml.SequenceNode:
+		return len(v.Content) == 0
+	case yaml.ScalarNode:
+		if v.ShortTag() == "!!null" || v.Value == "" || v.Value == "0" {
+			return true
+		}
+		d, err := time.ParseDuration(v.Value)
+		return err == nil && d == 0
+	}
+	return false
 }
 
 // ApplyEnv overrides values from HSMGATE_* variables read with getenv.
@@ -173,33 +337,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 		if err != nil || n <= 0 {
 			return fmt.Errorf("HSMGATE_HSM_POOL_SIZE=%q is not a positive integer", v)
 		}
-		c.HSM.PoolSize = n
+		c.HSM.PoolSize = AutoCount(n)
 	}
 	return nil
-}
-
-// ApplyDefaults fills what the file left out.
-func (c *Config) ApplyDefaults() {
-	if c.Listen == "" {
-		c.Listen = DefaultListen
-	}
-	if c.Server.MaxBodyBytes == 0 {
-		c.Server.MaxBodyBytes = 1 << 20
-	}
-	if c.Server.AccessLog == nil {
-		on := true
-		c.Server.AccessLog = &on
-	}
-	if c.Server.ShutdownTimeout == 0 {
-		c.Server.ShutdownTimeout = 30 * time.Second
-	}
-	if c.Server.GCPercent == 0 {
-		c.Server.GCPercent = 400
-	}
-	if c.Log.Format == "" {
-		c.Log.Format = "json"
-	}
-	if c.Log.Level == "" {
-		c.Log.Level = "info"
-	}
 }

@@ -7,29 +7,30 @@ package config
 import (
 	"time"
 
+	"github.com/hsmgate/hsmgate/auth"
+	"github.com/hsmgate/hsmgate/roles"
 	"gopkg.in/yaml.v3"
 )
 
 // ArgusConfig is the `auth.argus:` section: Argus-style API keys,
 // password sessions and per-request signatures of users (AUTH.md §4).
-// Zero values select the defaults of package auth.
+// Default() holds the defaults, those of package auth.
 type ArgusConfig struct {
 	Enabled bool `yaml:"enabled"`
 	// TrustedProxies (addresses or CIDR prefixes) may name the client in
 	// X-Forwarded-For; from anyone else the TCP peer is the source that
 	// validSources are checked against. Default: none.
 	TrustedProxies []string `yaml:"trustedProxies"`
-	// APIKeyDays is the lifetime of a key created without expirationDays
-	// (default 90); APIKeyMaxDays bounds expirationDays (default 365).
+	// APIKeyDays is the lifetime of a key created without expirationDays;
+	// APIKeyMaxDays bounds expirationDays.
 	APIKeyDays    int `yaml:"apiKeyDays"`
 	APIKeyMaxDays int `yaml:"apiKeyMaxDays"`
-	// SessionIdle (default 30m) and SessionLifetime (default 12h) end sessions.
+	// SessionIdle and SessionLifetime end sessions.
 	SessionIdle     time.Duration `yaml:"sessionIdle"`
 	SessionLifetime time.Duration `yaml:"sessionLifetime"`
-	// CSRFMaxAge is how old an Argus-CSRF-Token may be (default 5m).
+	// CSRFMaxAge is how old an Argus-CSRF-Token may be.
 	CSRFMaxAge time.Duration `yaml:"csrfMaxAge"`
-	// MaxClockSkew (default 2h) and PinTolerance (default 30s) bound the
-	// client clock of signatures.
+	// MaxClockSkew and PinTolerance bound the client clock of signatures.
 	MaxClockSkew time.Duration `yaml:"maxClockSkew"`
 	PinTolerance time.Duration `yaml:"pinTolerance"`
 }
@@ -39,8 +40,8 @@ type ArgusConfig struct {
 // pre-shared keys (auth.armor, §6).
 type HMACKeysConfig struct {
 	Enabled bool `yaml:"enabled"`
-	// Window is how far a request's nonce (Barong, default 5s) or
-	// timestamp (Armor, default 300s) may lie from the server's time.
+	// Window is how far a request's nonce (Barong) or timestamp (Armor)
+	// may lie from the server's time.
 	Window time.Duration `yaml:"window"`
 }
 
@@ -143,15 +144,34 @@ type ActyxConfig struct {
 	// TrustRoot is the Ed25519 key that signs developer certificates,
 	// "0" + base64 of its 32 bytes; empty: only trial apps get tokens.
 	TrustRoot string `yaml:"trustRoot"`
-	// Validity of an issued token, whole seconds (default 24h).
+	// Validity of an issued token, whole seconds.
 	Validity time.Duration `yaml:"validity"`
 	// Apps grant signed apps roles and customers by app id pattern (an app
 	// id, tld.apex.* or *); the first matching row wins, an app matching
 	// none gets a token without roles.
 	Apps []ActyxGrant `yaml:"apps"`
-	// Trial is the grant of unsigned com.example.* apps (default
-	// keyOperationToken on customer "trial").
+	// Trial is the grant of unsigned com.example.* apps.
 	Trial ActyxTrial `yaml:"trial"`
+}
+
+// DefaultActyx returns the auth.actyx section of a file that gives only
+// `actyx: {}`: trial apps get keyOperationToken on customer "trial", and
+// tokens are valid for auth.DefaultAppTokenValidity.
+func DefaultActyx() *ActyxConfig {
+	return &ActyxConfig{Validity: auth.DefaultAppTokenValidity,
+		Trial: ActyxTrial{Roles: []string{roles.KeyOperation.String()}, Customers: []string{"trial"}}}
+}
+
+// UnmarshalYAML decodes the section over DefaultActyx, so that a key it
+// omits keeps its default.
+func (c *ActyxConfig) UnmarshalYAML(n *yaml.Node) error {
+	type plain ActyxConfig // without this method
+	p := (*plain)(DefaultActyx())
+	if err := n.Decode(p); err != nil {
+		return err
+	}
+	*c = ActyxConfig(*p)
+	return nil
 }
 
 // ActyxGrant is one row of ActyxConfig.Apps.

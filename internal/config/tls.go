@@ -9,23 +9,23 @@ import (
 
 // TLSConfig configures the HTTPS listener: the server certificate, client
 // certificates (mutual TLS) and their OCSP checks, session tickets and
-// hot reload. Zero durations take the listener package's defaults.
+// hot reload. Default() holds the defaults, the listener package's.
 type TLSConfig struct {
 	CertFile   string `yaml:"certFile"`
 	KeyFile    string `yaml:"keyFile"`
 	MinVersion string `yaml:"minVersion"`
-	// ClientAuth is none (default), optional (verify a certificate when
-	// one is presented) or require.
+	// ClientAuth is none, optional (verify a certificate when one is
+	// presented) or require.
 	ClientAuth string `yaml:"clientAuth,omitempty"`
 	// ClientCAFiles are PEM bundles of the CAs client certificates must
 	// chain to; required unless clientAuth is none.
 	ClientCAFiles []string `yaml:"clientCAFiles,omitempty"`
 	// OCSP checks the revocation status of client certificates.
 	OCSP OCSPConfig `yaml:"ocsp,omitempty"`
-	// SessionTicketRotation is how often a fresh ticket key is drawn (6h).
+	// SessionTicketRotation is how often a fresh ticket key is drawn.
 	SessionTicketRotation time.Duration `yaml:"sessionTicketRotation,omitempty"`
 	// ReloadInterval is how often the certificate, key and CA files are
-	// checked for changes (2s); SIGHUP reloads them at once.
+	// checked for changes; SIGHUP reloads them at once.
 	ReloadInterval time.Duration `yaml:"reloadInterval,omitempty"`
 	// RequireBoth: with a client certificate and an application
 	// credential, the certificate's mapped roles must admit the route too.
@@ -37,17 +37,17 @@ type OCSPConfig struct {
 	Enabled bool `yaml:"enabled"`
 	// ResponderURL overrides the responder named in the certificates.
 	ResponderURL string `yaml:"responderURL,omitempty"`
-	// Timeout bounds one responder request (2s).
+	// Timeout bounds one responder request.
 	Timeout time.Duration `yaml:"timeout,omitempty"`
-	// FailMode is fail-closed (default: no status, no access) or soft-fail
+	// FailMode is fail-closed (no status, no access) or soft-fail
 	// (accepted, logged and counted when the responder cannot answer).
 	FailMode string `yaml:"failMode,omitempty"`
-	// MaxAge bounds how long an answer is cached, whatever its nextUpdate (1h).
+	// MaxAge bounds how long an answer is cached, whatever its nextUpdate.
 	MaxAge time.Duration `yaml:"maxAge,omitempty"`
-	// Leeway is the clock difference tolerated around thisUpdate/nextUpdate (1m).
+	// Leeway is the clock difference tolerated around thisUpdate/nextUpdate.
 	Leeway time.Duration `yaml:"leeway,omitempty"`
 	// RefreshAhead is how long before expiry an answer is refreshed in
-	// the background (5m, at most half its lifetime).
+	// the background (at most half its lifetime).
 	RefreshAhead time.Duration `yaml:"refreshAhead,omitempty"`
 }
 

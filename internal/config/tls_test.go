@@ -19,7 +19,7 @@ sessionTicketRotation: 2h
 reloadInterval: 5s
 requireBoth: true
 `
-	var c TLSConfig
+	c := Default().TLS // as Parse decodes it
 	if err := yaml.Unmarshal([]byte(doc), &c); err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,13 @@ func (p *problems) notNegative(path string, d time.Duration) {
 	}
 }
 
+// positive records a value at path that is not > 0.
+func positive[T ~int | ~int64](p *problems, path string, v T) {
+	if v <= 0 {
+		p.add(path, "must be > 0, found %v", v)
+	}
+}
+
 // roleNames records a list at path holding a name that is not a role.
 func (p *problems) roleNames(path string, list []string) {
 	if _, err := roles.ParseSet(list); err != nil {
@@ -44,7 +51,7 @@ func (p *problems) roleNames(path string, list []string) {
 // applied) before anything starts: the listener, TLS, the token's URI,
 // the store, the server, the log and every credential scheme that is on.
 // Each problem names its YAML key path, for example
-// `auth.armor.window: must not be negative, found -1s`; all are reported
+// `auth.armor.window: must be > 0, found 0s`; all are reported
 // at once. Files named by the configuration are read when the server
 // starts, except the PIN file of hsm.uri.
 func (c *Config) Validate() error {
@@ -76,13 +83,13 @@ func (c *TLSConfig) validate(p *problems) {
 		p.add("tls.keyFile", "required (the PEM key of tls.certFile)")
 	}
 	switch c.MinVersion {
-	case "", "1.2", "1.3":
+	case "1.2", "1.3":
 	default:
 		p.add("tls.minVersion", "%q is not 1.2 or 1.3", c.MinVersion)
 	}
 	verifies := c.ClientAuth == listener.ClientAuthOptional || c.ClientAuth == listener.ClientAuthRequire
 	switch {
-	case c.ClientAuth != "" && c.ClientAuth != listener.ClientAuthNone && !verifies:
+	case c.ClientAuth != listener.ClientAuthNone && !verifies:
 		p.add("tls.clientAuth", "%q is not none, optional or require", c.ClientAuth)
 	case verifies && len(c.ClientCAFiles) == 0:
 		p.add("tls.clientAuth", "%s needs tls.clientCAFiles (the CAs client certificates chain to)", c.ClientAuth)
@@ -95,7 +102,7 @@ func (c *TLSConfig) validate(p *problems) {
 	if c.RequireBoth && !verifies {
 		p.add("tls.requireBoth", "needs tls.clientAuth optional or require")
 	}
-	if f := c.OCSP.FailMode; f != "" && f != OCSPFailClosed && f != OCSPSoftFail {
+	if f := c.OCSP.FailMode; f != OCSPFailClosed && f != OCSPSoftFail {
 		p.add("tls.ocsp.failMode", "%q is not fail-closed or soft-fail", f)
 	}
 	if u := c.OCSP.ResponderURL; u != "" {
@@ -108,12 +115,12 @@ func (c *TLSConfig) validate(p *problems) {
 			p.add(fmt.Sprintf("tls.clientCAFiles[%d]", i), "empty")
 		}
 	}
-	p.notNegative("tls.ocsp.timeout", c.OCSP.Timeout)
-	p.notNegative("tls.ocsp.maxAge", c.OCSP.MaxAge)
-	p.notNegative("tls.ocsp.leeway", c.OCSP.Leeway)
-	p.notNegative("tls.ocsp.refreshAhead", c.OCSP.RefreshAhead)
-	p.notNegative("tls.sessionTicketRotation", c.SessionTicketRotation)
-	p.notNegative("tls.reloadInterval", c.ReloadInterval)
+	positive(p, "tls.ocsp.timeout", c.OCSP.Timeout)
+	positive(p, "tls.ocsp.maxAge", c.OCSP.MaxAge)
+	positive(p, "tls.ocsp.leeway", c.OCSP.Leeway)
+	positive(p, "tls.ocsp.refreshAhead", c.OCSP.RefreshAhead)
+	positive(p, "tls.sessionTicketRotation", c.SessionTicketRotation)
+	positive(p, "tls.reloadInterval", c.ReloadInterval)
 }
 
 // validate checks the hsm: section; the URI's PIN file is read here.
@@ -123,11 +130,9 @@ func (c *HSMConfig) validate(p *problems) {
 	} else if _, err := hsm.ParseURI(c.URI); err != nil {
 		p.add("hsm.uri", "%v", err)
 	}
-	if c.HealthInterval < 0 {
-		p.add("hsm.healthInterval", "must not be negative, found %s", c.HealthInterval)
-	}
+	positive(p, "hsm.healthInterval", c.HealthInterval)
 	if c.PoolSize < 0 {
-		p.add("hsm.poolSize", "must not be negative, found %d", c.PoolSize)
+		p.add("hsm.poolSize", "must be > 0 or auto, found %d", c.PoolSize)
 	}
 }
 
@@ -149,19 +154,18 @@ func (c *Config) validateStore(p *problems) {
 	default:
 		p.add("auth.replay", "%q is not memory or store", c.Auth.Replay)
 	}
-	if c.Auth.ReplayMaxEntries < 0 {
-		p.add("auth.replayMaxEntries", "must not be negative, found %d", c.Auth.ReplayMaxEntries)
-	}
+	positive(p, "auth.replayMaxEntries", c.Auth.ReplayMaxEntries)
 }
 
 // validate checks the server: section.
 func (c *ServerConfig) validate(p *problems) {
-	if c.MaxBodyBytes <= 0 {
-		p.add("server.maxBodyBytes", "must be > 0, found %d", c.MaxBodyBytes)
+	positive(p, "server.maxBodyBytes", c.MaxBodyBytes)
+	positive(p, "server.shutdownTimeout", c.ShutdownTimeout)
+	if c.GCPercent <= 0 && c.GCPercent != -1 {
+		p.add("server.gcPercent", "must be > 0, or -1 (collector off), found %d", c.GCPercent)
 	}
-	p.notNegative("server.shutdownTimeout", c.ShutdownTimeout)
 	if c.MaxProcs < 0 {
-		p.add("server.maxProcs", "must not be negative, found %d", c.MaxProcs)
+		p.add("server.maxProcs", "must be > 0 or auto, found %d", c.MaxProcs)
 	}
 }
 
@@ -191,16 +195,15 @@ func (c *AuthConfig) validate(p *problems) {
 			}
 		}
 	}
-	if t := c.Throttle; t.SourceFailures < 0 || t.CredentialFailures < 0 {
-		p.add("auth.throttle", "sourceFailures and credentialFailures must not be negative")
-	}
-	p.notNegative("auth.throttle.window", c.Throttle.Window)
+	positive(p, "auth.throttle.sourceFailures", c.Throttle.SourceFailures)
+	positive(p, "auth.throttle.credentialFailures", c.Throttle.CredentialFailures)
+	positive(p, "auth.throttle.window", c.Throttle.Window)
 	if c.Argus.Enabled {
 		c.Argus.validate(p)
 	}
 	for name, h := range map[string]HMACKeysConfig{"auth.barong": c.Barong, "auth.armor": c.Armor} {
 		if h.Enabled {
-			p.notNegative(name+".window", h.Window)
+			positive(p, name+".window", h.Window)
 		}
 	}
 	c.JWT.validate(p)
@@ -216,14 +219,10 @@ func (c *AuthConfig) validate(p *problems) {
 func (c *ArgusConfig) validate(p *problems) {
 	for name, d := range map[string]time.Duration{"sessionIdle": c.SessionIdle, "sessionLifetime": c.SessionLifetime,
 		"csrfMaxAge": c.CSRFMaxAge, "maxClockSkew": c.MaxClockSkew, "pinTolerance": c.PinTolerance} {
-		p.notNegative("auth.argus."+name, d)
+		positive(p, "auth.argus."+name, d)
 	}
-	if c.APIKeyDays < 0 {
-		p.add("auth.argus.apiKeyDays", "must not be negative, found %d", c.APIKeyDays)
-	}
-	if c.APIKeyMaxDays < 0 {
-		p.add("auth.argus.apiKeyMaxDays", "must not be negative, found %d", c.APIKeyMaxDays)
-	}
+	positive(p, "auth.argus.apiKeyDays", c.APIKeyDays)
+	positive(p, "auth.argus.apiKeyMaxDays", c.APIKeyMaxDays)
 	for i, s := range c.TrustedProxies {
 		if _, err := auth.ParsePrefix(s); err != nil {
 			p.add(fmt.Sprintf("auth.argus.trustedProxies[%d]", i), "%v", err)
@@ -286,8 +285,8 @@ func (c *ActyxConfig) validate(p *problems) {
 			p.add("auth.actyx.trustRoot", "%v", err)
 		}
 	}
-	if c.Validity != 0 && c.Validity < time.Second {
-		p.add("auth.actyx.validity", "must be at least 1s (0 takes the default 24h), found %s", c.Validity)
+	if c.Validity < time.Second {
+		p.add("auth.actyx.validity", "must be at least 1s, found %s", c.Validity)
 	}
 	for i, a := range c.Apps {
 		path := fmt.Sprintf("auth.actyx.apps[%d]", i)
@@ -297,4 +296,7 @@ func (c *ActyxConfig) validate(p *problems) {
 		p.roleNames(path+".roles", a.Roles)
 	}
 	p.roleNames("auth.actyx.trial.roles", c.Trial.Roles)
+	if !c.Trial.Disabled && (len(c.Trial.Roles) == 0 || len(c.Trial.Customers) == 0) {
+		p.add("auth.actyx.trial", "roles and customers must not be empty (disabled: true refuses trial apps)")
+	}
 }

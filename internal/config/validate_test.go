@@ -17,14 +17,12 @@ func validConfig(t *testing.T) *Config {
 	for _, v := range []string{"HSMGATE_STORE_DRIVER", "HSMGATE_STORE_PATH", "HSMGATE_STORE_DSN"} {
 		t.Setenv(v, "")
 	}
-	c := &Config{
-		TLS: TLSConfig{CertFile: "s.pem", KeyFile: "s-key.pem"},
-		HSM: HSMConfig{URI: "pkcs11:token=hsmgate;module-path=/usr/lib/softhsm/libsofthsm2.so?pin-value=1234"},
-		Auth: AuthConfig{StaticTokens: map[string][]string{"keyOperationToken": {strings.Repeat("ab", 32)}},
-			Argus: ArgusConfig{Enabled: true}, Barong: HMACKeysConfig{Enabled: true}, Armor: HMACKeysConfig{Enabled: true},
-			Actyx: &ActyxConfig{}},
-	}
-	c.ApplyDefaults()
+	c := Default()
+	c.TLS.CertFile, c.TLS.KeyFile = "s.pem", "s-key.pem"
+	c.HSM.URI = "pkcs11:token=hsmgate;module-path=/usr/lib/softhsm/libsofthsm2.so?pin-value=1234"
+	c.Auth.StaticTokens = map[string][]string{"keyOperationToken": {strings.Repeat("ab", 32)}}
+	c.Auth.Argus.Enabled, c.Auth.Barong.Enabled, c.Auth.Armor.Enabled = true, true, true
+	c.Auth.Actyx = DefaultActyx()
 	if err := c.Validate(); err != nil {
 		t.Fatalf("the valid configuration: %v", err)
 	}
@@ -56,7 +54,9 @@ func TestValidate(t *testing.T) {
 			verifiesClients(c)
 			c.TLS.OCSP = OCSPConfig{Enabled: true, ResponderURL: "/ocsp"}
 		}, "tls.ocsp.responderURL: "},
-		"negative max age":  {func(c *Config) { c.TLS.OCSP.MaxAge = -time.Second }, "tls.ocsp.maxAge: must not be negative"},
+		"negative max age":  {func(c *Config) { c.TLS.OCSP.MaxAge = -time.Second }, "tls.ocsp.maxAge: must be > 0"},
+		"zero OCSP timeout": {func(c *Config) { c.TLS.OCSP.Timeout = 0 }, "tls.ocsp.timeout: must be > 0, found 0s"},
+		"no TLS version":    {func(c *Config) { c.TLS.MinVersion = "" }, "tls.minVersion: "},
 		"empty CA file":     {func(c *Config) { c.TLS.ClientAuth, c.TLS.ClientCAFiles = "optional", []string{" "} }, "tls.clientCAFiles[0]: "},
 		"no HSM URI":        {func(c *Config) { c.HSM.URI = "" }, "hsm.uri: required"},
 		"HSM URI":           {func(c *Config) { c.HSM.URI = "pkcs11:token=hsmgate" }, "hsm.uri: "},
@@ -67,6 +67,9 @@ func TestValidate(t *testing.T) {
 		"postgres, no DSN":  {func(c *Config) { c.Store.Driver = "postgres" }, "store.dsn: required"},
 		"body size":         {func(c *Config) { c.Server.MaxBodyBytes = -1 }, "server.maxBodyBytes: must be > 0"},
 		"shutdown timeout":  {func(c *Config) { c.Server.ShutdownTimeout = -time.Second }, "server.shutdownTimeout: "},
+		"zero body size":    {func(c *Config) { c.Server.MaxBodyBytes = 0 }, "server.maxBodyBytes: must be > 0"},
+		"GC percent":        {func(c *Config) { c.Server.GCPercent = 0 }, "server.gcPercent: "},
+		"max procs":         {func(c *Config) { c.Server.MaxProcs = -2 }, "server.maxProcs: "},
 		"log format":        {func(c *Config) { c.Log.Format = "xml" }, "log.format: "},
 		"log level":         {func(c *Config) { c.Log.Level = "loud" }, "log.level: "},
 		"no static token":   {func(c *Config) { c.Auth.StaticTokens = nil }, "auth.staticTokens: "},
@@ -74,13 +77,18 @@ func TestValidate(t *testing.T) {
 		"static verifier": {func(c *Config) { c.Auth.StaticTokens["keyOperationToken"] = []string{"secret"} },
 			"auth.staticTokens.keyOperationToken[0]: "},
 		"throttle window":    {func(c *Config) { c.Auth.Throttle.Window = -time.Minute }, "auth.throttle.window: "},
+		"throttle sources":   {func(c *Config) { c.Auth.Throttle.SourceFailures = 0 }, "auth.throttle.sourceFailures: must be > 0"},
+		"throttle ids":       {func(c *Config) { c.Auth.Throttle.CredentialFailures = -1 }, "auth.throttle.credentialFailures: must be > 0"},
 		"replay":             {func(c *Config) { c.Auth.Replay = "redis" }, "auth.replay: "},
 		"replay entries":     {func(c *Config) { c.Auth.ReplayMaxEntries = -1 }, "auth.replayMaxEntries: "},
-		"argus session idle": {func(c *Config) { c.Auth.Argus.SessionIdle = -time.Minute }, "auth.argus.sessionIdle: must not be negative"},
+		"no replay entries":  {func(c *Config) { c.Auth.ReplayMaxEntries = 0 }, "auth.replayMaxEntries: must be > 0"},
+		"argus session idle": {func(c *Config) { c.Auth.Argus.SessionIdle = -time.Minute }, "auth.argus.sessionIdle: must be > 0"},
+		"argus CSRF age":     {func(c *Config) { c.Auth.Argus.CSRFMaxAge = 0 }, "auth.argus.csrfMaxAge: must be > 0"},
 		"argus key days":     {func(c *Config) { c.Auth.Argus.APIKeyDays = -1 }, "auth.argus.apiKeyDays: "},
 		"argus proxies":      {func(c *Config) { c.Auth.Argus.TrustedProxies = []string{"10.0.0.0/8", "nowhere"} }, "auth.argus.trustedProxies[1]: "},
-		"barong window":      {func(c *Config) { c.Auth.Barong.Window = -time.Second }, "auth.barong.window: must not be negative"},
-		"armor window":       {func(c *Config) { c.Auth.Armor.Window = -time.Second }, "auth.armor.window: must not be negative"},
+		"barong window":      {func(c *Config) { c.Auth.Barong.Window = -time.Second }, "auth.barong.window: must be > 0"},
+		"armor window":       {func(c *Config) { c.Auth.Armor.Window = -time.Second }, "auth.armor.window: must be > 0"},
+		"zero armor window":  {func(c *Config) { c.Auth.Armor.Window = 0 }, "auth.armor.window: must be > 0, found 0s"},
 		"JWT issuer":         {func(c *Config) { c.Auth.JWT.Issuers = []JWTIssuerConfig{{Audience: AudienceList{"a"}, JWKS: "k.json"}} }, "auth.jwt.issuers[0].issuer: required"},
 		"JWT audience":       {func(c *Config) { c.Auth.JWT.Issuers = []JWTIssuerConfig{{Issuer: "i", JWKS: "k.json"}} }, "auth.jwt.issuers[0].audience: required"},
 		"JWT keys":           {func(c *Config) { c.Auth.JWT.Issuers = []JWTIssuerConfig{{Issuer: "i", Audience: AudienceList{"a"}}} }, "auth.jwt.issuers[0].keys: "},
@@ -95,10 +103,12 @@ func TestValidate(t *testing.T) {
 		"certificate fingerprint": {func(c *Config) {
 			c.Auth.Certificates = []CertRuleConfig{{Match: CertMatchConfig{SHA256: "abcd"}, Roles: []string{"service"}}}
 		}, "auth.certificates[0].match.sha256: "},
-		"actyx trust root": {func(c *Config) { c.Auth.Actyx.TrustRoot = "key" }, "auth.actyx.trustRoot: "},
-		"actyx validity":   {func(c *Config) { c.Auth.Actyx.Validity = time.Millisecond }, "auth.actyx.validity: "},
-		"actyx pattern":    {func(c *Config) { c.Auth.Actyx.Apps = []ActyxGrant{{Pattern: "com.*.x"}} }, "auth.actyx.apps[0].pattern: "},
-		"actyx trial role": {func(c *Config) { c.Auth.Actyx.Trial.Roles = []string{"root"} }, "auth.actyx.trial.roles: "},
+		"actyx trust root":      {func(c *Config) { c.Auth.Actyx.TrustRoot = "key" }, "auth.actyx.trustRoot: "},
+		"actyx validity":        {func(c *Config) { c.Auth.Actyx.Validity = time.Millisecond }, "auth.actyx.validity: "},
+		"actyx pattern":         {func(c *Config) { c.Auth.Actyx.Apps = []ActyxGrant{{Pattern: "com.*.x"}} }, "auth.actyx.apps[0].pattern: "},
+		"actyx trial role":      {func(c *Config) { c.Auth.Actyx.Trial.Roles = []string{"root"} }, "auth.actyx.trial.roles: "},
+		"actyx no validity":     {func(c *Config) { c.Auth.Actyx.Validity = 0 }, "auth.actyx.validity: "},
+		"actyx trial customers": {func(c *Config) { c.Auth.Actyx.Trial.Customers = nil }, "auth.actyx.trial: "},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -170,7 +180,7 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Listen != "127.0.0.1:9443" || c.Store.Path != filepath.Join(dir, "state.db") || c.Log.Format != "json" ||
-		!*c.Server.AccessLog || c.Server.MaxBodyBytes != 1<<20 {
+		!c.Server.AccessLog || c.Server.MaxBodyBytes != 1<<20 {
 		t.Errorf("loaded %+v", c)
 	}
 	t.Setenv("HSMGATE_LOG_LEVEL", "loud")

@@ -23,8 +23,8 @@ func tuneRuntime(c config.ServerConfig, log *slog.Logger) {
 		debug.SetGCPercent(c.GCPercent)
 	}
 	if os.Getenv("GOMAXPROCS") == "" {
-		procs := c.MaxProcs
-		if procs <= 0 {
+		procs := int(c.MaxProcs)
+		if c.MaxProcs == config.Auto {
 			procs = runtime.GOMAXPROCS(0) + 1
 		}
 		runtime.GOMAXPROCS(procs)

@@ -215,14 +215,14 @@ func buildAppTokens(d *schemeDeps) (auth.Scheme, error) {
 	}
 	cfg := auth.AppTokensConfig{Pepper: d.hsm, TrustRoot: c.TrustRoot, Validity: c.Validity}
 	for i, a := range c.Apps {
-		g, err := appGrant(a.Pattern, a.Roles, a.Customers, nil, []string{"default"})
+		g, err := appGrant(a.Pattern, a.Roles, a.Customers, []string{"default"})
 		if err != nil {
 			return nil, fmt.Errorf("config: auth.actyx.apps[%d]: %w", i, err)
 		}
 		cfg.Grants = append(cfg.Grants, g)
 	}
 	if !c.Trial.Disabled {
-		g, err := appGrant("com.example.*", c.Trial.Roles, c.Trial.Customers, []string{"keyOperationToken"}, []string{"trial"})
+		g, err := appGrant("com.example.*", c.Trial.Roles, c.Trial.Customers, nil) // config.DefaultActyx filled them in
 		if err != nil {
 			return nil, fmt.Errorf("config: auth.actyx.trial: %w", err)
 		}
@@ -235,12 +235,9 @@ func buildAppTokens(d *schemeDeps) (auth.Scheme, error) {
 	return a, nil
 }
 
-// appGrant turns configured role and customer names into a grant; empty
-// lists take the defaults.
-func appGrant(pattern string, roleNames, customers, defaultRoles, defaultCustomers []string) (auth.AppGrant, error) {
-	if len(roleNames) == 0 {
-		roleNames = defaultRoles
-	}
+// appGrant turns configured role and customer names into a grant; an
+// empty customer list takes defaultCustomers.
+func appGrant(pattern string, roleNames, customers, defaultCustomers []string) (auth.AppGrant, error) {
 	if len(customers) == 0 {
 		customers = defaultCustomers
 	}

@@ -71,6 +71,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if log == nil {
 		log = slog.Default()
 	}
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
 	tuneRuntime(cfg.Server, log)
 	h := o.HSM
 	if h == nil {
@@ -107,7 +110,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	throttle := auth.NewThrottle(cfg.Auth.Throttle.SourceFailures, cfg.Auth.Throttle.CredentialFailures, cfg.Auth.Throttle.Window)
 	authn := auth.New(auth.Options{Schemes: schemes, Certificates: certs, Throttle: throttle})
 	var accessLog *api.AccessLog
-	if *cfg.Server.AccessLog {
+	if cfg.Server.AccessLog {
 		out := o.LogOutput
 		if out == nil {
 			out = os.Stderr
@@ -196,8 +199,8 @@ func OpenHSM(c config.HSMConfig, log *slog.Logger) (*hsm.HSM, error) {
 		hcfg.PIN = pin
 	}
 	hcfg.HealthInterval = c.HealthInterval
-	if c.PoolSize > 0 {
-		hcfg.PoolSize = c.PoolSize
+	if c.PoolSize != config.Auto {
+		hcfg.PoolSize = int(c.PoolSize)
 	}
 	return hsm.Open(hcfg, log)
 }
