@@ -172,6 +172,7 @@ func TestActyxAppTokens(t *testing.T) {
 func TestActyxAppTokenExpires(t *testing.T) {
 	g := startGatewayWith(t, func(cfg map[string]any) {
 		section(section(cfg, "auth"), "actyx")["validity"] = "1s"
+		section(section(cfg, "auth"), "actyx")["trustRoot"] = "" // hsmgate dev configures one
 	})
 	tok := actyxToken(t, g, map[string]any{"appId": "com.example.clock", "displayName": "Clock", "version": "1"})
 	time.Sleep(1100 * time.Millisecond)
