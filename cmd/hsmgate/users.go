@@ -65,6 +65,19 @@ func printJSON(v any) error {
 	return enc.Encode(v)
 }
 
+// printList prints the view of every item of a listing, or returns the
+// error of the listing.
+func printList[T, V any](list []T, err error, view func(*T) V) error {
+	if err != nil {
+		return err
+	}
+	out := make([]V, len(list))
+	for i := range list {
+		out[i] = view(&list[i])
+	}
+	return printJSON(out)
+}
+
 // userView is the printed form of a user.
 type userView struct {
 	ID        string   `json:"id"`
@@ -171,37 +184,27 @@ func userCommand() *command {
 				}},
 			{name: "passwd", args: "USER", nargs: 1, summary: "set a user's password",
 				about: "Set a user's password, read from HSMGATE_USER_PASSWORD or standard input. " + userRef,
-				setup: func(fs *flag.FlagSet) func([]string) error {
-					path := configFlag(fs)
-					return func(args []string) error {
-						return onUser(*path, args[0], func(e *adminEnv, u *store.User) error {
-							pw, err := readPassword(os.Stdin)
-							if err != nil {
-								return err
-							}
-							return e.users.SetPassword(e.ctx, u.ID, pw)
-						})
+				setup: userSetup(func(e *adminEnv, u *store.User) error {
+					pw, err := readPassword(os.Stdin)
+					if err != nil {
+						return err
 					}
-				}},
+					return e.users.SetPassword(e.ctx, u.ID, pw)
+				})},
 			{name: "totp", args: "USER", nargs: 1, summary: "give a user a new TOTP secret, printed once",
 				about: "Give a user a new TOTP secret and print it (base32) with its otpauth:// URI, once; the previous\n" +
 					"secret stops working. " + userRef,
-				setup: func(fs *flag.FlagSet) func([]string) error {
-					path := configFlag(fs)
-					return func(args []string) error {
-						return withAdmin(*path, func(e *adminEnv) error {
-							u, err := e.findUser(args[0])
-							if err != nil {
-								return err
-							}
-							secret, uri, err := e.users.EnableTOTP(e.ctx, u.ID)
-							if err != nil {
-								return err
-							}
-							return printJSON(map[string]string{"id": u.ID, "totpSecret": secret, "totpURI": uri})
-						})
+				setup: adminSetup(func(e *adminEnv, args []string) error {
+					u, err := e.findUser(args[0])
+					if err != nil {
+						return err
 					}
-				}},
+					secret, uri, err := e.users.EnableTOTP(e.ctx, u.ID)
+					if err != nil {
+						return err
+					}
+					return printJSON(map[string]string{"id": u.ID, "totpSecret": secret, "totpURI": uri})
+				})},
 			{name: "roles", args: "USER", nargs: 1, summary: "set a user's roles and customers",
 				about: "Set a user's roles and customers; its credentials narrow them at once. " + userRef,
 				setup: func(fs *flag.FlagSet) func([]string) error {
@@ -209,48 +212,33 @@ func userCommand() *command {
 					roleList := rolesFlag(fs)
 					customerList := customersFlag(fs)
 					return func(args []string) error {
-						return onUser(*path, args[0], func(e *adminEnv, u *store.User) error {
-							customers := splitList(*customerList)
-							if err := e.ensureDefaultCustomer(customers); err != nil {
-								return err
-							}
-							return e.users.SetRoles(e.ctx, u.ID, splitList(*roleList), customers)
+						return withAdmin(*path, func(e *adminEnv) error {
+							return e.onUser(args[0], func(e *adminEnv, u *store.User) error {
+								customers := splitList(*customerList)
+								if err := e.ensureDefaultCustomer(customers); err != nil {
+									return err
+								}
+								return e.users.SetRoles(e.ctx, u.ID, splitList(*roleList), customers)
+							})
 						})
 					}
 				}},
 			userSwitch("disable", "disable a user: every credential of it stops working at once", true),
 			userSwitch("enable", "enable a disabled user again", false),
 			{name: "list", summary: "list the users",
-				setup: func(fs *flag.FlagSet) func([]string) error {
-					path := configFlag(fs)
-					return func([]string) error {
-						return withAdmin(*path, func(e *adminEnv) error {
-							list, err := e.st.Users(e.ctx)
-							if err != nil {
-								return err
-							}
-							out := make([]userView, len(list))
-							for i := range list {
-								out[i] = viewOf(&list[i])
-							}
-							return printJSON(out)
-						})
-					}
-				}},
+				setup: adminSetup(func(e *adminEnv, _ []string) error {
+					list, err := e.st.Users(e.ctx)
+					return printList(list, err, viewOf)
+				})},
 		}}
 }
 
 // userSwitch is `hsmgate user disable` or `enable`.
 func userSwitch(name, summary string, disabled bool) *command {
 	return &command{name: name, args: "USER", nargs: 1, summary: summary, about: summary + ". " + userRef,
-		setup: func(fs *flag.FlagSet) func([]string) error {
-			path := configFlag(fs)
-			return func(args []string) error {
-				return onUser(*path, args[0], func(e *adminEnv, u *store.User) error {
-					return e.users.SetDisabled(e.ctx, u.ID, disabled)
-				})
-			}
-		}}
+		setup: userSetup(func(e *adminEnv, u *store.User) error {
+			return e.users.SetDisabled(e.ctx, u.ID, disabled)
+		})}
 }
 
 // rolesFlag defines --roles on fs.
@@ -274,22 +262,37 @@ func withAdmin(path string, f func(e *adminEnv) error) error {
 	return f(e)
 }
 
-// onUser applies change to the user ref names, in the store and token of
-// the configuration at path, and prints the user as it is then.
-func onUser(path, ref string, change func(e *adminEnv, u *store.User) error) error {
-	return withAdmin(path, func(e *adminEnv) error {
-		u, err := e.findUser(ref)
-		if err != nil {
-			return err
+// adminSetup is the setup of an administration command whose only flag
+// is --config: run gets the open store and token, and the arguments.
+func adminSetup(run func(e *adminEnv, args []string) error) func(*flag.FlagSet) func([]string) error {
+	return func(fs *flag.FlagSet) func([]string) error {
+		path := configFlag(fs)
+		return func(args []string) error {
+			return withAdmin(*path, func(e *adminEnv) error { return run(e, args) })
 		}
-		if err := change(e, u); err != nil {
-			return err
-		}
-		if u, err = e.st.User(e.ctx, u.ID); err != nil {
-			return err
-		}
-		return printJSON(viewOf(u))
-	})
+	}
+}
+
+// userSetup is the setup of a `hsmgate user` command whose only flag is
+// --config and whose argument is USER: it applies change to the user.
+func userSetup(change func(e *adminEnv, u *store.User) error) func(*flag.FlagSet) func([]string) error {
+	return adminSetup(func(e *adminEnv, args []string) error { return e.onUser(args[0], change) })
+}
+
+// onUser applies change to the user ref names and prints the user as it
+// is then.
+func (e *adminEnv) onUser(ref string, change func(e *adminEnv, u *store.User) error) error {
+	u, err := e.findUser(ref)
+	if err != nil {
+		return err
+	}
+	if err := change(e, u); err != nil {
+		return err
+	}
+	if u, err = e.st.User(e.ctx, u.ID); err != nil {
+		return err
+	}
+	return printJSON(viewOf(u))
 }
 
 // addUser creates a user with the password from the environment or stdin.
@@ -320,37 +323,20 @@ func customerCommand() *command {
 	return &command{name: "customer", summary: "manage customers (tenants) offline: add, list",
 		subs: []*command{
 			{name: "add", args: "NAME", nargs: 1, summary: "create a customer",
-				setup: func(fs *flag.FlagSet) func([]string) error {
-					path := configFlag(fs)
-					return func(args []string) error {
-						if strings.TrimSpace(args[0]) == "" {
-							return usageErrorf("the customer NAME is empty")
-						}
-						return withAdmin(*path, func(e *adminEnv) error {
-							c := store.Customer{Name: args[0], CreatedAt: time.Now().UTC()}
-							if err := e.st.AddCustomer(e.ctx, c); err != nil {
-								return fmt.Errorf("customer %s: %w", c.Name, err)
-							}
-							return printJSON(map[string]string{"name": c.Name})
-						})
+				setup: adminSetup(func(e *adminEnv, args []string) error {
+					if strings.TrimSpace(args[0]) == "" {
+						return usageErrorf("the customer NAME is empty")
 					}
-				}},
+					c := store.Customer{Name: args[0], CreatedAt: time.Now().UTC()}
+					if err := e.st.AddCustomer(e.ctx, c); err != nil {
+						return fmt.Errorf("customer %s: %w", c.Name, err)
+					}
+					return printJSON(map[string]string{"name": c.Name})
+				})},
 			{name: "list", summary: "list the customers",
-				setup: func(fs *flag.FlagSet) func([]string) error {
-					path := configFlag(fs)
-					return func([]string) error {
-						return withAdmin(*path, func(e *adminEnv) error {
-							list, err := e.st.Customers(e.ctx)
-							if err != nil {
-								return err
-							}
-							names := make([]string, len(list))
-							for i, c := range list {
-								names[i] = c.Name
-							}
-							return printJSON(names)
-						})
-					}
-				}},
+				setup: adminSetup(func(e *adminEnv, _ []string) error {
+					list, err := e.st.Customers(e.ctx)
+					return printList(list, err, func(c *store.Customer) string { return c.Name })
+				})},
 		}}
 }
