@@ -27,7 +27,7 @@ func TestDevState(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, line := range []string{"sourceFailures: 100", "credentialFailures: 10", "replay: memory", "replayMaxEntries: 1048576",
-			"apiKeyDays: 90", "window: 5s", "window: 5m0s", "validity: 24h0m0s", "poolSize: auto", "maxBodyBytes: 1048576",
+			"apiKeyDays: 90", "window: 5s", "window: 5m0s", "validity: 24h0m0s", "poolSize: auto", "healthInterval: 3s", "maxBodyBytes: 1048576",
 			"accessLog: true", "shutdownTimeout: 30s", "gcPercent: 400", "maxProcs: auto", "timeout: 2s", "reloadInterval: 2s"} {
 			if !strings.Contains(string(raw), line) {
 				t.Errorf("config.yaml lacks %q", line)
