@@ -70,21 +70,20 @@ func (s *server) argusLogin(c *gin.Context) error {
 	if req.UserName == "" || len(req.Password) == 0 {
 		return errValidation("userName and password are required")
 	}
-	// Logins are throttled like every other credential check: per source
-	// address and per account.
-	account := req.Domain + "/" + req.UserName
-	if s.throttle != nil {
-		if err := s.throttle.Check(c.Request, "login", account); err != nil {
-			return err
-		}
+	// A password can be guessed: it is throttled as docs/credentials.md §5
+	// says, per account whether or not the domain is typed.
+	account, src := auth.LoginAccount(req.Domain, req.UserName), auth.RequestSource(c.Request)
+	if err := s.logins.Check(account, src); err != nil {
+		return err
 	}
 	sess, err := a.Login(c.Request.Context(), req.Domain, req.UserName, string(req.Password), req.TokenCode)
 	if err != nil {
-		if s.throttle != nil && auth.IsAuthError(err) {
-			s.throttle.Fail(c.Request, "login", account)
+		if auth.IsAuthError(err) {
+			s.logins.Fail(account, src)
 		}
 		return err
 	}
+	s.logins.Succeed(account, src)
 	http.SetCookie(c.Writer, &http.Cookie{Name: auth.ArgusSessionCookie, Value: sess.Token, Path: "/",
 		Expires: sess.Expires, HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
 	argusData(c, gin.H{"username": sess.User.Username, "domain": sess.User.Domain, "userID": sess.User.ID,

@@ -227,19 +227,20 @@ func (s *server) deleteBarongKey(c *gin.Context) error {
 }
 
 // guardTOTP runs op, a change confirmed by a TOTP code, under the
-// throttle: wrong codes count against the user (and the source), so a
-// stolen session cannot guess codes online.
+// throttle of guessable secrets: wrong codes count against the user and
+// the source, so a stolen session cannot guess codes online.
 func (s *server) guardTOTP(c *gin.Context, userID string, op func() error) error {
-	if s.throttle == nil {
-		return op()
-	}
-	if err := s.throttle.Check(c.Request, "totp", userID); err != nil {
+	src := auth.RequestSource(c.Request)
+	if err := s.totpCodes.Check(userID, src); err != nil {
 		return err
 	}
 	err := op()
 	var ae *auth.Error
-	if errors.As(err, &ae) && ae.Scheme == auth.SchemeBarong && ae.Code == "invalid_totp" {
-		s.throttle.Fail(c.Request, "totp", userID)
+	switch {
+	case errors.As(err, &ae) && ae.Scheme == auth.SchemeBarong && ae.Code == "invalid_totp":
+		s.totpCodes.Fail(userID, src)
+	case err == nil:
+		s.totpCodes.Succeed(userID, src)
 	}
 	return err
 }

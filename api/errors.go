@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"github.com/hsmgate/hsmgate/auth"
 	"github.com/hsmgate/hsmgate/keys"
 )
 
@@ -136,8 +137,15 @@ func serviceError(err error, as unsupportedAs) *Error {
 	return newError(http.StatusInternalServerError, 701, "in.hsm", "internal HSM error")
 }
 
-// abort ends the request with err rendered as the TSB envelope.
+// abort ends the request with err rendered as the TSB envelope. An
+// authentication failure the keys service passes on (a throttled key
+// password) is answered as the Authenticator's are, Retry-After included.
 func abort(c *gin.Context, err error, as unsupportedAs) {
+	var ae *auth.Error
+	if errors.As(err, &ae) {
+		abortAuth(c, ae)
+		return
+	}
 	e := serviceError(err, as)
 	if e.Status >= 500 {
 		_ = c.Error(err) // the access log records the cause, the client gets the envelope

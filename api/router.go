@@ -60,7 +60,8 @@ type Options struct {
 	Barong *auth.Barong
 	// Armor manages Armor-style pre-shared keys (AUTH.md §6); nil: off.
 	Armor *auth.Armor
-	// Throttle limits failed logins; share the Authenticator's.
+	// Throttle limits guesses of login passwords and of the TOTP codes of
+	// Barong key management; share the Authenticator's (nil: none).
 	Throttle *auth.Throttle
 	// Collectors are published at /metrics beside the request and HSM
 	// metrics (for example the OCSP counters of the TLS listener).
@@ -84,8 +85,10 @@ type server struct {
 	metrics *metrics
 	// requireBoth: a client certificate's roles must also admit the route.
 	requireBoth bool
-	// throttle limits failed logins (the Authenticator throttles the rest).
-	throttle *auth.Throttle
+	// logins and totpCodes throttle guesses of login passwords and of the
+	// TOTP codes of Barong key management (the Authenticator throttles the
+	// credentials of requests, the keys service key passwords).
+	logins, totpCodes *auth.PasswordThrottle
 	// argus manages the Argus-style credentials; nil: off.
 	argus *auth.Argus
 	// appTokens issues app tokens (POST /api/v2/auth); nil: off.
@@ -107,7 +110,8 @@ func New(opts Options) *gin.Engine {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	s := &server{hsm: opts.HSM, keys: opts.Keys, auth: opts.Auth, log: opts.Log, build: opts.Build, requireBoth: opts.RequireBoth, throttle: opts.Throttle}
+	s := &server{hsm: opts.HSM, keys: opts.Keys, auth: opts.Auth, log: opts.Log, build: opts.Build, requireBoth: opts.RequireBoth,
+		logins: opts.Throttle.Passwords("login"), totpCodes: opts.Throttle.Passwords("totp")}
 	s.appTokens = opts.AppTokens
 	s.argus = opts.Argus
 	s.barongKeys, s.armorKeys = opts.Barong, opts.Armor

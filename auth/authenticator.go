@@ -62,10 +62,12 @@ func New(opts Options) *Authenticator {
 	return &Authenticator{schemes: opts.Schemes, certs: opts.Certificates, throttle: opts.Throttle}
 }
 
-// Authenticate returns the Principal of the request, an Error of kind
-// ErrMissing when it carries no credential, or the scheme's error. The application
-// credential decides the roles; a client certificate alone is enough
-// when it maps to an identity.
+// Authenticate returns the Principal of the request, with its Source, an
+// Error of kind ErrMissing when it carries no credential, or the scheme's
+// error. The application credential decides the roles; a client
+// certificate alone is enough when it maps to an identity. Failures are
+// throttled as Throttle says: a credential that verifies is never refused
+// for what other sources, or other credentials of its source, did.
 func (a *Authenticator) Authenticate(r *http.Request) (*roles.Principal, error) {
 	var cert *roles.Principal
 	if a.certs != nil {
@@ -85,30 +87,33 @@ func (a *Authenticator) Authenticate(r *http.Request) (*roles.Principal, error) 
 	}
 	if found == nil {
 		if cert != nil {
-			return cert, nil
+			out := *cert
+			out.Source = RequestSource(r)
+			return &out, nil
 		}
 		return nil, errNoCredential
 	}
-	var keys []string
+	src := RequestSource(r)
+	var id string
 	if a.throttle != nil {
-		keys = throttleKeys(r, found)
-		if err := a.throttle.check(keys); err != nil {
+		id = credentialID(r, found)
+		if err := a.throttle.checkCredential(found.Name(), id, src); err != nil {
 			return nil, err
 		}
 	}
 	p, err := found.Authenticate(r)
 	if err != nil {
 		if a.throttle != nil && IsAuthError(err) {
-			a.throttle.fail(keys)
+			err = a.throttle.failCredential(found.Name(), id, src, err)
 		}
 		return nil, err
 	}
-	if cert != nil {
-		withCert := *p
-		withCert.Certificate = cert
-		p = &withCert
+	if a.throttle != nil {
+		a.throttle.succeed(found.Name(), id, src)
 	}
-	return p, nil
+	out := *p // schemes may share cached Principals: complete a copy
+	out.Source, out.Certificate = src, cert
+	return &out, nil
 }
 
 // bearer returns the token of an "Authorization: Bearer" header, or "".

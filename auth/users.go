@@ -206,13 +206,26 @@ func (u *Users) EnableTOTP(ctx context.Context, userID string) (secretBase32, ot
 	return secretBase32, "otpauth://totp/" + label + "?" + q.Encode(), nil
 }
 
+// loginDomain is the domain a login names: DefaultDomain when it names none.
+func loginDomain(domain string) string {
+	if domain == "" {
+		return DefaultDomain
+	}
+	return domain
+}
+
+// LoginAccount names the account a login is for, "<domain>/<username>",
+// with the domain Login fills in: "bob" and "default/bob" are one
+// account, which the login throttle counts once.
+func LoginAccount(domain, username string) string {
+	return loginDomain(domain) + "/" + username
+}
+
 // Login checks a user name, password and (for users with TOTP) token
 // code. Every failure is ErrLoginFailed, and an unknown user costs the
 // same password hash as a known one.
 func (u *Users) Login(ctx context.Context, domain, username, password, totp string) (*store.User, error) {
-	if domain == "" {
-		domain = DefaultDomain
-	}
+	domain = loginDomain(domain)
 	user, err := u.st.UserByName(ctx, domain, username)
 	if errors.Is(err, store.ErrNotFound) {
 		_ = u.verifyHash(ctx, u.dummy, password)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/roles"
 )
 
 // defaultCustomer owns keys created without a customer and keys made by
@@ -75,19 +76,27 @@ func (s *Service) passwordVerifier(ctx context.Context, password []byte) (salt, 
 	return salt, mac, err
 }
 
-// checkPassword verifies a key password in constant time. A key without a
-// password ignores whatever password the caller sends, as TSB does.
-func (s *Service) checkPassword(ctx context.Context, k *hsm.Key, r *record, password []byte) error {
+// checkPassword verifies a key password in constant time, under the
+// throttle of key passwords: guesses count per key (its customer and
+// label) and the caller's source. A key without a password ignores
+// whatever password the caller sends, as TSB does.
+func (s *Service) checkPassword(ctx context.Context, p *roles.Principal, k *hsm.Key, r *record, password []byte) error {
 	if !r.hasPassword() {
 		return nil
+	}
+	id := r.Customer + "/" + k.Label
+	if err := s.passwords.Check(id, p.Source); err != nil {
+		return err
 	}
 	mac, err := s.backend.Pepper(ctx, append(append([]byte(nil), r.PasswordSalt...), password...))
 	if err != nil {
 		return err
 	}
 	if !hmac.Equal(mac, r.PasswordMAC) {
+		s.passwords.Fail(id, p.Source)
 		return fmt.Errorf("%w for key %q", ErrWrongPassword, k.Label)
 	}
+	s.passwords.Succeed(id, p.Source)
 	return nil
 }
 

@@ -49,7 +49,7 @@ func (s *Service) unlocked(ctx context.Context, p *roles.Principal, ref KeyRef) 
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.checkPassword(ctx, k, r, ref.Password); err != nil {
+	if err := s.checkPassword(ctx, p, k, r, ref.Password); err != nil {
 		return nil, nil, err
 	}
 	return k, r, nil

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/hsmgate/hsmgate/hsm"
 	"github.com/hsmgate/hsmgate/roles"
@@ -120,10 +121,38 @@ type admitAll struct{}
 // Admit lets every use through.
 func (admitAll) Admit(context.Context, *roles.Principal, KeyInfo, Operation) error { return nil }
 
+// PasswordThrottle limits guesses of key passwords: the gateway's is
+// auth.Throttle.Passwords, which refuses every attempt, the right one too,
+// while the key is throttled for the caller's source or has reached its
+// ceiling (docs/credentials.md §5). A refusal is returned to the caller as
+// it is.
+type PasswordThrottle interface {
+	// Check refuses an attempt at the password of key id from source.
+	Check(id string, source netip.Addr) error
+	// Fail records a wrong password.
+	Fail(id string, source netip.Addr)
+	// Succeed records a right one.
+	Succeed(id string, source netip.Addr)
+}
+
+// noThrottle throttles nothing: the default of a Service.
+type noThrottle struct{}
+
+// Check admits every attempt.
+func (noThrottle) Check(string, netip.Addr) error { return nil }
+
+// Fail forgets the failure.
+func (noThrottle) Fail(string, netip.Addr) {}
+
+// Succeed does nothing.
+func (noThrottle) Succeed(string, netip.Addr) {}
+
 // Service runs the key use cases against a Backend.
 type Service struct {
 	backend Backend
 	gate    PolicyGate
+	// passwords throttles guesses of key passwords.
+	passwords PasswordThrottle
 	// attestationKey names the key whose signature the attestation carries.
 	attestationKey string
 }
@@ -132,6 +161,9 @@ type Service struct {
 type Options struct {
 	// Gate decides policy-reserved uses; nil admits every use.
 	Gate PolicyGate
+	// Passwords throttles guesses of key passwords by the Principal's
+	// Source; nil throttles nothing.
+	Passwords PasswordThrottle
 	// AttestationKeyLabel names the attestation key in responses
 	// (default hsm.AttestationKeyLabel).
 	AttestationKeyLabel string
@@ -139,9 +171,12 @@ type Options struct {
 
 // New returns a Service on backend.
 func New(backend Backend, opts Options) *Service {
-	s := &Service{backend: backend, gate: opts.Gate, attestationKey: opts.AttestationKeyLabel}
+	s := &Service{backend: backend, gate: opts.Gate, passwords: opts.Passwords, attestationKey: opts.AttestationKeyLabel}
 	if s.gate == nil {
 		s.gate = admitAll{}
+	}
+	if s.passwords == nil {
+		s.passwords = noThrottle{}
 	}
 	if s.attestationKey == "" {
 		s.attestationKey = hsm.AttestationKeyLabel

@@ -8,6 +8,8 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -139,6 +141,57 @@ func TestKeyPasswords(t *testing.T) {
 	}
 	if err := s.DeleteKey(ctx, alice, keys.KeyRef{Label: "pw", Password: []byte("wrong")}); !errors.Is(err, keys.ErrWrongPassword) {
 		t.Errorf("delete with a wrong password: %v", err)
+	}
+}
+
+// recordingThrottle records the key-password attempts it is told about and
+// refuses every attempt once refuse is set.
+type recordingThrottle struct {
+	events []string
+	refuse error
+}
+
+func (r *recordingThrottle) Check(id string, src netip.Addr) error {
+	r.events = append(r.events, "check "+id+" "+src.String())
+	return r.refuse
+}
+func (r *recordingThrottle) Fail(id string, src netip.Addr) {
+	r.events = append(r.events, "fail "+id+" "+src.String())
+}
+func (r *recordingThrottle) Succeed(id string, src netip.Addr) {
+	r.events = append(r.events, "ok "+id+" "+src.String())
+}
+
+// TestKeyPasswordsAreThrottled: every password check asks the throttle
+// first, by customer/label and the caller's source, reports its outcome,
+// and a refusal is returned as it is, before the token is asked anything.
+func TestKeyPasswordsAreThrottled(t *testing.T) {
+	th := &recordingThrottle{}
+	s, b := newService(t, keys.Options{Passwords: th})
+	mustCreate(t, s, alice, "pw", func(r *keys.CreateKeyRequest) { r.Password = []byte("secret") })
+	mustCreate(t, s, alice, "open", nil)
+	caller := *alice
+	caller.Source = netip.MustParseAddr("192.0.2.7")
+	if _, err := sign(s, &caller, "pw", []byte("wrong")); !errors.Is(err, keys.ErrWrongPassword) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if _, err := sign(s, &caller, "pw", []byte("secret")); err != nil {
+		t.Fatalf("right password: %v", err)
+	}
+	if _, err := sign(s, &caller, "open", []byte("anything")); err != nil {
+		t.Fatalf("key without a password: %v", err)
+	}
+	want := []string{"check acme/pw 192.0.2.7", "fail acme/pw 192.0.2.7", "check acme/pw 192.0.2.7", "ok acme/pw 192.0.2.7"}
+	if !slices.Equal(th.events, want) {
+		t.Fatalf("throttle saw %q, want %q", th.events, want)
+	}
+	th.refuse = errors.New("throttled")
+	peppers, signs := b.Calls["Pepper"], b.Calls["Sign"]
+	if _, err := sign(s, &caller, "pw", []byte("secret")); err != th.refuse {
+		t.Fatalf("throttled: %v", err)
+	}
+	if b.Calls["Pepper"] != peppers || b.Calls["Sign"] != signs {
+		t.Fatal("a throttled attempt reached the token")
 	}
 }
 

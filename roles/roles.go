@@ -4,6 +4,7 @@ package roles
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -164,6 +165,10 @@ type Principal struct {
 	// Certificate is the identity of the client certificate of the
 	// connection, when one was presented (AUTH.md §2).
 	Certificate *Principal
+	// Source is the address the request came from (its TCP peer): what
+	// guesses of key passwords are throttled by (docs/credentials.md §5).
+	// The zero Addr when the caller is not a network request.
+	Source netip.Addr
 }
 
 // HasCustomer reports whether the principal may see keys of customer c.

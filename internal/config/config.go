@@ -75,13 +75,21 @@ const (
 	ReplayStore = "store"
 )
 
-// ThrottleConfig bounds authentication failures: more than
-// SourceFailures from one address, or CredentialFailures against one
-// credential id, per Window answer 429 with Retry-After.
+// ThrottleConfig bounds authentication failures (docs/credentials.md §5):
+// SourceFailures from one address per Window; from the
+// CredentialFailures-th failure of one credential id from one address,
+// a block of Backoff doubling up to MaxBackoff; and, for passwords, TOTP
+// codes and key passwords, at most PasswordFailures failures of one id
+// per CredentialWindow from all addresses. Refusals answer 429 with
+// Retry-After.
 type ThrottleConfig struct {
 	SourceFailures     int           `yaml:"sourceFailures"`
 	CredentialFailures int           `yaml:"credentialFailures"`
 	Window             time.Duration `yaml:"window"`
+	Backoff            time.Duration `yaml:"backoff"`
+	MaxBackoff         time.Duration `yaml:"maxBackoff"`
+	PasswordFailures   int           `yaml:"passwordFailures"`
+	CredentialWindow   time.Duration `yaml:"credentialWindow"`
 }
 
 // HSMConfig addresses the PKCS#11 token.
@@ -176,7 +184,9 @@ func Default() *Config {
 		},
 		HSM: HSMConfig{PoolSize: Auto, HealthInterval: hsm.DefaultHealthInterval},
 		Auth: AuthConfig{
-			Throttle:         ThrottleConfig{auth.DefaultSourceFailures, auth.DefaultCredentialFailures, auth.DefaultThrottleWindow},
+			Throttle: ThrottleConfig{SourceFailures: auth.DefaultSourceFailures, Window: auth.DefaultThrottleWindow,
+				CredentialFailures: auth.DefaultCredentialFailures, Backoff: auth.DefaultBackoff, MaxBackoff: auth.DefaultMaxBackoff,
+				PasswordFailures: auth.DefaultPasswordFailures, CredentialWindow: auth.DefaultCredentialWindow},
 			ReplayMaxEntries: auth.DefaultReplayEntries,
 			Argus: ArgusConfig{APIKeyDays: auth.DefaultAPIKeyDays, APIKeyMaxDays: auth.DefaultAPIKeyMaxDays,
 				SessionIdle: auth.DefaultSessionIdle, SessionLifetime: auth.DefaultSessionLifetime, CSRFMaxAge: auth.DefaultCSRFMaxAge,

@@ -198,6 +198,10 @@ func (c *AuthConfig) validate(p *problems) {
 	positive(p, "auth.throttle.sourceFailures", c.Throttle.SourceFailures)
 	positive(p, "auth.throttle.credentialFailures", c.Throttle.CredentialFailures)
 	positive(p, "auth.throttle.window", c.Throttle.Window)
+	positive(p, "auth.throttle.backoff", c.Throttle.Backoff)
+	positive(p, "auth.throttle.maxBackoff", c.Throttle.MaxBackoff)
+	positive(p, "auth.throttle.passwordFailures", c.Throttle.PasswordFailures)
+	positive(p, "auth.throttle.credentialWindow", c.Throttle.CredentialWindow)
 	if c.Argus.Enabled {
 		c.Argus.validate(p)
 	}

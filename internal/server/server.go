@@ -107,7 +107,10 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if err != nil {
 		return err
 	}
-	throttle := auth.NewThrottle(cfg.Auth.Throttle.SourceFailures, cfg.Auth.Throttle.CredentialFailures, cfg.Auth.Throttle.Window)
+	tc := cfg.Auth.Throttle
+	throttle := auth.NewThrottle(auth.ThrottleOptions{SourceFailures: tc.SourceFailures, Window: tc.Window,
+		CredentialFailures: tc.CredentialFailures, Backoff: tc.Backoff, MaxBackoff: tc.MaxBackoff,
+		PasswordFailures: tc.PasswordFailures, CredentialWindow: tc.CredentialWindow})
 	authn := auth.New(auth.Options{Schemes: schemes, Certificates: certs, Throttle: throttle})
 	var accessLog *api.AccessLog
 	if cfg.Server.AccessLog {
@@ -121,7 +124,8 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		defer accessLog.Close()
 	}
 	router := api.New(api.Options{
-		HSM: h, Keys: keys.New(h, keys.Options{}), Auth: authn, Throttle: throttle, RequireBoth: cfg.TLS.RequireBoth, Log: log, MaxBodyBytes: cfg.Server.MaxBodyBytes,
+		HSM: h, Keys: keys.New(h, keys.Options{Passwords: throttle.Passwords("key-password")}), Auth: authn, Throttle: throttle,
+		RequireBoth: cfg.TLS.RequireBoth, Log: log, MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		AccessLog: accessLog, Build: o.Build,
 		AppTokens:       appTokenIssuer(schemes),
 		Argus:           findScheme[*auth.Argus](schemes),

@@ -159,6 +159,9 @@ func (b *Backend) UpdateApp(_ context.Context, label string, fn func(json.RawMes
 
 // Pepper is HMAC-SHA256 under the backend's own random key.
 func (b *Backend) Pepper(_ context.Context, data []byte) ([]byte, error) {
+	b.mu.Lock()
+	b.count("Pepper")
+	b.mu.Unlock()
 	m := hmac.New(sha256.New, b.pepper)
 	m.Write(data)
 	return m.Sum(nil), nil
