@@ -8,11 +8,12 @@ import (
 
 // TestWrongTOTPCodesAreThrottled: a session cannot guess the TOTP code
 // that confirms Barong key management: after auth.throttle.credentialFailures
-// wrong codes for one user, even the right code gets 429.
+// wrong codes for one user from one address, even the right code gets 429.
 func TestWrongTOTPCodesAreThrottled(t *testing.T) {
 	g := startGatewayWith(t, func(cfg map[string]any) {
 		a := section(cfg, "auth")
-		section(a, "throttle")["credentialFailures"] = 3
+		th := section(a, "throttle")
+		th["credentialFailures"], th["backoff"] = 3, "1m"
 		section(a, "argus")["enabled"] = true
 		section(a, "barong")["enabled"] = true
 	})
