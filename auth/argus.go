@@ -70,6 +70,9 @@ type ArgusOptions struct {
 	// have; PinTolerance how far later requests may move from the offset
 	// pinned by the first one.
 	MaxClockSkew, PinTolerance time.Duration
+	// RequireRequestBinding refuses signatures without the claims method,
+	// query and bodySha256 (docs/credentials.md §9.4).
+	RequireRequestBinding bool
 }
 
 // Argus is the scheme of the Argus-style credentials (AUTH.md §4): it

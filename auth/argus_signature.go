@@ -201,6 +201,9 @@ func (a *Argus) authenticateSignature(r *http.Request) (*roles.Principal, error)
 	case nonce == "" || len(nonce) > maxNonceLen:
 		return nil, failure(ErrMalformed, "%s: the nonce claim must be a string of 1 to %d bytes", HeaderArgusSignature, maxNonceLen)
 	}
+	if err := a.checkBinding(r, claims); err != nil {
+		return nil, err
+	}
 	if err := a.checkSource(r, c.ValidSources, "signature key"); err != nil {
 		return nil, err
 	}

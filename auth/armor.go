@@ -131,9 +131,21 @@ func readBody(r *http.Request) ([]byte, error) {
 	return body, nil
 }
 
-// verify checks the signature over prefix+body and, when that fails for a
-// request with a body, over prefix+base64(SHA-512(body)).
-func (a *Armor) verify(ctx context.Context, c *store.Credential, sig []byte, prefix string, body []byte) (bool, error) {
+// verify checks the signature of h over each form of the request's
+// path that armorTargets accepts.
+func (a *Armor) verify(r *http.Request, c *store.Credential, h *armorHeader, body []byte) (bool, error) {
+	for _, target := range a.armorTargets(r) {
+		ok, err := a.verifyBody(r.Context(), c, h.signature, h.keyID+r.Method+target+h.nonce+h.timestamp, body)
+		if err != nil || ok {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+// verifyBody checks the signature over prefix+body and, when that fails
+// for a request with a body, over prefix+base64(SHA-512(body)).
+func (a *Armor) verifyBody(ctx context.Context, c *store.Credential, sig []byte, prefix string, body []byte) (bool, error) {
 	ok, err := a.signs(ctx, c, sig, append([]byte(prefix), body...))
 	if err != nil || ok || len(body) == 0 {
 		return ok, err
@@ -168,7 +180,7 @@ func (a *Armor) Authenticate(r *http.Request) (*roles.Principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	ok, err := a.verify(ctx, c, h.signature, h.keyID+r.Method+r.URL.EscapedPath()+h.nonce+h.timestamp, body)
+	ok, err := a.verify(r, c, h, body)
 	if err != nil {
 		return nil, err
 	}

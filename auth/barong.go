@@ -48,6 +48,9 @@ type HMACKeyOptions struct {
 	Window time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// RequireRequestBinding refuses requests whose signature does not
+	// cover method, path, query and body (docs/credentials.md §10–§11).
+	RequireRequestBinding bool
 }
 
 // sealedKeys is what Barong- and Armor-style keys share: credentials of one
@@ -292,6 +295,9 @@ func (b *Barong) Authenticate(r *http.Request) (*roles.Principal, error) {
 	}
 	if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(mac)), []byte(sig)) != 1 {
 		return nil, barongError(ErrInvalid, "invalid_signature", "X-Auth-Signature does not match")
+	}
+	if err := b.checkBinding(r, c, nonce, kid); err != nil {
+		return nil, err
 	}
 	if c.State != StateActive {
 		return nil, barongError(ErrInvalid, "apikey_not_active", "the API key is not active")

@@ -33,6 +33,10 @@ type ArgusConfig struct {
 	// MaxClockSkew and PinTolerance bound the client clock of signatures.
 	MaxClockSkew time.Duration `yaml:"maxClockSkew"`
 	PinTolerance time.Duration `yaml:"pinTolerance"`
+	// RequireRequestBinding refuses signatures without the claims method,
+	// query and bodySha256 (docs/credentials.md §9.4; default false: they
+	// are checked when present).
+	RequireRequestBinding bool `yaml:"requireRequestBinding"`
 }
 
 // HMACKeysConfig switches on a scheme of per-key HMAC secrets: the
@@ -43,6 +47,11 @@ type HMACKeysConfig struct {
 	// Window is how far a request's nonce (Barong) or timestamp (Armor)
 	// may lie from the server's time.
 	Window time.Duration `yaml:"window"`
+	// RequireRequestBinding refuses requests whose signature does not
+	// cover the whole request: without X-Auth-Request-Signature (Barong,
+	// docs/credentials.md §10), or signed without the query string it
+	// carries (Armor, §11). Default false: the binding is checked when present.
+	RequireRequestBinding bool `yaml:"requireRequestBinding"`
 }
 
 // JWTConfig is the section auth.jwt: the trusted issuers of bearer JWTs

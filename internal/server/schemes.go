@@ -93,7 +93,7 @@ func buildArgus(d *schemeDeps) (auth.Scheme, error) {
 	a, err := auth.NewArgus(auth.ArgusOptions{Store: d.store, Token: d.hsm, Users: auth.NewUsers(d.store, d.hsm), Replay: d.replay,
 		TrustedProxies: proxies, APIKeyDays: c.APIKeyDays, APIKeyMaxDays: c.APIKeyMaxDays,
 		SessionIdle: c.SessionIdle, SessionLifetime: c.SessionLifetime, CSRFMaxAge: c.CSRFMaxAge,
-		MaxClockSkew: c.MaxClockSkew, PinTolerance: c.PinTolerance})
+		MaxClockSkew: c.MaxClockSkew, PinTolerance: c.PinTolerance, RequireRequestBinding: c.RequireRequestBinding})
 	if err != nil {
 		return nil, fmt.Errorf("config: auth.argus: %w", err)
 	}
@@ -102,7 +102,8 @@ func buildArgus(d *schemeDeps) (auth.Scheme, error) {
 
 // hmacKeyOptions assembles what the Barong and Armor schemes need.
 func hmacKeyOptions(d *schemeDeps, c config.HMACKeysConfig) auth.HMACKeyOptions {
-	return auth.HMACKeyOptions{Store: d.store, Token: d.hsm, Users: auth.NewUsers(d.store, d.hsm), Replay: d.replay, Window: c.Window}
+	return auth.HMACKeyOptions{Store: d.store, Token: d.hsm, Users: auth.NewUsers(d.store, d.hsm), Replay: d.replay, Window: c.Window,
+		RequireRequestBinding: c.RequireRequestBinding}
 }
 
 // buildBarong builds the X-Auth-Apikey scheme when auth.barong.enabled
