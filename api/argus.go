@@ -70,7 +70,7 @@ func (s *server) argusLogin(c *gin.Context) error {
 	if req.UserName == "" || len(req.Password) == 0 {
 		return errValidation("userName and password are required")
 	}
-	// A password can be guessed: it is throttled as docs/credentials.md §5
+	// A password can be guessed: it is throttled as docs/credentials.md §5.1
 	// says, per account whether or not the domain is typed.
 	account, src := auth.LoginAccount(req.Domain, req.UserName), auth.RequestSource(c.Request)
 	if err := s.logins.Check(account, src); err != nil {

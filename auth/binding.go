@@ -1,7 +1,7 @@
 package auth
 
 // This file holds the opt-in request binding of the signature schemes
-// (docs/credentials.md §5): the seed schemes' signatures do not cover the
+// (docs/credentials.md §5.3): the seed schemes' signatures do not cover the
 // whole request (Barong's covers only nonce and key id, Argus's the URI,
 // Armor's everything but the query string), so an unused captured
 // signature authorises another request. Each scheme carries the rest

@@ -12,7 +12,7 @@ import (
 )
 
 // Throttle limits repeated authentication failures without letting anyone
-// lock a legitimate caller out (docs/credentials.md §5). It keeps three
+// lock a legitimate caller out (docs/credentials.md §5.1). It keeps three
 // kinds of counter, each by source, where a source is an IPv4 address or
 // an IPv6 /64 (what one client trivially holds):
 //
@@ -30,7 +30,7 @@ import (
 //     PasswordFailures failures within CredentialWindow from all sources
 //     together, a ceiling for guessing spread over many addresses. Reaching
 //     it refuses the id from everywhere: the lockout trade-off of
-//     docs/credentials.md §5.
+//     docs/credentials.md §5.1.
 //
 // The high-entropy credentials (API keys, HMAC keys, signatures, tokens)
 // are never refused because of what other sources did: guessing them is
@@ -131,8 +131,9 @@ type throttleEntry struct {
 
 // maxThrottleEntries bounds the memory of the throttle (about 20 MB);
 // expired entries are swept first, and a full map starts over. A source
-// adds at most SourceFailures entries per Window, so making an instance
-// forget takes many addresses.
+// adds at most twice SourceFailures entries per Window (over its limit,
+// its failures start no new entry), so making an instance forget takes
+// many addresses.
 const maxThrottleEntries = 100_000
 
 // NewThrottle returns a throttle with the limits of opts.

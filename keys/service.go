@@ -124,7 +124,7 @@ func (admitAll) Admit(context.Context, *roles.Principal, KeyInfo, Operation) err
 // PasswordThrottle limits guesses of key passwords: the gateway's is
 // auth.Throttle.Passwords, which refuses every attempt, the right one too,
 // while the key is throttled for the caller's source or has reached its
-// ceiling (docs/credentials.md §5). A refusal is returned to the caller as
+// ceiling (docs/credentials.md §5.1). A refusal is returned to the caller as
 // it is.
 type PasswordThrottle interface {
 	// Check refuses an attempt at the password of key id from source.

@@ -166,7 +166,7 @@ type Principal struct {
 	// connection, when one was presented (AUTH.md §2).
 	Certificate *Principal
 	// Source is the address the request came from (its TCP peer): what
-	// guesses of key passwords are throttled by (docs/credentials.md §5).
+	// guesses of key passwords are throttled by (docs/credentials.md §5.1).
 	// The zero Addr when the caller is not a network request.
 	Source netip.Addr
 }

@@ -75,7 +75,7 @@ const (
 	ReplayStore = "store"
 )
 
-// ThrottleConfig bounds authentication failures (docs/credentials.md §5):
+// ThrottleConfig bounds authentication failures (docs/credentials.md §5.1):
 // SourceFailures from one address per Window; from the
 // CredentialFailures-th failure of one credential id from one address,
 // a block of Backoff doubling up to MaxBackoff; and, for passwords, TOTP
