@@ -85,24 +85,21 @@ const (
 
 // withDefaults fills the options ≤ 0 with the defaults above.
 func (o ThrottleOptions) withDefaults() ThrottleOptions {
-	def := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	defDuration := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	def(&o.SourceFailures, DefaultSourceFailures)
-	def(&o.CredentialFailures, DefaultCredentialFailures)
-	def(&o.PasswordFailures, DefaultPasswordFailures)
-	defDuration(&o.Window, DefaultThrottleWindow)
-	defDuration(&o.Backoff, DefaultBackoff)
-	defDuration(&o.MaxBackoff, DefaultMaxBackoff)
-	defDuration(&o.CredentialWindow, DefaultCredentialWindow)
+	orDefault(&o.SourceFailures, DefaultSourceFailures)
+	orDefault(&o.CredentialFailures, DefaultCredentialFailures)
+	orDefault(&o.PasswordFailures, DefaultPasswordFailures)
+	orDefault(&o.Window, DefaultThrottleWindow)
+	orDefault(&o.Backoff, DefaultBackoff)
+	orDefault(&o.MaxBackoff, DefaultMaxBackoff)
+	orDefault(&o.CredentialWindow, DefaultCredentialWindow)
 	return o
+}
+
+// orDefault sets *v to d when it is ≤ 0: options left out.
+func orDefault[T ~int | ~int64](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
 }
 
 // counterKind says what a throttle entry counts.

@@ -143,25 +143,19 @@ func TestPasswordThrottle(t *testing.T) {
 	g := th.Passwords("login")
 	a, b, c := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3")
 	for range 3 {
-		if err := g.Check("default/bob", a); err != nil {
-			t.Fatalf("guess before the backoff: %v", err)
-		}
+		mustAdmit(t, "guess before the backoff", g, "default/bob", a)
 		g.Fail("default/bob", a)
 	}
 	if got := retryAfter(t, g.Check("default/bob", a)); got != time.Minute {
 		t.Fatalf("backoff %v", got)
 	}
-	if err := g.Check("default/bob", b); err != nil {
-		t.Fatalf("another source before the ceiling: %v", err)
-	}
+	mustAdmit(t, "another source before the ceiling", g, "default/bob", b)
 	g.Fail("default/bob", b)
 	g.Fail("default/bob", b)
 	if got := retryAfter(t, g.Check("default/bob", c)); got != time.Hour {
 		t.Fatalf("ceiling reached: Retry-After %v, want the credential window", got)
 	}
-	if err := g.Check("default/alice", c); err != nil {
-		t.Fatalf("another account: %v", err)
-	}
+	mustAdmit(t, "another account", g, "default/alice", c)
 	g.Fail("default/alice", a) // the 4th failure from a: its source limit
 	if err := g.Check("default/carol", a); !isThrottled(err) {
 		t.Fatalf("a source over its limit may still guess: %v", err)
@@ -170,9 +164,7 @@ func TestPasswordThrottle(t *testing.T) {
 		t.Fatalf("the source limit counts every kind of failure: %v", err)
 	}
 	now = now.Add(time.Hour)
-	if err := g.Check("default/bob", c); err != nil {
-		t.Fatalf("after the credential window: %v", err)
-	}
+	mustAdmit(t, "after the credential window", g, "default/bob", c)
 }
 
 // TestPasswordThrottleSuccessClearsOnlyThePair: a right password ends the
@@ -184,9 +176,7 @@ func TestPasswordThrottleSuccessClearsOnlyThePair(t *testing.T) {
 	g.Fail("default/k", a)
 	g.Succeed("default/k", a)
 	g.Fail("default/k", a)
-	if err := g.Check("default/k", a); err != nil {
-		t.Fatalf("the pair did not start over after a success: %v", err)
-	}
+	mustAdmit(t, "the pair did not start over after a success", g, "default/k", a)
 	g.Fail("default/k", b)
 	g.Fail("default/k", netip.MustParseAddr("2001:db8::2")) // the same /64: the same source
 	if err := g.Check("default/k", netip.MustParseAddr("2001:db8::3")); !isThrottled(err) {
@@ -194,6 +184,14 @@ func TestPasswordThrottleSuccessClearsOnlyThePair(t *testing.T) {
 	}
 	if err := g.Check("default/k", netip.MustParseAddr("192.0.2.9")); !isThrottled(err) {
 		t.Fatalf("the ceiling was cleared by a success: %v", err)
+	}
+}
+
+// mustAdmit fails the test when g refuses an attempt at id from addr.
+func mustAdmit(t *testing.T, what string, g *PasswordThrottle, id string, addr netip.Addr) {
+	t.Helper()
+	if err := g.Check(id, addr); err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 }
 
@@ -212,9 +210,7 @@ func TestThrottleKeepsLongCredentialIDsSmall(t *testing.T) {
 	if err := g.Check(long, src); !isThrottled(err) {
 		t.Fatalf("long credential id not throttled: %v", err)
 	}
-	if err := g.Check(long+"x", src); err != nil {
-		t.Fatalf("another long id throttled: %v", err)
-	}
+	mustAdmit(t, "another long id throttled", g, long+"x", src)
 }
 
 func TestLoginAccountFillsTheDomain(t *testing.T) {
