@@ -64,8 +64,8 @@ func TestTokenLossIsUnavailableNotNotFound(t *testing.T) {
 	if h.Ready() {
 		t.Error("Ready() is true without the token")
 	}
-	if l, err := h.Labels(ctx); !errors.Is(err, ErrUnavailable) {
-		t.Errorf("Labels without the token = %v, %v; want ErrUnavailable", l, err)
+	if l, err := h.Listing(ctx); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Listing without the token = %v, %v; want ErrUnavailable", l, err)
 	}
 	if _, err := h.Key(ctx, "never-seen"); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("lookup without the token: %v, want ErrUnavailable", err)

@@ -47,6 +47,8 @@ type HSM struct {
 	reconnects atomic.Uint64
 
 	keys *keyCache
+	// lookups coalesces the searches of labels the index lacks (lookup.go).
+	lookups *lookups
 	// sealed caches unwrapped credential secrets (sealed.go).
 	sealed sealedCache
 	// labels serialises deletions and metadata updates (read-modify-write).
@@ -106,7 +108,7 @@ func Open(cfg Config, log *slog.Logger) (*HSM, error) {
 	if ctx == nil {
 		return nil, fmt.Errorf("load PKCS#11 module %s", cfg.ModulePath)
 	}
-	h := &HSM{cfg: cfg, ctx: ctx, log: log, keys: newKeyCache(), stopCh: make(chan struct{})}
+	h := &HSM{cfg: cfg, ctx: ctx, log: log, keys: newKeyCache(), lookups: newLookups(), stopCh: make(chan struct{})}
 	h.ivs = newRandomBuffer(h)
 	if err := ctx.Initialize(); err != nil {
 		ctx.Destroy()

@@ -33,7 +33,7 @@ func TestOpenCreatesInternalKeys(t *testing.T) {
 	if h.AttestationKey() == nil || h.AttestationKey().PublicKey == nil {
 		t.Fatal("attestation key missing")
 	}
-	labels, err := h.Labels(context.Background())
+	labels, err := h.Listing(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

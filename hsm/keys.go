@@ -84,21 +84,42 @@ var hmacMechanisms = map[string]uint{
 // in parallel; it refuses a label the index knows and caches the result.
 func (h *HSM) mutate(ctx context.Context, label string, fn func(*session) (*Key, error)) (*Key, error) {
 	if !h.keys.reserve(label) {
-		return nil, fmt.Errorf("%w: %q", ErrExists, label)
+		// The index and the cache may be stale: another instance may have
+		// deleted the key. Only the token may say that the label is taken.
+		h.keys.invalidate(label)
+		if _, err := h.Key(ctx, label); !errors.Is(err, ErrNotFound) || !h.keys.reserve(label) {
+			return nil, fmt.Errorf("%w: %q", ErrExists, label)
+		}
 	}
 	defer h.keys.release(label)
 	var k *Key
 	err := h.do(ctx, false, func(s *session) error {
-		var err error
+		// Another instance may have created the label since this one
+		// indexed the token.
+		objs, err := s.findByLabel(label)
+		if err != nil {
+			return err
+		}
+		if len(objs) > 0 {
+			return errLabelTaken
+		}
 		k, err = fn(s)
 		return err
 	})
+	if errors.Is(err, errLabelTaken) {
+		h.lookups.forgetMiss(label) // the next lookup finds and indexes it
+		return nil, fmt.Errorf("%w: %q", ErrExists, label)
+	}
 	if err != nil {
 		return nil, classify("create "+quote(label), err)
 	}
+	h.lookups.forgetMiss(label)
 	h.keys.put(k)
 	return k, nil
 }
+
+// errLabelTaken says, inside a creation, that the token has the label.
+var errLabelTaken = errors.New("label taken in the token")
 
 // quote renders a label for an error message.
 func quote(label string) string { return fmt.Sprintf("%q", label) }
@@ -255,19 +276,27 @@ func (h *HSM) DeleteKey(ctx context.Context, label string) error {
 	return nil
 }
 
-// Labels returns the labels of the keys in the token, sorted, without the
-// internal keys. It reads the label index, not the token.
-func (h *HSM) Labels(ctx context.Context) ([]string, error) {
+// Listed is one key of a listing: its label and the application's record
+// stored with it (nil for a key without metadata, made by another tool).
+type Listed struct {
+	Label string
+	App   json.RawMessage
+}
+
+// Listing returns every key of the token except the internal ones, in label
+// order, from the label index: listing never walks the token (the index is
+// built in one walk when the token is connected and kept current by this
+// process; keys other instances create appear after a rescan, at most
+// every labelRescanInterval, which a listing triggers).
+func (h *HSM) Listing(ctx context.Context) ([]Listed, error) {
 	if !h.Ready() {
 		return nil, fmt.Errorf("%w: reconnecting", ErrUnavailable)
 	}
-	labels := []string{}
-	for _, l := range h.keys.sortedLabels() {
-		if !isInternalLabel(l) {
-			labels = append(labels, l)
-		}
+	// Keys other instances created join the index at most this late.
+	if err := h.refreshLabels(ctx, false); err != nil {
+		return nil, err
 	}
-	return labels, nil
+	return h.keys.listing(), nil
 }
 
 // UpdateApp replaces the application's record of a key with what fn

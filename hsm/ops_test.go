@@ -300,7 +300,7 @@ func TestCreateRefusals(t *testing.T) {
 			t.Errorf("%+v: %v, want %v", c.req, err, c.want)
 		}
 	}
-	labels, _ := h.Labels(ctx)
+	labels, _ := h.Listing(ctx)
 	if len(labels) != 0 {
 		t.Fatalf("refused creations left keys: %v", labels)
 	}

@@ -205,35 +205,79 @@ func TestParseURI(t *testing.T) {
 	}
 }
 
+// TestLabelIndexSeesKeysCreatedBehindItsBack: a key another program (or
+// instance) creates in the token is found on its first lookup, without a
+// rescan of the whole index; a label looked up while it did not exist is
+// answered from the negative cache for missTTL, then found.
 func TestLabelIndexSeesKeysCreatedBehindItsBack(t *testing.T) {
 	h := newTestHSM(t)
 	ctx := context.Background()
-	// Another program (or instance) creates an AES key in the same token.
+	old := labelRescanInterval
+	t.Cleanup(func() { labelRescanInterval = old })
+	labelRescanInterval = time.Hour // no rescan may help
+	if _, err := h.Key(ctx, "foreign"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("before it exists: %v", err)
+	}
+	create := func(label string) {
+		t.Helper()
+		_, err := h.run(ctx, keyLane, func(s *session) error {
+			_, err := h.ctx.GenerateKey(s.s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, []*pkcs11.Attribute{
+				pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true), pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+				pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32), pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true)})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	create("foreign")
+	create("other")
+	k, err := h.Key(ctx, "other")
+	if err != nil {
+		t.Fatalf("a label never looked up is searched in the token: %v", err)
+	}
+	if k.Meta.Algorithm != AlgAES || k.Meta.Origin != OriginExternal {
+		t.Fatalf("foreign key described as %+v", k.Meta)
+	}
+	if _, err := h.Key(ctx, "foreign"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a label just found missing is not searched again at once: %v", err)
+	}
+	time.Sleep(missTTL)
+	if _, err := h.Key(ctx, "foreign"); err != nil {
+		t.Fatalf("after the negative cache expired: %v", err)
+	}
+	if _, err := h.CreateKey(ctx, &CreateKeyRequest{Label: "foreign", Algorithm: AlgAES, KeySize: 128, Flags: allFlags}); !errors.Is(err, ErrExists) {
+		t.Fatalf("creating over a foreign label: %v", err)
+	}
+}
+
+// TestCreateChecksTheToken: a label this process never indexed but the
+// token has (another instance created it) is a conflict, and a label this
+// process indexed but the token lost (another instance deleted it) can be
+// created again.
+func TestCreateChecksTheToken(t *testing.T) {
+	h := newTestHSM(t)
+	ctx := context.Background()
 	_, err := h.run(ctx, keyLane, func(s *session) error {
 		_, err := h.ctx.GenerateKey(s.s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true), pkcs11.NewAttribute(pkcs11.CKA_LABEL, "foreign"),
-			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32), pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true)})
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true), pkcs11.NewAttribute(pkcs11.CKA_LABEL, "elsewhere"),
+			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32)})
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := labelRescanInterval
-	t.Cleanup(func() { labelRescanInterval = old })
-	labelRescanInterval = time.Hour
-	if _, err := h.Key(ctx, "foreign"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("unknown label looked up in the token without a rescan: %v", err)
+	if _, err := h.CreateKey(ctx, &CreateKeyRequest{Label: "elsewhere", Algorithm: AlgAES, KeySize: 128, Flags: allFlags}); !errors.Is(err, ErrExists) {
+		t.Fatalf("creating over a label only the token knows: %v", err)
 	}
-	labelRescanInterval = 0
-	k, err := h.Key(ctx, "foreign")
+	k := mustCreate(t, h, &CreateKeyRequest{Label: "mine", Algorithm: AlgAES, KeySize: 128, Flags: allFlags})
+	// Another instance deletes it behind this one's back.
+	_, err = h.run(ctx, keyLane, func(s *session) error { s.destroyAll(append(k.objects(), k.meta)); return nil })
 	if err != nil {
-		t.Fatalf("after a rescan: %v", err)
+		t.Fatal(err)
 	}
-	if k.Meta.Algorithm != AlgAES || k.Meta.Origin != "external" {
-		t.Fatalf("foreign key described as %+v", k.Meta)
-	}
-	if _, err := h.CreateKey(ctx, &CreateKeyRequest{Label: "foreign", Algorithm: AlgAES, KeySize: 128, Flags: allFlags}); !errors.Is(err, ErrExists) {
-		t.Fatalf("creating over a foreign label: %v", err)
+	if _, err := h.CreateKey(ctx, &CreateKeyRequest{Label: "mine", Algorithm: AlgAES, KeySize: 128, Flags: allFlags}); err != nil {
+		t.Fatalf("re-creating a label deleted behind this process's back: %v", err)
 	}
 }
 

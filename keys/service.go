@@ -22,9 +22,11 @@ import (
 type Backend interface {
 	// Key returns the cached view of a key (hsm.ErrNotFound if absent).
 	Key(ctx context.Context, label string) (*hsm.Key, error)
-	// Labels lists every key label of the token except the backend's own
-	// internal keys, sorted; the service filters by customer.
-	Labels(ctx context.Context) ([]string, error)
+	// Listing lists every key of the token except the backend's own
+	// internal keys, in label order, with the record the service keeps
+	// with each (hsm.Meta.App), without loading the keys: the service
+	// filters by customer.
+	Listing(ctx context.Context) ([]hsm.Listed, error)
 	// CreateKey generates a key.
 	CreateKey(ctx context.Context, req *hsm.CreateKeyRequest) (*hsm.Key, error)
 	// ImportKey stores key material under a new label.

@@ -65,16 +65,16 @@ func (b *Backend) Key(_ context.Context, label string) (*hsm.Key, error) {
 	return k, nil
 }
 
-// Labels lists every label, sorted.
-func (b *Backend) Labels(context.Context) ([]string, error) {
+// Listing lists every key with its record, in label order.
+func (b *Backend) Listing(context.Context) ([]hsm.Listed, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.count("Labels")
-	out := make([]string, 0, len(b.keys))
-	for l := range b.keys {
-		out = append(out, l)
+	b.count("Listing")
+	out := make([]hsm.Listed, 0, len(b.keys))
+	for l, k := range b.keys {
+		out = append(out, hsm.Listed{Label: l, App: k.Meta.App})
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].Label < out[j].Label })
 	return out, nil
 }
 
