@@ -57,6 +57,9 @@ func newMetrics(h *hsm.HSM, extra []prometheus.Collector) *metrics {
 				func() float64 { size, idle := h.CredentialPoolStats(); return float64(size - idle) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hsmgate_hsm_reconnects_total", Help: "Session pool rebuilds after token or session loss."},
 				func() float64 { return float64(h.Reconnects()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hsmgate_hsm_quarantined_objects",
+				Help: "Objects of key creations, deletions or updates a crash interrupted, found by the last scan of the token (never served)."},
+				func() float64 { return float64(h.Leftovers()) }),
 		)
 	}
 	return m

@@ -24,6 +24,10 @@ type Config struct {
 	// HealthInterval is how often the token is probed when no symptom
 	// triggers a probe (0: DefaultHealthInterval; negative: only on symptoms).
 	HealthInterval time.Duration
+	// CleanupLeftovers destroys the objects of interrupted key creations,
+	// deletions and updates (older than a minute) when the token is
+	// scanned; by default they are only quarantined and reported.
+	CleanupLeftovers bool
 }
 
 // ParseURI reads an RFC 7512 PKCS#11 URI such as

@@ -61,8 +61,10 @@ type HSM struct {
 	healthMu     sync.Mutex
 	healthyState *tokenState
 	healthyAt    time.Time
-	stopCh       chan struct{}
-	wg           sync.WaitGroup
+	// leftovers is the number of quarantined objects the last scan found.
+	leftovers atomic.Int64
+	stopCh    chan struct{}
+	wg        sync.WaitGroup
 }
 
 // lane selects the session pool a call borrows from.

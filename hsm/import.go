@@ -483,6 +483,9 @@ func (s *session) importKey(req *ImportKeyRequest, p *importPlan) (*Key, error) 
 			s.destroyAll(created)
 		}
 	}()
+	if err := s.beginKey(req.Label, meta, &created); err != nil {
+		return nil, err
+	}
 	add := func(what string, tmpl []*pkcs11.Attribute) error {
 		o, err := s.createObject(what, tmpl)
 		if err != nil {

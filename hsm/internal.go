@@ -62,10 +62,11 @@ func (h *HSM) ensureInternalKeys(st *tokenState) error {
 			return fmt.Errorf("credential master key: %w", err)
 		}
 		st.pepper, st.attestation, st.master = pepper.secret, att, master.secret
-		labels, err := s.scanLabels()
+		labels, left, err := s.scanLabels()
 		if err != nil {
 			return err
 		}
+		s.handleLeftovers(left)
 		h.keys.setLabels(labels)
 		return nil
 	}()

@@ -55,6 +55,12 @@ type Meta struct {
 	Origin string `json:"origin"`
 	// Internal marks keys hsmgate itself uses (attestation, pepper).
 	Internal bool `json:"internal,omitempty"`
+	// State is "" for a complete key, or statePending / stateDeleting
+	// while it is being created or deleted (objects.go).
+	State string `json:"state,omitempty"`
+	// Version counts the rewrites of the metadata, so that the newest of
+	// two left by an interrupted update wins.
+	Version int `json:"version,omitempty"`
 	// App is the stored JSON object as read (the fields above included);
 	// on write, a JSON object whose members are stored beside them. Its
 	// members must not use the names of the fields above.
@@ -261,8 +267,11 @@ func (h *HSM) refreshLabels(ctx context.Context, force bool) error {
 	}
 	var labels map[string]json.RawMessage
 	err := h.do(ctx, true, func(s *session) error {
+		var left []leftover
 		var err error
-		labels, err = s.scanLabels()
+		if labels, left, err = s.scanLabels(); err == nil {
+			s.handleLeftovers(left)
+		}
 		return err
 	})
 	if err != nil {
@@ -279,45 +288,30 @@ func (h *HSM) refreshLabels(ctx context.Context, force bool) error {
 	return nil
 }
 
-// scanLabels indexes the token in one walk over its objects: the label of
-// every key object, with the application's record from the key's metadata
-// object. (One C_FindObjects over everything costs what one over a single
+// scanLabels indexes the token in one walk over its objects: every label
+// that serves a key (objects.go), with the application's record from the
+// key's metadata, and the leftovers of interrupted creations, deletions and
+// updates. (One C_FindObjects over everything costs what one over a single
 // class does on SoftHSM2, which reads every object either way.)
-func (s *session) scanLabels() (map[string]json.RawMessage, error) {
-	objs, err := s.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true)})
+func (s *session) scanLabels() (map[string]json.RawMessage, []leftover, error) {
+	byLabel, err := s.walk()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	keys := map[string]bool{}
-	records := map[string]json.RawMessage{}
-	for _, o := range objs {
-		attrs, err := s.h.ctx.GetAttributeValue(s.s, o, []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_CLASS, nil), pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil)})
-		if err != nil {
-			return nil, fmt.Errorf("read label: %w", err)
-		}
-		label := string(attrs[1].Value)
-		if label == "" {
-			continue
-		}
-		switch bytesToUint(attrs[0].Value) {
-		case pkcs11.CKO_PRIVATE_KEY, pkcs11.CKO_PUBLIC_KEY, pkcs11.CKO_SECRET_KEY:
-			keys[label] = true
-		case pkcs11.CKO_DATA:
-			app, err := s.metaValue(o)
-			if err != nil {
-				return nil, err
-			}
-			if app != nil {
-				records[label] = app
+	labels := make(map[string]json.RawMessage, len(byLabel))
+	var left []leftover
+	for label, sorted := range byLabel {
+		if sorted.serves() {
+			labels[label] = nil
+			if sorted.meta != nil {
+				labels[label] = sorted.meta.meta.App
 			}
 		}
+		for _, o := range sorted.leftovers {
+			left = append(left, leftover{label: label, handle: o.handle, since: sorted.since(o)})
+		}
 	}
-	labels := make(map[string]json.RawMessage, len(keys))
-	for l := range keys {
-		labels[l] = records[l]
-	}
-	return labels, nil
+	return labels, left, nil
 }
 
 // metaValue returns the value of a data object if it is hsmgate's key
@@ -423,30 +417,28 @@ func (s *session) loadKey(label string) (*Key, error) {
 // Operations that just created the objects call it directly, so that no
 // C_FindObjects (linear in the token's size) runs on their path.
 func (s *session) keyFromObjects(label string, objs []pkcs11.ObjectHandle) (*Key, error) {
-	if len(objs) == 0 {
+	sorted, err := s.sortObjects(objs)
+	if err != nil {
+		return nil, fmt.Errorf("read objects of %q: %w", label, err)
+	}
+	if !sorted.serves() {
 		return nil, fmt.Errorf("%w: %q", ErrNotFound, label)
 	}
 	k := &Key{Label: label, st: s.st}
-	var metaFound bool
-	for _, o := range objs {
-		attrs, err := s.h.ctx.GetAttributeValue(s.s, o, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, nil)})
-		if err != nil {
-			return nil, fmt.Errorf("read class of %q: %w", label, err)
-		}
-		switch bytesToUint(attrs[0].Value) {
+	metaFound := sorted.meta != nil
+	if metaFound {
+		k.Meta, k.meta = *sorted.meta.meta, sorted.meta.handle
+	}
+	for _, o := range sorted.key {
+		switch o.class {
 		case pkcs11.CKO_PRIVATE_KEY:
-			k.priv, k.hasPriv = o, true
+			k.priv, k.hasPriv = o.handle, true
 		case pkcs11.CKO_PUBLIC_KEY:
-			k.pub, k.hasPub = o, true
+			k.pub, k.hasPub = o.handle, true
 		case pkcs11.CKO_SECRET_KEY:
-			k.secret, k.hasSecret = o, true
+			k.secret, k.hasSecret = o.handle, true
 		case pkcs11.CKO_CERTIFICATE:
-			k.cert = o
-		case pkcs11.CKO_DATA:
-			if k.Meta, err = s.readMeta(o); err != nil {
-				return nil, fmt.Errorf("read metadata of %q: %w", label, err)
-			}
-			k.meta, metaFound = o, true
+			k.cert = o.handle
 		}
 	}
 	if !k.hasPriv && !k.hasPub && !k.hasSecret {
@@ -466,17 +458,13 @@ func (s *session) keyFromObjects(label string, objs []pkcs11.ObjectHandle) (*Key
 	return k, nil
 }
 
-// readMeta decodes a metadata object.
-func (s *session) readMeta(o pkcs11.ObjectHandle) (Meta, error) {
+// decodeMeta decodes the value of a metadata object.
+func decodeMeta(raw json.RawMessage) (Meta, error) {
 	var m Meta
-	attrs, err := s.h.ctx.GetAttributeValue(s.s, o, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
-	if err != nil {
-		return m, err
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return m, fmt.Errorf("decode key metadata: %w", err)
 	}
-	if err := json.Unmarshal(attrs[0].Value, &m); err != nil {
-		return m, err
-	}
-	m.App = attrs[0].Value
+	m.App = raw
 	return m, nil
 }
 
@@ -499,9 +487,12 @@ func encodeMeta(m Meta) ([]byte, error) {
 }
 
 // writeMeta replaces the metadata object. Data object values are read-only
-// once created (SoftHSM2 enforces it), so a new object is stored first and
-// the old one destroyed after; a failure leaves the old description intact.
+// once created (SoftHSM2 enforces it), so a new object (one version up) is
+// stored first and the old one destroyed after; a failure leaves the old
+// description intact, and a crash in between leaves two, of which the
+// newer wins (sortLabel).
 func (s *session) writeMeta(k *Key, m Meta) (pkcs11.ObjectHandle, error) {
+	m.Version = k.Meta.Version + 1
 	o, err := s.createMeta(k.Label, m)
 	if err != nil {
 		return 0, err
@@ -536,15 +527,35 @@ func (s *session) createMeta(label string, m Meta) (pkcs11.ObjectHandle, error) 
 	return o, nil
 }
 
-// finishKey stores the metadata of freshly created key objects and returns
-// the key. The metadata handle is appended to created first, so that the
-// caller's cleanup of a failed creation removes it too.
+// beginKey stores the pending metadata of a key about to be created,
+// before any of its objects (objects.go). Its handle is appended to
+// created, so that the caller's cleanup of a failed creation removes it.
+func (s *session) beginKey(label string, meta Meta, created *[]pkcs11.ObjectHandle) error {
+	meta.State = statePending
+	mo, err := s.createMeta(label, meta)
+	if err != nil {
+		return err
+	}
+	*created = append(*created, mo)
+	return nil
+}
+
+// finishKey completes a creation begun by beginKey once every key object
+// exists: it stores the complete metadata, destroys the pending one, and
+// returns the key. The new handle is appended to created first, so that
+// the caller's cleanup of a failed creation removes it too.
 func (s *session) finishKey(label string, meta Meta, created *[]pkcs11.ObjectHandle) (*Key, error) {
+	meta.State = ""
 	mo, err := s.createMeta(label, meta)
 	if err != nil {
 		return nil, err
 	}
-	*created = append(*created, mo)
+	pending := (*created)[0]
+	*created = append((*created)[1:], mo)
+	if err := s.h.ctx.DestroyObject(s.s, pending); err != nil {
+		*created = append(*created, pending)
+		return nil, fmt.Errorf("complete the metadata of %q: %w", label, err)
+	}
 	return s.keyFromObjects(label, *created)
 }
 

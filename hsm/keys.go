@@ -100,7 +100,12 @@ func (h *HSM) mutate(ctx context.Context, label string, fn func(*session) (*Key,
 		if err != nil {
 			return err
 		}
-		if len(objs) > 0 {
+		// Leftovers of interrupted creations do not take the label.
+		sorted, err := s.sortObjects(objs)
+		if err != nil {
+			return err
+		}
+		if sorted.serves() {
 			return errLabelTaken
 		}
 		k, err = fn(s)
@@ -136,6 +141,9 @@ func (s *session) createKey(req *CreateKeyRequest) (*Key, error) {
 			s.destroyAll(created)
 		}
 	}()
+	if err := s.beginKey(req.Label, meta, &created); err != nil {
+		return nil, err
+	}
 	f := req.Flags
 	common := func(class uint, private bool) []*pkcs11.Attribute {
 		return []*pkcs11.Attribute{
@@ -256,9 +264,20 @@ func (h *HSM) DeleteKey(ctx context.Context, label string) error {
 	h.labels.Lock()
 	defer h.labels.Unlock()
 	err = h.useKey(ctx, k, func(s *session, k *Key) error {
-		// Key objects first, metadata last: a failure leaves a key that is
-		// still described, never a description without a key.
-		for _, o := range append(k.objects(), k.meta) {
+		// The metadata says "deleting" first and goes last: a crash in
+		// between leaves a quarantined leftover (objects.go), never a key
+		// that is served half-deleted.
+		last := k.meta
+		if k.meta != 0 {
+			m := k.Meta
+			m.State = stateDeleting
+			o, err := s.writeMeta(k, m)
+			if err != nil {
+				return err
+			}
+			last = o
+		}
+		for _, o := range append(k.objects(), last) {
 			if o == 0 {
 				continue
 			}
@@ -344,19 +363,29 @@ func (h *HSM) Statistics(ctx context.Context) (*Statistics, error) {
 	types := map[uint]string{pkcs11.CKK_RSA: AlgRSA, pkcs11.CKK_EC: AlgEC, ckkECEdwards: AlgED, pkcs11.CKK_AES: AlgAES,
 		pkcs11.CKK_DES3: AlgTDEA, pkcs11.CKK_GENERIC_SECRET: AlgHMAC}
 	err := h.do(ctx, true, func(s *session) error {
-		clear(st.ByClass)
 		clear(st.ByAlgorithm)
-		for class, name := range classes {
-			objs, err := s.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, class)})
-			if err != nil {
-				return err
-			}
-			st.ByClass[name] = len(objs)
-			if class == pkcs11.CKO_DATA || class == pkcs11.CKO_CERTIFICATE || class == pkcs11.CKO_PUBLIC_KEY {
+		for _, name := range classes {
+			st.ByClass[name] = 0 // every class is reported, counted or not
+		}
+		byLabel, err := s.walk()
+		if err != nil {
+			return err
+		}
+		// Only the objects of keys hsmgate serves count: not the
+		// quarantined leftovers of interrupted creations (objects.go).
+		for _, sorted := range byLabel {
+			if !sorted.serves() {
 				continue
 			}
-			for _, o := range objs {
-				a, err := h.ctx.GetAttributeValue(s.s, o, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil)})
+			if sorted.meta != nil {
+				st.ByClass[classes[pkcs11.CKO_DATA]]++
+			}
+			for _, o := range sorted.key {
+				st.ByClass[classes[o.class]]++
+				if o.class != pkcs11.CKO_PRIVATE_KEY && o.class != pkcs11.CKO_SECRET_KEY {
+					continue
+				}
+				a, err := h.ctx.GetAttributeValue(s.s, o.handle, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil)})
 				if err != nil {
 					return err
 				}

@@ -295,6 +295,9 @@ func (s *session) unwrapKey(m wrapMethod, u *Key, req *UnwrapRequest) (*Key, err
 			s.destroyAll(created)
 		}
 	}()
+	if err := s.beginKey(req.Label, meta, &created); err != nil {
+		return nil, err
+	}
 	unwrap := func(class, keyType uint, usage []*pkcs11.Attribute) (pkcs11.ObjectHandle, error) {
 		tmpl := append(keyObjectAttrs(class, true, req.Label, id, f), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, keyType))
 		o, err := s.h.ctx.UnwrapKey(s.s, mech, uh, req.Wrapped, modifiableLast(append(tmpl, usage...)))

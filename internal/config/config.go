@@ -104,6 +104,10 @@ type HSMConfig struct {
 	// HealthInterval is how often the token is probed when no request
 	// shows a symptom of its loss.
 	HealthInterval time.Duration `yaml:"healthInterval"`
+	// CleanupLeftovers destroys the objects of key creations, deletions
+	// and updates a crash interrupted (older than a minute); by default
+	// they are quarantined (never served) and reported.
+	CleanupLeftovers bool `yaml:"cleanupLeftovers"`
 }
 
 // ServerConfig tunes the HTTP server.

@@ -202,7 +202,7 @@ func OpenHSM(c config.HSMConfig, log *slog.Logger) (*hsm.HSM, error) {
 	if pin := os.Getenv("HSMGATE_HSM_PIN"); pin != "" {
 		hcfg.PIN = pin
 	}
-	hcfg.HealthInterval = c.HealthInterval
+	hcfg.HealthInterval, hcfg.CleanupLeftovers = c.HealthInterval, c.CleanupLeftovers
 	if c.PoolSize != config.Auto {
 		hcfg.PoolSize = int(c.PoolSize)
 	}
