@@ -49,6 +49,8 @@ type HSM struct {
 	keys *keyCache
 	// lookups coalesces the searches of labels the index lacks (lookup.go).
 	lookups *lookups
+	// generating bounds the key generations running at once (CreateKey).
+	generating chan struct{}
 	// sealed caches unwrapped credential secrets (sealed.go).
 	sealed sealedCache
 	// labels serialises deletions and metadata updates (read-modify-write).
@@ -126,6 +128,7 @@ func Open(cfg Config, log *slog.Logger) (*HSM, error) {
 	}
 	h.state.Store(st)
 	h.ready.Store(true)
+	h.generating = make(chan struct{}, max(1, cap(st.pools[keyLane])/2))
 	interval := cfg.HealthInterval
 	if interval == 0 {
 		interval = DefaultHealthInterval

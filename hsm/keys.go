@@ -30,6 +30,15 @@ func (h *HSM) CreateKey(ctx context.Context, req *CreateKeyRequest) (*Key, error
 	if err := h.checkGenerate(req); err != nil {
 		return nil, err
 	}
+	// Generation (seconds for RSA-4096) holds a session throughout: at most
+	// half the key sessions may generate at once, so that signing always
+	// finds one.
+	select {
+	case h.generating <- struct{}{}:
+		defer func() { <-h.generating }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait to generate %q: %w", req.Label, ctx.Err())
+	}
 	return h.mutate(ctx, req.Label, func(s *session) (*Key, error) { return s.createKey(req) })
 }
 
