@@ -63,9 +63,8 @@ func TestForwardedHeadersNeedATrustedProxy(t *testing.T) {
 	g := startGatewayWith(t, func(cfg map[string]any) {
 		section(section(cfg, "auth"), "throttle")["sourceFailures"] = 3
 	})
-	const clientID = "trace-xff.1"
 	r := g.request(t, http.MethodGet, "/v1/versionInfo", map[string]string{"X-API-KEY": g.creds.Service,
-		"X-Forwarded-For": "203.0.113.77", "X-Real-IP": "203.0.113.78", "X-Request-Id": clientID}, nil)
+		"X-Forwarded-For": "203.0.113.77", "X-Real-IP": "203.0.113.78"}, nil)
 	if r.Status != http.StatusOK {
 		t.Fatalf("versionInfo: %d %s", r.Status, r.Raw)
 	}
@@ -73,6 +72,10 @@ func TestForwardedHeadersNeedATrustedProxy(t *testing.T) {
 	if remote := logField(line, "remote"); remote != "127.0.0.1" || strings.Contains(line, "203.0.113.") {
 		t.Errorf("a forged X-Forwarded-For or X-Real-IP was logged as the client (remote=%s): %s", remote, line)
 	}
+
+	const clientID = "trace-xff.1"
+	r = g.request(t, http.MethodGet, "/healthz", map[string]string{"X-Request-Id": clientID}, nil)
+	line = g.accessLine(t, requestID(t, r))
 	if got := logField(line, "clientRequestId"); got != clientID {
 		t.Errorf("the client's request id was logged as %q, want %q beside the gateway's: %s", got, clientID, line)
 	}
