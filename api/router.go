@@ -224,9 +224,9 @@ func clientSource(proxies auth.Proxies) gin.HandlerFunc {
 	}
 }
 
-// HeaderRequestID carries the request id: the answer's is always the
+// headerRequestID carries the request id: the answer's is always the
 // gateway's own; a client may send one of its own (docs/api.md).
-const HeaderRequestID = "X-Request-Id"
+const headerRequestID = "X-Request-Id"
 
 // Keys of the request ids in the gin context.
 const (
@@ -255,10 +255,10 @@ func requestID() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := requestIDPrefix + "-" + strconv.FormatUint(requestCounter.Add(1), 10)
 		c.Set(requestIDKey, id)
-		if own := c.GetHeader(HeaderRequestID); validClientRequestID(own) {
+		if own := c.GetHeader(headerRequestID); validClientRequestID(own) {
 			c.Set(clientRequestIDKey, own)
 		}
-		c.Header(HeaderRequestID, id)
+		c.Header(headerRequestID, id)
 		c.Next()
 	}
 }

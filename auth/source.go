@@ -13,10 +13,10 @@ import (
 	"strings"
 )
 
-// HeaderForwardedFor is the header through which a trusted proxy names
+// headerForwardedFor is the header through which a trusted proxy names
 // the client it forwards for. X-Real-IP and Forwarded are never read:
 // one header, one rule.
-const HeaderForwardedFor = "X-Forwarded-For"
+const headerForwardedFor = "X-Forwarded-For"
 
 // Proxies are the reverse proxies and load balancers trusted to name the
 // client of a request in X-Forwarded-For (server.trustedProxies). The
@@ -68,7 +68,7 @@ func (p Proxies) Source(r *http.Request) netip.Addr {
 	if !p.trust(addr) {
 		return addr
 	}
-	hops := strings.Split(strings.Join(r.Header.Values(HeaderForwardedFor), ","), ",")
+	hops := strings.Split(strings.Join(r.Header.Values(headerForwardedFor), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
 		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
 		if err != nil {
