@@ -4,10 +4,12 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/hsmgate/hsmgate/auth"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -152,24 +154,33 @@ func (a *AccessLog) Close() error {
 // accessEntry is what a line says about one request, captured before gin
 // recycles the request's Context.
 type accessEntry struct {
-	at                                            time.Time
-	level                                         slog.Level
-	requestID, method, path, remote, subject, err string
-	status                                        int
-	duration                                      time.Duration
+	at    time.Time
+	level slog.Level
+	// requestID is the gateway's; clientRequestID the client's own, when
+	// it sent a valid one.
+	requestID, clientRequestID string
+	method, path, subject, err string
+	// remote is the client address (auth.RequestSource), rendered by
+	// the writer rather than in the request.
+	remote   netip.Addr
+	status   int
+	duration time.Duration
 }
 
 // record renders the entry as a log record: never headers, bodies or
 // query strings.
 func (e *accessEntry) record() slog.Record {
 	r := slog.NewRecord(e.at, e.level, "request", 0)
+	r.AddAttrs(slog.String("requestId", e.requestID))
+	if e.clientRequestID != "" {
+		r.AddAttrs(slog.String("clientRequestId", e.clientRequestID))
+	}
 	r.AddAttrs(
-		slog.String("requestId", e.requestID),
 		slog.String("method", e.method),
 		slog.String("path", e.path),
 		slog.Int("status", e.status),
 		slog.Duration("duration", e.duration),
-		slog.String("remote", e.remote),
+		slog.String("remote", e.remote.String()),
 	)
 	if e.subject != "" {
 		r.AddAttrs(slog.String("subject", e.subject))
@@ -199,8 +210,9 @@ func accessLog(log *slog.Logger, al *AccessLog) gin.HandlerFunc {
 			return
 		}
 		end := time.Now()
-		e := accessEntry{at: end, level: level, requestID: c.GetString("requestId"), method: c.Request.Method,
-			path: c.Request.URL.Path, remote: c.ClientIP(), status: status, duration: end.Sub(start)}
+		e := accessEntry{at: end, level: level, requestID: c.GetString(requestIDKey), clientRequestID: c.GetString(clientRequestIDKey),
+			method: c.Request.Method, path: c.Request.URL.Path, remote: auth.RequestSource(c.Request),
+			status: status, duration: end.Sub(start)}
 		if p := principal(c); p != nil {
 			e.subject = p.Subject
 		}

@@ -11,7 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/gin-gonic/gin"
@@ -72,6 +72,11 @@ type Options struct {
 	// invalid credential, closes the connection, and goes through the
 	// request id, the access log and the metrics like any other answer.
 	ConnectionCheck func(*http.Request) *auth.Error
+	// TrustedProxies may name the client in X-Forwarded-For
+	// (server.trustedProxies); from anyone else the client is the TCP
+	// peer. The access log, the throttles and the validSources of
+	// credentials all take the client address resolved from it.
+	TrustedProxies auth.Proxies
 }
 
 // server holds what the handlers need.
@@ -118,12 +123,26 @@ func New(opts Options) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
+	// A path with a trailing slash or a wrong case is no route: 404 with
+	// the envelope, not a redirect without one to a path the client did
+	// not ask for.
+	r.RedirectTrailingSlash, r.RedirectFixedPath = false, false
+	// The client address is auth.RequestSource's; gin's own ClientIP
+	// would trust X-Forwarded-For and X-Real-IP from anyone, so it is
+	// kept to the TCP peer in case anything ever calls it.
+	r.ForwardedByClientIP = false
 	collectors := opts.Collectors
 	if opts.AccessLog != nil {
 		collectors = append(slices.Clip(collectors), opts.AccessLog.waits)
 	}
 	s.metrics = newMetrics(opts.HSM, collectors)
-	r.Use(recovery(opts.Log), requestID(), accessLog(opts.Log, opts.AccessLog), s.metrics.observe())
+	r.Use(recovery(opts.Log))
+	if len(opts.TrustedProxies) > 0 {
+		// Without proxies the client is the TCP peer, which
+		// auth.RequestSource reads itself: no copy of the request.
+		r.Use(clientSource(opts.TrustedProxies))
+	}
+	r.Use(requestID(), accessLog(opts.Log, opts.AccessLog), s.metrics.observe())
 	if opts.ConnectionCheck != nil {
 		r.Use(connectionCheck(opts.ConnectionCheck))
 	}
@@ -188,13 +207,35 @@ func recovery(log *slog.Logger) gin.HandlerFunc {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.Error("panic in handler", "path", c.FullPath(), "panic", fmt.Sprint(v), "requestId", c.GetString("requestId"))
+				log.Error("panic in handler", "path", c.FullPath(), "panic", fmt.Sprint(v), "requestId", c.GetString(requestIDKey))
 				abortWith(c, newError(http.StatusInternalServerError, 701, "in.hsm", "internal error"))
 			}
 		}()
 		c.Next()
 	}
 }
+
+// clientSource records the client address of every request
+// (auth.Proxies.Resolve) before anything reads it.
+func clientSource(proxies auth.Proxies) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Request = proxies.Resolve(c.Request)
+		c.Next()
+	}
+}
+
+// headerRequestID carries the request id: the answer's is always the
+// gateway's own; a client may send one of its own (docs/api.md).
+const headerRequestID = "X-Request-Id"
+
+// Keys of the request ids in the gin context.
+const (
+	requestIDKey       = "requestId"
+	clientRequestIDKey = "clientRequestId"
+)
+
+// maxClientRequestID is the longest request id a client may send.
+const maxClientRequestID = 64
 
 // requestIDs seeds request ids: a random prefix per process and a counter.
 var (
@@ -206,17 +247,37 @@ var (
 	requestCounter atomic.Uint64
 )
 
-// requestID assigns X-Request-Id (a caller's own, if short and printable).
+// requestID gives every request an id of the gateway's own, answered in
+// X-Request-Id, so that an id in the log always names one request and
+// one only. A client's X-Request-Id is kept beside it, for the log, when
+// it is a valid client id (validClientRequestID); otherwise it is ignored.
 func requestID() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		id := c.GetHeader("X-Request-Id")
-		if len(id) == 0 || len(id) > 64 || strings.ContainsFunc(id, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
-			id = fmt.Sprintf("%s-%d", requestIDPrefix, requestCounter.Add(1))
+		id := requestIDPrefix + "-" + strconv.FormatUint(requestCounter.Add(1), 10)
+		c.Set(requestIDKey, id)
+		if own := c.GetHeader(headerRequestID); validClientRequestID(own) {
+			c.Set(clientRequestIDKey, own)
 		}
-		c.Set("requestId", id)
-		c.Header("X-Request-Id", id)
+		c.Header(headerRequestID, id)
 		c.Next()
 	}
+}
+
+// validClientRequestID reports whether id is 1 to 64 characters of
+// [A-Za-z0-9._-]: enough for UUIDs and trace ids, nothing that could
+// split or forge a log line or look like another field.
+func validClientRequestID(id string) bool {
+	if id == "" || len(id) > maxClientRequestID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch b := id[i]; {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', b == '.', b == '_', b == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // bodyLimit bounds every request body.

@@ -176,11 +176,20 @@ func TestUnknownRouteAndMethod(t *testing.T) {
 		{"GET", "/v1/nothing", 404},
 		{"PUT", "/v1/key", 405},
 		{"GET", "/v2/key", 404},
+		// A trailing slash or a wrong case is no route, not a redirect.
+		{"GET", "/v1/key/", 404},
+		{"POST", "/v1/synchronousSign/", 404},
+		{"GET", "/healthz/", 404},
+		{"GET", "/docs/", 404},
+		{"GET", "/HEALTHZ", 404},
 	} {
 		w := httptest.NewRecorder()
 		e.ServeHTTP(w, httptest.NewRequest(c.method, c.path, nil))
 		if w.Code != c.status || !strings.Contains(w.Body.String(), `"errorCode":`) || !strings.Contains(w.Body.String(), `"reason":"res.error.`) {
 			t.Errorf("%s %s: %d %s", c.method, c.path, w.Code, w.Body.String())
+		}
+		if loc := w.Header().Get("Location"); loc != "" {
+			t.Errorf("%s %s: redirected to %s", c.method, c.path, loc)
 		}
 	}
 }

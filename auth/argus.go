@@ -3,7 +3,7 @@ package auth
 // This file holds what the Argus-style credentials of AUTH.md §4 share:
 // the scheme that recognises all three (API keys, sessions, per-request
 // signatures), their options, the owner rule of the management endpoints,
-// source addresses and request URLs. The three credentials live in
+// the check of validSources and request URLs. The three credentials live in
 // argus_apikey.go, argus_session.go and argus_signature.go.
 
 import (
@@ -13,7 +13,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -55,9 +54,6 @@ type ArgusOptions struct {
 	Users *Users
 	// Replay makes signatures single-use.
 	Replay Replay
-	// TrustedProxies may set X-Forwarded-For; otherwise the source of a
-	// request is its TCP peer (default: no proxy is trusted).
-	TrustedProxies []netip.Prefix
 	// APIKeyDays is the lifetime of an API key created without
 	// expirationDays; APIKeyMaxDays bounds expirationDays.
 	APIKeyDays, APIKeyMaxDays int
@@ -280,51 +276,12 @@ func (a *Argus) remember(sum [32]byte, id string, now time.Time) {
 	a.verified[sum] = verifiedEntry{id: id, expires: now.Add(verifiedTTL)}
 }
 
-// clientIP is the source of a request: the TCP peer, or, when the peer
-// is a trusted proxy, the nearest X-Forwarded-For hop that is not one.
-func (a *Argus) clientIP(r *http.Request) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	peer, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Addr{}
-	}
-	peer = peer.Unmap()
-	if !a.trusted(peer) {
-		return peer
-	}
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			return peer
-		}
-		if hop = hop.Unmap(); !a.trusted(hop) {
-			return hop
-		}
-		peer = hop
-	}
-	return peer
-}
-
-// trusted reports whether addr is a configured proxy.
-func (a *Argus) trusted(addr netip.Addr) bool {
-	for _, p := range a.opts.TrustedProxies {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
-}
-
 // checkSource refuses a request from outside a credential's validSources.
 func (a *Argus) checkSource(r *http.Request, sources []string, what string) error {
 	if len(sources) == 0 {
 		return nil
 	}
-	ip := a.clientIP(r)
+	ip := RequestSource(r)
 	for _, s := range sources {
 		if p, err := netip.ParsePrefix(s); err == nil && p.Contains(ip) {
 			return nil
@@ -348,21 +305,6 @@ func ParseSources(list []string) ([]string, error) {
 		out = append(out, p.String())
 	}
 	return out, nil
-}
-
-// ParsePrefix parses a CIDR prefix or an IP address (its own /32 or /128
-// prefix) into a canonical, masked prefix.
-func ParsePrefix(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), nil
-	}
-	addr, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is neither an IP address nor a CIDR prefix", s)
-	}
-	addr = addr.Unmap()
-	return netip.PrefixFrom(addr, addr.BitLen()), nil
 }
 
 // urlMatches reports whether claimed names the request: either its path,

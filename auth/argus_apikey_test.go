@@ -190,8 +190,11 @@ func TestArgusAPIKeyLimits(t *testing.T) {
 	}
 }
 
+// TestArgusSourceBehindTrustedProxy: validSources are checked against the
+// client address the router resolves (Proxies.Resolve), behind a proxy too.
 func TestArgusSourceBehindTrustedProxy(t *testing.T) {
-	e := newArgusEnv(t, ArgusOptions{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	e := newArgusEnv(t, ArgusOptions{})
+	proxies := Proxies{netip.MustParsePrefix("10.0.0.0/8")}
 	_, header := e.createKey(t, APIKeySpec{ValidSources: []string{"192.0.2.0/24"}})
 	for _, c := range []struct {
 		what, peer, xff string
@@ -207,7 +210,7 @@ func TestArgusSourceBehindTrustedProxy(t *testing.T) {
 		if c.xff != "" {
 			r.Header.Set("X-Forwarded-For", c.xff)
 		}
-		_, err := e.argus.Authenticate(r)
+		_, err := e.argus.Authenticate(proxies.Resolve(r))
 		if (err == nil) != c.ok {
 			t.Errorf("%s: %v, want ok=%v", c.what, err, c.ok)
 		}

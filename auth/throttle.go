@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -13,8 +12,10 @@ import (
 
 // Throttle limits repeated authentication failures without letting anyone
 // lock a legitimate caller out (docs/credentials.md §5.1). It keeps three
-// kinds of counter, each by source, where a source is an IPv4 address or
-// an IPv6 /64 (what one client trivially holds):
+// kinds of counter, each by source, where a source is the IPv4 address
+// or the IPv6 /64 (what one client trivially holds) of the request's
+// client address, RequestSource: behind a trusted proxy, the client it
+// names, so that its clients are throttled apart:
 //
 //   - per source: failures of any credential within Window. Over
 //     SourceFailures, guessable secrets (passwords, TOTP codes, key
@@ -151,20 +152,6 @@ func credentialID(r *http.Request, s Scheme) string {
 		return ci.CredentialID(r)
 	}
 	return ""
-}
-
-// RequestSource returns the address a request comes from: its TCP peer
-// (the zero Addr when RemoteAddr is not an address).
-func RequestSource(r *http.Request) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return addr.Unmap().WithZone("")
 }
 
 // sourcePrefix is what one client holds of addr: the address itself for

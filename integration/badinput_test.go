@@ -83,6 +83,21 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 
+	t.Run("trailing slash", func(t *testing.T) {
+		// No redirect (which would carry no envelope, and which a client
+		// following it would turn into another request): no route.
+		for _, c := range []struct{ method, path, token string }{
+			{http.MethodGet, "/v1/key/", km},
+			{http.MethodGet, "/v1/key/" + ec + "/attributes/", km},
+			{http.MethodPost, "/v1/synchronousSign/", op},
+			{http.MethodGet, "/healthz/", ""},
+			{http.MethodGet, "/docs/", ""},
+		} {
+			r := g.call(t, c.method, c.path, c.token, nil)
+			expectError(t, c.method+" "+c.path, r, http.StatusNotFound, 600, "route.not.found")
+		}
+	})
+
 	t.Run("wrong method", func(t *testing.T) {
 		for _, c := range []struct{ method, path, token string }{
 			{http.MethodGet, "/v1/synchronousSign", op},

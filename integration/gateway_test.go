@@ -407,7 +407,9 @@ func (g *gateway) roundTrip(client *http.Client, method, path string, headers ma
 		req.ContentLength = int64(len(ct.body))
 	}
 	for k, v := range headers {
-		g.secret(v)
+		if !loggedHeaders[http.CanonicalHeaderKey(k)] {
+			g.secret(v)
+		}
 		req.Header.Set(k, v)
 	}
 	resp, err := client.Do(req)
@@ -426,6 +428,10 @@ func (g *gateway) roundTrip(client *http.Client, method, path string, headers ma
 	}
 	return r, nil
 }
+
+// loggedHeaders are the headers whose values the gateway may write to its
+// log (client addresses, request ids): not secrets.
+var loggedHeaders = map[string]bool{"X-Forwarded-For": true, "X-Real-Ip": true, "X-Request-Id": true}
 
 // formBody sends body with another Content-Type than JSON, as `curl -d` does.
 type formBody struct {

@@ -165,8 +165,9 @@ type Principal struct {
 	// Certificate is the identity of the client certificate of the
 	// connection, when one was presented (AUTH.md §2).
 	Certificate *Principal
-	// Source is the address the request came from (its TCP peer): what
-	// guesses of key passwords are throttled by (docs/credentials.md §5.1).
+	// Source is the client address of the request (auth.RequestSource:
+	// its TCP peer, or the client a trusted proxy names): what guesses of
+	// key passwords are throttled by (docs/credentials.md §5.1).
 	// The zero Addr when the caller is not a network request.
 	Source netip.Addr
 }

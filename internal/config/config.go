@@ -121,6 +121,10 @@ type ServerConfig struct {
 	// MaxProcs is GOMAXPROCS unless that variable is set; auto means
 	// CPUs + 1.
 	MaxProcs AutoCount `yaml:"maxProcs"`
+	// TrustedProxies (addresses or CIDR prefixes) may name the client in
+	// X-Forwarded-For; from anyone else the client is the TCP peer, for
+	// the access log, the throttle and validSources alike. Default: none.
+	TrustedProxies []string `yaml:"trustedProxies"`
 }
 
 // AutoCount is a count that may be written "auto": chosen at start from
@@ -267,7 +271,26 @@ func Parse(raw []byte) (*Config, error) {
 	if err := root.Decode(cfg); err != nil {
 		return nil, err
 	}
+	if len(cfg.Auth.Argus.TrustedProxies) > 0 {
+		cfg.Warnings = append(cfg.Warnings, "config: auth.argus.trustedProxies is read as part of server.trustedProxies, "+
+			"which names the client for the access log and the throttle too: move its entries there")
+	}
 	return cfg, nil
+}
+
+// TrustedProxies returns the proxies that may name the client of a
+// request: server.trustedProxies and, from files older than that key,
+// auth.argus.trustedProxies. Validate has checked both lists.
+func (c *Config) TrustedProxies() (auth.Proxies, error) {
+	proxies, err := auth.ParseProxies(c.Server.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("config: server.trustedProxies%w", err)
+	}
+	legacy, err := auth.ParseProxies(c.Auth.Argus.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("config: auth.argus.trustedProxies%w", err)
+	}
+	return append(proxies, legacy...), nil
 }
 
 // legacyDefaultKeys are the keys where 0, an empty string or list, or null

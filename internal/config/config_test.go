@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -21,7 +22,7 @@ func TestDefaultRoundTrips(t *testing.T) {
 	}
 	for _, line := range []string{"poolSize: auto", "healthInterval: 3s", "sourceFailures: 100", "credentialFailures: 10", "window: 1m0s",
 		"replayMaxEntries: 1048576", "window: 5s", "window: 5m0s", "validity: 24h0m0s", "maxBodyBytes: 1048576",
-		"accessLog: true", "shutdownTimeout: 30s", "gcPercent: 400", "maxProcs: auto", "timeout: 2s", "reloadInterval: 2s"} {
+		"accessLog: true", "shutdownTimeout: 30s", "gcPercent: 400", "maxProcs: auto", "trustedProxies: []", "timeout: 2s", "reloadInterval: 2s"} {
 		if !strings.Contains(string(raw), line) {
 			t.Errorf("the written defaults lack %q:\n%s", line, raw)
 		}
@@ -90,7 +91,7 @@ server: {maxBodyBytes: 0, accessLog: null, shutdownTimeout: 0s, gcPercent: 0, ma
 	want := Default()
 	if c.HSM.PoolSize != Auto || c.Auth.Throttle != want.Auth.Throttle || c.Auth.Argus.APIKeyDays != want.Auth.Argus.APIKeyDays ||
 		c.Auth.Argus.SessionIdle != want.Auth.Argus.SessionIdle || c.Auth.Barong.Window != want.Auth.Barong.Window ||
-		c.Server != want.Server {
+		!reflect.DeepEqual(c.Server, want.Server) {
 		t.Errorf("legacy zeros read as %+v", c)
 	}
 	if a := c.Auth.Actyx; a == nil || a.Validity != DefaultActyx().Validity || !reflect.DeepEqual(a.Trial, DefaultActyx().Trial) {
@@ -102,5 +103,32 @@ server: {maxBodyBytes: 0, accessLog: null, shutdownTimeout: 0s, gcPercent: 0, ma
 	}
 	if c.Auth.Armor.Window != -time.Second {
 		t.Errorf("auth.armor.window -1s read as %s", c.Auth.Armor.Window)
+	}
+}
+
+// TestTrustedProxies: server.trustedProxies trusts no proxy by default;
+// an older file's auth.argus.trustedProxies is read as part of it, with a
+// warning.
+func TestTrustedProxies(t *testing.T) {
+	if p, err := Default().TrustedProxies(); err != nil || len(p) != 0 {
+		t.Errorf("default: %v %v, want no proxy", p, err)
+	}
+	c, err := Parse([]byte(`
+server: {trustedProxies: [10.0.0.0/8, "2001:db8::1"]}
+auth: {argus: {trustedProxies: [192.0.2.1]}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.TrustedProxies()
+	if err != nil || fmt.Sprint(p) != "[10.0.0.0/8 2001:db8::1/128 192.0.2.1/32]" {
+		t.Errorf("TrustedProxies %v %v", p, err)
+	}
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "auth.argus.trustedProxies") {
+		t.Errorf("warnings %q", c.Warnings)
+	}
+	c.Server.TrustedProxies = []string{"10.0.0.0/8", "lb.example"}
+	if _, err := c.TrustedProxies(); err == nil || !strings.HasPrefix(err.Error(), "config: server.trustedProxies[1]: ") {
+		t.Errorf("a host name: %v", err)
 	}
 }

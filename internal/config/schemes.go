@@ -17,10 +17,9 @@ import (
 // Default() holds the defaults, those of package auth.
 type ArgusConfig struct {
 	Enabled bool `yaml:"enabled"`
-	// TrustedProxies (addresses or CIDR prefixes) may name the client in
-	// X-Forwarded-For; from anyone else the TCP peer is the source that
-	// validSources are checked against. Default: none.
-	TrustedProxies []string `yaml:"trustedProxies"`
+	// TrustedProxies is what server.trustedProxies was before it
+	// existed: read as part of it (Config.TrustedProxies), with a warning.
+	TrustedProxies []string `yaml:"trustedProxies,omitempty"`
 	// APIKeyDays is the lifetime of a key created without expirationDays;
 	// APIKeyMaxDays bounds expirationDays.
 	APIKeyDays    int `yaml:"apiKeyDays"`

@@ -167,6 +167,7 @@ func (c *ServerConfig) validate(p *problems) {
 	if c.MaxProcs < 0 {
 		p.add("server.maxProcs", "must be > 0 or auto, found %d", c.MaxProcs)
 	}
+	p.proxies("server.trustedProxies", c.TrustedProxies)
 }
 
 // validate checks the log: section.
@@ -227,9 +228,15 @@ func (c *ArgusConfig) validate(p *problems) {
 	}
 	positive(p, "auth.argus.apiKeyDays", c.APIKeyDays)
 	positive(p, "auth.argus.apiKeyMaxDays", c.APIKeyMaxDays)
-	for i, s := range c.TrustedProxies {
+	p.proxies("auth.argus.trustedProxies", c.TrustedProxies)
+}
+
+// proxies records each entry of the list at path that is neither an
+// address nor a CIDR prefix.
+func (p *problems) proxies(path string, list []string) {
+	for i, s := range list {
 		if _, err := auth.ParsePrefix(s); err != nil {
-			p.add(fmt.Sprintf("auth.argus.trustedProxies[%d]", i), "%v", err)
+			p.add(fmt.Sprintf("%s[%d]", path, i), "%v", err)
 		}
 	}
 }

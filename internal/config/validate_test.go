@@ -70,6 +70,7 @@ func TestValidate(t *testing.T) {
 		"zero body size":    {func(c *Config) { c.Server.MaxBodyBytes = 0 }, "server.maxBodyBytes: must be > 0"},
 		"GC percent":        {func(c *Config) { c.Server.GCPercent = 0 }, "server.gcPercent: "},
 		"max procs":         {func(c *Config) { c.Server.MaxProcs = -2 }, "server.maxProcs: "},
+		"trusted proxies":   {func(c *Config) { c.Server.TrustedProxies = []string{"127.0.0.1", "lb.example"} }, "server.trustedProxies[1]: "},
 		"log format":        {func(c *Config) { c.Log.Format = "xml" }, "log.format: "},
 		"log level":         {func(c *Config) { c.Log.Level = "loud" }, "log.level: "},
 		"no static token":   {func(c *Config) { c.Auth.StaticTokens = nil }, "auth.staticTokens: "},

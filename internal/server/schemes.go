@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"os"
 	"time"
 
@@ -82,16 +81,8 @@ func buildArgus(d *schemeDeps) (auth.Scheme, error) {
 	if !c.Enabled {
 		return nil, nil
 	}
-	var proxies []netip.Prefix
-	for _, s := range c.TrustedProxies {
-		p, err := auth.ParsePrefix(s)
-		if err != nil {
-			return nil, fmt.Errorf("config: auth.argus.trustedProxies: %w", err)
-		}
-		proxies = append(proxies, p)
-	}
 	a, err := auth.NewArgus(auth.ArgusOptions{Store: d.store, Token: d.hsm, Users: auth.NewUsers(d.store, d.hsm), Replay: d.replay,
-		TrustedProxies: proxies, APIKeyDays: c.APIKeyDays, APIKeyMaxDays: c.APIKeyMaxDays,
+		APIKeyDays: c.APIKeyDays, APIKeyMaxDays: c.APIKeyMaxDays,
 		SessionIdle: c.SessionIdle, SessionLifetime: c.SessionLifetime, CSRFMaxAge: c.CSRFMaxAge,
 		MaxClockSkew: c.MaxClockSkew, PinTolerance: c.PinTolerance, RequireRequestBinding: c.RequireRequestBinding})
 	if err != nil {

@@ -107,6 +107,10 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if err != nil {
 		return err
 	}
+	proxies, err := cfg.TrustedProxies()
+	if err != nil {
+		return err
+	}
 	tc := cfg.Auth.Throttle
 	throttle := auth.NewThrottle(auth.ThrottleOptions{SourceFailures: tc.SourceFailures, Window: tc.Window,
 		CredentialFailures: tc.CredentialFailures, Backoff: tc.Backoff, MaxBackoff: tc.MaxBackoff,
@@ -133,6 +137,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		Barong:          findScheme[*auth.Barong](schemes),
 		Armor:           findScheme[*auth.Armor](schemes),
 		ConnectionCheck: revalidate(tlsSrv),
+		TrustedProxies:  proxies,
 	})
 	srv := &http.Server{
 		Handler:           router,
