@@ -446,14 +446,14 @@ func (s *session) keyFromObjects(label string, objs []pkcs11.ObjectHandle) (*Key
 	}
 	if !metaFound {
 		if err := s.adoptForeignKey(k); err != nil {
-			return nil, err
+			return nil, goneOr(label, err)
 		}
 	}
 	if err := s.readFlags(k); err != nil {
-		return nil, err
+		return nil, goneOr(label, err)
 	}
 	if err := s.readPublic(k); err != nil {
-		return nil, err
+		return nil, goneOr(label, err)
 	}
 	return k, nil
 }

@@ -102,7 +102,7 @@ func (h *HSM) mutate(ctx context.Context, label string, fn func(*session) (*Key,
 	}
 	defer h.keys.release(label)
 	var k *Key
-	err := h.do(ctx, false, func(s *session) error {
+	create := func(s *session) error {
 		// Another instance may have created the label since this one
 		// indexed the token.
 		objs, err := s.findByLabel(label)
@@ -119,7 +119,14 @@ func (h *HSM) mutate(ctx context.Context, label string, fn func(*session) (*Key,
 		}
 		k, err = fn(s)
 		return err
-	})
+	}
+	err := h.do(ctx, false, create)
+	if isKind(err, pkcs11.CKR_GENERAL_ERROR) {
+		// SoftHSM2 fails an object creation now and then while objects of
+		// the same label are destroyed; the failed attempt left nothing
+		// behind (fn destroys what it created), so it is tried once more.
+		err = h.do(ctx, false, create)
+	}
 	if errors.Is(err, errLabelTaken) {
 		h.lookups.forgetMiss(label) // the next lookup finds and indexes it
 		return nil, fmt.Errorf("%w: %q", ErrExists, label)

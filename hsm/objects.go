@@ -2,6 +2,7 @@ package hsm
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -55,6 +56,9 @@ type labelObjects struct {
 	key []objectInfo
 	// leftovers are objects no served key owns that hsmgate wrote.
 	leftovers []objectInfo
+	// changing: an object of the label vanished while it was read (a
+	// deletion or an update is running).
+	changing bool
 }
 
 // since returns the creation time of the key a leftover belonged to: its
@@ -72,8 +76,15 @@ func (l *labelObjects) since(o objectInfo) time.Time {
 	return time.Time{}
 }
 
-// serves reports whether the label has a key to serve.
+// serves reports whether the label has a key to serve. Key objects without
+// metadata are another tool's key, unless objects of the label vanished
+// while they were read: then they may be a key of hsmgate's whose metadata
+// a running deletion just destroyed, and adopting them would hand that key
+// to customer "default".
 func (l *labelObjects) serves() bool {
+	if l.meta == nil && l.changing {
+		return false
+	}
 	for _, o := range l.key {
 		if o.class != pkcs11.CKO_CERTIFICATE {
 			return true
@@ -111,6 +122,9 @@ func (s *session) readByClass(info *objectInfo) error {
 			return err
 		}
 		if raw != nil {
+			if len(raw) == 0 {
+				return errVanished // read while it was being destroyed
+			}
 			m, err := decodeMeta(raw)
 			if err != nil {
 				return err
@@ -182,9 +196,13 @@ func (s *session) walk() (map[string]labelObjects, error) {
 		return nil, err
 	}
 	byLabel := map[string][]objectInfo{}
+	changing := map[string]bool{}
 	for _, o := range objs {
 		attrs, err := s.h.ctx.GetAttributeValue(s.s, o, []*pkcs11.Attribute{
 			pkcs11.NewAttribute(pkcs11.CKA_CLASS, nil), pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil)})
+		if vanished(err) {
+			continue // destroyed since it was found (a concurrent deletion)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("read label: %w", err)
 		}
@@ -193,29 +211,64 @@ func (s *session) walk() (map[string]labelObjects, error) {
 			continue
 		}
 		info := objectInfo{handle: o, class: bytesToUint(attrs[0].Value)}
-		if err := s.readByClass(&info); err != nil {
+		err = s.readByClass(&info)
+		if vanished(err) {
+			changing[label] = true
+			continue
+		}
+		if err != nil {
 			return nil, err
 		}
 		byLabel[label] = append(byLabel[label], info)
 	}
 	out := make(map[string]labelObjects, len(byLabel))
 	for label, infos := range byLabel {
-		out[label] = sortLabel(infos)
+		sorted := sortLabel(infos)
+		sorted.changing = changing[label]
+		out[label] = sorted
 	}
 	return out, nil
+}
+
+// vanished reports whether reading an object failed because it was
+// destroyed since it was found: SoftHSM2 answers CKR_OBJECT_HANDLE_INVALID,
+// or CKR_GENERAL_ERROR when the destruction runs during the read. (A lost
+// token, which also answers so, is noticed by the health probe: a known
+// label that reads as gone triggers one.)
+func vanished(err error) bool {
+	return errors.Is(err, errVanished) || isKind(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) || isKind(err, pkcs11.CKR_GENERAL_ERROR)
+}
+
+// errVanished: an object read as empty, as one being destroyed does.
+var errVanished = errors.New("object vanished while it was read")
+
+// goneOr is ErrNotFound when err says the key's objects vanished while
+// they were read (a concurrent deletion), else err.
+func goneOr(label string, err error) error {
+	if vanished(err) {
+		return fmt.Errorf("%w: %q (deleted while it was read)", ErrNotFound, label)
+	}
+	return err
 }
 
 // sortObjects reads and sorts the given objects of a label.
 func (s *session) sortObjects(objs []pkcs11.ObjectHandle) (labelObjects, error) {
 	infos := make([]objectInfo, 0, len(objs))
+	changing := false
 	for _, o := range objs {
 		info, err := s.readObject(o)
+		if vanished(err) {
+			changing = true // destroyed since it was found (a concurrent deletion)
+			continue
+		}
 		if err != nil {
 			return labelObjects{}, err
 		}
 		infos = append(infos, info)
 	}
-	return sortLabel(infos), nil
+	sorted := sortLabel(infos)
+	sorted.changing = changing
+	return sorted, nil
 }
 
 // leftover is an object of an interrupted creation, deletion or update,

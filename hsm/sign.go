@@ -43,18 +43,36 @@ func usable(k *Key, op string, allowed bool) error {
 // handles are current.
 func (h *HSM) useKey(ctx context.Context, k *Key, fn func(*session, *Key) error) error {
 	err := h.useKeyOnce(ctx, k, fn)
-	if !isKind(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) {
+	// SoftHSM2 answers a use of an object destroyed meanwhile with
+	// CKR_OBJECT_HANDLE_INVALID, with CKR_GENERAL_ERROR when the destruction
+	// came during the operation, and with CKR_KEY_FUNCTION_NOT_PERMITTED
+	// when it reads the usage flags of an object already destroyed (a
+	// genuine refusal answers the same again below).
+	if !isKind(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) && !isKind(err, pkcs11.CKR_GENERAL_ERROR) &&
+		!isKind(err, pkcs11.CKR_KEY_FUNCTION_NOT_PERMITTED) {
 		return err
 	}
-	// The handles went stale (another instance deleted or replaced the
-	// key): forget them and try once more with a fresh lookup.
+	// The key may have been deleted, or replaced under its label (here or
+	// by another instance): look again.
 	h.keys.invalidate(k.Label)
-	fresh, err := h.Key(ctx, k.Label)
-	if err != nil {
-		return err
+	fresh, ferr := h.Key(ctx, k.Label)
+	if ferr != nil {
+		return ferr
+	}
+	if fresh.Meta.UUID != k.Meta.UUID {
+		return errKeyChanged(k.Label)
 	}
 	return h.useKeyOnce(ctx, fresh, fn)
 }
+
+// ErrKeyChanged: the key was deleted and another created under its label
+// while the request ran. It is an ErrNotFound (the key the caller was
+// checked against is gone); a caller that checks a key before use may look
+// the label up again and check the new key.
+var ErrKeyChanged = fmt.Errorf("%w: replaced under its label", ErrNotFound)
+
+// errKeyChanged is ErrKeyChanged naming the label.
+func errKeyChanged(label string) error { return fmt.Errorf("%w: %q", ErrKeyChanged, label) }
 
 // useKeyOnce runs fn with k, reloading k first if its handles belong to an
 // earlier connection.

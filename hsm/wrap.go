@@ -97,6 +97,10 @@ func (s *session) keyOnSession(k *Key, reload bool) (*Key, error) {
 		return nil, err
 	}
 	s.h.keys.put(fresh)
+	if fresh.Meta.UUID != k.Meta.UUID {
+		// Not the key the caller was checked against.
+		return nil, errKeyChanged(k.Label)
+	}
 	return fresh, nil
 }
 

@@ -257,17 +257,16 @@ func (s *Service) ExportKey(ctx context.Context, p *roles.Principal, ref KeyRef)
 	if err != nil {
 		return nil, err
 	}
-	k, r, err := s.unlocked(ctx, p, ref)
-	if err != nil {
-		return nil, err
-	}
-	if hasPolicy(r.Policy) {
-		return nil, fmt.Errorf("%w: key %q has a policy and cannot be exported", ErrNotPermitted, k.Label)
-	}
-	if err := s.ready(ctx, p, k, r, ""); err != nil {
-		return nil, err
-	}
-	return exporter.ExportKey(ctx, k)
+	return use(ctx, s, p, ref, "", func(k *hsm.Key) (*hsm.ExportedKey, error) {
+		r, err := recordOf(k)
+		if err != nil {
+			return nil, err
+		}
+		if hasPolicy(r.Policy) {
+			return nil, fmt.Errorf("%w: key %q has a policy and cannot be exported", ErrNotPermitted, k.Label)
+		}
+		return exporter.ExportKey(ctx, k)
+	})
 }
 
 // ModifyRequest replaces a key's policy; keyStatus.blocked, when present,

@@ -3,6 +3,7 @@ package keys
 import (
 	"context"
 	"encoding/json"
+	"errors"
 
 	"github.com/hsmgate/hsmgate/alg"
 	"github.com/hsmgate/hsmgate/hsm"
@@ -37,11 +38,9 @@ func (s *Service) Sign(ctx context.Context, p *roles.Principal, req SignRequest)
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.usable(ctx, p, req.Key, OpSign)
-	if err != nil {
-		return nil, err
-	}
-	return signer.Sign(ctx, k, hsm.SignRequest{Algorithm: a, Payload: req.Payload, Raw: req.Raw})
+	return use(ctx, s, p, req.Key, OpSign, func(k *hsm.Key) ([]byte, error) {
+		return signer.Sign(ctx, k, hsm.SignRequest{Algorithm: a, Payload: req.Payload, Raw: req.Raw})
+	})
 }
 
 // VerifyRequest checks Signature over Payload with the public key of Key.
@@ -64,11 +63,9 @@ func (s *Service) Verify(ctx context.Context, p *roles.Principal, req VerifyRequ
 	if err != nil {
 		return false, err
 	}
-	k, err := s.usable(ctx, p, req.Key, "")
-	if err != nil {
-		return false, err
-	}
-	return signer.Verify(k, hsm.VerifyRequest{Algorithm: a, Payload: req.Payload, Signature: req.Signature, Raw: req.Raw})
+	return use(ctx, s, p, req.Key, "", func(k *hsm.Key) (bool, error) {
+		return signer.Verify(k, hsm.VerifyRequest{Algorithm: a, Payload: req.Payload, Signature: req.Signature, Raw: req.Raw})
+	})
 }
 
 // HMAC computes the keyed hash of payload with a secret key.
@@ -77,11 +74,9 @@ func (s *Service) HMAC(ctx context.Context, p *roles.Principal, key KeyRef, payl
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.usable(ctx, p, key, "")
-	if err != nil {
-		return nil, err
-	}
-	return macer.HMAC(ctx, k, payload)
+	return use(ctx, s, p, key, "", func(k *hsm.Key) ([]byte, error) {
+		return macer.HMAC(ctx, k, payload)
+	})
 }
 
 // VerifyHMAC checks a keyed hash in constant time.
@@ -90,11 +85,9 @@ func (s *Service) VerifyHMAC(ctx context.Context, p *roles.Principal, key KeyRef
 	if err != nil {
 		return false, err
 	}
-	k, err := s.usable(ctx, p, key, "")
-	if err != nil {
-		return false, err
-	}
-	return macer.VerifyHMAC(ctx, k, payload, mac)
+	return use(ctx, s, p, key, "", func(k *hsm.Key) (bool, error) {
+		return macer.VerifyHMAC(ctx, k, payload, mac)
+	})
 }
 
 // CipherRequest encrypts or decrypts Data with Key. Algorithm is the wire
@@ -135,11 +128,9 @@ func (s *Service) Encrypt(ctx context.Context, p *roles.Principal, req CipherReq
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.usable(ctx, p, req.Key, "")
-	if err != nil {
-		return nil, err
-	}
-	return c.Encrypt(ctx, k, creq)
+	return use(ctx, s, p, req.Key, "", func(k *hsm.Key) (*hsm.CipherResult, error) {
+		return c.Encrypt(ctx, k, creq)
+	})
 }
 
 // Decrypt decrypts with a key of the caller's customers.
@@ -152,16 +143,14 @@ func (s *Service) Decrypt(ctx context.Context, p *roles.Principal, req CipherReq
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.usable(ctx, p, req.Key, OpDecrypt)
-	if err != nil {
-		return nil, err
-	}
-	if creq.Cipher.Mode == alg.RSARaw && !(k.Flags.Decrypt && k.Flags.Sign) {
-		// Raw RSA decryption of 00 01 FF…00 ‖ DigestInfo is a PKCS#1 v1.5
-		// signature: it is a private-key oracle for whoever may call it.
-		return nil, refuse(ErrNotPermitted, "RSA_NO_PADDING decryption needs a key that allows both decrypt and sign (raw RSA decryption can forge signatures); %q does not allow sign", k.Label)
-	}
-	return c.Decrypt(ctx, k, creq)
+	return use(ctx, s, p, req.Key, OpDecrypt, func(k *hsm.Key) ([]byte, error) {
+		if creq.Cipher.Mode == alg.RSARaw && !(k.Flags.Decrypt && k.Flags.Sign) {
+			// Raw RSA decryption of 00 01 FF…00 ‖ DigestInfo is a PKCS#1
+			// v1.5 signature: a private-key oracle for whoever may call it.
+			return nil, refuse(ErrNotPermitted, "RSA_NO_PADDING decryption needs a key that allows both decrypt and sign (raw RSA decryption can forge signatures); %q does not allow sign", k.Label)
+		}
+		return c.Decrypt(ctx, k, creq)
+	})
 }
 
 // WrapRequest wraps Target under Wrapping with a wire wrap method
@@ -177,22 +166,37 @@ func (s *Service) Wrap(ctx context.Context, p *roles.Principal, req WrapRequest)
 	if err != nil {
 		return nil, err
 	}
-	target, err := s.usable(ctx, p, req.Target, "")
-	if err != nil {
-		return nil, err
+	return use(ctx, s, p, req.Target, "", func(target *hsm.Key) ([]byte, error) {
+		return use(ctx, s, p, req.Wrapping, "", func(wrapping *hsm.Key) ([]byte, error) {
+			method, err := alg.ParseWrapMethod(req.Method)
+			if err != nil {
+				return nil, err
+			}
+			if err := mayWrap(wrapping, target); err != nil {
+				return nil, err
+			}
+			return w.Wrap(ctx, wrapping, target, hsm.WrapRequest{Method: method})
+		})
+	})
+}
+
+// use runs fn on the usable key of ref (see Service.usable); when the key
+// was replaced under its label while fn ran (hsm.ErrKeyChanged), it runs
+// once more on the new key, checked from scratch, so that a request never
+// uses a key it was not checked against.
+func use[T any](ctx context.Context, s *Service, p *roles.Principal, ref KeyRef, op Operation, fn func(*hsm.Key) (T, error)) (T, error) {
+	for attempt := 0; ; attempt++ {
+		k, err := s.usable(ctx, p, ref, op)
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		v, err := fn(k)
+		if attempt == 0 && errors.Is(err, hsm.ErrKeyChanged) {
+			continue
+		}
+		return v, err
 	}
-	wrapping, err := s.usable(ctx, p, req.Wrapping, "")
-	if err != nil {
-		return nil, err
-	}
-	method, err := alg.ParseWrapMethod(req.Method)
-	if err != nil {
-		return nil, err
-	}
-	if err := mayWrap(wrapping, target); err != nil {
-		return nil, err
-	}
-	return w.Wrap(ctx, wrapping, target, hsm.WrapRequest{Method: method})
 }
 
 // mayWrap enforces who may wrap what, since wrapping is a way out of the
@@ -232,38 +236,36 @@ func (s *Service) Unwrap(ctx context.Context, p *roles.Principal, req UnwrapRequ
 	if err != nil {
 		return "", err
 	}
-	unwrapping, err := s.usable(ctx, p, req.Unwrapping, OpUnwrap)
-	if err != nil {
-		return "", err
-	}
-	if !req.Flags.Sensitive {
-		// Otherwise wrap, unwrap as non-sensitive, export would launder a
-		// sensitive key out of the token.
-		return "", refuse(ErrInvalidAttributes, "a key created by unwrap is always sensitive: sensitive must be true (or left out)")
-	}
-	if err := checkPrivateFlags(req.Flags, req.Policy); err != nil {
-		return "", err
-	}
-	policy, err := normalizePolicy(req.Policy)
-	if err != nil {
-		return "", err
-	}
-	customer, err := ownerCustomer(p, req.Customer)
-	if err != nil {
-		return "", err
-	}
-	method, err := alg.ParseWrapMethod(req.Method)
-	if err != nil {
-		return "", err
-	}
-	app, err := s.newRecord(ctx, "", customer, policy, nil)
-	if err != nil {
-		return "", err
-	}
-	k, err := w.Unwrap(ctx, unwrapping, &hsm.UnwrapRequest{
-		Label: req.Label, Method: method, Wrapped: req.Wrapped, Flags: req.Flags, App: app})
-	if err != nil {
-		return "", err
-	}
-	return k.Label, nil
+	return use(ctx, s, p, req.Unwrapping, OpUnwrap, func(unwrapping *hsm.Key) (string, error) {
+		if !req.Flags.Sensitive {
+			// Otherwise wrap, unwrap as non-sensitive, export would launder a
+			// sensitive key out of the token.
+			return "", refuse(ErrInvalidAttributes, "a key created by unwrap is always sensitive: sensitive must be true (or left out)")
+		}
+		if err := checkPrivateFlags(req.Flags, req.Policy); err != nil {
+			return "", err
+		}
+		policy, err := normalizePolicy(req.Policy)
+		if err != nil {
+			return "", err
+		}
+		customer, err := ownerCustomer(p, req.Customer)
+		if err != nil {
+			return "", err
+		}
+		method, err := alg.ParseWrapMethod(req.Method)
+		if err != nil {
+			return "", err
+		}
+		app, err := s.newRecord(ctx, "", customer, policy, nil)
+		if err != nil {
+			return "", err
+		}
+		k, err := w.Unwrap(ctx, unwrapping, &hsm.UnwrapRequest{
+			Label: req.Label, Method: method, Wrapped: req.Wrapped, Flags: req.Flags, App: app})
+		if err != nil {
+			return "", err
+		}
+		return k.Label, nil
+	})
 }

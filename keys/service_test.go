@@ -389,3 +389,40 @@ func TestPolicyGateSeesThePolicy(t *testing.T) {
 		t.Fatalf("the gate was told %+v", g.seen)
 	}
 }
+
+// replacingBackend deletes the key under a signature's label and creates
+// another customer's key there, then reports hsm.ErrKeyChanged, as the token
+// does when a key is replaced while it is used.
+type replacingBackend struct {
+	*keystest.Backend
+	replaced bool
+}
+
+func (b *replacingBackend) Sign(ctx context.Context, k *hsm.Key, req hsm.SignRequest) ([]byte, error) {
+	if b.replaced {
+		return b.Backend.Sign(ctx, k, req)
+	}
+	b.replaced = true
+	if err := b.DeleteKey(ctx, k.Label); err != nil {
+		return nil, err
+	}
+	if _, err := b.CreateKey(ctx, &hsm.CreateKeyRequest{Label: k.Label, Algorithm: hsm.AlgEC, CurveOID: hsm.OIDP256,
+		Flags: signFlags, App: json.RawMessage(`{"customer":"globex"}`)}); err != nil {
+		return nil, err
+	}
+	return nil, hsm.ErrKeyChanged
+}
+
+func TestReplacedKeyIsCheckedAgain(t *testing.T) {
+	b := &replacingBackend{Backend: keystest.New()}
+	s := keys.New(b, keys.Options{})
+	mustCreate(t, s, alice, "k", nil)
+	// The key alice was checked against was replaced by globex's: the
+	// retry checks the new key, which alice may not use.
+	if _, err := sign(s, alice, "k", nil); !errors.Is(err, keys.ErrNotFound) {
+		t.Fatalf("sign after the key was replaced: %v, want ErrNotFound from the fresh check", err)
+	}
+	if _, err := sign(s, bob, "k", nil); err != nil {
+		t.Fatalf("bob (globex) signs with globex's new key: %v", err)
+	}
+}
