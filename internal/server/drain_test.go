@@ -11,14 +11,15 @@ import (
 
 // TestDrain: before the drain answers keep their connection; once it has
 // begun, the next answer on the same connection says "Connection: close"
-// and the connection closes, and the drain ends as soon as none is open,
-// long before its delay.
+// and the connection closes, and the drain closes the listener and ends
+// as soon as none is open, long before its delay.
 func TestDrain(t *testing.T) {
 	var d drain
 	srv := httptest.NewUnstartedServer(d.handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok")
 	})))
 	srv.Config.ConnState = d.trackConn
+	srv.Listener = &closeOnce{Listener: srv.Listener}
 	srv.Start()
 	defer srv.Close()
 	client := srv.Client()
@@ -40,7 +41,7 @@ func TestDrain(t *testing.T) {
 	const delay = 10 * time.Second
 	done := make(chan int64)
 	start := time.Now()
-	go func() { done <- d.run(delay) }()
+	go func() { done <- int64(d.run(delay, srv.Listener)) }()
 	for !d.shuttingDown() {
 		time.Sleep(time.Millisecond)
 	}
@@ -58,5 +59,8 @@ func TestDrain(t *testing.T) {
 		}
 	case <-time.After(delay):
 		t.Fatal("the drain did not end when the last connection closed")
+	}
+	if _, err := client.Get(srv.URL); err == nil {
+		t.Error("a new connection was accepted after the drain")
 	}
 }

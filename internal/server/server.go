@@ -153,10 +153,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	tcp, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	ln := &closeOnce{Listener: tcp}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	runTLS(ctx, tlsSrv, log)
@@ -172,14 +173,16 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: answers close their connections, /readyz answers 503", "drainDelay", cfg.Server.DrainDelay.String())
-	open := drain.run(cfg.Server.DrainDelay)
+	open := drain.run(cfg.Server.DrainDelay, ln)
 	log.Info("shutting down, finishing in-flight requests", "timeout", cfg.Server.ShutdownTimeout.String(), "openConnections", open)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+	// Serve ends with ErrServerClosed, or net.ErrClosed when the drain
+	// closed the listener first.
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 		return err
 	}
 	log.Info("stopped")
