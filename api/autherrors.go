@@ -24,6 +24,9 @@ var (
 	formInvalidInput  = authForm{http.StatusBadRequest, 600, "input.validation.failed"}
 	formUnprocessable = authForm{http.StatusUnprocessableEntity, 600, "input.validation.failed"}
 	formNoSuchKey     = authForm{http.StatusNotFound, 650, "key.not.existent"}
+	// formStoreUnavailable is TSB's "error in subsystem", its spelling
+	// kept: clients match the reason.
+	formStoreUnavailable = authForm{http.StatusServiceUnavailable, 700, "in.subystem"}
 )
 
 // tsbAuthForms maps every kind of auth failure to its TSB form. A refused
@@ -36,7 +39,8 @@ var tsbAuthForms = map[error]authForm{
 	auth.ErrWrongSource:       formInvalidToken,
 	auth.ErrReplay:            formInvalidToken,
 	auth.ErrThrottled:         {http.StatusTooManyRequests, 429, "too.many.failures"},
-	auth.ErrUnavailable:       {http.StatusServiceUnavailable, 503, "replay.store.full"}, // the one check that can be unavailable
+	auth.ErrUnavailable:       {http.StatusServiceUnavailable, 503, "replay.store.full"}, // the memory replay store
+	auth.ErrStoreUnavailable:  formStoreUnavailable,
 	auth.ErrNotAllowed:        {http.StatusForbidden, 400, "security.not.allowed"},
 	auth.ErrInvalidRequest:    formInvalidInput,
 	auth.ErrTooLarge:          {http.StatusRequestEntityTooLarge, 600, "input.validation.failed"},
@@ -110,7 +114,8 @@ func retryAfter(e *auth.Error) string {
 
 // abortAuth answers an authentication failure in the form of its scheme,
 // and any other error (the token failing while a credential is checked)
-// as the handlers' errors are.
+// as the handlers' errors are. A failure answered 5xx (the state store
+// unavailable) hands err, with its cause, to the access log.
 func abortAuth(c *gin.Context, err error) {
 	e, ok := auth.AsError(err)
 	if !ok {
@@ -121,6 +126,9 @@ func abortAuth(c *gin.Context, err error) {
 		c.Header("Retry-After", v)
 	}
 	status, body := authBody(e)
+	if status >= 500 {
+		_ = c.Error(err)
+	}
 	c.AbortWithStatusJSON(status, body)
 }
 

@@ -139,11 +139,12 @@ func serviceError(err error, as unsupportedAs) *Error {
 
 // abort ends the request with err rendered as the TSB envelope. An
 // authentication failure the keys service passes on (a throttled key
-// password) is answered as the Authenticator's are, Retry-After included.
+// password), and any failure auth classifies (the state store unavailable
+// while a credential handler reads or writes it), are answered as the
+// Authenticator's are, Retry-After included.
 func abort(c *gin.Context, err error, as unsupportedAs) {
-	var ae *auth.Error
-	if errors.As(err, &ae) {
-		abortAuth(c, ae)
+	if _, ok := auth.AsError(err); ok {
+		abortAuth(c, err)
 		return
 	}
 	e := serviceError(err, as)

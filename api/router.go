@@ -77,6 +77,11 @@ type Options struct {
 	// peer. The access log, the throttles and the validSources of
 	// credentials all take the client address resolved from it.
 	TrustedProxies auth.Proxies
+	// Store is the state store, which /readyz pings (nil: none to check).
+	Store Pinger
+	// ShuttingDown, when set, reports that a graceful shutdown has begun:
+	// /readyz then answers 503.
+	ShuttingDown func() bool
 }
 
 // server holds what the handlers need.
@@ -101,6 +106,8 @@ type server struct {
 	// barongKeys and armorKeys manage the HMAC keys of AUTH.md §5–§6.
 	barongKeys *auth.Barong
 	armorKeys  *auth.Armor
+	// ready answers /readyz.
+	ready readiness
 }
 
 // principalKey is where authenticate stores the Principal in the gin context.
@@ -120,6 +127,7 @@ func New(opts Options) *gin.Engine {
 	s.appTokens = opts.AppTokens
 	s.argus = opts.Argus
 	s.barongKeys, s.armorKeys = opts.Barong, opts.Armor
+	s.ready = newReadiness(opts)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true

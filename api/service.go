@@ -59,12 +59,3 @@ func (s *server) statistics(c *gin.Context) error {
 func (s *server) healthz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
-
-// readyz answers readiness: the token is reachable and logged in.
-func (s *server) readyz(c *gin.Context) {
-	if !s.hsm.Ready() {
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready", "reason": "HSM unreachable"})
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"status": "ready"})
-}

@@ -32,6 +32,11 @@ var (
 	// ErrUnavailable: the credential cannot be checked right now (the
 	// replay store is full); Error.RetryAfter says when to try again.
 	ErrUnavailable = errors.New("credential check unavailable")
+	// ErrStoreUnavailable: the state store (the database of users and
+	// credentials) cannot be reached, so the credential can be neither
+	// checked nor managed now; it says nothing about the credential.
+	// AsError turns any error wrapping store.ErrUnavailable into it.
+	ErrStoreUnavailable = errors.New("state store unavailable")
 	// ErrNotAllowed: the caller may not do this to these credentials.
 	ErrNotAllowed = errors.New("not allowed")
 	// ErrInvalidRequest: the request to authenticate or to manage a
@@ -94,14 +99,29 @@ func keyFailure(kind error, format string, args ...any) *Error {
 
 // Kinds lists every kind of failure, for code that must handle each.
 var Kinds = []error{ErrMissing, ErrMalformed, ErrInvalid, ErrExpired, ErrWrongSource, ErrReplay, ErrThrottled,
-	ErrUnavailable, ErrNotAllowed, ErrInvalidRequest, ErrTooLarge, ErrUnknownUser, ErrUnknownCredential}
+	ErrUnavailable, ErrStoreUnavailable, ErrNotAllowed, ErrInvalidRequest, ErrTooLarge, ErrUnknownUser, ErrUnknownCredential}
+
+// storeRetryAfter is the Retry-After of ErrStoreUnavailable: a restarted
+// database is typically back within seconds.
+const storeRetryAfter = time.Second
+
+// errStoreUnavailable is what the caller is told when the state store
+// cannot be reached; the cause goes to the log only.
+var errStoreUnavailable = &Error{Kind: ErrStoreUnavailable, RetryAfter: storeRetryAfter,
+	Message: "the state store (credential database) is unavailable; retry later"}
 
 // AsError returns the *Error that err is or wraps; for an error that wraps
 // only a kind (fmt.Errorf("…: %w", ErrInvalid)), an Error of that kind with
-// err's text. ok is false for any other error.
+// err's text; for an error of the store that wraps store.ErrUnavailable,
+// an Error of kind ErrStoreUnavailable with a message of its own (the
+// cause is for the log). ok is false for any other error.
 func AsError(err error) (e *Error, ok bool) {
 	if errors.As(err, &e) {
 		return e, true
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		e := *errStoreUnavailable // callers may complete their copy
+		return &e, true
 	}
 	for _, k := range Kinds {
 		if errors.Is(err, k) {
@@ -112,8 +132,10 @@ func AsError(err error) (e *Error, ok bool) {
 }
 
 // IsAuthError reports whether err is an authentication failure to show
-// the caller (as opposed to an HSM or store failure while checking).
+// the caller (as opposed to an HSM or store failure while checking): the
+// failures that count against the caller in throttling, and that a
+// scheme may answer as a refused credential.
 func IsAuthError(err error) bool {
-	_, ok := AsError(err)
-	return ok
+	e, ok := AsError(err)
+	return ok && e.Kind != ErrStoreUnavailable
 }

@@ -26,11 +26,16 @@ import (
 func postgresGateway(t *testing.T) (*gateway, string) {
 	t.Helper()
 	dsn := storetest.Postgres(t)
-	g := hmacKeysGateway(t, func(cfg map[string]any) {
+	return postgresGatewayOn(t, dsn), dsn
+}
+
+// postgresGatewayOn is postgresGateway on the database named by dsn.
+func postgresGatewayOn(t *testing.T, dsn string) *gateway {
+	t.Helper()
+	return hmacKeysGateway(t, func(cfg map[string]any) {
 		cfg["store"] = map[string]any{"driver": "postgres", "dsn": dsn}
 		section(cfg, "auth")["replay"] = "store"
 	})
-	return g, dsn
 }
 
 // postgresTwin starts a second instance on g's state directory (the same

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -47,9 +48,11 @@ type dialect struct {
 	// serialWrites queues writers in the process (SQLite has one writer;
 	// a mutex is fairer and faster than its busy-retry sleep loop).
 	serialWrites bool
-	// classify maps a driver error to ErrExists (unique violation) or
-	// ErrNotFound (foreign key violation: the referenced user is absent);
-	// it returns nil for any other error.
+	// classify maps an error of the dialect's driver, by its code, to
+	// ErrExists (unique violation), ErrNotFound (foreign key violation:
+	// the referenced user is absent) or ErrUnavailable (the server cannot
+	// serve now); it returns nil for any other error. The package-level
+	// classify adds what every driver shares (errors.go).
 	classify func(error) error
 }
 
@@ -72,11 +75,15 @@ func (d *dialect) rebind(query string) string {
 	return b.String()
 }
 
-// sqlStore implements Store on database/sql for every dialect.
+// sqlStore implements Store on database/sql for every dialect. Every
+// error of the database passes through wrap (errors.go) on its way out,
+// by exec, queryRow and queryAll.
 type sqlStore struct {
 	db  *sql.DB
 	d   *dialect
 	wmu sync.Mutex
+	// closed is set by Close: what fails afterwards fails because of it.
+	closed atomic.Bool
 }
 
 // lockWrite serialises writers when the dialect asks for it.
@@ -98,21 +105,59 @@ func (s *sqlStore) exec(ctx context.Context, query string, args ...any) (int64, 
 	return res.RowsAffected()
 }
 
-// wrap maps constraint violations to ErrExists / ErrNotFound, keeping the cause.
-func (s *sqlStore) wrap(err error) error {
-	if kind := s.d.classify(err); kind != nil {
-		return fmt.Errorf("%w: %v", kind, err)
-	}
-	return err
+// row is a result of queryRow: its Scan error is wrapped.
+type row struct {
+	r *sql.Row
+	s *sqlStore
 }
 
+// Scan implements scanner.
+func (r row) Scan(dest ...any) error { return r.s.wrap(r.r.Scan(dest...)) }
+
 // queryRow runs a query expected to return one row.
-func (s *sqlStore) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return s.db.QueryRowContext(ctx, s.d.rebind(query), args...)
+func (s *sqlStore) queryRow(ctx context.Context, query string, args ...any) row {
+	return row{s.db.QueryRowContext(ctx, s.d.rebind(query), args...), s}
+}
+
+// queryAll runs a query and reads every row with scan; what names the
+// query in errors.
+func queryAll[T any](ctx context.Context, s *sqlStore, what string, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, s.wrap(err))
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, s.wrap(err))
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, s.wrap(err))
+	}
+	return out, nil
+}
+
+// Ping implements Store.
+func (s *sqlStore) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		// A ping fails only because the database does not answer.
+		if err = s.wrap(err); !errors.Is(err, ErrUnavailable) {
+			err = fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		return fmt.Errorf("ping: %w", err)
+	}
+	return nil
 }
 
 // Close implements Store.
-func (s *sqlStore) Close() error { return s.db.Close() }
+func (s *sqlStore) Close() error {
+	s.closed.Store(true)
+	return s.db.Close()
+}
 
 // AddCustomer implements Store.
 func (s *sqlStore) AddCustomer(ctx context.Context, c Customer) error {
@@ -128,17 +173,13 @@ func (s *sqlStore) AddCustomer(ctx context.Context, c Customer) error {
 
 // Customers implements Store.
 func (s *sqlStore) Customers(ctx context.Context) ([]Customer, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, created_at FROM customers ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("list customers: %w", err)
-	}
-	return collect(rows, "list customers", func(sc scanner) (Customer, error) {
+	return queryAll(ctx, s, "list customers", func(sc scanner) (Customer, error) {
 		var c Customer
 		var created sql.NullInt64
 		err := sc.Scan(&c.Name, &created)
 		c.CreatedAt = fromMillis(created)
 		return c, err
-	})
+	}, `SELECT name, created_at FROM customers ORDER BY name`)
 }
 
 // userColumns are the columns of users in the order scanUser reads them.
@@ -240,11 +281,7 @@ func (s *sqlStore) oneUser(ctx context.Context, what, query string, args ...any)
 
 // Users implements Store.
 func (s *sqlStore) Users(ctx context.Context) ([]User, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY domain, username`)
-	if err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
-	}
-	return collect(rows, "list users", scanUser)
+	return queryAll(ctx, s, "list users", scanUser, `SELECT `+userColumns+` FROM users ORDER BY domain, username`)
 }
 
 // credentialColumns are the columns of credentials in the order
@@ -356,11 +393,7 @@ func (s *sqlStore) Credentials(ctx context.Context, kind Kind, userID string) ([
 		query += ` AND user_id = ?`
 		args = append(args, userID)
 	}
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(query+` ORDER BY created_at, seq`), args...)
-	if err != nil {
-		return nil, fmt.Errorf("list %s credentials: %w", kind, err)
-	}
-	return collect(rows, "list "+string(kind)+" credentials", scanCredential)
+	return queryAll(ctx, s, "list "+string(kind)+" credentials", scanCredential, query+` ORDER BY created_at, seq`, args...)
 }
 
 // Touch implements Store.
@@ -443,23 +476,6 @@ func (s *sqlStore) PinOffset(ctx context.Context, key string, offset time.Durati
 
 // scanner is *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
-
-// collect reads every row with scan and closes rows.
-func collect[T any](rows *sql.Rows, what string, scan func(scanner) (T, error)) ([]T, error) {
-	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	return out, nil
-}
 
 // notFound maps sql.ErrNoRows to ErrNotFound.
 func notFound(err error) error {

@@ -17,7 +17,9 @@ import (
 // sqliteDialect is SQLite through modernc.org/sqlite (pure Go).
 var sqliteDialect = &dialect{name: "sqlite", serialWrites: true, classify: classifySQLite}
 
-// classifySQLite implements dialect.classify.
+// classifySQLite implements dialect.classify. A database still locked
+// by another process after the busy timeout, an I/O error or a full disk
+// make the file unavailable; the request may succeed later.
 func classifySQLite(err error) error {
 	var e *sqlite.Error
 	if !errors.As(err, &e) {
@@ -28,6 +30,11 @@ func classifySQLite(err error) error {
 		return ErrExists
 	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
 		return ErrNotFound
+	}
+	switch e.Code() & 0xff { // the primary code of an extended one
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL,
+		sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOMEM:
+		return ErrUnavailable
 	}
 	return nil
 }

@@ -18,6 +18,12 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrExists: a row with the same identity exists.
 	ErrExists = errors.New("already exists")
+	// ErrUnavailable: the database could not be reached or could not
+	// answer (refused or lost connection, server shutting down or
+	// starting, timeout, store closed): the request may succeed later,
+	// and says nothing about the rows it asked for. The error wrapping it
+	// keeps the cause, which names no DSN or password.
+	ErrUnavailable = errors.New("state store unavailable")
 )
 
 // Customer is a tenant: every key belongs to one.
@@ -139,6 +145,9 @@ type Store interface {
 	// returns the pinned offset (clock-skew pinning, AUTH.md §4).
 	PinOffset(ctx context.Context, key string, offset time.Duration) (time.Duration, error)
 
+	// Ping checks that the database answers (readiness); its failure is
+	// ErrUnavailable.
+	Ping(ctx context.Context) error
 	// Close releases the database.
 	Close() error
 }

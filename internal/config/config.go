@@ -115,6 +115,10 @@ type ServerConfig struct {
 	MaxBodyBytes    int64         `yaml:"maxBodyBytes"`
 	AccessLog       bool          `yaml:"accessLog"`
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+	// DrainDelay is how long, at most, a shutdown tells clients to close
+	// their keep-alive connections before the listener closes; it ends
+	// earlier once none is open. 0: no drain.
+	DrainDelay time.Duration `yaml:"drainDelay"`
 	// GCPercent is the garbage collector target (GOGC) unless GOGC is
 	// set; -1 switches the collector off.
 	GCPercent int `yaml:"gcPercent"`
@@ -169,6 +173,10 @@ const (
 	// DefaultShutdownTimeout is how long in-flight requests may take to
 	// finish after SIGTERM.
 	DefaultShutdownTimeout = 30 * time.Second
+	// DefaultDrainDelay leaves a keep-alive client that sends every few
+	// hundred milliseconds time for one more request, answered with
+	// "Connection: close".
+	DefaultDrainDelay = time.Second
 	// DefaultGCPercent is the garbage collector target: the live heap is
 	// tiny, so Go's 100 would collect every few MiB.
 	DefaultGCPercent = 400
@@ -203,7 +211,7 @@ func Default() *Config {
 			Armor:  HMACKeysConfig{Window: auth.DefaultArmorWindow},
 		},
 		Store:  StoreConfig{Driver: DriverSQLite, Path: DefaultStorePath},
-		Server: ServerConfig{MaxBodyBytes: DefaultMaxBodyBytes, AccessLog: true, ShutdownTimeout: DefaultShutdownTimeout, GCPercent: DefaultGCPercent, MaxProcs: Auto},
+		Server: ServerConfig{MaxBodyBytes: DefaultMaxBodyBytes, AccessLog: true, ShutdownTimeout: DefaultShutdownTimeout, DrainDelay: DefaultDrainDelay, GCPercent: DefaultGCPercent, MaxProcs: Auto},
 		Log:    LogConfig{Format: "json", Level: "info"},
 	}
 }

@@ -22,7 +22,7 @@ func TestDefaultRoundTrips(t *testing.T) {
 	}
 	for _, line := range []string{"poolSize: auto", "healthInterval: 3s", "sourceFailures: 100", "credentialFailures: 10", "window: 1m0s",
 		"replayMaxEntries: 1048576", "window: 5s", "window: 5m0s", "validity: 24h0m0s", "maxBodyBytes: 1048576",
-		"accessLog: true", "shutdownTimeout: 30s", "gcPercent: 400", "maxProcs: auto", "trustedProxies: []", "timeout: 2s", "reloadInterval: 2s"} {
+		"accessLog: true", "shutdownTimeout: 30s", "drainDelay: 1s", "gcPercent: 400", "maxProcs: auto", "trustedProxies: []", "timeout: 2s", "reloadInterval: 2s"} {
 		if !strings.Contains(string(raw), line) {
 			t.Errorf("the written defaults lack %q:\n%s", line, raw)
 		}

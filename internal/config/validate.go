@@ -161,6 +161,7 @@ func (c *Config) validateStore(p *problems) {
 func (c *ServerConfig) validate(p *problems) {
 	positive(p, "server.maxBodyBytes", c.MaxBodyBytes)
 	positive(p, "server.shutdownTimeout", c.ShutdownTimeout)
+	p.notNegative("server.drainDelay", c.DrainDelay)
 	if c.GCPercent <= 0 && c.GCPercent != -1 {
 		p.add("server.gcPercent", "must be > 0, or -1 (collector off), found %d", c.GCPercent)
 	}

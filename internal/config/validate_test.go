@@ -68,6 +68,7 @@ func TestValidate(t *testing.T) {
 		"body size":         {func(c *Config) { c.Server.MaxBodyBytes = -1 }, "server.maxBodyBytes: must be > 0"},
 		"shutdown timeout":  {func(c *Config) { c.Server.ShutdownTimeout = -time.Second }, "server.shutdownTimeout: "},
 		"zero body size":    {func(c *Config) { c.Server.MaxBodyBytes = 0 }, "server.maxBodyBytes: must be > 0"},
+		"drain delay":       {func(c *Config) { c.Server.DrainDelay = -time.Second }, "server.drainDelay: must not be negative"},
 		"GC percent":        {func(c *Config) { c.Server.GCPercent = 0 }, "server.gcPercent: "},
 		"max procs":         {func(c *Config) { c.Server.MaxProcs = -2 }, "server.maxProcs: "},
 		"trusted proxies":   {func(c *Config) { c.Server.TrustedProxies = []string{"127.0.0.1", "lb.example"} }, "server.trustedProxies[1]: "},
@@ -232,5 +233,23 @@ certificates:
 		if r.validate(&p, "r"); len(p) > 0 {
 			t.Errorf("valid rule %d refused: %v", i, p)
 		}
+	}
+}
+
+// TestDrainDelayZeroMeansNoDrain: unlike the limits and timeouts, a drain
+// delay of 0 is a setting of its own (no drain), accepted without a
+// warning and kept as 0.
+func TestDrainDelayZeroMeansNoDrain(t *testing.T) {
+	c, err := Parse([]byte("server: {drainDelay: 0s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.DrainDelay != 0 || len(c.Warnings) > 0 {
+		t.Errorf("drainDelay: 0s read as %s with warnings %v, want 0 and none", c.Server.DrainDelay, c.Warnings)
+	}
+	v := validConfig(t)
+	v.Server.DrainDelay = 0
+	if err := v.Validate(); err != nil {
+		t.Errorf("Validate with no drain: %v", err)
 	}
 }

@@ -61,8 +61,9 @@ type Options struct {
 
 // Run builds the gateway from cfg, which must pass cfg.Validate (as
 // config.Load makes sure), and serves until ctx ends or SIGINT or SIGTERM
-// arrives; then in-flight requests get cfg.Server.ShutdownTimeout to
-// finish.
+// arrives; then clients are told to close their connections for up to
+// cfg.Server.DrainDelay (drain.go), and in-flight requests get
+// cfg.Server.ShutdownTimeout to finish.
 func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -127,6 +128,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		// in-flight requests finish: their lines are written out too.
 		defer accessLog.Close()
 	}
+	var drain drain
 	router := api.New(api.Options{
 		HSM: h, Keys: keys.New(h, keys.Options{Passwords: throttle.Passwords("key-password")}), Auth: authn, Throttle: throttle,
 		RequireBoth: cfg.TLS.RequireBoth, Log: log, MaxBodyBytes: cfg.Server.MaxBodyBytes,
@@ -138,9 +140,12 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		Armor:           findScheme[*auth.Armor](schemes),
 		ConnectionCheck: revalidate(tlsSrv),
 		TrustedProxies:  proxies,
+		Store:           st,
+		ShuttingDown:    drain.shuttingDown,
 	})
 	srv := &http.Server{
-		Handler:           router,
+		Handler:           drain.handler(router),
+		ConnState:         drain.trackConn,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -148,10 +153,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	tcp, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	ln := &closeOnce{Listener: tcp}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	runTLS(ctx, tlsSrv, log)
@@ -166,13 +172,17 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down, finishing in-flight requests", "timeout", cfg.Server.ShutdownTimeout.String())
+	log.Info("shutting down: answers close their connections, /readyz answers 503", "drainDelay", cfg.Server.DrainDelay.String())
+	open := drain.run(cfg.Server.DrainDelay, ln)
+	log.Info("shutting down, finishing in-flight requests", "timeout", cfg.Server.ShutdownTimeout.String(), "openConnections", open)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+	// Serve ends with ErrServerClosed, or net.ErrClosed when the drain
+	// closed the listener first.
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 		return err
 	}
 	log.Info("stopped")

@@ -1,12 +1,14 @@
 package storetest
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -33,15 +35,17 @@ const (
 	EnvPostgres = "HSMGATE_TEST_POSTGRES"
 )
 
-// cluster is the PostgreSQL server of this test binary.
-var cluster struct {
-	once  sync.Once
-	admin *sql.DB // connected to the maintenance database
+// server is a PostgreSQL server tests create databases in.
+type server struct {
 	dsn   string  // DSN of the maintenance database
-	err   error
-	// keepAlive is the write end of the pipe whose closing at exit stops
-	// the cluster started by this binary.
-	keepAlive *os.File
+	admin *sql.DB // connected to it
+}
+
+// shared is the server of Postgres, set up once per test binary.
+var shared struct {
+	once sync.Once
+	srv  *server
+	err  error
 }
 
 // Postgres returns the DSN of a fresh, empty PostgreSQL database that is
@@ -54,42 +58,150 @@ var cluster struct {
 // HSMGATE_TEST_POSTGRES=off.
 func Postgres(t testing.TB) string {
 	t.Helper()
+	skipIfOff(t)
+	shared.once.Do(func() {
+		dsn := os.Getenv(EnvPostgresDSN)
+		if dsn == "" {
+			var c *Cluster
+			if c, shared.err = startCluster(); shared.err != nil {
+				return
+			}
+			// The shared cluster lives as long as the binary: its control
+			// pipe is never closed before exit.
+			shared.srv = &c.server
+			return
+		}
+		shared.srv, shared.err = connect(dsn)
+	})
+	if shared.err != nil {
+		t.Fatalf("PostgreSQL for tests (set %s, or %s=off to skip): %v", EnvPostgresDSN, EnvPostgres, shared.err)
+	}
+	return shared.srv.database(t)
+}
+
+// skipIfOff skips t when HSMGATE_TEST_POSTGRES=off.
+func skipIfOff(t testing.TB) {
+	t.Helper()
 	if os.Getenv(EnvPostgres) == "off" {
 		t.Skipf("%s=off: PostgreSQL tests skipped", EnvPostgres)
 	}
-	cluster.once.Do(func() {
-		cluster.dsn = os.Getenv(EnvPostgresDSN)
-		if cluster.dsn == "" {
-			cluster.dsn, cluster.err = startCluster()
-			if cluster.err != nil {
-				return
-			}
-		}
-		cluster.admin, cluster.err = sql.Open("pgx", cluster.dsn)
-	})
-	if cluster.err != nil {
-		t.Fatalf("PostgreSQL for tests (set %s, or %s=off to skip): %v", EnvPostgresDSN, EnvPostgres, cluster.err)
+}
+
+// connect opens the maintenance database named by dsn.
+func connect(dsn string) (*server, error) {
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, err
 	}
+	return &server{dsn: dsn, admin: admin}, nil
+}
+
+// database creates a fresh database on s, dropped when t ends, and
+// returns its DSN.
+func (s *server) database(t testing.TB) string {
+	t.Helper()
 	raw := make([]byte, 8)
 	_, _ = rand.Read(raw)
 	name := "hsmgate_test_" + hex.EncodeToString(raw)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := cluster.admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+	if _, err := s.admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("create test database: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if _, err := cluster.admin.ExecContext(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+		if _, err := s.admin.ExecContext(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
 			t.Errorf("drop test database: %v", err)
 		}
 	})
-	dsn, err := withDatabase(cluster.dsn, name)
+	dsn, err := withDatabase(s.dsn, name)
 	if err != nil {
 		t.Fatalf("%s: %v", EnvPostgresDSN, err)
 	}
 	return dsn
+}
+
+// Cluster is a throw-away PostgreSQL server of one test, which it may stop
+// and start again (an outage) while clients hold connections to it.
+type Cluster struct {
+	server
+	logFile string
+	// mu serialises the commands to the shell that runs the server.
+	mu sync.Mutex
+	// control is the write end of the shell's command pipe: a line
+	// "stop" or "start" is a command, and its closing (at the end of the
+	// test, or when the binary exits however it exits) stops the server
+	// and deletes the cluster. The shell answers each command on acks.
+	control *os.File
+	acks    *bufio.Reader
+}
+
+// NewCluster starts a cluster of t's own on a free loopback port, stopped
+// and deleted when t ends. It needs the server binaries even when
+// HSMGATE_TEST_POSTGRES_DSN names a server (that one cannot be stopped),
+// and is skipped only when HSMGATE_TEST_POSTGRES=off.
+func NewCluster(t testing.TB) *Cluster {
+	t.Helper()
+	skipIfOff(t)
+	c, err := startCluster()
+	if err != nil {
+		t.Fatalf("PostgreSQL cluster for this test (or %s=off to skip): %v", EnvPostgres, err)
+	}
+	t.Cleanup(func() {
+		c.admin.Close()
+		c.control.Close()
+		// The shell closes its end of the acks when it has stopped the
+		// server and deleted the cluster.
+		_, _ = io.Copy(io.Discard, c.acks)
+	})
+	return c
+}
+
+// Database returns the DSN of a fresh, empty database on c, dropped when
+// t ends.
+func (c *Cluster) Database(t testing.TB) string {
+	t.Helper()
+	return c.database(t)
+}
+
+// Stop shuts the server down the way an operator's restart does (fast
+// shutdown: open connections are terminated with SQLSTATE 57P01) and
+// returns once it has exited; its port refuses connections until Start.
+func (c *Cluster) Stop(t testing.TB) {
+	t.Helper()
+	if err := c.command("stop"); err != nil {
+		t.Fatalf("stop PostgreSQL: %v", err)
+	}
+}
+
+// Start starts the stopped server again on the same port and data and
+// returns once it accepts connections.
+func (c *Cluster) Start(t testing.TB) {
+	t.Helper()
+	if err := c.command("start"); err != nil {
+		t.Fatalf("start PostgreSQL: %v", err)
+	}
+	if err := waitReady(c.dsn, c.logFile); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// command sends one command to the shell and waits for its answer.
+func (c *Cluster) command(cmd string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := fmt.Fprintln(c.control, cmd); err != nil {
+		return err
+	}
+	ack, err := c.acks.ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("no answer from the shell running the server: %w", err)
+	}
+	if strings.TrimSpace(ack) != cmd {
+		return fmt.Errorf("the shell running the server answered %q to %q", ack, cmd)
+	}
+	return nil
 }
 
 // withDatabase returns dsn naming database name instead.
@@ -105,29 +217,29 @@ func withDatabase(dsn, name string) (string, error) {
 	return u.String(), nil
 }
 
-// startCluster creates and starts a throw-away cluster and returns the DSN
-// of its maintenance database.
-func startCluster() (string, error) {
+// startCluster creates and starts a throw-away cluster; c.dsn names its
+// maintenance database.
+func startCluster() (*Cluster, error) {
 	bin, err := postgresBin()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	// initdb and postgres refuse to run as root: then they run as the
 	// postgres user, in a directory it owns.
 	var cred *syscall.Credential
 	if os.Getuid() == 0 {
 		if cred, err = unprivileged(); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
 	dir, err := os.MkdirTemp("", "hsmgate-pg-")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if cred != nil {
 		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
 			os.RemoveAll(dir)
-			return "", err
+			return nil, err
 		}
 	}
 	data := filepath.Join(dir, "data")
@@ -137,50 +249,86 @@ func startCluster() (string, error) {
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	if out, err := initdb.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
-		return "", fmt.Errorf("initdb: %w: %s", err, lastLines(string(out)))
+		return nil, fmt.Errorf("initdb: %w: %s", err, lastLines(string(out)))
 	}
 	port, err := freePort()
 	if err != nil {
 		os.RemoveAll(dir)
-		return "", err
+		return nil, err
 	}
-	if err := runServer(bin, dir, port, cred); err != nil {
-		return "", err
+	c := &Cluster{logFile: filepath.Join(dir, "postgres.log")}
+	if err := c.runServer(bin, dir, port, cred); err != nil {
+		return nil, err
 	}
 	dsn := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
-	return dsn, waitReady(dsn, filepath.Join(dir, "postgres.log"))
+	if err := waitReady(dsn, c.logFile); err != nil {
+		c.control.Close()
+		return nil, err
+	}
+	srv, err := connect(dsn)
+	if err != nil {
+		c.control.Close()
+		return nil, err
+	}
+	c.server = *srv
+	return c, nil
 }
 
-// runServer starts postgres under a shell that waits on a pipe this
-// process holds: when the test binary exits, normally or killed, the pipe
-// closes and the shell stops the server and deletes the cluster. The
-// shell has its own process group and no terminal output, so neither
-// Ctrl-C nor `go test` waiting on output streams is involved.
-func runServer(bin, dir string, port int, cred *syscall.Credential) error {
-	const script = `"$1/postgres" -D "$2/data" -p "$3" -k "$2" -c listen_addresses=127.0.0.1 \
-	-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 >"$2/postgres.log" 2>&1 &
-pid=$!
-read -r _
-kill -INT "$pid"
-wait "$pid"
-rm -rf "$2"`
-	r, w, err := os.Pipe()
+// runServer starts postgres under a shell that reads commands from a pipe
+// this process holds (Cluster.control) and answers each on another: when
+// the pipe closes, because the test ended or the binary exited, normally
+// or killed, the shell stops the server and deletes the cluster. The shell
+// has its own process group and no terminal output, so neither Ctrl-C nor
+// `go test` waiting on output streams is involved; it ignores SIGPIPE, so
+// that an answer nobody reads any more cannot kill it before it cleans up.
+func (c *Cluster) runServer(bin, dir string, port int, cred *syscall.Credential) error {
+	const script = `trap '' PIPE
+bin=$1 dir=$2 port=$3 pid=
+start() {
+	"$bin/postgres" -D "$dir/data" -p "$port" -k "$dir" -c listen_addresses=127.0.0.1 \
+		-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 >>"$dir/postgres.log" 2>&1 &
+	pid=$!
+}
+stop() {
+	[ -z "$pid" ] || { kill -INT "$pid"; wait "$pid"; }
+	pid=
+}
+start
+while read -r cmd; do
+	case $cmd in
+	start) [ -n "$pid" ] || start ;;
+	stop) stop ;;
+	esac
+	echo "$cmd"
+done
+stop
+rm -rf "$dir"`
+	cr, cw, err := os.Pipe()
 	if err != nil {
+		return err
+	}
+	ar, aw, err := os.Pipe()
+	if err != nil {
+		cr.Close()
+		cw.Close()
 		return err
 	}
 	sh := exec.Command("/bin/sh", "-c", script, "sh", bin, dir, strconv.Itoa(port))
 	sh.Dir = dir
-	sh.Stdin = r
+	sh.Stdin, sh.Stdout = cr, aw
 	sh.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
-	if err := sh.Start(); err != nil {
-		r.Close()
-		w.Close()
+	err = sh.Start()
+	cr.Close()
+	aw.Close()
+	if err != nil {
+		cw.Close()
+		ar.Close()
 		os.RemoveAll(dir)
 		return fmt.Errorf("start postgres: %w", err)
 	}
-	r.Close()
-	// w stays open for the life of this process; the shell is not waited for.
-	cluster.keepAlive = w
+	// The shell is not waited for: it outlives this process by the time
+	// it takes to clean up.
+	c.control, c.acks = cw, bufio.NewReader(ar)
 	return nil
 }
 
