@@ -9,8 +9,8 @@ import (
 	"github.com/hsmgate/hsmgate/auth"
 )
 
-// AppTokenIssuer issues Actyx-style app tokens for app manifests (AUTH.md
-// §7); *auth.AppTokens implements it.
+// AppTokenIssuer issues Actyx-style app tokens for app manifests (docs/credentials.md
+// §12); *auth.AppTokens implements it.
 type AppTokenIssuer interface {
 	Issue(ctx context.Context, m auth.Manifest) (string, error)
 }

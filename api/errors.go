@@ -35,7 +35,7 @@ func newError(status, code int, name, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Reason: "res.error." + name, Msg: fmt.Sprintf(format, args...)}
 }
 
-// Constructors for the errors of API.md §7 that handlers raise directly.
+// Constructors for the errors of docs/api.md §8 that handlers raise directly.
 func errValidation(format string, args ...any) *Error {
 	return newError(http.StatusBadRequest, 600, "input.validation.failed", format, args...)
 }
@@ -94,7 +94,7 @@ const (
 )
 
 // serviceError maps an error of the keys service (or of the token below
-// it) to the wire error of API.md §7.
+// it) to the wire error of docs/api.md §8.
 func serviceError(err error, as unsupportedAs) *Error {
 	var e *Error
 	switch {

@@ -51,14 +51,14 @@ type Options struct {
 	// route too (tls.requireBoth).
 	RequireBoth bool
 	// Argus serves the Argus-style logins, sessions, API keys and
-	// enrolled public keys (AUTH.md §4); nil: those routes answer 404.
+	// enrolled public keys (docs/credentials.md §9); nil: those routes answer 404.
 	Argus *auth.Argus
 	// AppTokens issues Actyx-style app tokens at POST /api/v2/auth
-	// (AUTH.md §7); nil: the route answers 404.
+	// (docs/credentials.md §12); nil: the route answers 404.
 	AppTokens AppTokenIssuer
-	// Barong manages Barong-style API keys (AUTH.md §5); nil: off.
+	// Barong manages Barong-style API keys (docs/credentials.md §10); nil: off.
 	Barong *auth.Barong
-	// Armor manages Armor-style pre-shared keys (AUTH.md §6); nil: off.
+	// Armor manages Armor-style pre-shared keys (docs/credentials.md §11); nil: off.
 	Armor *auth.Armor
 	// Throttle limits guesses of login passwords and of the TOTP codes of
 	// Barong key management; share the Authenticator's (nil: none).
@@ -103,7 +103,7 @@ type server struct {
 	argus *auth.Argus
 	// appTokens issues app tokens (POST /api/v2/auth); nil: off.
 	appTokens AppTokenIssuer
-	// barongKeys and armorKeys manage the HMAC keys of AUTH.md §5–§6.
+	// barongKeys and armorKeys manage the HMAC keys of docs/credentials.md §10–§11.
 	barongKeys *auth.Barong
 	armorKeys  *auth.Armor
 	// ready answers /readyz.

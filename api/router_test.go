@@ -54,7 +54,7 @@ var expectedRoles = map[string]roles.Set{
 	"/users/:id/keys":                       0,
 	"/users/:id/keys/:key":                  0,
 
-	// Argus-style management (AUTH.md §4): self rows as above.
+	// Argus-style management (docs/credentials.md §9): self rows as above.
 	"/authentication/v1/user/:user/apikey":                      0,
 	"/authentication/v1/user/:user/apikey/:userID/:keyID":       0,
 	"/authentication/v1/user/:user/apikey/:userID/:keyID/renew": 0,

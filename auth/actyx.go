@@ -1,6 +1,6 @@
 package auth
 
-// This file holds the Actyx-style app tokens of AUTH.md §7: issued for a
+// This file holds the Actyx-style app tokens of docs/credentials.md §12: issued for a
 // manifest by POST /api/v2/auth, presented as "Authorization: Bearer" or
 // "?access_token=".
 //

@@ -1,6 +1,6 @@
 package auth
 
-// This file holds what the Argus-style credentials of AUTH.md §4 share:
+// This file holds what the Argus-style credentials of docs/credentials.md §9 share:
 // the scheme that recognises all three (API keys, sessions, per-request
 // signatures), their options, the owner rule of the management endpoints,
 // the check of validSources and request URLs. The three credentials live in
@@ -35,7 +35,7 @@ const (
 	ArgusTokenPrefix = "argus_"
 )
 
-// Defaults of ArgusOptions (AUTH.md §4; ours where marked there).
+// Defaults of ArgusOptions (docs/credentials.md §9).
 const (
 	DefaultAPIKeyDays      = 90
 	DefaultAPIKeyMaxDays   = 365
@@ -71,7 +71,7 @@ type ArgusOptions struct {
 	RequireRequestBinding bool
 }
 
-// Argus is the scheme of the Argus-style credentials (AUTH.md §4): it
+// Argus is the scheme of the Argus-style credentials (docs/credentials.md §9): it
 // recognises an Argus-API-Key header, an Argus-Signature header, an
 // argus_session cookie or an "Authorization: Bearer argus_…" token, and
 // manages them for the endpoints of package api.
@@ -309,7 +309,7 @@ func ParseSources(list []string) ([]string, error) {
 
 // urlMatches reports whether claimed names the request: either its path,
 // or its full URL with the request's own scheme and Host; never the query
-// (AUTH.md §4: "the request URL without query").
+// (docs/credentials.md §9: "the request URL without query").
 func urlMatches(r *http.Request, claimed string) bool {
 	path := r.URL.EscapedPath()
 	if claimed == path || (r.URL.RawPath == "" && claimed == r.URL.Path) {

@@ -19,7 +19,7 @@ import (
 	"github.com/hsmgate/hsmgate/store"
 )
 
-// Argus-style API keys (AUTH.md §4): "Argus-API-Key: <userID>/<keyID>/<secret>".
+// Argus-style API keys (docs/credentials.md §9.3): "Argus-API-Key: <userID>/<keyID>/<secret>".
 // The store keeps only MAC(token pepper, "argus-apikey", header value), so
 // checking a key costs one HMAC inside the token, and none while the key
 // is in the verified cache.

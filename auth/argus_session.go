@@ -19,7 +19,7 @@ import (
 	"github.com/hsmgate/hsmgate/store"
 )
 
-// Argus-style sessions (AUTH.md §4). A login yields a token
+// Argus-style sessions (docs/credentials.md §9.2). A login yields a token
 // ("argus_" + 32 random bytes, base64url), accepted as the argus_session
 // cookie or as "Authorization: Bearer", and a session key, the MAC key of
 // the Argus-CSRF-Token header that cookie sessions need on state-changing

@@ -23,7 +23,7 @@ import (
 	"github.com/hsmgate/hsmgate/store"
 )
 
-// Argus-style per-request signatures (AUTH.md §4):
+// Argus-style per-request signatures (docs/credentials.md §9.4):
 // "Argus-Signature: <domain>/<username>/<idx>:<JWT>", the JWT ES256 or
 // RS256 by an enrolled key with claims uri, timestamp (ms) and nonce.
 // Each signature is single-use, and the first accepted request pins the

@@ -1,6 +1,6 @@
 package auth
 
-// This file holds the Armor-style pre-shared-key signatures of AUTH.md §6;
+// This file holds the Armor-style pre-shared-key signatures of docs/credentials.md §11;
 // the sealed-secret machinery is shared with barong.go.
 
 import (
@@ -29,7 +29,7 @@ const ArmorScheme = "ARMOR-PSK"
 // maxArmorNonce is the longest nonce Armor accepts.
 const maxArmorNonce = 128
 
-// Armor authenticates Armor-style pre-shared-key signatures (AUTH.md §6)
+// Armor authenticates Armor-style pre-shared-key signatures (docs/credentials.md §11)
 // and manages the keys of users.
 type Armor struct {
 	keys *sealedKeys

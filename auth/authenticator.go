@@ -7,7 +7,7 @@ import (
 	"github.com/hsmgate/hsmgate/roles"
 )
 
-// HeaderAPIKey carries static role tokens (AUTH.md §1).
+// HeaderAPIKey carries static role tokens (docs/credentials.md §6).
 const HeaderAPIKey = "X-API-KEY"
 
 // Scheme is one credential scheme: it recognises its credential on a
@@ -24,7 +24,7 @@ type Scheme interface {
 }
 
 // ErrTwoCredentials is returned when a request carries more than one
-// application credential (AUTH.md "Choosing the scheme of a request").
+// application credential (docs/credentials.md §1).
 var ErrTwoCredentials = &Error{Kind: ErrInvalidRequest, Message: "the request carries more than one application credential"}
 
 // errNoCredential is the failure of a request that carries no credential.
@@ -35,7 +35,7 @@ var errNoCredential = &Error{Kind: ErrMissing, Message: "no credential in the re
 type Authenticator struct {
 	schemes []Scheme
 	// certs, when set, turns the verified client certificate of the
-	// connection into an identity (AUTH.md §2).
+	// connection into an identity (docs/credentials.md §7).
 	certs CertIdentifier
 	// throttle, when set, refuses callers after repeated failures.
 	throttle *Throttle

@@ -1,6 +1,6 @@
 package auth
 
-// This file holds the Barong-style HMAC API keys of AUTH.md §5 and the
+// This file holds the Barong-style HMAC API keys of docs/credentials.md §10 and the
 // machinery they share with the Armor-style keys of armor.go: per-key
 // HMAC secrets drawn from the token's RNG, shown once, stored only sealed
 // under the token's credential master key and used only inside the token.
@@ -21,7 +21,7 @@ import (
 	"github.com/hsmgate/hsmgate/store"
 )
 
-// Barong headers (AUTH.md §5).
+// Barong headers (docs/credentials.md §10).
 const (
 	HeaderBarongKey       = "X-Auth-Apikey"
 	HeaderBarongNonce     = "X-Auth-Nonce"
@@ -194,7 +194,7 @@ func (k *sealedKeys) remove(ctx context.Context, c *store.Credential) error {
 	return nil
 }
 
-// Barong authenticates Barong-style HMAC API keys (AUTH.md §5) and
+// Barong authenticates Barong-style HMAC API keys (docs/credentials.md §10) and
 // manages them for their users.
 type Barong struct {
 	keys *sealedKeys
@@ -262,7 +262,7 @@ func parseNonce(s string) (int64, bool) {
 	return n, err == nil && n > 0
 }
 
-// Authenticate implements Scheme with the checks of AUTH.md §5 in their
+// Authenticate implements Scheme with the checks of docs/credentials.md §10 in their
 // order; the signature is computed before any check that could answer
 // early, so known and unknown key ids cost the same.
 func (b *Barong) Authenticate(r *http.Request) (*roles.Principal, error) {
@@ -322,7 +322,7 @@ func barongInvalid(code, format string, args ...any) *Error {
 	return barongError(ErrInvalidRequest, code, format, args...)
 }
 
-// checkTOTP requires a valid TOTP code of userID (AUTH.md §5 management).
+// checkTOTP requires a valid TOTP code of userID (docs/credentials.md §10, management).
 func (b *Barong) checkTOTP(ctx context.Context, userID, code string) error {
 	code = strings.TrimSpace(code)
 	if code == "" {

@@ -1,6 +1,6 @@
 package auth
 
-// This file maps verified client certificates to identities (AUTH.md §2).
+// This file maps verified client certificates to identities (docs/credentials.md §7).
 
 import (
 	"bytes"

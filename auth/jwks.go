@@ -1,7 +1,7 @@
 package auth
 
-// This file holds the verification keys of trusted JWT issuers (AUTH.md
-// §3): public keys from PEM files and JSON Web Key Sets (RFC 7517) read
+// This file holds the verification keys of trusted JWT issuers (docs/credentials.md
+// §8): public keys from PEM files and JSON Web Key Sets (RFC 7517) read
 // from a file or an HTTPS URL, cached and refreshed.
 
 import (

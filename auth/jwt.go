@@ -1,6 +1,6 @@
 package auth
 
-// This file holds the JWT bearer scheme of AUTH.md §3.
+// This file holds the JWT bearer scheme of docs/credentials.md §8.
 
 import (
 	"cmp"

@@ -1,7 +1,7 @@
 package auth
 
 // This file holds the app manifests of the Actyx-style app tokens
-// (AUTH.md §7): what an app presents to POST /api/v2/auth, how a signed
+// (docs/credentials.md §12): what an app presents to POST /api/v2/auth, how a signed
 // manifest is verified, and how app ids match app domains.
 
 import (

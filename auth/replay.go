@@ -14,7 +14,7 @@ import (
 )
 
 // Replay remembers the nonces (or whole signatures) a scheme has accepted,
-// so that each is accepted once (AUTH.md §4–§6).
+// so that each is accepted once (docs/credentials.md §9–§11).
 type Replay interface {
 	// Use records nonce in scope for window and reports whether it is
 	// fresh: true the first time, false while an earlier use is recorded.

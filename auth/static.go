@@ -1,4 +1,4 @@
-// The static role tokens of AUTH.md §1.
+// The static role tokens of docs/credentials.md §6.
 
 package auth
 

@@ -6,8 +6,8 @@ import (
 )
 
 // Token is what the schemes need from the PKCS#11 token: every HMAC that
-// checks a caller's secret is computed inside it (AUTH.md "Where secrets
-// live"). *hsm.HSM implements it.
+// checks a caller's secret is computed inside it (docs/credentials.md
+// §4). *hsm.HSM implements it.
 type Token interface {
 	Pepper
 	// Random draws n bytes from the token's RNG.

@@ -15,7 +15,7 @@ import (
 func TestSealedHMACMatchesSoftwareHMAC(t *testing.T) {
 	h := newTestHSM(t)
 	ctx := context.Background()
-	// The published Barong example (AUTH.md §5): the secret is used as ASCII.
+	// The published Barong example (docs/credentials.md §10): the secret is used as ASCII.
 	secret := []byte("2d0b4979c7fe6986daa8e21d1dc0644f")
 	sealed, err := h.SealSecret(ctx, secret)
 	if err != nil {

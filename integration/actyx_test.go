@@ -41,7 +41,7 @@ func actyxToken(t *testing.T, g *gateway, manifest map[string]any) string {
 }
 
 // actyxExpect asserts an Actyx-style error {"code", "message"} that also
-// carries the TSB envelope's numeric errorCode (API.md §1: every 401 does).
+// carries the TSB envelope's numeric errorCode (docs/api.md §1.6: every 401 does).
 func actyxExpect(t *testing.T, what string, r *response, status int, code string) {
 	t.Helper()
 	wantErrorCode := 600.0

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// This file tests the Armor-style pre-shared-key signatures (AUTH.md §6)
+// This file tests the Armor-style pre-shared-key signatures (docs/credentials.md §11)
 // end to end; user helpers are in barong_test.go.
 
 // armorKey is a key created through POST /users/{id}/keys.
@@ -127,7 +127,7 @@ func TestArmorEndToEnd(t *testing.T) {
 	expectError(t, "role outside the key's roles", g.request(t, http.MethodGet, "/v1/versionInfo", armorAuth(t, k, "GET", "/v1/versionInfo", "v1", nil), nil),
 		403, 400, "security.not.allowed")
 
-	// An ARMOR-PSK caller manages no keys (AUTH.md §6).
+	// An ARMOR-PSK caller manages no keys (docs/credentials.md §11).
 	for _, m := range []string{http.MethodGet, http.MethodPost} {
 		var b []byte
 		if m == http.MethodPost {

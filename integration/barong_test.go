@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// This file tests the Barong-style HMAC API keys (AUTH.md §5) end to end,
+// This file tests the Barong-style HMAC API keys (docs/credentials.md §10) end to end,
 // and holds the user helpers it shares with armor_test.go: users made by
 // `hsmgate user add`, logged in through an Argus session.
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestEncryptDecrypt round-trips every cipher of API.md §4 through
+// TestEncryptDecrypt round-trips every cipher of docs/api.md §7.3 through
 // /v1/encrypt and /v1/synchronousDecrypt, checks the response shape, the GCM
 // tag and AAD handling, and the error answers.
 func TestEncryptDecrypt(t *testing.T) {

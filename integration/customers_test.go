@@ -13,7 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// TestCustomerScoping checks AUTH.md's tenant rule end to end: a key
+// TestCustomerScoping checks the tenant rule of docs/credentials.md §2 end to end: a key
 // belongs to one customer, callers of other customers neither list nor
 // use it (404/650, exactly as a missing key), and a caller of several
 // customers must name the owner of a new key.

@@ -1,7 +1,7 @@
 // Package integration holds hsmgate's end-to-end tests. They build the real
 // binary once, start it on a fresh SoftHSM2 token with real TLS (`hsmgate
 // dev` and `hsmgate serve --config`), and drive the TSB-compatible API of
-// /work/shared/API.md over HTTPS with the role tokens the binary generated.
+// docs/api.md over HTTPS with the role tokens the binary generated.
 //
 // Independent implementations check the results: crypto/* and openssl verify
 // signatures and decrypt ciphertexts made by the gateway, and ciphertexts made

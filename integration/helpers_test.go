@@ -27,7 +27,7 @@ import (
 	keccak "golang.org/x/crypto/sha3"
 )
 
-// Curve object identifiers of API.md §3.
+// Curve object identifiers of docs/api.md §7.1.
 const (
 	oidP256      = "1.2.840.10045.3.1.7"
 	oidP384      = "1.3.132.0.34"
@@ -187,7 +187,7 @@ func (g *gateway) decrypt(t testing.TB, req map[string]any) []byte {
 }
 
 // importKey posts to /v1/key/import/plain and requires success (200 or 201:
-// API.md does not say which for import).
+// docs/api.md §3.6 says 201, TSB does not say).
 func (g *gateway) importKey(t testing.TB, body map[string]any) string {
 	t.Helper()
 	r := g.call(t, http.MethodPost, "/v1/key/import/plain", g.creds.KeyManagement, body)

@@ -15,7 +15,7 @@ import (
 // uuidPattern matches the uuid returned by key creation.
 var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
-// TestKeyManagement covers API.md §3 except import/export: creation of every
+// TestKeyManagement covers docs/api.md §3 except import/export: creation of every
 // key type, list, both attribute routes with the signed attestation, both
 // delete routes, key passwords, change of password and policies.
 func TestKeyManagement(t *testing.T) {
@@ -319,7 +319,7 @@ func TestKeyManagement(t *testing.T) {
 			label := g.createKey(t, map[string]any{"label": g.label("id"), "id": id, "algorithm": "EC", "curveOid": oidP256, "attributes": signAttrs})
 			j, _ := g.attributes(t, label)["json"].(map[string]any)
 			if v, present := j["id"]; present && v != nil {
-				t.Errorf("key created with id %v: json.id = %v, API.md §3 requires null or absent", id, v)
+				t.Errorf("key created with id %v: json.id = %v, docs/api.md §3.4 requires null or absent", id, v)
 			}
 		}
 	})
@@ -372,7 +372,7 @@ func TestKeyManagement(t *testing.T) {
 	})
 }
 
-// checkAttributesShape asserts the client-compatibility rules of API.md §3.
+// checkAttributesShape asserts the client-compatibility rules of docs/api.md §3.4.
 func checkAttributesShape(t testing.TB, body map[string]any, label string) {
 	t.Helper()
 	j, ok := body["json"].(map[string]any)

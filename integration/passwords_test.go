@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// TestKeyPasswordFields checks every password field of API.md §1 (password,
+// TestKeyPasswordFields checks every password field of docs/api.md §1.5 (password,
 // newPassword, keyPassword, masterKeyPassword, wrapKeyPassword,
 // keyToBeWrappedPassword, unwrapKeyPassword) on the endpoint that carries it:
 // the right password in both wire forms passes, a wrong or missing one is

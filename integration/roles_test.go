@@ -18,7 +18,7 @@ const (
 )
 
 // guardedRoutes lists every /v1 route the gateway serves with the roles of
-// API.md §2 that may call it.
+// docs/api.md §2.3 that may call it.
 var guardedRoutes = []struct {
 	method, path string
 	roles        []string

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// TestServiceAndOperations covers API.md §5 (versionInfo, licenseInfo,
+// TestServiceAndOperations covers docs/api.md §5 (versionInfo, licenseInfo,
 // keystore statistics), the probes, generateRandom and block/unblock.
 func TestServiceAndOperations(t *testing.T) {
 	t.Parallel()

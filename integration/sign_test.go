@@ -15,7 +15,7 @@ import (
 	"testing"
 )
 
-// rsaSignatureAlgorithms lists every RSA name of API.md §4 with how to check it.
+// rsaSignatureAlgorithms lists every RSA name of docs/api.md §7.2 with how to check it.
 var rsaSignatureAlgorithms = []struct {
 	name      string
 	hash      string // "" for NONE_WITH_RSA
@@ -45,7 +45,7 @@ var rsaSignatureAlgorithms = []struct {
 	{"NONE_WITH_RSA", "", false, true},
 }
 
-// ecdsaSignatureAlgorithms lists every ECDSA name of API.md §4 with its digest.
+// ecdsaSignatureAlgorithms lists every ECDSA name of docs/api.md §7.2 with its digest.
 var ecdsaSignatureAlgorithms = []struct{ name, digest string }{
 	{"SHA1_WITH_ECDSA", "SHA1"}, {"SHA224_WITH_ECDSA", "SHA224"}, {"SHA256_WITH_ECDSA", "SHA256"},
 	{"SHA384_WITH_ECDSA", "SHA384"}, {"SHA512_WITH_ECDSA", "SHA512"},
@@ -53,7 +53,7 @@ var ecdsaSignatureAlgorithms = []struct{ name, digest string }{
 	{"DOUBLE_SHA256_WITH_ECDSA", "DOUBLE_SHA256"}, {"KECCAK256_WITH_ECDSA", "KECCAK256"}, {"NONE_WITH_ECDSA", "NONE"},
 }
 
-// TestSignAndVerify signs with every signature algorithm of API.md §4 on the
+// TestSignAndVerify signs with every signature algorithm of docs/api.md §7.2 on the
 // matching key type, in DER and RAW, checks each signature with crypto/*,
 // and checks /v1/verify (true for the signature, false — with 200 — for a
 // changed payload or signature). It also covers HMAC and verifyHmac.
@@ -131,7 +131,7 @@ func TestSignAndVerify(t *testing.T) {
 						if curve.oid == oidSecp256k1 && s != nil {
 							half := new(big.Int).Rsh(curveOrderN(pub), 1)
 							if s.Cmp(half) > 0 {
-								t.Errorf("secp256k1 signature is high-S (s > n/2): API.md requires low-S")
+								t.Errorf("secp256k1 signature is high-S (s > n/2): docs/api.md §4.1 requires low-S")
 							}
 						}
 						checkAPIVerify(t, g, label, alg, payload, sig, sigType)
@@ -326,7 +326,7 @@ func TestSignAndVerify(t *testing.T) {
 	})
 
 	// An HMAC key the gateway accepts at creation must be usable: keySize is
-	// free (API.md §3: "keySize bits, default = hash size"), so a key shorter
+	// free (docs/api.md §7.1: default keySize = hash size), so a key shorter
 	// than the hash is either refused with 603 or works.
 	t.Run("every accepted HMAC key size is usable", func(t *testing.T) {
 		for _, c := range []struct {
@@ -384,7 +384,7 @@ func checkHMACVerify(t testing.TB, g *gateway, label string, msg, mac []byte) {
 }
 
 // expectKeyNameMissing accepts 600 or 610 for a missing key-name field of an
-// operation (API.md: "missing fields → 600, or 610 for labels").
+// operation (docs/api.md §1.2: a missing member is 600, a missing label 610).
 func expectKeyNameMissing(t testing.TB, what string, r *response) {
 	t.Helper()
 	if r.Status != http.StatusBadRequest {

@@ -126,7 +126,7 @@ func TestWrapUnwrap(t *testing.T) {
 			t.Run(c.method, func(t *testing.T) {
 				if c.alg == "EDDSA" {
 					// SoftHSM2 2.6 cannot wrap EdDSA private keys: like other token
-					// limits (API.md §4) that is 400/629 naming the limit, or it works.
+					// limits (docs/api.md §7.5) that is 400/629 naming the limit, or it works.
 					r := g.call(t, http.MethodPost, "/v1/wrap", op, map[string]any{"wrapKeyRequest": map[string]any{"keyToBeWrapped": c.key, "wrapKeyName": aesKEK, "wrapMethod": c.method}})
 					if r.Status != http.StatusOK {
 						expectError(t, c.method+" on a token that cannot wrap EdDSA keys", r, 400, 629, "unsupported.cipher")

@@ -121,7 +121,7 @@ func (s Set) Names() []string {
 // String joins the wire names with commas.
 func (s Set) String() string { return strings.Join(s.Names(), ",") }
 
-// Level is the security level of a credential (AUTH.md).
+// Level is the security level of a credential (docs/credentials.md §3).
 type Level uint8
 
 // Security levels, weakest first.
@@ -163,7 +163,7 @@ type Principal struct {
 	// to create credentials without time or network limits.
 	Admin bool
 	// Certificate is the identity of the client certificate of the
-	// connection, when one was presented (AUTH.md §2).
+	// connection, when one was presented (docs/credentials.md §7).
 	Certificate *Principal
 	// Source is the client address of the request (auth.RequestSource:
 	// its TCP peer, or the client a trusted proxy names): what guesses of

@@ -142,7 +142,7 @@ type Store interface {
 	PurgeNonces(ctx context.Context, now time.Time) (int, error)
 
 	// PinOffset records offset for key unless one is pinned already, and
-	// returns the pinned offset (clock-skew pinning, AUTH.md §4).
+	// returns the pinned offset (clock-skew pinning, docs/credentials.md §9.4).
 	PinOffset(ctx context.Context, key string, offset time.Duration) (time.Duration, error)
 
 	// Ping checks that the database answers (readiness); its failure is

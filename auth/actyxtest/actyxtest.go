@@ -1,5 +1,5 @@
 // Package actyxtest signs Actyx-style app manifests for the tests of the
-// app-token scheme (AUTH.md §7), in package auth and end to end: a trust
+// app-token scheme (docs/credentials.md §12), in package auth and end to end: a trust
 // root, a developer it certified for app domains, and the manifest
 // signature, as the Actyx tooling writes them.
 //

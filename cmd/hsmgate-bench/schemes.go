@@ -2,7 +2,7 @@ package main
 
 // The credential scheme measurement (issue 4): ECDSA P-256 signing at
 // concurrency 32 on keep-alive connections authenticated by each scheme of
-// AUTH.md — X-API-KEY, Argus API key, Argus session bearer,
+// docs/credentials.md — X-API-KEY, Argus API key, Argus session bearer,
 // Argus-Signature, Barong, ARMOR-PSK and Actyx app token — each measured
 // between two X-API-KEY cells (X, scheme 1, X, scheme 2, X, …) and
 // compared with their mean, so that drift of the machine's speed touches

@@ -63,7 +63,7 @@ type AuthConfig struct {
 	JWT JWTConfig `yaml:"jwt"`
 	// Certificates map client certificates to roles and customers.
 	Certificates []CertRuleConfig `yaml:"certificates"`
-	// Actyx enables app tokens issued for app manifests (AUTH.md §7); nil: off.
+	// Actyx enables app tokens issued for app manifests (docs/credentials.md §12); nil: off.
 	Actyx *ActyxConfig `yaml:"actyx"`
 }
 

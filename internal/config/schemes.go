@@ -13,7 +13,7 @@ import (
 )
 
 // ArgusConfig is the `auth.argus:` section: Argus-style API keys,
-// password sessions and per-request signatures of users (AUTH.md §4).
+// password sessions and per-request signatures of users (docs/credentials.md §9).
 // Default() holds the defaults, those of package auth.
 type ArgusConfig struct {
 	Enabled bool `yaml:"enabled"`
@@ -39,8 +39,8 @@ type ArgusConfig struct {
 }
 
 // HMACKeysConfig switches on a scheme of per-key HMAC secrets: the
-// Barong-style API keys (auth.barong, AUTH.md §5) or the Armor-style
-// pre-shared keys (auth.armor, §6).
+// Barong-style API keys (auth.barong, docs/credentials.md §10) or the Armor-style
+// pre-shared keys (auth.armor, §11).
 type HMACKeysConfig struct {
 	Enabled bool `yaml:"enabled"`
 	// Window is how far a request's nonce (Barong) or timestamp (Armor)
@@ -54,7 +54,7 @@ type HMACKeysConfig struct {
 }
 
 // JWTConfig is the section auth.jwt: the trusted issuers of bearer JWTs
-// (AUTH.md §3).
+// (docs/credentials.md §8).
 type JWTConfig struct {
 	Issuers []JWTIssuerConfig `yaml:"issuers"`
 }
@@ -110,7 +110,7 @@ func (l *AudienceList) UnmarshalYAML(n *yaml.Node) error {
 	return n.Decode((*[]string)(l))
 }
 
-// CertRuleConfig is one entry of auth.certificates (AUTH.md §2): the first
+// CertRuleConfig is one entry of auth.certificates (docs/credentials.md §7): the first
 // rule whose every given match field fits the client certificate grants
 // its roles and customers (default: customer "default").
 type CertRuleConfig struct {
@@ -135,7 +135,7 @@ type CertMatchConfig struct {
 // empty reports whether the rule matches on nothing.
 func (m CertMatchConfig) empty() bool { return m == CertMatchConfig{} }
 
-// ActyxConfig configures Actyx-style app tokens (AUTH.md §7):
+// ActyxConfig configures Actyx-style app tokens (docs/credentials.md §12):
 //
 //	auth:
 //	  actyx:

@@ -1,7 +1,7 @@
 package server
 
 // This file builds the credential schemes from their sections of the
-// configuration (AUTH.md §1–7); config.Validate has checked the sections.
+// configuration (docs/credentials.md §6–7); config.Validate has checked the sections.
 
 import (
 	"context"
@@ -67,7 +67,7 @@ func findScheme[T auth.Scheme](schemes []auth.Scheme) T {
 	return zero
 }
 
-// buildStaticTokens builds the X-API-KEY scheme (AUTH.md §1).
+// buildStaticTokens builds the X-API-KEY scheme (docs/credentials.md §6).
 func buildStaticTokens(d *schemeDeps) (auth.Scheme, error) {
 	if len(d.cfg.Auth.StaticTokens) == 0 {
 		return nil, nil
@@ -98,7 +98,7 @@ func hmacKeyOptions(d *schemeDeps, c config.HMACKeysConfig) auth.HMACKeyOptions 
 }
 
 // buildBarong builds the X-Auth-Apikey scheme when auth.barong.enabled
-// (AUTH.md §5).
+// (docs/credentials.md §10).
 func buildBarong(d *schemeDeps) (auth.Scheme, error) {
 	if !d.cfg.Auth.Barong.Enabled {
 		return nil, nil
@@ -107,7 +107,7 @@ func buildBarong(d *schemeDeps) (auth.Scheme, error) {
 }
 
 // buildArmor builds the ARMOR-PSK scheme when auth.armor.enabled
-// (AUTH.md §6).
+// (docs/credentials.md §11).
 func buildArmor(d *schemeDeps) (auth.Scheme, error) {
 	if !d.cfg.Auth.Armor.Enabled {
 		return nil, nil
@@ -116,7 +116,7 @@ func buildArmor(d *schemeDeps) (auth.Scheme, error) {
 }
 
 // buildJWT builds the JWT bearer scheme when issuers are configured
-// (AUTH.md §3).
+// (docs/credentials.md §8).
 func buildJWT(d *schemeDeps) (auth.Scheme, error) {
 	if len(d.cfg.Auth.JWT.Issuers) == 0 {
 		return nil, nil
@@ -166,7 +166,7 @@ func jwtIssuer(c config.JWTIssuerConfig) (auth.JWTIssuer, error) {
 }
 
 // buildCertIdentifier maps verified client certificates to identities
-// with the rules of auth.certificates (AUTH.md §2); revalidator (optional,
+// with the rules of auth.certificates (docs/credentials.md §7); revalidator (optional,
 // the TLS server's OCSP re-check) runs on every request with a
 // certificate. Without rules every certificate authenticates but grants
 // no role.
@@ -199,7 +199,7 @@ func buildCertIdentifier(cfg *config.Config, revalidator auth.Revalidator) (auth
 }
 
 // buildAppTokens builds the app-token scheme when auth.actyx is present
-// (AUTH.md §7).
+// (docs/credentials.md §12).
 func buildAppTokens(d *schemeDeps) (auth.Scheme, error) {
 	c := d.cfg.Auth.Actyx
 	if c == nil {
