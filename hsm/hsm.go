@@ -144,6 +144,7 @@ func Open(cfg Config, log *slog.Logger) (*HSM, error) {
 func (h *HSM) Close() {
 	close(h.stopCh)
 	h.wg.Wait()
+	h.scanning.Lock() // waits for a background rescan, and allows no other
 	if st := h.state.Load(); st != nil {
 		_ = h.ctx.CloseAllSessions(st.slot)
 	}

@@ -321,16 +321,14 @@ type Listed struct {
 // Listing returns every key of the token except the internal ones, in label
 // order, from the label index: listing never walks the token (the index is
 // built in one walk when the token is connected and kept current by this
-// process; keys other instances create appear after a rescan, at most
-// every labelRescanInterval, which a listing triggers).
+// process; keys other instances create appear after a background rescan,
+// which a listing starts when the index is older than labelRescanInterval).
 func (h *HSM) Listing(ctx context.Context) ([]Listed, error) {
 	if !h.Ready() {
 		return nil, fmt.Errorf("%w: reconnecting", ErrUnavailable)
 	}
-	// Keys other instances created join the index at most this late.
-	if err := h.refreshLabels(ctx, false); err != nil {
-		return nil, err
-	}
+	// Keys other instances created join the index soon after.
+	h.rescanSoon()
 	return h.keys.listing(), nil
 }
 

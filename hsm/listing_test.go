@@ -2,8 +2,8 @@ package hsm
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -85,4 +85,38 @@ func TestListingAtScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("a miss among %d keys (one token search): %v", n, time.Since(start))
+}
+
+// TestListingRescansInTheBackground: a key another program created behind
+// this process's back joins the listing after a background rescan, which a
+// listing starts once the index is older than labelRescanInterval.
+func TestListingRescansInTheBackground(t *testing.T) {
+	h := newTestHSM(t)
+	ctx := context.Background()
+	old := labelRescanInterval
+	t.Cleanup(func() { labelRescanInterval = old })
+	labelRescanInterval = 0
+	_, err := h.run(ctx, keyLane, func(s *session) error {
+		_, err := h.ctx.GenerateKey(s.s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true), pkcs11.NewAttribute(pkcs11.CKA_LABEL, "behind"),
+			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 16)})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		list, err := h.Listing(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) == 1 && list[0].Label == "behind" && list[0].App == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the key created behind the index's back is not listed after 10 s: %v", list)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
