@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 )
@@ -122,7 +123,9 @@ func TestSecp256k1PKCS8RoundTrip(t *testing.T) {
 // TestParseCertificateParts compares the hand-parsed fields with crypto/x509's.
 func TestParseCertificateParts(t *testing.T) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(4242), Subject: pkix.Name{CommonName: "keycodec"}}
+	// NotAfter past 2049 is encoded as GeneralizedTime, NotBefore as UTCTime.
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(4242), Subject: pkix.Name{CommonName: "keycodec"},
+		NotBefore: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), NotAfter: time.Date(2051, 6, 7, 8, 9, 10, 0, time.UTC)}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +136,7 @@ func TestParseCertificateParts(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := CertificateParts{Subject: cert.RawSubject, Issuer: cert.RawIssuer, SPKI: cert.RawSubjectPublicKeyInfo,
-		Serial: []byte{0x02, 0x02, 0x10, 0x92}}
+		Serial: []byte{0x02, 0x02, 0x10, 0x92}, NotBefore: cert.NotBefore, NotAfter: cert.NotAfter}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ParseCertificateParts = %x, want %x", got, want)
 	}
