@@ -20,6 +20,10 @@ const (
 	HMAC = "HMAC"
 )
 
+// Asymmetric reports whether a key family is a key pair (RSA, EC, ED)
+// rather than a secret key.
+func Asymmetric(family string) bool { return family == RSA || family == EC || family == ED }
+
 // ErrUnsupported refuses a name that is unknown or that hsmgate cannot
 // serve; it is keycodec's (and so hsm's) value.
 var ErrUnsupported = keycodec.ErrUnsupported

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"github.com/hsmgate/hsmgate/approval"
 	"github.com/hsmgate/hsmgate/auth"
 	"github.com/hsmgate/hsmgate/keys"
 )
@@ -108,8 +109,16 @@ func serviceError(err error, as unsupportedAs) *Error {
 		return newError(http.StatusUnauthorized, 620, "key.password.mismatch", "%s", err)
 	case errors.Is(err, keys.ErrForbidden):
 		return newError(http.StatusForbidden, 400, "security.not.allowed", "%s", err)
+	case errors.Is(err, approval.ErrKeyType):
+		return newError(http.StatusBadRequest, 601, "unsupported.approver.key.type", "%s", err)
+	case errors.Is(err, approval.ErrCombination):
+		return newError(http.StatusBadRequest, 602, "unsupported.combination.of.approval.types", "%s", err)
+	case errors.Is(err, approval.ErrCertificateName):
+		return newError(http.StatusBadRequest, 604, "input.no.name.for.certificate.approver", "%s", err)
 	case errors.Is(err, keys.ErrInvalidRequest):
 		return errValidation("%s", err)
+	case errors.Is(err, keys.ErrApprovalRequired):
+		return newError(http.StatusBadRequest, 401, "missing.approval", "%s", err)
 	case errors.Is(err, keys.ErrKeyType):
 		return errKeyType("%s", err)
 	case errors.Is(err, keys.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

@@ -69,7 +69,7 @@ func parse(raw json.RawMessage, m mode) (*Policy, error) {
 	}
 	wireRules := [4]json.RawMessage{w.RuleUse, w.RuleBlock, w.RuleUnblock, w.RuleModify}
 	for i, dst := range p.rules() {
-		r, err := parseRule(wireRules[i], "policy."+RuleNames[i], m)
+		r, err := parseRule(wireRules[i], "policy."+ruleNames[i], m)
 		if err != nil {
 			return nil, err
 		}

@@ -133,11 +133,11 @@ func invalid(path, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrInvalid, path, fmt.Sprintf(format, args...))
 }
 
-// RuleNames are the wire names of the four rules, in the order of the wire
+// ruleNames are the wire names of the four rules, in the order of the wire
 // format.
-var RuleNames = [4]string{"ruleUse", "ruleBlock", "ruleUnblock", "ruleModify"}
+var ruleNames = [4]string{"ruleUse", "ruleBlock", "ruleUnblock", "ruleModify"}
 
-// rules returns pointers to the four rules in the order of RuleNames.
+// rules returns pointers to the four rules in the order of ruleNames.
 func (p *Policy) rules() [4]**Rule {
 	return [4]**Rule{&p.Use, &p.Block, &p.Unblock, &p.Modify}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/hsmgate/hsmgate/alg"
+	"github.com/hsmgate/hsmgate/approval"
 	"github.com/hsmgate/hsmgate/hsm"
 	"github.com/hsmgate/hsmgate/roles"
 )
@@ -106,11 +108,14 @@ func (s *Service) CreateKey(ctx context.Context, p *roles.Principal, req CreateK
 		return nil, err
 	}
 	spec.Label, spec.Flags = req.Label, req.Flags
-	if err := checkPrivateFlags(spec.Flags, req.Policy); err != nil {
+	policy, err := s.parsePolicy(req.Policy, false)
+	if err != nil {
 		return nil, err
 	}
-	policy, err := normalizePolicy(req.Policy)
-	if err != nil {
+	if err := checkPrivateFlags(spec.Flags, policy.stored != nil); err != nil {
+		return nil, err
+	}
+	if err := checkPolicyHolder(policy.stored != nil, !alg.Asymmetric(spec.Algorithm)); err != nil {
 		return nil, err
 	}
 	customer, err := ownerCustomer(p, req.Customer)
@@ -181,13 +186,16 @@ func (s *Service) ImportKey(ctx context.Context, p *roles.Principal, req ImportK
 	default:
 		return nil, refuse(ErrKeyType, "algorithm %q is not supported by this HSM", req.Algorithm)
 	}
+	policy, err := s.parsePolicy(req.Policy, false)
+	if err != nil {
+		return nil, err
+	}
 	if !req.PublicOnly() {
-		if err := checkPrivateFlags(req.Flags, req.Policy); err != nil {
+		if err := checkPrivateFlags(req.Flags, policy.stored != nil); err != nil {
 			return nil, err
 		}
 	}
-	policy, err := normalizePolicy(req.Policy)
-	if err != nil {
+	if err := checkPolicyHolder(policy.stored != nil, req.SecretKey != nil); err != nil {
 		return nil, err
 	}
 	if ir.App, err = s.newRecord(ctx, "", customer, policy, req.Password); err != nil {
@@ -262,7 +270,7 @@ func (s *Service) ExportKey(ctx context.Context, p *roles.Principal, ref KeyRef)
 		if err != nil {
 			return nil, err
 		}
-		if hasPolicy(r.Policy) {
+		if approval.Present(r.Policy) {
 			return nil, fmt.Errorf("%w: key %q has a policy and cannot be exported", ErrNotPermitted, k.Label)
 		}
 		return exporter.ExportKey(ctx, k)
@@ -270,7 +278,8 @@ func (s *Service) ExportKey(ctx context.Context, p *roles.Principal, ref KeyRef)
 }
 
 // ModifyRequest replaces a key's policy; keyStatus.blocked, when present,
-// sets the blocked state.
+// sets the blocked state. Policy is validated as a modify policy (keyStatus
+// optional).
 type ModifyRequest struct {
 	Key    KeyRef
 	Policy json.RawMessage
@@ -282,26 +291,23 @@ func (s *Service) Modify(ctx context.Context, p *roles.Principal, req ModifyRequ
 	if err != nil {
 		return "", err
 	}
-	policy, err := normalizePolicy(req.Policy)
+	policy, err := s.parsePolicy(req.Policy, true)
 	if err != nil {
 		return "", err
 	}
-	if policy != nil && k.Flags.Extractable {
+	if policy.stored != nil && k.Flags.Extractable {
 		return "", refuse(ErrInvalidAttributes, "an extractable key cannot carry a policy")
 	}
-	var doc policyDoc
-	if policy != nil {
-		if err := json.Unmarshal(policy, &doc); err != nil {
-			return "", refuse(ErrInvalidRequest, "policy.keyStatus must be {\"blocked\": true|false}")
-		}
+	if err := checkPolicyHolder(policy.stored != nil, !alg.Asymmetric(k.Meta.Algorithm)); err != nil {
+		return "", err
 	}
 	if err := s.admit(ctx, p, k, r, OpModify); err != nil {
 		return "", err
 	}
 	err = s.updateRecord(ctx, k.Label, func(r *record) error {
-		r.Policy = policy
-		if doc.KeyStatus != nil && doc.KeyStatus.Blocked != nil {
-			r.Blocked = *doc.KeyStatus.Blocked
+		r.Policy = policy.stored
+		if policy.blocked != nil {
+			r.Blocked = *policy.blocked
 		}
 		return nil
 	})

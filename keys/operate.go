@@ -242,11 +242,11 @@ func (s *Service) Unwrap(ctx context.Context, p *roles.Principal, req UnwrapRequ
 			// sensitive key out of the token.
 			return "", refuse(ErrInvalidAttributes, "a key created by unwrap is always sensitive: sensitive must be true (or left out)")
 		}
-		if err := checkPrivateFlags(req.Flags, req.Policy); err != nil {
+		policy, err := s.parsePolicy(req.Policy, false)
+		if err != nil {
 			return "", err
 		}
-		policy, err := normalizePolicy(req.Policy)
-		if err != nil {
+		if err := checkPrivateFlags(req.Flags, policy.stored != nil); err != nil {
 			return "", err
 		}
 		customer, err := ownerCustomer(p, req.Customer)
@@ -255,6 +255,10 @@ func (s *Service) Unwrap(ctx context.Context, p *roles.Principal, req UnwrapRequ
 		}
 		method, err := alg.ParseWrapMethod(req.Method)
 		if err != nil {
+			return "", err
+		}
+		// A method without target family makes a secret key.
+		if err := checkPolicyHolder(policy.stored != nil, method.Target == ""); err != nil {
 			return "", err
 		}
 		app, err := s.newRecord(ctx, "", customer, policy, nil)

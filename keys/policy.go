@@ -1,48 +1,57 @@
 package keys
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 
+	"github.com/hsmgate/hsmgate/approval"
 	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/roles"
 )
 
-// hasPolicy reports whether a policy is present (not absent, not null).
-// It is the one place that rule is written.
-func hasPolicy(p []byte) bool {
-	t := bytes.TrimSpace(p)
-	return len(t) > 0 && !bytes.Equal(t, []byte("null"))
+// newPolicy is a validated policy of a request, with the form it is stored
+// in and the blocked state its keyStatus asks for.
+type newPolicy struct {
+	policy *approval.Policy
+	// stored is the canonical form without keyStatus (the record keeps the
+	// blocked state apart); nil for no policy.
+	stored json.RawMessage
+	// blocked is keyStatus.blocked; nil when the policy has none.
+	blocked *bool
 }
 
-// policyDoc is the part of a multi-authorization policy this layer reads;
-// the rules themselves are stored as given.
-type policyDoc struct {
-	KeyStatus *struct {
-		Blocked *bool `json:"blocked"`
-	} `json:"keyStatus"`
-}
-
-// normalizePolicy checks that a policy is a JSON object (or absent) and
-// compacts it for storage.
-func normalizePolicy(raw json.RawMessage) (json.RawMessage, error) {
-	if !hasPolicy(raw) {
-		return nil, nil
+// parsePolicy validates the policy of a new key (create, import, unwrap)
+// or, with modify, of a synchronous modify, at the service's clock.
+func (s *Service) parsePolicy(raw json.RawMessage, modify bool) (newPolicy, error) {
+	parse := approval.ParseKeyPolicy
+	if modify {
+		parse = approval.ParseModifyPolicy
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, refuse(ErrInvalidRequest, "policy must be a JSON object")
+	p, err := parse(raw, s.now())
+	if err != nil {
+		return newPolicy{}, &Error{Kind: ErrInvalidRequest, Msg: err.Error(), cause: err}
 	}
-	return json.Marshal(obj)
+	if p == nil {
+		return newPolicy{}, nil
+	}
+	np := newPolicy{policy: p, blocked: p.Blocked}
+	rules := *p
+	rules.Blocked = nil
+	if np.stored, err = json.Marshal(&rules); err != nil {
+		return newPolicy{}, fmt.Errorf("encode policy: %w", err)
+	}
+	return np, nil
 }
 
 // policyWithStatus renders the stored policy with keyStatus.blocked set.
 func policyWithStatus(policy json.RawMessage, blocked bool) json.RawMessage {
-	if !hasPolicy(policy) && !blocked {
+	if !approval.Present(policy) && !blocked {
 		return json.RawMessage("null")
 	}
 	obj := map[string]any{}
-	if hasPolicy(policy) {
-		_ = json.Unmarshal(policy, &obj) // stored policies were normalised objects
+	if approval.Present(policy) {
+		_ = json.Unmarshal(policy, &obj) // stored policies are JSON objects
 	}
 	obj["keyStatus"] = map[string]bool{"blocked": blocked}
 	out, _ := json.Marshal(obj) // a map of JSON values always marshals
@@ -51,12 +60,56 @@ func policyWithStatus(policy json.RawMessage, blocked bool) json.RawMessage {
 
 // checkPrivateFlags enforces the attribute rules of keys with a private or
 // secret half (creation, private import, unwrap).
-func checkPrivateFlags(f hsm.Flags, policy json.RawMessage) error {
+func checkPrivateFlags(f hsm.Flags, withPolicy bool) error {
 	if !f.Decrypt && !f.Sign && !f.Unwrap {
 		return refuse(ErrInvalidAttributes, "at least one of the attributes decrypt, sign or unwrap must be true")
 	}
-	if hasPolicy(policy) && f.Extractable {
+	if withPolicy && f.Extractable {
 		return refuse(ErrInvalidAttributes, "a key with a policy cannot be extractable")
 	}
 	return nil
+}
+
+// checkPolicyHolder refuses a policy on a secret key: only the private half
+// of an asymmetric key is what approvals guard.
+func checkPolicyHolder(withPolicy, secret bool) error {
+	if withPolicy && secret {
+		return refuse(ErrInvalidAttributes, "only asymmetric keys (RSA, EC, ED) can carry a policy, not a secret key")
+	}
+	return nil
+}
+
+// requireNullRule is the policy gate of a Service without approval
+// workflow: a key without policy, or whose rule for the operation is null,
+// is used at once; any other rule needs approvals, which a synchronous
+// route cannot carry.
+type requireNullRule struct{}
+
+// Admit refuses an operation whose rule is not null.
+func (requireNullRule) Admit(_ context.Context, _ *roles.Principal, k KeyInfo, op Operation) error {
+	rule, name := ruleFor(k.Policy, op)
+	if rule == nil {
+		return nil
+	}
+	return refuse(ErrApprovalRequired, "key %q has a policy whose %s is not null: %s needs approvals, given through the asynchronous request of that operation (/v1/%s), not the synchronous route",
+		k.Label, name, op, op)
+}
+
+// ruleFor returns the rule of p that governs op, with its wire name; nil
+// when p is nil or op needs no approval.
+func ruleFor(p *approval.Policy, op Operation) (*approval.Rule, string) {
+	if p == nil {
+		return nil, ""
+	}
+	switch op {
+	case OpSign, OpDecrypt, OpUnwrap:
+		return p.Use, "ruleUse"
+	case OpBlock:
+		return p.Block, "ruleBlock"
+	case OpUnblock:
+		return p.Unblock, "ruleUnblock"
+	case OpModify:
+		return p.Modify, "ruleModify"
+	}
+	return nil, ""
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/hsmgate/hsmgate/approval"
 	"github.com/hsmgate/hsmgate/hsm"
 	"github.com/hsmgate/hsmgate/roles"
 )
@@ -24,10 +25,17 @@ type record struct {
 	Customer string `json:"customer"`
 	// PasswordSalt and PasswordMAC verify the key password: the MAC is
 	// HMAC-SHA256(pepper key in the token, salt || password).
-	PasswordSalt []byte          `json:"passwordSalt,omitempty"`
-	PasswordMAC  []byte          `json:"passwordMac,omitempty"`
-	Policy       json.RawMessage `json:"policy,omitempty"`
-	Blocked      bool            `json:"blocked,omitempty"`
+	PasswordSalt []byte `json:"passwordSalt,omitempty"`
+	PasswordMAC  []byte `json:"passwordMac,omitempty"`
+	// Policy is the canonical form of the key's policy (without keyStatus),
+	// nil for a key without one.
+	Policy  json.RawMessage `json:"policy,omitempty"`
+	Blocked bool            `json:"blocked,omitempty"`
+
+	// policy is Policy read back, or policyErr why it cannot be: a policy
+	// stored by a version that did not validate policies may not read.
+	policy    *approval.Policy
+	policyErr error
 }
 
 // decodeRecord is the decoder handed to hsm.Key.AppState.
@@ -41,6 +49,7 @@ func decodeRecord(raw json.RawMessage) (any, error) {
 	if r.Customer == "" {
 		r.Customer = defaultCustomer
 	}
+	r.policy, r.policyErr = approval.Decode(r.Policy)
 	return r, nil
 }
 
@@ -100,9 +109,11 @@ func (s *Service) checkPassword(ctx context.Context, p *roles.Principal, k *hsm.
 	return nil
 }
 
-// newRecord builds the record of a new key, with the verifier of password.
-func (s *Service) newRecord(ctx context.Context, id, customer string, policy json.RawMessage, password []byte) (json.RawMessage, error) {
-	r := &record{ID: id, Customer: customer, Policy: policy}
+// newRecord builds the record of a new key, with its policy and the
+// verifier of password. keyStatus.blocked of the policy is the key's first
+// blocked state.
+func (s *Service) newRecord(ctx context.Context, id, customer string, policy newPolicy, password []byte) (json.RawMessage, error) {
+	r := &record{ID: id, Customer: customer, Policy: policy.stored, Blocked: policy.blocked != nil && *policy.blocked}
 	if len(password) > 0 {
 		var err error
 		if r.PasswordSalt, r.PasswordMAC, err = s.passwordVerifier(ctx, password); err != nil {

@@ -76,9 +76,14 @@ func (s *Service) ready(ctx context.Context, p *roles.Principal, k *hsm.Key, r *
 	return s.admit(ctx, p, k, r, op)
 }
 
-// admit asks the policy gate about a use of a key.
+// admit asks the policy gate about a use of a key. A stored policy that
+// cannot be read guards every operation the gate is asked about: it may
+// hold rules that are not null.
 func (s *Service) admit(ctx context.Context, p *roles.Principal, k *hsm.Key, r *record, op Operation) error {
-	return s.gate.Admit(ctx, p, KeyInfo{Label: k.Label, Customer: r.Customer, Policy: r.Policy}, op)
+	if r.policyErr != nil {
+		return refuse(ErrApprovalRequired, "key %q has a stored policy that cannot be read (%v): %s is refused", k.Label, r.policyErr, op)
+	}
+	return s.gate.Admit(ctx, p, KeyInfo{Label: k.Label, Customer: r.Customer, Policy: r.policy}, op)
 }
 
 // ownerCustomer picks the customer a new key belongs to: the one named in

@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
+	"github.com/hsmgate/hsmgate/approval"
 	"github.com/hsmgate/hsmgate/hsm"
 	"github.com/hsmgate/hsmgate/roles"
 )
@@ -106,22 +108,17 @@ const (
 type KeyInfo struct {
 	Label, Customer string
 	// Policy is the key's stored policy; nil when it has none.
-	Policy json.RawMessage
+	Policy *approval.Policy
 }
 
 // PolicyGate decides whether a synchronous use of a key may run now or is
 // reserved for an approval workflow. It is where multi-authorization plugs
-// in: the default gate admits every use, which is what hsmgate does until
-// key policies are enforced (see docs/api.md on policies).
+// in: the default gate runs an operation whose rule is null (or a key
+// without policy) and refuses any other with ErrApprovalRequired, since a
+// synchronous route carries no approvals (docs/api.md, key policies).
 type PolicyGate interface {
 	Admit(ctx context.Context, p *roles.Principal, k KeyInfo, op Operation) error
 }
-
-// admitAll is the gate used until multi-authorization is configured.
-type admitAll struct{}
-
-// Admit lets every use through.
-func (admitAll) Admit(context.Context, *roles.Principal, KeyInfo, Operation) error { return nil }
 
 // PasswordThrottle limits guesses of key passwords: the gateway's is
 // auth.Throttle.Passwords, which refuses every attempt, the right one too,
@@ -157,11 +154,14 @@ type Service struct {
 	passwords PasswordThrottle
 	// attestationKey names the key whose signature the attestation carries.
 	attestationKey string
+	// now is the clock approver certificates are checked against.
+	now func() time.Time
 }
 
 // Options configures a Service.
 type Options struct {
-	// Gate decides policy-reserved uses; nil admits every use.
+	// Gate decides policy-reserved uses; nil runs the operations whose
+	// rule is null and refuses the others.
 	Gate PolicyGate
 	// Passwords throttles guesses of key passwords by the Principal's
 	// Source; nil throttles nothing.
@@ -169,13 +169,19 @@ type Options struct {
 	// AttestationKeyLabel names the attestation key in responses
 	// (default hsm.AttestationKeyLabel).
 	AttestationKeyLabel string
+	// Now is the clock new policies are validated at (approver
+	// certificates must be valid then); nil is time.Now.
+	Now func() time.Time
 }
 
 // New returns a Service on backend.
 func New(backend Backend, opts Options) *Service {
-	s := &Service{backend: backend, gate: opts.Gate, passwords: opts.Passwords, attestationKey: opts.AttestationKeyLabel}
+	s := &Service{backend: backend, gate: opts.Gate, passwords: opts.Passwords, attestationKey: opts.AttestationKeyLabel, now: opts.Now}
 	if s.gate == nil {
-		s.gate = admitAll{}
+		s.gate = requireNullRule{}
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	if s.passwords == nil {
 		s.passwords = noThrottle{}
@@ -208,6 +214,9 @@ var (
 	ErrInvalidRequest = errors.New("invalid request")
 	// ErrKeyType: the key algorithm is not offered.
 	ErrKeyType = errors.New("key type not supported")
+	// ErrApprovalRequired: the key's policy reserves the operation for
+	// approvers; it cannot run synchronously.
+	ErrApprovalRequired = errors.New("approval required")
 )
 
 // Error is a refusal with a message for the caller. Kind is one of the
@@ -216,13 +225,21 @@ var (
 type Error struct {
 	Kind error
 	Msg  string
+	// cause is the finer error the refusal comes from (an approval.Err*
+	// of a refused policy, which has a wire code of its own), or nil.
+	cause error
 }
 
 // Error returns the message.
 func (e *Error) Error() string { return e.Msg }
 
-// Unwrap returns the kind.
-func (e *Error) Unwrap() error { return e.Kind }
+// Unwrap returns the kind, and the cause when there is one.
+func (e *Error) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.Kind}
+	}
+	return []error{e.Kind, e.cause}
+}
 
 // refuse builds an *Error of kind with a formatted message.
 func refuse(kind error, format string, args ...any) error {

@@ -381,11 +381,13 @@ func (g *recordingGate) Admit(_ context.Context, _ *roles.Principal, k keys.KeyI
 func TestPolicyGateSeesThePolicy(t *testing.T) {
 	g := &recordingGate{}
 	s, _ := newService(t, keys.Options{Gate: g})
-	mustCreate(t, s, alice, "k", func(r *keys.CreateKeyRequest) { r.Policy = json.RawMessage(`{"ruleUse": {"tokens": []}}`) })
+	mustCreate(t, s, alice, "k", func(r *keys.CreateKeyRequest) {
+		r.Policy = json.RawMessage(`{"ruleUse": null, "ruleBlock": {"tokens": []}, "keyStatus": {"blocked": false}}`)
+	})
 	if _, err := sign(s, alice, "k", nil); err != nil {
 		t.Fatal(err)
 	}
-	if len(g.seen) != 1 || g.seen[0].Label != "k" || g.seen[0].Customer != "acme" || !strings.Contains(string(g.seen[0].Policy), `"ruleUse"`) {
+	if len(g.seen) != 1 || g.seen[0].Label != "k" || g.seen[0].Customer != "acme" || g.seen[0].Policy == nil || g.seen[0].Policy.Block == nil {
 		t.Fatalf("the gate was told %+v", g.seen)
 	}
 }
