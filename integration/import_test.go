@@ -287,7 +287,8 @@ func TestImportExport(t *testing.T) {
 			{"non-extractable key", g.secretKey(t, "AES", 128, cryptAttrs), nil},
 			{"extractable but sensitive key", g.secretKey(t, "AES", 128, wrappedAttrs), nil},
 			{"non-extractable EC key", g.ecKey(t, oidP256, signAttrs), nil},
-			{"key with a policy", g.createKey(t, map[string]any{"label": g.label("pol"), "algorithm": "AES", "keySize": 128, "attributes": cryptAttrs,
+			// Only asymmetric keys carry a policy (docs/api.md, key policies).
+			{"key with a policy", g.createKey(t, map[string]any{"label": g.label("pol"), "algorithm": "EC", "curveOid": oidP256, "attributes": signAttrs,
 				"policy": map[string]any{"ruleUse": nil, "ruleBlock": nil, "ruleUnblock": nil, "ruleModify": nil, "keyStatus": map[string]any{"blocked": false}}}), nil},
 		}
 		for _, tc := range cases {
