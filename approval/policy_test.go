@@ -1,50 +1,26 @@
 package approval_test
 
 import (
-	"crypto"
 	"crypto/ecdh"
-	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	"github.com/hsmgate/hsmgate/approval"
+	"github.com/hsmgate/hsmgate/approval/approvaltest"
 	"github.com/hsmgate/hsmgate/keycodec"
 )
 
 var now = time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-
-// spkiOf encodes a Go public key as base64 DER SubjectPublicKeyInfo.
-func spkiOf(t *testing.T, pub crypto.PublicKey) string {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(der)
-}
-
-// ecKey returns the base64 SPKI of a fresh EC key on curve.
-func ecKey(t *testing.T, curve elliptic.Curve) string {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(curve, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return spkiOf(t, &k.PublicKey)
-}
 
 // secp256k1Key returns the base64 SPKI of a fresh secp256k1 key, which
 // crypto/x509 cannot encode.
@@ -59,23 +35,6 @@ func secp256k1Key(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return base64.StdEncoding.EncodeToString(der)
-}
-
-// certificate returns a base64 self-signed certificate for cn valid from
-// notBefore to notAfter, and the base64 SPKI of its key.
-func certificate(t *testing.T, cn string, notBefore, notAfter time.Time) (cert, spki string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: cn, Organization: []string{"hsmgate"}},
-		NotBefore: notBefore, NotAfter: notAfter}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(der), spkiOf(t, &k.PublicKey)
 }
 
 // approvalJSON is one approval as the Go client writes it.
@@ -104,10 +63,10 @@ func TestKeyTypesAndCanonicalForm(t *testing.T) {
 		t.Fatal(err)
 	}
 	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
-	cert, certSPKI := certificate(t, "carol@example.com", now.Add(-time.Hour), now.Add(time.Hour))
+	cert, certSPKI := approvaltest.Certificate(t, "carol@example.com", now.Add(-time.Hour), now.Add(time.Hour))
 	keys := map[string]string{
-		"RSA-2048": spkiOf(t, &rsaKey.PublicKey), "P-256": ecKey(t, elliptic.P256()), "P-384": ecKey(t, elliptic.P384()),
-		"P-521": ecKey(t, elliptic.P521()), "secp256k1": secp256k1Key(t), "Ed25519": spkiOf(t, edPub),
+		"RSA-2048": approvaltest.SPKI(t, &rsaKey.PublicKey), "P-256": approvaltest.ECKey(t, elliptic.P256()), "P-384": approvaltest.ECKey(t, elliptic.P384()),
+		"P-521": approvaltest.ECKey(t, elliptic.P521()), "secp256k1": secp256k1Key(t), "Ed25519": approvaltest.SPKI(t, edPub),
 	}
 	var approvals []string
 	for name, v := range keys {
@@ -150,7 +109,7 @@ func TestKeyTypesAndCanonicalForm(t *testing.T) {
 
 // TestTSBBodies reads policies shaped as TSB clients send them.
 func TestTSBBodies(t *testing.T) {
-	k := ecKey(t, elliptic.P256())
+	k := approvaltest.ECKey(t, elliptic.P256())
 	cases := []struct {
 		name, body, want string
 	}{
@@ -185,13 +144,13 @@ func TestTSBBodies(t *testing.T) {
 }
 
 func TestValidationErrors(t *testing.T) {
-	k := ecKey(t, elliptic.P256())
+	k := approvaltest.ECKey(t, elliptic.P256())
 	x, _ := ecdh.X25519().GenerateKey(rand.Reader)
-	p224 := ecKey(t, elliptic.P224())
-	expired, _ := certificate(t, "old", now.Add(-48*time.Hour), now.Add(-24*time.Hour))
-	future, _ := certificate(t, "soon", now.Add(24*time.Hour), now.Add(48*time.Hour))
-	noCN, _ := certificate(t, "", now.Add(-time.Hour), now.Add(time.Hour))
-	cert, certSPKI := certificate(t, "dave", now.Add(-time.Hour), now.Add(time.Hour))
+	p224 := approvaltest.ECKey(t, elliptic.P224())
+	expired, _ := approvaltest.Certificate(t, "old", now.Add(-48*time.Hour), now.Add(-24*time.Hour))
+	future, _ := approvaltest.Certificate(t, "soon", now.Add(24*time.Hour), now.Add(48*time.Hour))
+	noCN, _ := approvaltest.Certificate(t, "", now.Add(-time.Hour), now.Add(time.Hour))
+	cert, certSPKI := approvaltest.Certificate(t, "dave", now.Add(-time.Hour), now.Add(time.Hour))
 	cases := []struct {
 		name, body string
 		kind       error
@@ -218,7 +177,7 @@ func TestValidationErrors(t *testing.T) {
 		{"value not base64", policyJSON(ruleJSON("1", approvalJSON("public_key", "a", "not-base64!"))), approval.ErrInvalid, "is not base64"},
 		{"value with a line break", policyJSON(ruleJSON("1", approvalJSON("public_key", "a", k[:20]+`\n`+k[20:]))), approval.ErrInvalid, "without spaces or line breaks"},
 		{"value any bytes", policyJSON(ruleJSON("1", approvalJSON("public_key", "a", "aGVsbG8="))), approval.ErrInvalid, "public key cannot be read"},
-		{"X25519 approver", policyJSON(ruleJSON("1", approvalJSON("public_key", "a", spkiOf(t, x.PublicKey())))), approval.ErrKeyType, "approvers use RSA, EC"},
+		{"X25519 approver", policyJSON(ruleJSON("1", approvalJSON("public_key", "a", approvaltest.SPKI(t, x.PublicKey())))), approval.ErrKeyType, "approvers use RSA, EC"},
 		{"P-224 approver", policyJSON(ruleJSON("1", approvalJSON("public_key", "a", p224))), approval.ErrKeyType, "curve 1.3.132.0.33"},
 		{"certificate not a certificate", policyJSON(ruleJSON("1", approvalJSON("certificate", "", k))), approval.ErrInvalid, "is not a DER X.509 certificate"},
 		{"certificate expired", policyJSON(ruleJSON("1", approvalJSON("certificate", "", expired))), approval.ErrInvalid, `certificate of "old" expired`},
@@ -247,7 +206,7 @@ func TestModifyAndStoredPolicies(t *testing.T) {
 		t.Fatalf("modify policy with keyStatus: %+v, %v", p, err)
 	}
 	// A stored policy whose certificate expired since stays readable.
-	cert, _ := certificate(t, "frank", now.Add(-time.Hour), now.Add(time.Hour))
+	cert, _ := approvaltest.Certificate(t, "frank", now.Add(-time.Hour), now.Add(time.Hour))
 	p, err = approval.ParseKeyPolicy(json.RawMessage(policyJSON(ruleJSON("1", approvalJSON("certificate", "", cert)))), now)
 	if err != nil {
 		t.Fatal(err)
@@ -269,7 +228,7 @@ func TestEvaluation(t *testing.T) {
 	ids := make([]approval.Fingerprint, 5)
 	names := make([]string, 5)
 	for i := range ids {
-		names[i] = ecKey(t, elliptic.P256())
+		names[i] = approvaltest.ECKey(t, elliptic.P256())
 		der, _ := base64.StdEncoding.DecodeString(names[i])
 		ids[i] = sha256.Sum256(der)
 	}

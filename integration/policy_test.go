@@ -1,50 +1,20 @@
 package integration
 
 import (
-	"crypto"
 	"crypto/ecdh"
-	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"math/big"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hsmgate/hsmgate/approval/approvaltest"
 )
-
-// approverSPKI returns the base64 DER SubjectPublicKeyInfo of pub.
-func approverSPKI(t *testing.T, pub crypto.PublicKey) string {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b64(der)
-}
-
-// approverCert returns a base64 self-signed approver certificate for cn,
-// valid from notBefore to notAfter, and the base64 SPKI of its key.
-func approverCert(t *testing.T, cn string, notBefore, notAfter time.Time) (cert, spki string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn, Organization: []string{"approvers"}},
-		NotBefore: notBefore, NotAfter: notAfter}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b64(der), approverSPKI(t, &k.PublicKey)
-}
 
 // TestKeyPolicies covers key policies (docs/api.md §3.10) over the wire:
 // validation errors with their codes, the refusal of synchronous
@@ -57,23 +27,16 @@ func TestKeyPolicies(t *testing.T) {
 	km, op := g.creds.KeyManagement, g.creds.KeyOperation
 	now := time.Now()
 
-	ecs := make([]string, 3)
-	for i := range ecs {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ecs[i] = approverSPKI(t, &k.PublicKey)
-	}
+	ecs := []string{approvaltest.ECKey(t, elliptic.P256()), approvaltest.ECKey(t, elliptic.P256()), approvaltest.ECKey(t, elliptic.P256())}
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
 	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
 	x25519, _ := ecdh.X25519().GenerateKey(rand.Reader)
-	cert, certSPKI := approverCert(t, "carol@example.com", now.Add(-time.Hour), now.Add(24*time.Hour))
-	expired, _ := approverCert(t, "old@example.com", now.Add(-48*time.Hour), now.Add(-24*time.Hour))
-	noCN, _ := approverCert(t, "", now.Add(-time.Hour), now.Add(24*time.Hour))
+	cert, certSPKI := approvaltest.Certificate(t, "carol@example.com", now.Add(-time.Hour), now.Add(24*time.Hour))
+	expired, _ := approvaltest.Certificate(t, "old@example.com", now.Add(-48*time.Hour), now.Add(-24*time.Hour))
+	noCN, _ := approvaltest.Certificate(t, "", now.Add(-time.Hour), now.Add(24*time.Hour))
 
 	pk := func(name, value string) string {
 		return `{"type":"public_key","name":"` + name + `","value":"` + value + `"}`
@@ -107,7 +70,7 @@ func TestKeyPolicies(t *testing.T) {
 			{"quorum out of reach in ruleUse", policy(rule("2", pk("a", ecs[0])), "null"), "EC", 600, "input.validation.failed", "can never be fulfilled"},
 			{"onboarded approver", policy(rule("1", `{"type":"onboarded_approver_certificate","name":"eve@example.com","value":null}`), "null"), "EC", 600, "input.validation.failed", "onboarded_approver_certificate"},
 			{"expired approver certificate", policy(rule("1", certApproval(expired)), "null"), "EC", 600, "input.validation.failed", "expired"},
-			{"X25519 approver key", policy(rule("1", pk("x", approverSPKI(t, x25519.PublicKey()))), "null"), "EC", 601, "unsupported.approver.key.type", "approvers use RSA, EC"},
+			{"X25519 approver key", policy(rule("1", pk("x", approvaltest.SPKI(t, x25519.PublicKey()))), "null"), "EC", 601, "unsupported.approver.key.type", "approvers use RSA, EC"},
 			{"one key as public_key and certificate", policy(rule("1", pk("carol", certSPKI), certApproval(cert)), "null"), "EC", 602, "unsupported.combination.of.approval.types", "both as public_key and as certificate"},
 			{"certificate without common name", policy(rule("1", certApproval(noCN)), "null"), "EC", 604, "input.no.name.for.certificate.approver", "no common name"},
 			{"policy on a secret key", policy("null", "null"), "AES", 606, "key.attributes.invalid", "only asymmetric keys"},
@@ -120,7 +83,7 @@ func TestKeyPolicies(t *testing.T) {
 			}
 		}
 		// The same validation on import, unwrap and modify.
-		x := pk("x", approverSPKI(t, x25519.PublicKey()))
+		x := pk("x", approvaltest.SPKI(t, x25519.PublicKey()))
 		ec := g.ecKey(t, oidP256, signAttrs)
 		kek := g.secretKey(t, "AES", 256, wrapAttrs)
 		expectError(t, "import with an X25519 approver",
@@ -181,7 +144,7 @@ func TestKeyPolicies(t *testing.T) {
 		// name of its own, and a token without groups (always fulfilled)
 		// in ruleModify.
 		use := `{"tokens":[{"name":"main","timelock":60,"timeout":600,"groups":[{"name":"board","quorum":2,"approvals":[` +
-			strings.Join([]string{pk("ec", ecs[0]), pk("rsa", approverSPKI(t, &rsaKey.PublicKey)), pk("ed", approverSPKI(t, edPub)),
+			strings.Join([]string{pk("ec", ecs[0]), pk("rsa", approvaltest.SPKI(t, &rsaKey.PublicKey)), pk("ed", approvaltest.SPKI(t, edPub)),
 				`{"type":"certificate","name":"ignored","value":"` + cert + `"}`}, ",") + `]}]}]}`
 		body := `{"ruleUse":` + use + `,"ruleBlock":null,"ruleModify":{"tokens":[{"name":null,"timelock":0,"timeout":0,"groups":null}]},"keyStatus":{"blocked":false}}`
 		g.mustStatus(t, http.StatusCreated, http.MethodPost, "/v1/key", km, createBody(label, "EC", body))
@@ -192,8 +155,8 @@ func TestKeyPolicies(t *testing.T) {
 		want := map[string]any{
 			"ruleUse": map[string]any{"tokens": []any{map[string]any{"name": "main", "timelock": 60.0, "timeout": 600.0,
 				"groups": []any{map[string]any{"name": "board", "quorum": 2.0, "approvals": []any{
-					approval("public_key", "ec", ecs[0]), approval("public_key", "rsa", approverSPKI(t, &rsaKey.PublicKey)),
-					approval("public_key", "ed", approverSPKI(t, edPub)), approval("certificate", "carol@example.com", cert)}}}}}},
+					approval("public_key", "ec", ecs[0]), approval("public_key", "rsa", approvaltest.SPKI(t, &rsaKey.PublicKey)),
+					approval("public_key", "ed", approvaltest.SPKI(t, edPub)), approval("certificate", "carol@example.com", cert)}}}}}},
 			"ruleBlock": nil, "ruleUnblock": nil,
 			"ruleModify": map[string]any{"tokens": []any{map[string]any{"name": nil, "timelock": 0.0, "timeout": 0.0, "groups": []any{}}}},
 			"keyStatus":  map[string]any{"blocked": false},

@@ -2,44 +2,25 @@ package keys_test
 
 import (
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hsmgate/hsmgate/approval"
+	"github.com/hsmgate/hsmgate/approval/approvaltest"
 	"github.com/hsmgate/hsmgate/hsm"
 	"github.com/hsmgate/hsmgate/keys"
 )
-
-// approverValue returns a fresh approver key as base64 DER SPKI.
-func approverValue(t *testing.T) string {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(der)
-}
 
 // twoOfThree is a rule needing two of three fresh approvers.
 func twoOfThree(t *testing.T) string {
 	var as []string
 	for _, n := range []string{"a", "b", "c"} {
-		as = append(as, `{"type":"public_key","name":"`+n+`","value":"`+approverValue(t)+`"}`)
+		as = append(as, `{"type":"public_key","name":"`+n+`","value":"`+approvaltest.ECKey(t, elliptic.P256())+`"}`)
 	}
 	return `{"tokens":[{"name":"t","timelock":0,"timeout":0,"groups":[{"name":"g","quorum":2,"approvals":[` + strings.Join(as, ",") + `]}]}]}`
 }
@@ -122,14 +103,8 @@ func TestPolicyGateRefusesRulesThatAreNotNull(t *testing.T) {
 func TestPolicyValidation(t *testing.T) {
 	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	s, _ := newService(t, keys.Options{Now: func() time.Time { return now }})
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "approver"},
-		NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	expired := `{"tokens":[{"timelock":0,"timeout":0,"groups":[{"quorum":1,"approvals":[{"type":"certificate","value":"` + base64.StdEncoding.EncodeToString(der) + `"}]}]}]}`
+	cert, _ := approvaltest.Certificate(t, "approver", now.Add(-48*time.Hour), now.Add(-time.Hour))
+	expired := `{"tokens":[{"timelock":0,"timeout":0,"groups":[{"quorum":1,"approvals":[{"type":"certificate","value":"` + cert + `"}]}]}]}`
 	anyBytes := `{"tokens":[{"timelock":0,"timeout":0,"groups":[{"quorum":1,"approvals":[{"type":"public_key","value":"aGVsbG8="}]}]}]}`
 	cases := []struct {
 		name   string
@@ -150,7 +125,7 @@ func TestPolicyValidation(t *testing.T) {
 			}
 		}
 	}
-	_, err = s.ImportKey(ctx, alice, keys.ImportKeyRequest{Label: "x", Algorithm: "AES", SecretKey: make([]byte, 16),
+	_, err := s.ImportKey(ctx, alice, keys.ImportKeyRequest{Label: "x", Algorithm: "AES", SecretKey: make([]byte, 16),
 		Flags: keys.Flags{Encrypt: true, Decrypt: true}, Policy: withRules("null", "null", "null", "null")})
 	if !errors.Is(err, keys.ErrInvalidAttributes) {
 		t.Errorf("import of a secret key with a policy: %v", err)
