@@ -304,6 +304,14 @@ func (s *Service) Modify(ctx context.Context, p *roles.Principal, req ModifyRequ
 	if err := s.admit(ctx, p, k, r, OpModify); err != nil {
 		return "", err
 	}
+	// keyStatus.blocked of a modify changes the blocked state: that is a
+	// block or unblock, and the current ruleBlock or ruleUnblock governs it,
+	// so that a modify cannot unblock what only approvers may unblock.
+	if policy.blocked != nil && *policy.blocked != r.Blocked {
+		if err := s.admit(ctx, p, k, r, blockOperation(*policy.blocked)); err != nil {
+			return "", err
+		}
+	}
 	err = s.updateRecord(ctx, k.Label, func(r *record) error {
 		r.Policy = policy.stored
 		if policy.blocked != nil {
@@ -323,14 +331,18 @@ func (s *Service) SetBlocked(ctx context.Context, p *roles.Principal, ref KeyRef
 	if err != nil {
 		return err
 	}
-	op := OpUnblock
-	if blocked {
-		op = OpBlock
-	}
-	if err := s.admit(ctx, p, k, r, op); err != nil {
+	if err := s.admit(ctx, p, k, r, blockOperation(blocked)); err != nil {
 		return err
 	}
 	return s.updateRecord(ctx, k.Label, func(r *record) error { r.Blocked = blocked; return nil })
+}
+
+// blockOperation is the operation that sets the blocked state to blocked.
+func blockOperation(blocked bool) Operation {
+	if blocked {
+		return OpBlock
+	}
+	return OpUnblock
 }
 
 // Statistics counts the token's objects.

@@ -75,6 +75,19 @@ func TestPolicyGateRefusesRulesThatAreNotNull(t *testing.T) {
 		}
 	}
 
+	// keyStatus.blocked in a modify is an unblock, governed by ruleUnblock.
+	mustCreate(t, s, alice, "locked", func(r *keys.CreateKeyRequest) {
+		r.Policy = json.RawMessage(`{"ruleUnblock":` + rule + `,"keyStatus":{"blocked":true}}`)
+	})
+	locked := keys.KeyRef{Label: "locked"}
+	_, err = s.Modify(ctx, alice, keys.ModifyRequest{Key: locked, Policy: json.RawMessage(`{"ruleUnblock":` + rule + `,"keyStatus":{"blocked":false}}`)})
+	if !errors.Is(err, keys.ErrApprovalRequired) || !strings.Contains(err.Error(), "ruleUnblock") {
+		t.Errorf("modify that unblocks under a ruleUnblock: %v, want ErrApprovalRequired naming ruleUnblock", err)
+	}
+	if _, err := s.Modify(ctx, alice, keys.ModifyRequest{Key: locked, Policy: json.RawMessage(`{"ruleUnblock":` + rule + `,"keyStatus":{"blocked":true}}`)}); err != nil {
+		t.Errorf("modify that leaves the blocked state alone: %v", err)
+	}
+
 	// Null rules, and keys without policy, behave as before.
 	mustCreate(t, s, alice, "empty", func(r *keys.CreateKeyRequest) { r.Policy = withRules("null", "null", "null", "null") })
 	mustCreate(t, s, alice, "plain", nil)

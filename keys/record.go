@@ -38,7 +38,8 @@ type record struct {
 	policyErr error
 }
 
-// decodeRecord is the decoder handed to hsm.Key.AppState.
+// decodeRecord reads a record without its typed policy: enough for
+// listings and updates.
 func decodeRecord(raw json.RawMessage) (any, error) {
 	r := &record{}
 	if len(raw) > 0 {
@@ -49,6 +50,17 @@ func decodeRecord(raw json.RawMessage) (any, error) {
 	if r.Customer == "" {
 		r.Customer = defaultCustomer
 	}
+	return r, nil
+}
+
+// decodeLoaded is the decoder handed to hsm.Key.AppState: the record of a
+// key in use, with its policy read once per loaded key.
+func decodeLoaded(raw json.RawMessage) (any, error) {
+	v, err := decodeRecord(raw)
+	if err != nil {
+		return nil, err
+	}
+	r := v.(*record)
 	r.policy, r.policyErr = approval.Decode(r.Policy)
 	return r, nil
 }
@@ -56,7 +68,7 @@ func decodeRecord(raw json.RawMessage) (any, error) {
 // recordOf returns the service's record of a loaded key (decoded once per
 // loaded key). The result must not be modified.
 func recordOf(k *hsm.Key) (*record, error) {
-	v, err := k.AppState(decodeRecord)
+	v, err := k.AppState(decodeLoaded)
 	if err != nil {
 		return nil, err
 	}
