@@ -5,7 +5,7 @@
 // rejected. It knows neither HTTP nor the token; the keys service stores the
 // canonical form with each key and asks it which operations need approval.
 // Requests, approver tasks and the verification of approvals will live here
-// too (docs/api.md, key policies).
+// too (docs/api.md §3.10).
 package approval
 
 import (

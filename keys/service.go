@@ -115,7 +115,7 @@ type KeyInfo struct {
 // reserved for an approval workflow. It is where multi-authorization plugs
 // in: the default gate runs an operation whose rule is null (or a key
 // without policy) and refuses any other with ErrApprovalRequired, since a
-// synchronous route carries no approvals (docs/api.md, key policies).
+// synchronous route carries no approvals (docs/api.md §3.10).
 type PolicyGate interface {
 	Admit(ctx context.Context, p *roles.Principal, k KeyInfo, op Operation) error
 }
