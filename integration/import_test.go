@@ -287,7 +287,7 @@ func TestImportExport(t *testing.T) {
 			{"non-extractable key", g.secretKey(t, "AES", 128, cryptAttrs), nil},
 			{"extractable but sensitive key", g.secretKey(t, "AES", 128, wrappedAttrs), nil},
 			{"non-extractable EC key", g.ecKey(t, oidP256, signAttrs), nil},
-			// Only asymmetric keys carry a policy (docs/api.md, key policies).
+			// Only asymmetric keys carry a policy (docs/api.md §3.10).
 			{"key with a policy", g.createKey(t, map[string]any{"label": g.label("pol"), "algorithm": "EC", "curveOid": oidP256, "attributes": signAttrs,
 				"policy": map[string]any{"ruleUse": nil, "ruleBlock": nil, "ruleUnblock": nil, "ruleModify": nil, "keyStatus": map[string]any{"blocked": false}}}), nil},
 		}
