@@ -104,13 +104,14 @@ func (s *server) encrypt(c *gin.Context) error {
 // decryptRequest is the body of POST /v1/synchronousDecrypt.
 type decryptRequest struct {
 	DecryptRequest *struct {
-		EncryptedPayload             *string  `json:"encryptedPayload"`
-		DecryptKeyName               *string  `json:"decryptKeyName"`
-		KeyPassword                  Password `json:"keyPassword"`
-		CipherAlgorithm              string   `json:"cipherAlgorithm"`
-		InitializationVector         *string  `json:"initializationVector"`
-		TagLength                    *int     `json:"tagLength"`
-		AdditionalAuthenticationData *string  `json:"additionalAuthenticationData"`
+		EncryptedPayload             *string         `json:"encryptedPayload"`
+		DecryptKeyName               *string         `json:"decryptKeyName"`
+		KeyPassword                  Password        `json:"keyPassword"`
+		CipherAlgorithm              string          `json:"cipherAlgorithm"`
+		InitializationVector         *string         `json:"initializationVector"`
+		TagLength                    *int            `json:"tagLength"`
+		AdditionalAuthenticationData *string         `json:"additionalAuthenticationData"`
+		SignedApprovals              signedApprovals `json:"signedApprovals"`
 	} `json:"decryptRequest"`
 }
 
@@ -123,6 +124,9 @@ func (s *server) decrypt(c *gin.Context) error {
 	r := req.DecryptRequest
 	if r == nil || r.DecryptKeyName == nil {
 		return errValidation("decryptRequest.decryptKeyName is required")
+	}
+	if err := r.SignedApprovals.check("decryptRequest"); err != nil {
+		return err
 	}
 	if r.EncryptedPayload == nil {
 		return errValidation("decryptRequest.encryptedPayload is required")

@@ -145,3 +145,21 @@ func jsonID(raw json.RawMessage) string {
 	}
 	return fmt.Sprint(strings.TrimSpace(string(raw)))
 }
+
+// signedApprovals is the signedApprovals member of the synchronous
+// operations: TSB's synchronous path for keys with a policy, approvals built
+// from an HSM timestamp the REST API never hands out. hsmgate refuses a
+// non-empty list by name and serves approvals through the asynchronous
+// routes (docs/api.md §3.10).
+type signedApprovals []json.RawMessage
+
+// check refuses a non-empty list in member.
+func (a signedApprovals) check(member string) error {
+	for _, v := range a {
+		if len(v) > 0 && string(v) != "null" {
+			return errValidation("%s.signedApprovals is not supported: approvals travel through the asynchronous routes "+
+				"(/v1/sign, /v1/decrypt, /v1/unwrap, /v1/block, /v1/unblock, /v1/modify) and approver tasks", member)
+		}
+	}
+	return nil
+}

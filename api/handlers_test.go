@@ -95,3 +95,31 @@ func TestHandlersRenderServiceErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestSignedApprovalsRefusedByName: the synchronous approval path of TSB is
+// refused by name on every synchronous route; null or empty lists pass.
+func TestSignedApprovalsRefusedByName(t *testing.T) {
+	h := stubGateway(t)
+	call(t, h, http.MethodPost, "/v1/key", `{"label":"k","algorithm":"EC","curveOid":"`+hsm.OIDP256+`","attributes":{"sign":true}}`)
+	msg := base64.StdEncoding.EncodeToString([]byte("m"))
+	for _, c := range []struct{ path, body, member string }{
+		{"/v1/synchronousSign", `{"signRequest":{"payload":"` + msg + `","signKeyName":"k","signatureAlgorithm":"SHA256_WITH_ECDSA","signedApprovals":["AAAA"]}}`, "signRequest"},
+		{"/v1/synchronousDecrypt", `{"decryptRequest":{"encryptedPayload":"` + msg + `","decryptKeyName":"k","cipherAlgorithm":"RSA","signedApprovals":["AAAA"]}}`, "decryptRequest"},
+		{"/v1/synchronousUnwrap", `{"unwrapKeyRequest":{"wrappedKey":"` + msg + `","label":"u","unwrapKeyName":"k","wrapMethod":"AES_WRAP","signedApprovals":["AAAA"]}}`, "unwrapKeyRequest"},
+		{"/v1/synchronousBlock", `{"blockRequest":{"blockKeyName":"k","signedApprovals":["AAAA"]}}`, "blockRequest"},
+		{"/v1/synchronousUnblock", `{"unblockRequest":{"unblockKeyName":"k","signedApprovals":["AAAA"]}}`, "unblockRequest"},
+		{"/v1/synchronousModify", `{"modifyRequest":{"modifyKeyName":"k","policy":null,"signedApprovals":["AAAA"]}}`, "modifyRequest"},
+	} {
+		status, out := call(t, h, http.MethodPost, c.path, c.body)
+		msg, _ := out["message"].(string)
+		if status != http.StatusBadRequest || out["errorCode"] != float64(600) || !strings.Contains(msg, c.member+".signedApprovals is not supported") {
+			t.Errorf("%s with signedApprovals: %d %v", c.path, status, out)
+		}
+	}
+	for _, list := range []string{`null`, `[]`, `[null]`} {
+		status, out := call(t, h, http.MethodPost, "/v1/synchronousSign", `{"signRequest":{"payload":"`+msg+`","signKeyName":"k","signatureAlgorithm":"SHA256_WITH_ECDSA","signedApprovals":`+list+`}}`)
+		if status != http.StatusOK {
+			t.Errorf("signedApprovals %s: %d %v", list, status, out)
+		}
+	}
+}

@@ -12,12 +12,13 @@ import (
 // signRequest is the body of POST /v1/synchronousSign.
 type signRequest struct {
 	SignRequest *struct {
-		Payload            *string  `json:"payload"`
-		PayloadType        string   `json:"payloadType"`
-		SignKeyName        *string  `json:"signKeyName"`
-		KeyPassword        Password `json:"keyPassword"`
-		SignatureAlgorithm string   `json:"signatureAlgorithm"`
-		SignatureType      string   `json:"signatureType"`
+		Payload            *string         `json:"payload"`
+		PayloadType        string          `json:"payloadType"`
+		SignKeyName        *string         `json:"signKeyName"`
+		KeyPassword        Password        `json:"keyPassword"`
+		SignatureAlgorithm string          `json:"signatureAlgorithm"`
+		SignatureType      string          `json:"signatureType"`
+		SignedApprovals    signedApprovals `json:"signedApprovals"`
 	} `json:"signRequest"`
 }
 
@@ -69,6 +70,9 @@ func (s *server) sign(c *gin.Context) error {
 	r := req.SignRequest
 	if r == nil || r.SignKeyName == nil {
 		return errValidation("signRequest.signKeyName is required")
+	}
+	if err := r.SignedApprovals.check("signRequest"); err != nil {
+		return err
 	}
 	if r.Payload == nil {
 		return errValidation("signRequest.payload is required")

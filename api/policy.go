@@ -11,9 +11,10 @@ import (
 // modifyRequest is the body of POST /v1/synchronousModify.
 type modifyRequest struct {
 	ModifyRequest *struct {
-		ModifyKeyName *string         `json:"modifyKeyName"`
-		KeyPassword   Password        `json:"keyPassword"`
-		Policy        json.RawMessage `json:"policy"`
+		ModifyKeyName   *string         `json:"modifyKeyName"`
+		KeyPassword     Password        `json:"keyPassword"`
+		Policy          json.RawMessage `json:"policy"`
+		SignedApprovals signedApprovals `json:"signedApprovals"`
 	} `json:"modifyRequest"`
 }
 
@@ -27,6 +28,9 @@ func (s *server) modify(c *gin.Context) error {
 	r := req.ModifyRequest
 	if r == nil || r.ModifyKeyName == nil {
 		return errValidation("modifyRequest.modifyKeyName is required")
+	}
+	if err := r.SignedApprovals.check("modifyRequest"); err != nil {
+		return err
 	}
 	ref, err := keyRef("modifyKeyName", *r.ModifyKeyName, r.KeyPassword)
 	if err != nil {
@@ -43,12 +47,14 @@ func (s *server) modify(c *gin.Context) error {
 // blockRequest covers the bodies of synchronousBlock and synchronousUnblock.
 type blockRequest struct {
 	BlockRequest *struct {
-		BlockKeyName *string  `json:"blockKeyName"`
-		KeyPassword  Password `json:"keyPassword"`
+		BlockKeyName    *string         `json:"blockKeyName"`
+		KeyPassword     Password        `json:"keyPassword"`
+		SignedApprovals signedApprovals `json:"signedApprovals"`
 	} `json:"blockRequest"`
 	UnblockRequest *struct {
-		UnblockKeyName *string  `json:"unblockKeyName"`
-		KeyPassword    Password `json:"keyPassword"`
+		UnblockKeyName  *string         `json:"unblockKeyName"`
+		KeyPassword     Password        `json:"keyPassword"`
+		SignedApprovals signedApprovals `json:"signedApprovals"`
 	} `json:"unblockRequest"`
 }
 
@@ -66,18 +72,22 @@ func (s *server) setBlocked(c *gin.Context, blocked bool) error {
 	}
 	var name *string
 	var pw Password
-	field := "blockRequest.blockKeyName"
+	var approvals signedApprovals
+	member, field := "blockRequest", "blockRequest.blockKeyName"
 	if blocked && req.BlockRequest != nil {
-		name, pw = req.BlockRequest.BlockKeyName, req.BlockRequest.KeyPassword
+		name, pw, approvals = req.BlockRequest.BlockKeyName, req.BlockRequest.KeyPassword, req.BlockRequest.SignedApprovals
 	}
 	if !blocked {
-		field = "unblockRequest.unblockKeyName"
+		member, field = "unblockRequest", "unblockRequest.unblockKeyName"
 		if req.UnblockRequest != nil {
-			name, pw = req.UnblockRequest.UnblockKeyName, req.UnblockRequest.KeyPassword
+			name, pw, approvals = req.UnblockRequest.UnblockKeyName, req.UnblockRequest.KeyPassword, req.UnblockRequest.SignedApprovals
 		}
 	}
 	if name == nil {
 		return errValidation("%s is required", field)
+	}
+	if err := approvals.check(member); err != nil {
+		return err
 	}
 	ref, err := keyRef(field, *name, pw)
 	if err != nil {

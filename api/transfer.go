@@ -136,6 +136,7 @@ type unwrapRequest struct {
 		Attributes        *keyAttributesDTO `json:"attributes"`
 		Policy            json.RawMessage   `json:"policy"`
 		Customer          string            `json:"customer"`
+		SignedApprovals   signedApprovals   `json:"signedApprovals"`
 	} `json:"unwrapKeyRequest"`
 }
 
@@ -148,6 +149,9 @@ func (s *server) unwrap(c *gin.Context) error {
 	r := req.UnwrapKeyRequest
 	if r == nil || r.WrappedKey == nil || r.UnwrapKeyName == nil {
 		return errValidation("unwrapKeyRequest.wrappedKey and unwrapKeyName are required")
+	}
+	if err := r.SignedApprovals.check("unwrapKeyRequest"); err != nil {
+		return err
 	}
 	if err := requireLabel("unwrapKeyRequest.label", r.Label); err != nil {
 		return err
