@@ -100,4 +100,27 @@ func TestCustomerScoping(t *testing.T) {
 	if r := g.call(t, http.MethodGet, "/v1/key/"+acmeKey+"/attributes", g.creds.KeyManagement, nil); r.Status != http.StatusNotFound {
 		t.Errorf("a static token reads acme's key: %d", r.Status)
 	}
+
+	// Each customer has its own labels: default creates acme's label as a
+	// key of its own, and neither sees, probes or uses the other's.
+	if r := create(other, acmeKey, ""); r.Status != http.StatusCreated {
+		t.Fatalf("default creates the label acme uses: %d %s", r.Status, r.Raw)
+	}
+	if r := create(acme, acmeKey, ""); r.Status != http.StatusConflict {
+		t.Errorf("acme creates its own label again: %d, want 409", r.Status)
+	}
+	pubOf := func(h map[string]string) any {
+		r := g.request(t, http.MethodGet, "/v1/key/"+acmeKey+"/attributes", h, nil)
+		desc, _ := r.JSON["json"].(map[string]any)
+		if r.Status != http.StatusOK || desc["label"] != acmeKey {
+			t.Fatalf("attributes of %s: %d %s", acmeKey, r.Status, r.Raw)
+		}
+		return desc["publicKey"]
+	}
+	if pubOf(acme) == pubOf(other) {
+		t.Error("acme and default reach the same key under one label")
+	}
+	if l := list(other); !slices.Contains(l, acmeKey) {
+		t.Errorf("default does not list its own %s: %v", acmeKey, l)
+	}
 }

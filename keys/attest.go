@@ -51,7 +51,7 @@ func view(k *hsm.Key, r *record, now time.Time) KeyView {
 		alg = "HMAC" + m.HMACHash
 	}
 	return KeyView{
-		Label: k.Label, UUID: m.UUID, ID: r.ID, Algorithm: alg, AlgorithmOID: algorithmOIDs[m.Algorithm],
+		Label: apiLabel(r.Customer, k.Label), UUID: m.UUID, ID: r.ID, Algorithm: alg, AlgorithmOID: algorithmOIDs[m.Algorithm],
 		CurveOID: m.CurveOID, KeySize: m.KeySize, UsageCount: k.UsageCount(),
 		CreateTime: m.CreateTime, AttestTime: now, PublicKey: k.PublicKey, Flags: k.Flags,
 		Policy: policyWithStatus(r.Policy, r.Blocked), Customer: r.Customer, Origin: m.Origin,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/hsmgate/hsmgate/alg"
@@ -122,6 +123,9 @@ func (s *Service) CreateKey(ctx context.Context, p *roles.Principal, req CreateK
 	if err != nil {
 		return nil, err
 	}
+	if spec.Label, err = s.newLabel(ctx, customer, req.Label); err != nil {
+		return nil, err
+	}
 	if spec.App, err = s.newRecord(ctx, req.ID, customer, policy, req.Password); err != nil {
 		return nil, err
 	}
@@ -129,7 +133,7 @@ func (s *Service) CreateKey(ctx context.Context, p *roles.Principal, req CreateK
 	if err != nil {
 		return nil, err
 	}
-	return &KeyCreated{Label: k.Label, UUID: k.Meta.UUID}, nil
+	return &KeyCreated{Label: req.Label, UUID: k.Meta.UUID}, nil
 }
 
 // ImportKeyRequest describes key material to store; the material is
@@ -198,6 +202,9 @@ func (s *Service) ImportKey(ctx context.Context, p *roles.Principal, req ImportK
 	if err := checkPolicyHolder(policy.stored != nil, req.SecretKey != nil); err != nil {
 		return nil, err
 	}
+	if ir.Label, err = s.newLabel(ctx, customer, req.Label); err != nil {
+		return nil, err
+	}
 	if ir.App, err = s.newRecord(ctx, "", customer, policy, req.Password); err != nil {
 		return nil, err
 	}
@@ -205,7 +212,7 @@ func (s *Service) ImportKey(ctx context.Context, p *roles.Principal, req ImportK
 	if err != nil {
 		return nil, err
 	}
-	return &KeyCreated{Label: k.Label, UUID: k.Meta.UUID}, nil
+	return &KeyCreated{Label: req.Label, UUID: k.Meta.UUID}, nil
 }
 
 // ListKeys returns the sorted labels of the keys of the caller's customers.
@@ -223,35 +230,37 @@ func (s *Service) ListKeys(ctx context.Context, p *roles.Principal) ([]string, e
 		if err != nil {
 			continue // a record this version cannot read: not the caller's to see
 		}
-		if p.HasCustomer(r.(*record).Customer) {
-			out = append(out, k.Label)
+		if owner := r.(*record).Customer; p.HasCustomer(owner) {
+			out = append(out, apiLabel(owner, k.Label))
 		}
 	}
+	sort.Strings(out) // token labels sort by customer first
 	return out, nil
 }
 
 // DeleteKey destroys a key after checking its password.
 func (s *Service) DeleteKey(ctx context.Context, p *roles.Principal, ref KeyRef) error {
-	if _, _, err := s.unlocked(ctx, p, ref); err != nil {
+	k, _, err := s.unlocked(ctx, p, ref)
+	if err != nil {
 		return err
 	}
-	return s.backend.DeleteKey(ctx, ref.Label)
+	return s.backend.DeleteKey(ctx, k.Label)
 }
 
 // ChangePassword replaces a key password (ref carries the old one); an
 // empty new password removes it.
 func (s *Service) ChangePassword(ctx context.Context, p *roles.Principal, ref KeyRef, newPassword []byte) error {
-	if _, _, err := s.unlocked(ctx, p, ref); err != nil {
+	k, _, err := s.unlocked(ctx, p, ref)
+	if err != nil {
 		return err
 	}
 	var salt, mac []byte
 	if len(newPassword) > 0 {
-		var err error
 		if salt, mac, err = s.passwordVerifier(ctx, newPassword); err != nil {
 			return err
 		}
 	}
-	return s.updateRecord(ctx, ref.Label, func(r *record) error {
+	return s.updateRecord(ctx, k.Label, func(r *record) error {
 		r.PasswordSalt, r.PasswordMAC = salt, mac
 		return nil
 	})

@@ -261,15 +261,18 @@ func (s *Service) Unwrap(ctx context.Context, p *roles.Principal, req UnwrapRequ
 		if err := checkPolicyHolder(policy.stored != nil, method.Target == ""); err != nil {
 			return "", err
 		}
+		label, err := s.newLabel(ctx, customer, req.Label)
+		if err != nil {
+			return "", err
+		}
 		app, err := s.newRecord(ctx, "", customer, policy, nil)
 		if err != nil {
 			return "", err
 		}
-		k, err := w.Unwrap(ctx, unwrapping, &hsm.UnwrapRequest{
-			Label: req.Label, Method: method, Wrapped: req.Wrapped, Flags: req.Flags, App: app})
-		if err != nil {
+		if _, err := w.Unwrap(ctx, unwrapping, &hsm.UnwrapRequest{
+			Label: label, Method: method, Wrapped: req.Wrapped, Flags: req.Flags, App: app}); err != nil {
 			return "", err
 		}
-		return k.Label, nil
+		return req.Label, nil
 	})
 }

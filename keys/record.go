@@ -105,7 +105,7 @@ func (s *Service) checkPassword(ctx context.Context, p *roles.Principal, k *hsm.
 	if !r.hasPassword() {
 		return nil
 	}
-	id := r.Customer + "/" + k.Label
+	id := r.Customer + "/" + apiLabel(r.Customer, k.Label)
 	if err := s.passwords.Check(id, p.Source); err != nil {
 		return err
 	}

@@ -16,31 +16,14 @@ type KeyRef struct {
 	Password []byte
 }
 
-// scoped loads a key of one of the caller's customers with its record. A
-// key of another customer is reported exactly as a missing one, so that
-// labels of other customers cannot be probed. A request without a
-// Principal sees no key.
+// scoped loads a key of one of the caller's customers with its record, by
+// its API label (namespace.go). A key of another customer is reported
+// exactly as a missing one. A request without a Principal sees no key.
 func (s *Service) scoped(ctx context.Context, p *roles.Principal, label string) (*hsm.Key, *record, error) {
 	if p == nil {
 		return nil, nil, fmt.Errorf("%w: %q", ErrNotFound, label)
 	}
-	k, err := s.backend.Key(ctx, label)
-	if err != nil {
-		return nil, nil, err
-	}
-	if k.Meta.Internal {
-		// The gateway's own keys (pepper, attestation, credential
-		// master) are nobody's: asking for one is asking for nothing.
-		return nil, nil, fmt.Errorf("%w: %q", ErrNotFound, label)
-	}
-	r, err := recordOf(k)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !p.HasCustomer(r.Customer) {
-		return nil, nil, fmt.Errorf("%w: %q", ErrNotFound, label)
-	}
-	return k, r, nil
+	return s.resolve(ctx, p, label)
 }
 
 // unlocked loads a scoped key and checks its password.
@@ -83,7 +66,7 @@ func (s *Service) admit(ctx context.Context, p *roles.Principal, k *hsm.Key, r *
 	if r.policyErr != nil {
 		return refuse(ErrApprovalRequired, "key %q has a stored policy that cannot be read (%v): %s is refused", k.Label, r.policyErr, op)
 	}
-	return s.gate.Admit(ctx, p, KeyInfo{Label: k.Label, Customer: r.Customer, Policy: r.policy}, op)
+	return s.gate.Admit(ctx, p, KeyInfo{Label: apiLabel(r.Customer, k.Label), Customer: r.Customer, Policy: r.policy}, op)
 }
 
 // ownerCustomer picks the customer a new key belongs to: the one named in

@@ -424,7 +424,47 @@ func TestReplacedKeyIsCheckedAgain(t *testing.T) {
 	if _, err := sign(s, alice, "k", nil); !errors.Is(err, keys.ErrNotFound) {
 		t.Fatalf("sign after the key was replaced: %v, want ErrNotFound from the fresh check", err)
 	}
-	if _, err := sign(s, bob, "k", nil); err != nil {
-		t.Fatalf("bob (globex) signs with globex's new key: %v", err)
+	// Stored in acme's namespace under another owner, it is nobody's.
+	if _, err := sign(s, bob, "k", nil); !errors.Is(err, keys.ErrNotFound) {
+		t.Fatalf("bob (globex) reaches a key in acme's namespace: %v", err)
+	}
+}
+
+func TestLabelNamespacesPerCustomer(t *testing.T) {
+	s, b := newService(t, keys.Options{})
+	mustCreate(t, s, alice, "same", nil)
+	mustCreate(t, s, bob, "same", nil) // another customer's namespace: no conflict
+	for _, p := range []*roles.Principal{alice, bob} {
+		if _, err := sign(s, p, "same", nil); err != nil {
+			t.Errorf("%s signs with its own \"same\": %v", p.Subject, err)
+		}
+		a, err := s.Attributes(ctx, p, keys.KeyRef{Label: "same"})
+		if err != nil || a.Key.Label != "same" || a.Key.Customer != p.Customers[0] {
+			t.Errorf("%s reads its \"same\": %+v, %v", p.Subject, a, err)
+		}
+		if got, _ := s.ListKeys(ctx, p); strings.Join(got, ",") != "same" {
+			t.Errorf("%s lists %v", p.Subject, got)
+		}
+	}
+	if _, err := s.CreateKey(ctx, alice, keys.CreateKeyRequest{Label: "same", Algorithm: "EC", CurveOID: hsm.OIDP256, Flags: signFlags}); !errors.Is(err, keys.ErrExists) {
+		t.Errorf("a label alice already uses: %v", err)
+	}
+	// A key made before namespaces existed keeps its token label and its owner.
+	if _, err := b.CreateKey(ctx, &hsm.CreateKeyRequest{Label: "legacy", Algorithm: hsm.AlgEC, CurveOID: hsm.OIDP256, Flags: signFlags,
+		App: json.RawMessage(`{"customer":"acme"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sign(s, alice, "legacy", nil); err != nil {
+		t.Errorf("alice signs with her key from before namespaces: %v", err)
+	}
+	if _, err := sign(s, bob, "legacy", nil); !errors.Is(err, keys.ErrNotFound) {
+		t.Errorf("bob reaches alice's legacy key: %v", err)
+	}
+	if _, err := s.CreateKey(ctx, alice, keys.CreateKeyRequest{Label: "legacy", Algorithm: "EC", CurveOID: hsm.OIDP256, Flags: signFlags}); !errors.Is(err, keys.ErrExists) {
+		t.Errorf("alice creates a label her legacy key uses: %v", err)
+	}
+	mustCreate(t, s, bob, "legacy", nil) // bob's namespace is free
+	if got, _ := s.ListKeys(ctx, both); strings.Join(got, ",") != "legacy,legacy,same,same" {
+		t.Errorf("a caller of both customers lists %v", got)
 	}
 }
