@@ -2,11 +2,14 @@ package api
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/hsmgate/hsmgate/hsm"
+	"github.com/hsmgate/hsmgate/roles"
 )
 
 // versionInfo handles GET /v1/versionInfo.
@@ -27,33 +30,61 @@ func (s *server) licenseInfo(c *gin.Context) {
 // endpoint as a health check, so it must not walk the token every time.
 const statsTTL = 10 * time.Second
 
-// statsCache holds the last statistics and when they were taken.
+// statsCache holds the last statistics of each audience (the customers a
+// caller counts, or every key for administrators) and when they were taken.
 type statsCache struct {
-	mu    sync.Mutex
+	mu      sync.Mutex
+	entries map[string]statsEntry
+}
+
+// statsEntry is one audience's statistics.
+type statsEntry struct {
 	at    time.Time
 	stats *hsm.Statistics
 }
 
-// statistics handles GET /v1/keystore/statistics.
+// statsAudience names what a caller's statistics count.
+func statsAudience(p *roles.Principal) string {
+	if p == nil {
+		return ""
+	}
+	if p.Admin {
+		return "*all"
+	}
+	customers := slices.Clone(p.Customers)
+	slices.Sort(customers)
+	return strings.Join(customers, "\x00")
+}
+
+// statistics handles GET /v1/keystore/statistics: the keys of the caller's
+// customers.
 func (s *server) statistics(c *gin.Context) error {
-	// The lock guards the cached value only: a slow token walk must not
+	p := principal(c)
+	audience := statsAudience(p)
+	// The lock guards the cached values only: a slow token walk must not
 	// hold up callers that can be answered from the cache.
 	s.stats.mu.Lock()
-	st, at := s.stats.stats, s.stats.at
+	e := s.stats.entries[audience]
 	s.stats.mu.Unlock()
-	if st == nil || time.Since(at) > statsTTL {
-		fresh, err := s.keys.Statistics(c)
+	if e.stats == nil || time.Since(e.at) > statsTTL {
+		fresh, err := s.keys.Statistics(c, p)
 		if err != nil {
 			return err
 		}
+		e = statsEntry{at: time.Now(), stats: fresh}
 		s.stats.mu.Lock()
-		s.stats.stats, s.stats.at = fresh, time.Now()
+		if s.stats.entries == nil || len(s.stats.entries) > maxStatsAudiences {
+			s.stats.entries = map[string]statsEntry{}
+		}
+		s.stats.entries[audience] = e
 		s.stats.mu.Unlock()
-		st = fresh
 	}
-	c.JSON(http.StatusOK, st)
+	c.JSON(http.StatusOK, e.stats)
 	return nil
 }
+
+// maxStatsAudiences bounds the cache; past it, it starts afresh.
+const maxStatsAudiences = 1024
 
 // healthz answers liveness: the process serves HTTP.
 func (s *server) healthz(c *gin.Context) {

@@ -369,8 +369,10 @@ type Statistics struct {
 	TotalMemory *uint          `json:"totalMemory,omitempty"`
 }
 
-// Statistics counts key objects per class and key type.
-func (h *HSM) Statistics(ctx context.Context) (*Statistics, error) {
+// Statistics counts the objects of the keys hsmgate serves, per class and
+// key type. With include set, only keys whose application record it admits
+// count, and never hsmgate's own; nil counts every key.
+func (h *HSM) Statistics(ctx context.Context, include func(app json.RawMessage) bool) (*Statistics, error) {
 	st := &Statistics{ByClass: map[string]int{}, ByAlgorithm: map[string]int{}}
 	classes := map[uint]string{pkcs11.CKO_PRIVATE_KEY: "privateKey", pkcs11.CKO_PUBLIC_KEY: "publicKey",
 		pkcs11.CKO_SECRET_KEY: "secretKey", pkcs11.CKO_CERTIFICATE: "certificate", pkcs11.CKO_DATA: "data"}
@@ -390,6 +392,18 @@ func (h *HSM) Statistics(ctx context.Context) (*Statistics, error) {
 		for _, sorted := range byLabel {
 			if !sorted.serves() {
 				continue
+			}
+			if include != nil {
+				var app json.RawMessage
+				if sorted.meta != nil {
+					if sorted.meta.meta.Internal {
+						continue
+					}
+					app = sorted.meta.meta.App
+				}
+				if !include(app) {
+					continue
+				}
 			}
 			if sorted.meta != nil {
 				st.ByClass[classes[pkcs11.CKO_DATA]]++

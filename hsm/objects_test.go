@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,7 +73,7 @@ func TestInterruptedKeysAreNeverServed(t *testing.T) {
 	if n := h.Leftovers(); n != 7 {
 		t.Errorf("Leftovers() = %d, want 7", n)
 	}
-	st, err := h.Statistics(ctx)
+	st, err := h.Statistics(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,5 +183,29 @@ func TestSortLabel(t *testing.T) {
 		if served != c.served || len(got.key) != c.keys || len(got.leftovers) != c.leftovers {
 			t.Errorf("%s: served %q, %d key objects, %d leftovers; want %q, %d, %d", c.name, served, len(got.key), len(got.leftovers), c.served, c.keys, c.leftovers)
 		}
+	}
+}
+
+func TestStatisticsCountWhatIncludeAdmits(t *testing.T) {
+	h := newTestHSM(t)
+	ctx := context.Background()
+	mustCreate(t, h, &CreateKeyRequest{Label: "a", Algorithm: AlgAES, KeySize: 128, Flags: allFlags, App: json.RawMessage(`{"owner":"a"}`)})
+	mustCreate(t, h, &CreateKeyRequest{Label: "b", Algorithm: AlgEC, CurveOID: OIDP256, Flags: signFlags, App: json.RawMessage(`{"owner":"b"}`)})
+	onlyA, err := h.Statistics(ctx, func(app json.RawMessage) bool {
+		return string(app) != "" && json.Valid(app) && strings.Contains(string(app), `"owner":"a"`)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if onlyA.Keys != 1 || onlyA.ByClass["secretKey"] != 1 || onlyA.ByClass["privateKey"] != 0 || onlyA.ByAlgorithm[AlgAES] != 1 {
+		t.Errorf("statistics of a: %+v", onlyA)
+	}
+	all, err := h.Statistics(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a, b and the three internal keys (pepper, credential master: secrets; attestation: a pair).
+	if all.Keys != 5 {
+		t.Errorf("statistics of every key: %+v", all)
 	}
 }

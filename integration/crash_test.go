@@ -130,10 +130,10 @@ func TestCrashDuringCreationAndDeletion(t *testing.T) {
 		listed[label] = true
 	}
 	st := g.mustStatus(t, http.StatusOK, http.MethodGet, "/v1/keystore/statistics", g.creds.Service, nil).JSON
-	// Every user key is one AES secret; the gateway's own keys are the
-	// pepper and credential master (secrets) and the attestation key (a pair).
-	if got, want := st["keys"], float64(len(listed)+3); got != want {
-		t.Errorf("statistics count %v keys, want %v (listed keys and the three internal ones)", got, want)
+	// Every user key is one AES secret of customer default, whose keys the
+	// static service token counts (the gateway's own keys are nobody's).
+	if got, want := st["keys"], float64(len(listed)); got != want {
+		t.Errorf("statistics count %v keys, want %v (the listed keys)", got, want)
 	}
 	t.Logf("%d keys acknowledged alive, %d requests cut by the kills", len(live), len(inFlight))
 }

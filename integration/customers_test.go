@@ -25,7 +25,7 @@ func TestCustomerScoping(t *testing.T) {
 		section(section(cfg, "auth"), "jwt")["issuers"] = []any{map[string]any{
 			"issuer": jwtIssuerName, "audience": jwtAudience, "keys": []any{pem}}}
 	})
-	both := []string{"keyManagementToken", "keyOperationToken"}
+	both := []string{"keyManagementToken", "keyOperationToken", "serviceToken"}
 	caller := func(customers ...string) map[string]string {
 		return jwtBearer(jwtSign(t, jwt.SigningMethodES256, issuerKey, "", jwtClaims(map[string]any{
 			"roles": both, "customers": customers})))
@@ -122,5 +122,14 @@ func TestCustomerScoping(t *testing.T) {
 	}
 	if l := list(other); !slices.Contains(l, acmeKey) {
 		t.Errorf("default does not list its own %s: %v", acmeKey, l)
+	}
+
+	// Statistics count the caller's customers' keys (every key here is one
+	// EC private key).
+	for name, h := range map[string]map[string]string{"acme": acme, "default": other, "both": multi} {
+		r := g.request(t, http.MethodGet, "/v1/keystore/statistics", h, nil)
+		if got, want := r.JSON["keys"], float64(len(list(h))); r.Status != http.StatusOK || got != want {
+			t.Errorf("statistics of %s: %d keys %v, want %v", name, r.Status, got, want)
+		}
 	}
 }

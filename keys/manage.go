@@ -354,13 +354,20 @@ func blockOperation(blocked bool) Operation {
 	return OpUnblock
 }
 
-// Statistics counts the token's objects.
-func (s *Service) Statistics(ctx context.Context) (*hsm.Statistics, error) {
+// Statistics counts the keys of the caller's customers; an administrator
+// counts every key of the token, hsmgate's own included.
+func (s *Service) Statistics(ctx context.Context, p *roles.Principal) (*hsm.Statistics, error) {
 	src, err := capability[StatisticsSource](s.backend, "key store statistics")
 	if err != nil {
 		return nil, err
 	}
-	return src.Statistics(ctx)
+	if p != nil && p.Admin {
+		return src.Statistics(ctx, nil)
+	}
+	return src.Statistics(ctx, func(app json.RawMessage) bool {
+		r, err := decodeRecord(app)
+		return err == nil && p != nil && p.HasCustomer(r.(*record).Customer)
+	})
 }
 
 // MaxRandom is the largest number of bytes one Random call returns.

@@ -85,7 +85,9 @@ type RandomSource interface {
 
 // StatisticsSource counts the token's objects.
 type StatisticsSource interface {
-	Statistics(ctx context.Context) (*hsm.Statistics, error)
+	// Statistics counts the keys whose record include admits (every key
+	// when include is nil).
+	Statistics(ctx context.Context, include func(app json.RawMessage) bool) (*hsm.Statistics, error)
 }
 
 // Flags are the PKCS#11 boolean attributes of a key as the wire API names them.
