@@ -84,6 +84,7 @@ type usageError struct {
 	path string
 }
 
+// Error returns the message printed before the usage.
 func (e *usageError) Error() string { return e.msg }
 
 // usageErrorf returns a usageError for the command being run.
