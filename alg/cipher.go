@@ -121,15 +121,9 @@ func ParseWrapMethod(name string) (WrapMethod, error) {
 	}
 	if kind, ok := strings.CutPrefix(name, "AES_WRAP_"); ok {
 		m.Padded = true
-		switch strings.TrimPrefix(kind, "PAD_") {
-		case "EC":
-			m.Target = EC
-			return m, nil
-		case "ED":
-			m.Target = ED
-			return m, nil
-		case "RSA":
-			m.Target = RSA
+		switch family := strings.TrimPrefix(kind, "PAD_"); family {
+		case EC, ED, RSA:
+			m.Target = family
 			return m, nil
 		case "DSA":
 			return m, fmt.Errorf("%w: wrap method %s: DSA keys are not supported by hsmgate", ErrUnsupported, name)

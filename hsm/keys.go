@@ -311,6 +311,9 @@ func (h *HSM) DeleteKey(ctx context.Context, label string) error {
 	return nil
 }
 
+// Indexed reports whether the label index holds label; it reads no token.
+func (h *HSM) Indexed(label string) bool { return h.keys.hasLabel(label) }
+
 // Listed is one key of a listing: its label and the application's record
 // stored with it (nil for a key without metadata, made by another tool).
 type Listed struct {

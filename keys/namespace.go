@@ -39,18 +39,36 @@ func apiLabel(customer, token string) string {
 // of each of its customers in turn (a caller holding several customers
 // reaches, for a label several of them use, the key of the first in its
 // list), then under the label itself for a key of one of its customers
-// stored before namespaces existed.
+// stored before namespaces existed. With a backend that has an index, a
+// first pass considers only the labels it holds, so that finding a key
+// never searches the token for the candidates the key is not under; the
+// second pass searches (keys other instances made).
 func (s *Service) resolve(ctx context.Context, p *roles.Principal, label string) (*hsm.Key, *record, error) {
-	tried := map[string]bool{}
+	if idx, ok := s.backend.(Indexer); ok {
+		k, r, err := s.resolveAmong(ctx, p, label, idx.Indexed)
+		if !errors.Is(err, ErrNotFound) {
+			return k, r, err
+		}
+	}
+	return s.resolveAmong(ctx, p, label, func(string) bool { return true })
+}
+
+// resolveAmong is one pass of resolve over the candidate token labels that
+// consider admits.
+func (s *Service) resolveAmong(ctx context.Context, p *roles.Principal, label string, consider func(token string) bool) (*hsm.Key, *record, error) {
+	bareTried := false
 	for _, c := range p.Customers {
 		t := tokenLabel(c, label)
-		tried[t] = true
+		bareTried = bareTried || t == label
+		if !consider(t) {
+			continue
+		}
 		k, r, err := s.owned(ctx, t, func(owner string) bool { return owner == c })
 		if !errors.Is(err, ErrNotFound) {
 			return k, r, err
 		}
 	}
-	if tried[label] {
+	if bareTried || !consider(label) {
 		return nil, nil, fmt.Errorf("%w: %q", ErrNotFound, label)
 	}
 	return s.owned(ctx, label, p.HasCustomer)

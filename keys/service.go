@@ -83,6 +83,12 @@ type RandomSource interface {
 	Random(ctx context.Context, n int) ([]byte, error)
 }
 
+// Indexer tells which labels a backend's index holds, so that lookups can
+// avoid searching the token for labels it does not (see resolve).
+type Indexer interface {
+	Indexed(label string) bool
+}
+
 // StatisticsSource counts the token's objects.
 type StatisticsSource interface {
 	// Statistics counts the keys whose record include admits (every key

@@ -468,3 +468,34 @@ func TestLabelNamespacesPerCustomer(t *testing.T) {
 		t.Errorf("a caller of both customers lists %v", got)
 	}
 }
+
+// indexingBackend knows which labels it holds, as hsm's label index does.
+type indexingBackend struct{ *keystest.Backend }
+
+func (b indexingBackend) Indexed(label string) bool {
+	list, _ := b.Listing(context.Background())
+	for _, k := range list {
+		if k.Label == label {
+			return true
+		}
+	}
+	return false
+}
+
+func TestIndexedLookupsSearchNoOtherCandidate(t *testing.T) {
+	b := indexingBackend{keystest.New()}
+	s := keys.New(b, keys.Options{})
+	if _, err := b.CreateKey(ctx, &hsm.CreateKeyRequest{Label: "legacy", Algorithm: hsm.AlgEC, CurveOID: hsm.OIDP256, Flags: signFlags,
+		App: json.RawMessage(`{"customer":"acme"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	before := b.Calls["Key"]
+	if _, err := sign(s, alice, "legacy", nil); err != nil {
+		t.Fatal(err)
+	}
+	// One lookup, of "legacy": never one of the namespaced label the
+	// index lacks (which on a token is a search).
+	if got := b.Calls["Key"] - before; got != 1 {
+		t.Errorf("%d key lookups, want 1", got)
+	}
+}
