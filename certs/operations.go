@@ -72,23 +72,18 @@ func (s *Service) Request(ctx context.Context, p *roles.Principal, req CSRReques
 	if req.Subject.CommonName == "" {
 		return nil, fmt.Errorf("%w: standardCertificateAttributes.commonName is required", ErrInvalidRequest)
 	}
-	exts, err := req.Usage.extensions(false)
-	if err != nil {
-		return nil, err
-	}
-	signer, a, err := s.signer(ctx, p, req.Key, req.SignatureAlgorithm)
+	k, err := s.signingKey(ctx, p, req.Key, req.SignatureAlgorithm, req.Usage, false)
 	if err != nil {
 		return nil, err
 	}
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		Subject: req.Subject.name(), SignatureAlgorithm: a, ExtraExtensions: exts,
-	}, signer)
+		Subject: req.Subject.name(), SignatureAlgorithm: k.alg, ExtraExtensions: k.exts,
+	}, k.signer)
 	if err != nil {
-		return nil, failed("certificate signing request", err, signer)
+		return nil, failed("certificate signing request", err, k.signer)
 	}
 	if _, err := s.keys.Certificate(ctx, p, req.Key.Label); errors.Is(err, keys.ErrNotFound) {
-		cert, err := s.create(ctx, certificate{subject: req.Subject.name(), days: req.ValidityDays, exts: exts,
-			alg: a, pub: signer.Public(), signer: signer})
+		cert, err := s.create(ctx, k.certificate(req.Subject.name(), req.ValidityDays))
 		if err != nil {
 			return nil, err
 		}
@@ -107,16 +102,11 @@ func (s *Service) SelfSign(ctx context.Context, p *roles.Principal, req SelfSign
 	if req.CommonName == "" {
 		return nil, fmt.Errorf("%w: commonName is required", ErrInvalidRequest)
 	}
-	exts, err := req.Usage.extensions(req.CA)
+	k, err := s.signingKey(ctx, p, req.Key, req.SignatureAlgorithm, req.Usage, req.CA)
 	if err != nil {
 		return nil, err
 	}
-	signer, a, err := s.signer(ctx, p, req.Key, req.SignatureAlgorithm)
-	if err != nil {
-		return nil, err
-	}
-	der, err := s.create(ctx, certificate{subject: pkix.Name{CommonName: req.CommonName}, days: req.ValidityDays,
-		exts: exts, alg: a, pub: signer.Public(), signer: signer})
+	der, err := s.create(ctx, k.certificate(pkix.Name{CommonName: req.CommonName}, req.ValidityDays))
 	if err != nil {
 		return nil, err
 	}
@@ -133,20 +123,17 @@ func (s *Service) Issue(ctx context.Context, p *roles.Principal, req IssueReques
 	if err != nil {
 		return nil, err
 	}
-	exts, err := req.Usage.extensions(req.CA)
+	k, err := s.signingKey(ctx, p, req.Key, req.SignatureAlgorithm, req.Usage, req.CA)
 	if err != nil {
 		return nil, err
 	}
-	signer, a, err := s.signer(ctx, p, req.Key, req.SignatureAlgorithm)
+	parent, err := s.issuer(ctx, p, req, k.signer.Public())
 	if err != nil {
 		return nil, err
 	}
-	parent, err := s.issuer(ctx, p, req, signer.Public())
-	if err != nil {
-		return nil, err
-	}
-	der, err := s.create(ctx, certificate{days: req.ValidityDays, exts: exts, alg: a,
-		pub: csr.PublicKey, signer: signer, parent: parent, csr: csr})
+	c := k.certificate(pkix.Name{}, req.ValidityDays)
+	c.pub, c.parent, c.csr = csr.PublicKey, parent, csr
+	der, err := s.create(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -192,18 +179,36 @@ func parseCSR(b []byte) (*x509.CertificateRequest, error) {
 	return csr, nil
 }
 
-// signer returns the token signer of a key and the X.509 signature
-// algorithm the wire name asks for, checked against the key.
-func (s *Service) signer(ctx context.Context, p *roles.Principal, ref keys.KeyRef, algorithm string) (crypto.Signer, x509.SignatureAlgorithm, error) {
+// signingKey is a key in the token ready to sign a certificate or a CSR:
+// its signer, the X.509 signature algorithm and the extensions asked for.
+type signingKey struct {
+	signer crypto.Signer
+	alg    x509.SignatureAlgorithm
+	exts   []pkix.Extension
+}
+
+// signingKey returns the signer of a key, the X.509 signature algorithm
+// the wire name asks for (checked against the key) and the extensions of
+// the usage and CA flag.
+func (s *Service) signingKey(ctx context.Context, p *roles.Principal, ref keys.KeyRef, algorithm string, u Usage, ca bool) (*signingKey, error) {
+	exts, err := u.extensions(ca)
+	if err != nil {
+		return nil, err
+	}
 	signer, err := s.keys.Signer(ctx, p, ref)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	a, err := signatureAlgorithm(algorithm, signer.Public())
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	return &tokenSigner{Signer: signer}, a, nil
+	return &signingKey{signer: &tokenSigner{Signer: signer}, alg: a, exts: exts}, nil
+}
+
+// certificate describes a self-signed certificate of the key.
+func (k *signingKey) certificate(subject pkix.Name, days int) certificate {
+	return certificate{subject: subject, days: days, exts: k.exts, alg: k.alg, pub: k.signer.Public(), signer: k.signer}
 }
 
 // certificate describes a certificate to build.
