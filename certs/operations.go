@@ -72,6 +72,11 @@ func (s *Service) Request(ctx context.Context, p *roles.Principal, req CSRReques
 	if req.Subject.CommonName == "" {
 		return nil, fmt.Errorf("%w: standardCertificateAttributes.commonName is required", ErrInvalidRequest)
 	}
+	// The validity serves only a key without certificate, but a wrong one
+	// is refused for every key alike.
+	if _, _, err := s.validity(req.ValidityDays); err != nil {
+		return nil, err
+	}
 	k, err := s.signingKey(ctx, p, req.Key, req.SignatureAlgorithm, req.Usage, false)
 	if err != nil {
 		return nil, err
@@ -203,7 +208,7 @@ func (s *Service) signingKey(ctx context.Context, p *roles.Principal, ref keys.K
 	if err != nil {
 		return nil, err
 	}
-	return &signingKey{signer: &tokenSigner{Signer: signer}, alg: a, exts: exts}, nil
+	return &signingKey{signer: &recordingSigner{Signer: signer}, alg: a, exts: exts}, nil
 }
 
 // certificate describes a self-signed certificate of the key.
@@ -270,16 +275,16 @@ func (s *Service) template(ctx context.Context, c certificate) (*x509.Certificat
 	return tmpl, nil
 }
 
-// tokenSigner remembers the error of the last signature, so that a
+// recordingSigner remembers the error of the last signature, so that a
 // refusal of the keys service (password, blocked key, policy…) that Go's
 // x509 passes through is told apart from a certificate x509 will not build.
-type tokenSigner struct {
+type recordingSigner struct {
 	crypto.Signer
 	err error
 }
 
 // Sign signs with the key in the token.
-func (t *tokenSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+func (t *recordingSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	sig, err := t.Signer.Sign(r, digest, opts)
 	t.err = err
 	return sig, err
@@ -289,7 +294,7 @@ func (t *tokenSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) (
 // signer's own error as it is, anything else as a request that cannot
 // make a certificate.
 func failed(what string, err error, signer crypto.Signer) error {
-	if t, ok := signer.(*tokenSigner); ok && t.err != nil {
+	if t, ok := signer.(*recordingSigner); ok && t.err != nil {
 		return t.err
 	}
 	return fmt.Errorf("%w: build the %s: %v", ErrInvalidRequest, what, err)
