@@ -16,9 +16,11 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/hsmgate/hsmgate/auth"
+	"github.com/hsmgate/hsmgate/certs"
 	"github.com/hsmgate/hsmgate/hsm"
 	"github.com/hsmgate/hsmgate/keys"
 	"github.com/hsmgate/hsmgate/roles"
+	"github.com/hsmgate/hsmgate/tsa"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -82,6 +84,9 @@ type Options struct {
 	// ShuttingDown, when set, reports that a graceful shutdown has begun:
 	// /readyz then answers 503.
 	ShuttingDown func() bool
+	// Timestamps issues RFC 3161 time-stamps (nil: none is configured,
+	// /v1/createRfcTimestamp says so).
+	Timestamps *tsa.Service
 }
 
 // server holds what the handlers need.
@@ -108,6 +113,10 @@ type server struct {
 	armorKeys  *auth.Armor
 	// ready answers /readyz.
 	ready readiness
+	// certs builds certificates with the keys of keys.
+	certs *certs.Service
+	// timestamps issues time-stamps.
+	timestamps *tsa.Service
 }
 
 // principalKey is where authenticate stores the Principal in the gin context.
@@ -128,6 +137,7 @@ func New(opts Options) *gin.Engine {
 	s.argus = opts.Argus
 	s.barongKeys, s.armorKeys = opts.Barong, opts.Armor
 	s.ready = newReadiness(opts)
+	s.certs, s.timestamps = certs.New(opts.Keys), opts.Timestamps
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true

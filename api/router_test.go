@@ -47,6 +47,18 @@ var expectedRoles = map[string]roles.Set{
 	"/v1/licenseInfo":           roles.Of(roles.Service),
 	"/v1/keystore/statistics":   roles.Of(roles.Service),
 
+	// Certificates, time-stamps and attestation (docs/api.md §10–§12).
+	"/v1/key/keyAttestation":                       roles.Of(roles.KeyManagement),
+	"/v1/attestation/certificate":                  roles.Of(roles.KeyManagement),
+	"/v1/attestation/key":                          roles.Of(roles.KeyManagement),
+	"/v1/certificate/synchronous/request":          roles.Of(roles.KeyOperation),
+	"/v1/certificate/synchronous/request/download": roles.Of(roles.KeyOperation),
+	"/v1/certificate/synchronous/selfsign":         roles.Of(roles.KeyOperation),
+	"/v1/certificate/synchronous/sign":             roles.Of(roles.KeyOperation),
+	"/v1/certificate/import/plain":                 roles.Of(roles.KeyOperation),
+	"/v1/certificate/:keyName":                     roles.Of(roles.KeyOperation),
+	"/v1/createRfcTimestamp":                       roles.Of(roles.KeyOperation),
+
 	// Barong and Armor key management: self rows, any role at session
 	// level (no role set), so every role alone at level zero is refused.
 	"/api/v2/barong/resource/api_keys":      0,

@@ -68,6 +68,21 @@ func (s *server) routes() []route {
 		{post, "/v1/key/deleteKey", km, s.handle(asKeyType, s.deleteKey), "Delete a key"},
 		{post, "/v1/key/changePassword", km, s.handle(asKeyType, s.changePassword), "Change a key's password"},
 		{post, "/v1/synchronousModify", km, s.handle(asKeyType, s.modify), "Replace a key's policy"},
+		{post, "/v1/key/keyAttestation", km, s.handle(asKeyType, s.keyAttestationBundle), "A key's attestation as a zip bundle"},
+
+		// Attestation (docs/api.md §12).
+		{get, "/v1/attestation/certificate", km, s.handle(asKeyType, s.attestationCertificate), "The attestation key's certificate chain"},
+		{post, "/v1/attestation/key", km, s.handle(asKeyType, s.attestKey), "A key's signed attestation document"},
+
+		// Certificates (docs/api.md §10) and time-stamps (§11).
+		{post, "/v1/certificate/synchronous/request", op, s.handle(asCipher, s.certificateSigningRequest), "A certificate signing request by a token key"},
+		{post, "/v1/certificate/synchronous/request/download", op, s.handle(asCipher, s.certificateSigningRequestDownload), "A certificate signing request as a PEM file"},
+		{post, "/v1/certificate/synchronous/selfsign", op, s.handle(asCipher, s.selfSignCertificate), "A self-signed certificate of a token key"},
+		{post, "/v1/certificate/synchronous/sign", op, s.handle(asCipher, s.signCertificate), "Issue a certificate for a CSR with a CA key"},
+		{post, "/v1/certificate/import/plain", op, s.handle(asKeyType, s.importCertificate), "Store a certificate with a key"},
+		{get, "/v1/certificate/:keyName", op, s.handle(asKeyType, s.getCertificate), "The certificate stored with a key"},
+		{del, "/v1/certificate/:keyName", op, s.handle(asKeyType, s.deleteCertificate), "Remove the certificate of a key"},
+		{post, "/v1/createRfcTimestamp", op, s.handle(asKeyType, s.createTimestamp), "An RFC 3161 time-stamp of a digest"},
 
 		// Key operations.
 		{post, "/v1/synchronousSign", op, s.handle(asCipher, s.sign), "Sign a payload"},

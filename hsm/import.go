@@ -160,13 +160,7 @@ func planImport(req *ImportKeyRequest) (*importPlan, error) {
 			p.wipe()
 			return nil, err
 		}
-		p.cert = []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_CERTIFICATE_TYPE, pkcs11.CKC_X_509),
-			pkcs11.NewAttribute(pkcs11.CKA_VALUE, req.Certificate),
-			pkcs11.NewAttribute(pkcs11.CKA_SUBJECT, cert.Subject),
-			pkcs11.NewAttribute(pkcs11.CKA_ISSUER, cert.Issuer),
-			pkcs11.NewAttribute(pkcs11.CKA_SERIAL_NUMBER, cert.Serial),
-		}
+		p.cert = certificateAttrs(req.Certificate, cert)
 	}
 	if len(req.PrivateKey) > 0 && len(req.PublicKey) == 0 && len(req.Certificate) == 0 {
 		p.wipe()
@@ -474,6 +468,9 @@ func (s *session) importKey(req *ImportKeyRequest, p *importPlan) (*Key, error) 
 		Label: req.Label, Algorithm: p.algorithm, KeySize: p.keySize, CurveOID: p.curveOID, HMACHash: p.hmacHash,
 		Flags: req.Flags, App: req.App,
 	}, OriginImported)
+	if len(req.Certificate) > 0 {
+		meta.Cert = certificateHash(req.Certificate)
+	}
 	id := uuidBytes(meta.UUID)
 	f := req.Flags
 	var created []pkcs11.ObjectHandle

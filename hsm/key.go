@@ -61,6 +61,10 @@ type Meta struct {
 	// Version counts the rewrites of the metadata, so that the newest of
 	// two left by an interrupted update wins.
 	Version int `json:"version,omitempty"`
+	// Cert is the hex SHA-256 of the certificate object the key serves;
+	// empty for a key without one, and in metadata written before
+	// certificates could change (certificate.go).
+	Cert string `json:"cert,omitempty"`
 	// App is the stored JSON object as read (the fields above included);
 	// on write, a JSON object whose members are stored beside them. Its
 	// members must not use the names of the fields above.
@@ -501,15 +505,22 @@ func encodeMeta(m Meta) ([]byte, error) {
 // description intact, and a crash in between leaves two, of which the
 // newer wins (sortLabel).
 func (s *session) writeMeta(k *Key, m Meta) (pkcs11.ObjectHandle, error) {
-	m.Version = k.Meta.Version + 1
-	o, err := s.createMeta(k.Label, m)
+	return s.replaceMeta(k.Label, k.meta, k.Meta.Version, m)
+}
+
+// replaceMeta is writeMeta for a change that rewrites the metadata more
+// than once: old is the current metadata object (0 for none) and version
+// its version.
+func (s *session) replaceMeta(label string, old pkcs11.ObjectHandle, version int, m Meta) (pkcs11.ObjectHandle, error) {
+	m.Version = version + 1
+	o, err := s.createMeta(label, m)
 	if err != nil {
 		return 0, err
 	}
-	if k.meta != 0 {
-		if err := s.h.ctx.DestroyObject(s.s, k.meta); err != nil {
+	if old != 0 {
+		if err := s.h.ctx.DestroyObject(s.s, old); err != nil {
 			s.destroyAll([]pkcs11.ObjectHandle{o})
-			return 0, fmt.Errorf("replace metadata of %q: %w", k.Label, err)
+			return 0, fmt.Errorf("replace metadata of %q: %w", label, err)
 		}
 	}
 	return o, nil

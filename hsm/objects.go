@@ -43,6 +43,8 @@ type objectInfo struct {
 	class  uint
 	// id is CKA_ID of key and certificate objects.
 	id []byte
+	// value is CKA_VALUE of certificate objects.
+	value []byte
 	// meta is set for hsmgate's metadata objects.
 	meta *Meta
 }
@@ -110,12 +112,19 @@ func (s *session) readObject(o pkcs11.ObjectHandle) (objectInfo, error) {
 func (s *session) readByClass(info *objectInfo) error {
 	o := info.handle
 	switch info.class {
-	case pkcs11.CKO_PRIVATE_KEY, pkcs11.CKO_PUBLIC_KEY, pkcs11.CKO_SECRET_KEY, pkcs11.CKO_CERTIFICATE:
+	case pkcs11.CKO_PRIVATE_KEY, pkcs11.CKO_PUBLIC_KEY, pkcs11.CKO_SECRET_KEY:
 		attrs, err := s.h.ctx.GetAttributeValue(s.s, o, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, nil)})
 		if err != nil {
 			return fmt.Errorf("read id: %w", err)
 		}
 		info.id = attrs[0].Value
+	case pkcs11.CKO_CERTIFICATE:
+		attrs, err := s.h.ctx.GetAttributeValue(s.s, o, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_ID, nil), pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
+		if err != nil {
+			return fmt.Errorf("read certificate: %w", err)
+		}
+		info.id, info.value = attrs[0].Value, attrs[1].Value
 	case pkcs11.CKO_DATA:
 		raw, err := s.metaValue(o)
 		if err != nil {
@@ -180,6 +189,10 @@ func sortLabel(objs []objectInfo) labelObjects {
 		}
 		switch {
 		case claimed[string(o.id)]:
+			out.leftovers = append(out.leftovers, o)
+		case o.class == pkcs11.CKO_CERTIFICATE && servedID != nil && bytes.Equal(o.id, servedID) && !out.meta.meta.servesCertificate(o.value):
+			// Replaced or removed, or stored by a replacement that did
+			// not finish (certificate.go).
 			out.leftovers = append(out.leftovers, o)
 		case servedID == nil || bytes.Equal(o.id, servedID):
 			out.key = append(out.key, o)

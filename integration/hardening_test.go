@@ -79,22 +79,21 @@ func TestRawRSADecryptIsNoSigningOracle(t *testing.T) {
 }
 
 // TestInternalKeysAndDotLabels checks that the gateway's own keys are
-// invisible (404 as if absent), except the attestation key's attributes,
-// whose public key verifies every attestation, and that "." and ".." are
-// no labels (610).
+// invisible (404 as if absent), the attestation key too (its certificate is
+// served by /v1/attestation/certificate), and that "." and ".." are no
+// labels (610).
 func TestInternalKeysAndDotLabels(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t)
 	km := g.creds.KeyManagement
-	for _, label := range []string{"hsmgate-pepper", "hsmgate-credential-master"} {
+	for _, label := range []string{"attestation-key", "hsmgate-pepper", "hsmgate-credential-master"} {
 		expectError(t, "attributes of internal key "+label, g.call(t, http.MethodGet, "/v1/key/"+label+"/attributes", km, nil), 404, 650, "key.not.existent")
 	}
 	for _, label := range []string{"attestation-key", "hsmgate-pepper", "hsmgate-credential-master"} {
 		expectError(t, "delete of internal key "+label, g.call(t, http.MethodPost, "/v1/key/deleteKey", km, map[string]any{"label": label}), 404, 650, "key.not.existent")
 	}
-	if r := g.call(t, http.MethodGet, "/v1/key/attestation-key/attributes", km, nil); r.Status != http.StatusOK {
-		t.Errorf("the attestation key's attributes (its public key): %d %s", r.Status, r.Raw)
-	}
+	expectError(t, "attributes of the attestation key by POST", g.call(t, http.MethodPost, "/v1/key/attributes", km, map[string]any{"label": "attestation-key"}), 404, 650, "key.not.existent")
+	g.attestationPublicKey(t) // its public key is served where it belongs
 	for _, label := range []string{".", ".."} {
 		expectError(t, "create a key labelled "+label, g.call(t, http.MethodPost, "/v1/key", km, map[string]any{
 			"label": label, "algorithm": "EC", "curveOid": oidP256, "attributes": signAttrs}), 400, 610, "invalid.key.name")

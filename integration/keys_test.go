@@ -23,7 +23,7 @@ func TestKeyManagement(t *testing.T) {
 	g := startGateway(t)
 	km := g.creds.KeyManagement
 
-	attPub := parsePublicKey(t, g.publicKey(t, "attestation-key"))
+	attPub := parsePublicKey(t, g.attestationPublicKey(t))
 	if attPub.ec == nil || attPub.ec.Curve.Params().Name != "P-256" {
 		t.Fatalf("the attestation key is not EC P-256")
 	}
@@ -232,7 +232,7 @@ func TestKeyManagement(t *testing.T) {
 		label := g.ecKey(t, oidP256, signAttrs)
 		rule := map[string]any{"tokens": []any{map[string]any{"name": "main", "timelock": 0, "timeout": 0,
 			"groups": []any{map[string]any{"name": "board", "quorum": 1,
-				"approvals": []any{map[string]any{"type": "public_key", "name": "alice", "value": b64(g.publicKey(t, "attestation-key"))}}}}}}}
+				"approvals": []any{map[string]any{"type": "public_key", "name": "alice", "value": b64(g.attestationPublicKey(t))}}}}}}}
 		policy := map[string]any{"ruleUse": nil, "ruleBlock": rule, "ruleUnblock": nil, "ruleModify": nil, "keyStatus": map[string]any{"blocked": false}}
 		r := g.call(t, http.MethodPost, "/v1/synchronousModify", km, map[string]any{"modifyRequest": map[string]any{"modifyKeyName": label, "policy": policy}})
 		if r.Status != http.StatusOK {

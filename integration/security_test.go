@@ -57,7 +57,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 
 // TestInternalKeysAreNotUsable: the attestation key and the pepper key are
 // hsmgate's own (they vouch for attributes and turn tokens and passwords into
-// verifiers). A caller may read the attestation key's public key, but must
+// verifiers). A caller may read the attestation key's certificate, but must
 // not sign with either key, change them, block them or take them out: a
 // keyOperationToken that signs with the attestation key forges attestations,
 // and one that blocks it breaks every attributes request after a restart.
@@ -72,7 +72,7 @@ func TestInternalKeysAreNotUsable(t *testing.T) {
 	km, op := g.creds.KeyManagement, g.creds.KeyOperation
 	user := g.ecKey(t, oidP256, signAttrs)
 	kek := g.secretKey(t, "AES", 256, wrapAttrs)
-	g.publicKey(t, "attestation-key") // reading the public key is allowed
+	g.attestationPublicKey(t) // reading its certificate is allowed
 
 	refused := func(what string, r *response) {
 		t.Helper()

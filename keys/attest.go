@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"time"
 
@@ -74,13 +73,9 @@ func (s *Service) Attributes(ctx context.Context, p *roles.Principal, ref KeyRef
 	if err != nil {
 		return nil, err
 	}
+	// The gateway's own keys, the attestation key too, are nobody's: its
+	// certificate is served by /v1/attestation/certificate.
 	k, r, err := s.unlocked(ctx, p, ref)
-	if errors.Is(err, ErrNotFound) && ref.Label == s.attestationKey && p != nil {
-		// The one internal key anybody may read: its public key verifies
-		// every xmlSignature. (It moves to /v1/attestation when that
-		// route exists.)
-		k, r, err = s.attestationKeyView(ctx)
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -94,16 +89,6 @@ func (s *Service) Attributes(ctx context.Context, p *roles.Principal, ref KeyRef
 		return nil, err
 	}
 	return &Attestation{Key: v, Document: doc, Signature: sig, KeyName: s.attestationKey}, nil
-}
-
-// attestationKeyView loads the attestation key, which belongs to no customer.
-func (s *Service) attestationKeyView(ctx context.Context) (*hsm.Key, *record, error) {
-	k, err := s.backend.Key(ctx, s.attestationKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	r, err := recordOf(k)
-	return k, r, err
 }
 
 // xmlKey is the attestation document; it mirrors the json member of the

@@ -230,8 +230,8 @@ func (s *Service) ListKeys(ctx context.Context, p *roles.Principal) ([]string, e
 		if err != nil {
 			continue // a record this version cannot read: not the caller's to see
 		}
-		if owner := r.(*record).Customer; p.HasCustomer(owner) {
-			out = append(out, apiLabel(owner, k.Label))
+		if rec := r.(*record); !rec.Internal && p.HasCustomer(rec.Customer) {
+			out = append(out, apiLabel(rec.Customer, k.Label))
 		}
 	}
 	sort.Strings(out) // token labels sort by customer first

@@ -31,6 +31,10 @@ type record struct {
 	// nil for a key without one.
 	Policy  json.RawMessage `json:"policy,omitempty"`
 	Blocked bool            `json:"blocked,omitempty"`
+	// Internal is read, never written: it mirrors hsm.Meta.Internal, which
+	// the stored object carries beside the record, so that a listing skips
+	// the gateway's own keys (hsm/gateway.go) without loading them.
+	Internal bool `json:"internal,omitempty"`
 
 	// policy is Policy read back, or policyErr why it cannot be: a policy
 	// stored by a version that did not validate policies may not read.

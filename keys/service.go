@@ -20,7 +20,8 @@ import (
 // Backend is the token the service runs on: the small core every backend
 // has. Operations a backend may lack are the optional interfaces below
 // (Signer, Cipher, Wrapper, MACer, Exporter, Attester, RandomSource,
-// StatisticsSource), found by type assertion, as smallstep's kms/apiv1 does.
+// StatisticsSource, and CertificateStore and GatewayKeys in certificate.go),
+// found by type assertion, as smallstep's kms/apiv1 does.
 type Backend interface {
 	// Key returns the cached view of a key (hsm.ErrNotFound if absent).
 	Key(ctx context.Context, label string) (*hsm.Key, error)

@@ -52,18 +52,18 @@ var hashNames = map[crypto.Hash]string{
 
 // Sign signs digest (the message itself for Ed25519) inside the token.
 func (t *tokenSigner) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	alg, err := t.algorithm(opts)
+	alg, err := digestAlgorithm(t.pub, opts)
 	if err != nil {
 		return nil, err
 	}
 	return t.s.Sign(t.ctx, t.p, SignRequest{Key: t.ref, Algorithm: alg, Payload: digest})
 }
 
-// algorithm picks the wire signature algorithm that signs a precomputed
-// digest the way opts asks.
-func (t *tokenSigner) algorithm(opts crypto.SignerOpts) (string, error) {
+// digestAlgorithm picks the wire signature algorithm that signs a
+// precomputed digest with a key whose public half is pub the way opts asks.
+func digestAlgorithm(pub crypto.PublicKey, opts crypto.SignerOpts) (string, error) {
 	h := opts.HashFunc()
-	switch t.pub.(type) {
+	switch pub.(type) {
 	case ed25519.PublicKey:
 		if h != 0 {
 			return "", refuse(ErrUnsupported, "Ed25519ph (pre-hashed Ed25519) is not supported")
@@ -86,7 +86,7 @@ func (t *tokenSigner) algorithm(opts crypto.SignerOpts) (string, error) {
 		}
 		return "NONE" + name + "_WITH_RSA_PSS", nil
 	}
-	return "", refuse(ErrUnsupported, "signing with a %T key is not supported", t.pub)
+	return "", refuse(ErrUnsupported, "signing with a %T key is not supported", pub)
 }
 
 // compile-time check that tokenSigner is a crypto.Signer.

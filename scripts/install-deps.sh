@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what hsmgate needs to build and run: SoftHSM2, OpenSSL and curl;
-# with --test also the PostgreSQL server binaries (the tests start a
+# Installs what hsmgate needs to build and run: SoftHSM2, OpenSSL, curl and
+# unzip; with --test also the PostgreSQL server binaries (the tests start a
 # throw-away cluster of their own). As root it uses apt-get; otherwise it
 # says what to install.
 set -euo pipefail
@@ -14,6 +14,7 @@ done
 $have_softhsm || missing+=(softhsm2)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v unzip >/dev/null 2>&1 || missing+=(unzip) # the attestation bundle (docs/api.md §12)
 if [ "${1:-}" = "--test" ] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v initdb >/dev/null 2>&1; then
   missing+=(postgresql)
 fi
@@ -33,6 +34,6 @@ else
   echo "hsmgate needs: ${missing[*]}" >&2
   echo "  Debian/Ubuntu: sudo apt-get install -y ${missing[*]}" >&2
   echo "  Fedora:        sudo dnf install -y ${missing[*]/postgresql/postgresql-server}" >&2
-  echo "  macOS:         brew install softhsm openssl curl postgresql" >&2
+  echo "  macOS:         brew install softhsm openssl curl unzip postgresql" >&2
   exit 1
 fi

@@ -19,11 +19,14 @@ import (
 	"time"
 
 	"github.com/hsmgate/hsmgate/auth"
+	"github.com/hsmgate/hsmgate/certs"
 	"github.com/hsmgate/hsmgate/devpki"
 	"github.com/hsmgate/hsmgate/hsm"
 	"github.com/hsmgate/hsmgate/internal/config"
 	"github.com/hsmgate/hsmgate/internal/server"
+	"github.com/hsmgate/hsmgate/keys"
 	"github.com/hsmgate/hsmgate/listener"
+	"github.com/hsmgate/hsmgate/pkiutil"
 	"github.com/hsmgate/hsmgate/roles"
 	"github.com/hsmgate/hsmgate/softhsm"
 	"github.com/hsmgate/hsmgate/store"
@@ -131,6 +134,9 @@ func devSetup(dir, listen string) error {
 		cfg.Auth.StaticTokens[r.String()] = []string{v}
 	}
 	if err := devIdentities(context.Background(), cfg, h); err != nil {
+		return err
+	}
+	if err := devTimestamps(context.Background(), &cfg.Timestamp, h, pki); err != nil {
 		return err
 	}
 	credJSON, err := json.MarshalIndent(creds, "", "  ")
@@ -283,4 +289,20 @@ curl -sS -w '\n' --cacert $CA --cert $C/keyOperationToken.pem --key $C/keyOperat
 curl -sS -w '\n' --cacert $CA --cert $C/revoked.pem --key $C/revoked-key.pem $HSMGATE/v1/versionInfo  # refused by the responder
 
 `, host, rel)
+}
+
+// devTimestampKey labels the time-stamping key of a development token.
+const devTimestampKey = "hsmgate-tsa"
+
+// devTimestamps creates the time-stamping key with a certificate the
+// development CA issues, so that `openssl ts -verify -CAfile pki/ca.pem`
+// accepts the gateway's time-stamps (docs/api.md §11).
+func devTimestamps(ctx context.Context, c *config.TimestampConfig, h *hsm.HSM, pki *devpki.PKI) error {
+	ca, err := pkiutil.LoadIssuer(pki.CACert, pki.CAKey)
+	if err != nil {
+		return err
+	}
+	c.KeyLabel = devTimestampKey
+	_, err = certs.New(keys.New(h, keys.Options{})).CertifyGatewayKey(ctx, certs.TimestampCertificate(devTimestampKey, ca))
+	return err
 }

@@ -128,9 +128,14 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		// in-flight requests finish: their lines are written out too.
 		defer accessLog.Close()
 	}
+	ks := keys.New(h, keys.Options{Passwords: throttle.Passwords("key-password")})
+	timestamps, err := certifyGatewayKeys(ctx, cfg.Timestamp, ks)
+	if err != nil {
+		return err
+	}
 	var drain drain
 	router := api.New(api.Options{
-		HSM: h, Keys: keys.New(h, keys.Options{Passwords: throttle.Passwords("key-password")}), Auth: authn, Throttle: throttle,
+		HSM: h, Keys: ks, Auth: authn, Throttle: throttle, Timestamps: timestamps,
 		RequireBoth: cfg.TLS.RequireBoth, Log: log, MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		AccessLog: accessLog, Build: o.Build,
 		AppTokens:       appTokenIssuer(schemes),

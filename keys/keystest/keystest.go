@@ -21,8 +21,8 @@ import (
 )
 
 // Backend is an in-memory token. It implements keys.Backend and the
-// optional keys.Signer, keys.Exporter, keys.Attester and keys.RandomSource
-// capabilities; it does not implement keys.Cipher, keys.MACer or
+// optional keys.Signer, keys.Exporter, keys.Attester, keys.RandomSource,
+// keys.CertificateStore and keys.GatewayKeys capabilities; it does not implement keys.Cipher, keys.MACer or
 // keys.Wrapper, so tests can check how the service reports a missing one.
 type Backend struct {
 	mu     sync.Mutex
@@ -221,4 +221,49 @@ func (b *Backend) Random(_ context.Context, n int) ([]byte, error) {
 	out := make([]byte, n)
 	_, err := rand.Read(out)
 	return out, err
+}
+
+// SetCertificate stores der with a key.
+func (b *Backend) SetCertificate(_ context.Context, label string, der []byte) (*hsm.Key, error) {
+	return b.replaceCertificate(label, der)
+}
+
+// DeleteCertificate removes a key's certificate.
+func (b *Backend) DeleteCertificate(_ context.Context, label string) (*hsm.Key, error) {
+	return b.replaceCertificate(label, nil)
+}
+
+// replaceCertificate replaces the key's view by one with the certificate der.
+func (b *Backend) replaceCertificate(label string, der []byte) (*hsm.Key, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.count("Certificate")
+	k, ok := b.keys[label]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", hsm.ErrNotFound, label)
+	}
+	b.keys[label] = &hsm.Key{Label: k.Label, Meta: k.Meta, Flags: k.Flags, PublicKey: k.PublicKey, Certificate: der}
+	return b.keys[label], nil
+}
+
+// EnsureGatewayKey returns the internal EC P-256 key under label, making it
+// when missing.
+func (b *Backend) EnsureGatewayKey(ctx context.Context, label string) (*hsm.Key, error) {
+	b.mu.Lock()
+	k, ok := b.keys[label]
+	b.mu.Unlock()
+	if ok {
+		return k, nil
+	}
+	k, err := b.CreateKey(ctx, &hsm.CreateKeyRequest{Label: label, Algorithm: hsm.AlgEC, CurveOID: hsm.OIDP256, Flags: hsm.Flags{Sign: true}})
+	if err != nil {
+		return nil, err
+	}
+	k.Meta.Internal = true
+	return k, nil
+}
+
+// SignAsGateway signs as Sign does.
+func (b *Backend) SignAsGateway(ctx context.Context, k *hsm.Key, req hsm.SignRequest) ([]byte, error) {
+	return b.Sign(ctx, k, req)
 }
