@@ -21,13 +21,15 @@ import (
 )
 
 // Backend is an in-memory token. It implements keys.Backend and the
-// optional keys.Signer, keys.Exporter, keys.Attester and keys.RandomSource
-// capabilities; it does not implement keys.Cipher, keys.MACer or
+// optional keys.Signer, keys.Exporter, keys.Attester, keys.RandomSource
+// and keys.DataObjects capabilities; it does not implement keys.Cipher, keys.MACer or
 // keys.Wrapper, so tests can check how the service reports a missing one.
 type Backend struct {
-	mu     sync.Mutex
-	keys   map[string]*hsm.Key
-	priv   map[string]*ecdsa.PrivateKey
+	mu   sync.Mutex
+	keys map[string]*hsm.Key
+	priv map[string]*ecdsa.PrivateKey
+	// data holds the data objects (dataobject.go).
+	data   map[string]hsm.DataObject
 	pepper []byte
 	// Attestation signs attestation documents.
 	Attestation *ecdsa.PrivateKey
