@@ -47,7 +47,7 @@ func dataTemplate(label string) []*pkcs11.Attribute {
 
 // errDataNotFound is ErrNotFound naming a data object.
 func errDataNotFound(label string) error {
-	return fmt.Errorf("%w: no data object %q", ErrNotFound, label)
+	return &notFoundError{what: "data object", label: label}
 }
 
 // CreateDataObject stores a new data object; a data object with the same

@@ -62,7 +62,7 @@ func (b *Backend) Key(_ context.Context, label string) (*hsm.Key, error) {
 	b.count("Key")
 	k, ok := b.keys[label]
 	if !ok {
-		return nil, fmt.Errorf("%w: %q", hsm.ErrNotFound, label)
+		return nil, hsm.NotFound(label)
 	}
 	return k, nil
 }
@@ -133,7 +133,7 @@ func (b *Backend) DeleteKey(_ context.Context, label string) error {
 	defer b.mu.Unlock()
 	b.count("DeleteKey")
 	if _, ok := b.keys[label]; !ok {
-		return fmt.Errorf("%w: %q", hsm.ErrNotFound, label)
+		return hsm.NotFound(label)
 	}
 	delete(b.keys, label)
 	delete(b.priv, label)
@@ -147,7 +147,7 @@ func (b *Backend) UpdateApp(_ context.Context, label string, fn func(json.RawMes
 	b.count("UpdateApp")
 	k, ok := b.keys[label]
 	if !ok {
-		return nil, fmt.Errorf("%w: %q", hsm.ErrNotFound, label)
+		return nil, hsm.NotFound(label)
 	}
 	app, err := fn(k.Meta.App)
 	if err != nil {
