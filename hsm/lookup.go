@@ -106,7 +106,6 @@ const maxMissed = 4096
 // maxSearches bounds the token searches for different labels at once.
 const maxSearches = 2
 
-
 // sweep drops expired entries of the negative cache; the caller holds l.mu.
 func (l *lookups) sweep() {
 	for label, at := range l.missed {

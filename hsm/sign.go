@@ -122,6 +122,10 @@ func (h *HSM) Attest(ctx context.Context, doc []byte) ([]byte, error) {
 
 // sign is Sign without the checks of the caller's permission.
 func (h *HSM) sign(ctx context.Context, k *Key, a alg.Signature, payload []byte, raw bool) ([]byte, error) {
+	a, err := a.ForPayload(payload)
+	if err != nil {
+		return nil, err
+	}
 	digest, err := a.MessageDigest(payload)
 	if err != nil {
 		return nil, err
@@ -175,11 +179,13 @@ func (h *HSM) sign(ctx context.Context, k *Key, a alg.Signature, payload []byte,
 }
 
 // VerifyRequest is the input of Verify; Raw says the ECDSA signature is
-// r‖s instead of DER.
+// r‖s instead of DER. Detect says the caller did not tell: an ECDSA
+// signature is then DER when it decodes as DER, else r‖s (whose length
+// Verify checks against the curve).
 type VerifyRequest struct {
 	Algorithm          alg.Signature
 	Payload, Signature []byte
-	Raw                bool
+	Raw, Detect        bool
 }
 
 // Verify checks a signature with the key's public key. A signature that
@@ -193,6 +199,10 @@ func (h *HSM) Verify(k *Key, req VerifyRequest) (bool, error) {
 		return false, fmt.Errorf("%w: key %q has no public key stored", ErrNotPermitted, k.Label)
 	}
 	if err := usable(k, "verify", k.Flags.Verify || k.Flags.Sign); err != nil {
+		return false, err
+	}
+	a, err := a.ForPayload(payload)
+	if err != nil {
 		return false, err
 	}
 	digest, err := a.MessageDigest(payload)
@@ -221,7 +231,11 @@ func (h *HSM) Verify(k *Key, req VerifyRequest) (bool, error) {
 	_, size, _ := keycodec.CurveOrder(pub.CurveOID)
 	rs := sig
 	if !raw {
-		if rs, err = keycodec.ECDSADERToRaw(sig, size); err != nil {
+		der, err := keycodec.ECDSADERToRaw(sig, size)
+		switch {
+		case err == nil:
+			rs = der
+		case !req.Detect:
 			return false, nil
 		}
 	}
