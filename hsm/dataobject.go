@@ -66,18 +66,14 @@ func (h *HSM) CreateDataObject(ctx context.Context, obj DataObject) error {
 		if existing, err := s.find(dataTemplate(obj.Label)); err != nil || len(existing) > 0 {
 			return errors.Join(err, errLabelTaken)
 		}
-		o, err := s.createObject("data object", []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_DATA),
-			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
-			pkcs11.NewAttribute(pkcs11.CKA_LABEL, obj.Label),
-			pkcs11.NewAttribute(pkcs11.CKA_APPLICATION, dataApplication),
+		o, err := s.createObject("data object", append(dataTemplate(obj.Label),
 			pkcs11.NewAttribute(pkcs11.CKA_VALUE, obj.Value),
 			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, obj.Private),
 			pkcs11.NewAttribute(pkcs11.CKA_DESTROYABLE, obj.Destroyable),
 			// Last: SoftHSM2 refuses attributes that follow a false
 			// CKA_MODIFIABLE in a template (see modifiableLast).
 			pkcs11.NewAttribute(pkcs11.CKA_MODIFIABLE, obj.Modifiable),
-		})
+		))
 		if err != nil {
 			return err
 		}

@@ -3,8 +3,6 @@ package integration
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
@@ -28,14 +26,7 @@ import (
 // customer "acme" meets the static tokens' customer "default", and admits
 // RSA-1024 keys (hsm.minRSAKeySize).
 func TestDataObjectsDerivationAndWireDetails(t *testing.T) {
-	issuerKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, _ := x509.MarshalPKIXPublicKey(issuerKey.Public())
-	pem := writePublicPEM(t, t.TempDir(), "idp.pem", der)
-	g := startGatewayWith(t, func(cfg map[string]any) {
-		section(section(cfg, "auth"), "jwt")["issuers"] = []any{map[string]any{
-			"issuer": jwtIssuerName, "audience": jwtAudience, "keys": []any{pem}}}
-		section(cfg, "hsm")["minRSAKeySize"] = 1024
-	})
+	g, issuerKey := startGatewayWithIssuer(t, func(cfg map[string]any) { section(cfg, "hsm")["minRSAKeySize"] = 1024 })
 	km, op := g.creds.KeyManagement, g.creds.KeyOperation
 	acme := jwtBearer(jwtSign(t, jwt.SigningMethodES256, issuerKey, "", jwtClaims(map[string]any{
 		"roles": []string{"keyManagementToken", "keyOperationToken"}, "customers": []string{"acme"}})))
