@@ -63,8 +63,12 @@ func (h *HSM) CreateDataObject(ctx context.Context, obj DataObject) error {
 	h.dataObjects.Lock()
 	defer h.dataObjects.Unlock()
 	err := h.do(ctx, false, func(s *session) error {
-		if existing, err := s.find(dataTemplate(obj.Label)); err != nil || len(existing) > 0 {
-			return errors.Join(err, errLabelTaken)
+		existing, err := s.find(dataTemplate(obj.Label))
+		if err != nil {
+			return err
+		}
+		if len(existing) > 0 {
+			return errLabelTaken
 		}
 		o, err := s.createObject("data object", append(dataTemplate(obj.Label),
 			pkcs11.NewAttribute(pkcs11.CKA_VALUE, obj.Value),
@@ -81,12 +85,15 @@ func (h *HSM) CreateDataObject(ctx context.Context, obj DataObject) error {
 		if err == nil && len(all) == 1 {
 			return nil
 		}
-		// Another instance created the label meanwhile (or the second
-		// look failed): take ours back. (A token refuses to destroy a
+		// Another instance created the label meanwhile, or the second
+		// look failed: take ours back. (PKCS#11 forbids destroying a
 		// non-destroyable object; destroyAll logs that, and the label then
 		// has two objects until an operator removes one.)
 		s.destroyAll([]pkcs11.ObjectHandle{o})
-		return errors.Join(err, errLabelTaken)
+		if err != nil {
+			return err
+		}
+		return errLabelTaken
 	})
 	if errors.Is(err, errLabelTaken) {
 		return fmt.Errorf("%w: data object %q", ErrExists, obj.Label)
