@@ -69,10 +69,11 @@ func (h *HSM) useKey(ctx context.Context, k *Key, fn func(*session, *Key) error)
 // while the request ran. It is an ErrNotFound (the key the caller was
 // checked against is gone); a caller that checks a key before use may look
 // the label up again and check the new key.
-var ErrKeyChanged = fmt.Errorf("%w: replaced under its label", ErrNotFound)
+var ErrKeyChanged = fmt.Errorf("replaced under its label: %w", ErrNotFound)
 
-// errKeyChanged is ErrKeyChanged naming the label.
-func errKeyChanged(label string) error { return fmt.Errorf("%w: %q", ErrKeyChanged, label) }
+// errKeyChanged is ErrKeyChanged naming the label; like every missing
+// key's message it ends in "does not exist" (NotFound).
+func errKeyChanged(label string) error { return fmt.Errorf("key %q was %w", label, ErrKeyChanged) }
 
 // useKeyOnce runs fn with k, reloading k first if its handles belong to an
 // earlier connection.
