@@ -10,6 +10,7 @@ import (
 	"github.com/hsmgate/hsmgate/roles"
 )
 
+// createObject stores a private, modifiable data object for p.
 func createObject(s *keys.Service, p *roles.Principal, name string, value []byte, destroyable bool) (*keys.DataObject, error) {
 	return s.CreateDataObject(ctx, p, keys.CreateDataObjectRequest{Name: name, Value: value, Private: true, Modifiable: true, Destroyable: destroyable})
 }
