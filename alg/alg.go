@@ -85,9 +85,9 @@ func ParseSignature(name string) (Signature, error) {
 		return a, fmt.Errorf("signature algorithm %q is %w", name, ErrUnsupported)
 	}
 	if hashName == "NONE" {
-		if a.Scheme == RSAPSS {
-			return a, fmt.Errorf("signature algorithm %q is %w (PSS needs a hash)", name, ErrUnsupported)
-		}
+		// NONE_WITH_RSA_PSS signs a precomputed digest; ForPayload picks
+		// the PSS hash by its length.
+		a.Prehashed = a.Scheme == RSAPSS
 		return a, nil
 	}
 	if h, ok := strings.CutPrefix(hashName, "NONE"); ok && a.Scheme != ECDSA {
@@ -104,6 +104,26 @@ func ParseSignature(name string) (Signature, error) {
 		return a, fmt.Errorf("signature algorithm %q is %w", name, ErrUnsupported)
 	}
 	a.Digest = d
+	return a, nil
+}
+
+// pssDigestByLength names the PSS hash of a precomputed digest by its length.
+var pssDigestByLength = map[int]string{20: "SHA1", 28: "SHA224", 32: "SHA256", 48: "SHA384", 64: "SHA512"}
+
+// ForPayload completes an algorithm whose hash depends on the payload:
+// NONE_WITH_RSA_PSS takes a precomputed digest, and its length names the
+// PSS hash and MGF1 (20 bytes SHA-1, 28 SHA-224, 32 SHA-256, 48 SHA-384,
+// 64 SHA-512; docs/api.md §7.2). Other algorithms are returned as they are.
+func (a Signature) ForPayload(payload []byte) (Signature, error) {
+	if a.Scheme != RSAPSS || a.Digest.New != nil {
+		return a, nil
+	}
+	name, ok := pssDigestByLength[len(payload)]
+	if !ok {
+		return a, fmt.Errorf("%w: %s needs a SHA-1 or SHA-2 digest (20, 28, 32, 48 or 64 bytes) as payload, not %d bytes",
+			keycodec.ErrInvalidInput, a.Name, len(payload))
+	}
+	a.Digest, _ = keycodec.DigestByName(name)
 	return a, nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/hsmgate/hsmgate/keycodec"
 )
 
 func TestParseSignature(t *testing.T) {
@@ -24,6 +26,10 @@ func TestParseSignature(t *testing.T) {
 		{"NONE_WITH_RSA", RSAPKCS1, "", false, RSA},
 		{"SHA384_WITH_RSA_PSS", RSAPSS, "SHA384", false, RSA},
 		{"NONESHA256_WITH_RSA_PSS", RSAPSS, "SHA256", true, RSA},
+		{"NONE_WITH_RSA_PSS", RSAPSS, "", true, RSA},
+		{"KECCAK224_WITH_ECDSA", ECDSA, "KECCAK224", false, EC},
+		{"KECCAK384_WITH_ECDSA", ECDSA, "KECCAK384", false, EC},
+		{"KECCAK512_WITH_ECDSA", ECDSA, "KECCAK512", false, EC},
 	}
 	for _, c := range good {
 		a, err := ParseSignature(c.name)
@@ -31,10 +37,31 @@ func TestParseSignature(t *testing.T) {
 			t.Errorf("ParseSignature(%q) = %+v, %v", c.name, a, err)
 		}
 	}
-	for _, name := range []string{"SHA256_WITH_ECDSA_DETERMINISTIC", "MD5_WITH_RSA", "SHA256_WITH_DSA", "bogus", "NONE_WITH_RSA_PSS", "KECCAK256_WITH_RSA_PSS", ""} {
+	for _, name := range []string{"SHA256_WITH_ECDSA_DETERMINISTIC", "MD5_WITH_RSA", "SHA256_WITH_DSA", "bogus", "KECCAK256_WITH_RSA_PSS", "KECCAK224_WITH_RSA", ""} {
 		if _, err := ParseSignature(name); !errors.Is(err, ErrUnsupported) {
 			t.Errorf("ParseSignature(%q) = %v, want ErrUnsupported", name, err)
 		}
+	}
+}
+
+func TestPSSHashByDigestLength(t *testing.T) {
+	a, _ := ParseSignature("NONE_WITH_RSA_PSS")
+	for n, want := range map[int]string{20: "SHA1", 28: "SHA224", 32: "SHA256", 48: "SHA384", 64: "SHA512"} {
+		b, err := a.ForPayload(make([]byte, n))
+		if err != nil || b.Digest.Name != want || !b.Prehashed {
+			t.Errorf("%d-byte digest: %+v, %v; want PSS with %s", n, b, err, want)
+		}
+		if d, err := b.MessageDigest(make([]byte, n)); err != nil || len(d) != n {
+			t.Errorf("%d-byte digest is signed as %d bytes, %v", n, len(d), err)
+		}
+	}
+	if _, err := a.ForPayload(make([]byte, 33)); !errors.Is(err, keycodec.ErrInvalidInput) {
+		t.Errorf("33-byte payload: %v, want ErrInvalidInput", err)
+	}
+	// Every other algorithm has its hash already.
+	s, _ := ParseSignature("SHA384_WITH_RSA_PSS")
+	if b, err := s.ForPayload(make([]byte, 32)); err != nil || b.Digest.Name != "SHA384" {
+		t.Errorf("SHA384_WITH_RSA_PSS.ForPayload = %+v, %v", b, err)
 	}
 }
 

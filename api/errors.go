@@ -101,6 +101,14 @@ func serviceError(err error, as unsupportedAs) *Error {
 	switch {
 	case errors.As(err, &e):
 		return e
+	case errors.Is(err, keys.ErrDataObjectNotFound):
+		return newError(http.StatusNotFound, 653, "data.object.not.existent", "%s", err)
+	case errors.Is(err, keys.ErrDataObjectExists):
+		return newError(http.StatusConflict, 615, "data.object.already.existing", "%s", err)
+	case errors.Is(err, keys.ErrDataObjectValue):
+		return errDataObjectValue("%s", err)
+	case errors.Is(err, keys.ErrUnsupportedOperation):
+		return newError(http.StatusBadRequest, 611, "unsupported.operation", "%s", err)
 	case errors.Is(err, keys.ErrNotFound):
 		return newError(http.StatusNotFound, 650, "key.not.existent", "%s", err)
 	case errors.Is(err, keys.ErrExists):

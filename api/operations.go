@@ -164,7 +164,10 @@ func (s *server) verify(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	ok, err := s.keys.Verify(c, principal(c), keys.VerifyRequest{Key: ref, Algorithm: r.SignatureAlgorithm, Payload: data, Signature: sig, Raw: raw})
+	// Without a signatureType an ECDSA signature may be DER or r‖s
+	// (docs/api.md §4.2): clients send either.
+	ok, err := s.keys.Verify(c, principal(c), keys.VerifyRequest{Key: ref, Algorithm: r.SignatureAlgorithm, Payload: data, Signature: sig,
+		Raw: raw, Detect: r.SignatureType == ""})
 	if err != nil {
 		return err
 	}

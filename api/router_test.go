@@ -32,6 +32,10 @@ var expectedRoles = map[string]roles.Set{
 	"/v1/key/export/plain":      roles.Of(roles.KeyManagement),
 	"/v1/key/changePassword":    roles.Of(roles.KeyManagement),
 	"/v1/synchronousModify":     roles.Of(roles.KeyManagement),
+	"/v1/dataObject":            roles.Of(roles.KeyManagement),
+	"/v1/dataObject/:name":      roles.Of(roles.KeyManagement),
+	"/v1/importedKey":           roles.Of(roles.KeyManagement),
+	"/v1/derivedKey":            roles.Of(roles.KeyManagement),
 	"/v1/synchronousSign":       roles.Of(roles.KeyOperation),
 	"/v1/verify":                roles.Of(roles.KeyOperation),
 	"/v1/verifyHmac":            roles.Of(roles.KeyOperation),
@@ -101,7 +105,7 @@ func listed(t *testing.T) map[string]route {
 
 // concrete turns a route pattern into a request path.
 func concrete(pattern string) string {
-	r := strings.NewReplacer(":label", "some-key", ":n", "16")
+	r := strings.NewReplacer(":label", "some-key", ":name", "some-object", ":n", "16")
 	return r.Replace(pattern)
 }
 

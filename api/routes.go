@@ -84,6 +84,17 @@ func (s *server) routes() []route {
 		{del, "/v1/certificate/:keyName", op, s.handle(asKeyType, s.deleteCertificate), "Remove the certificate of a key"},
 		{post, "/v1/createRfcTimestamp", op, s.handle(asKeyType, s.createTimestamp), "An RFC 3161 time-stamp of a digest"},
 
+		// Data objects (docs/api.md §3.13).
+		{post, "/v1/dataObject", km, s.handle(asKeyType, s.createDataObject), "Store a data object"},
+		{get, "/v1/dataObject", km, s.handle(asKeyType, s.listDataObjects), "List data object names"},
+		{get, "/v1/dataObject/:name", km, s.handle(asKeyType, s.getDataObject), "Read a data object"},
+		{del, "/v1/dataObject/:name", km, s.handle(asKeyType, s.deleteDataObject), "Delete a data object"},
+
+		// Seeded and derived keys (docs/api.md §3.14): refused unless the
+		// token has a derivation mechanism.
+		{post, "/v1/importedKey", km, s.handle(asKeyType, s.importSeededKey), "Create a master key from a seed"},
+		{post, "/v1/derivedKey", km, s.handle(asKeyType, s.deriveKey), "Derive a child key"},
+
 		// Key operations.
 		{post, "/v1/synchronousSign", op, s.handle(asCipher, s.sign), "Sign a payload"},
 		{post, "/v1/verify", op, s.handle(asCipher, s.verify), "Verify a signature or an HMAC"},

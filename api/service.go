@@ -1,6 +1,8 @@
 package api
 
 import (
+	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,10 +14,15 @@ import (
 	"github.com/hsmgate/hsmgate/roles"
 )
 
-// versionInfo handles GET /v1/versionInfo.
+// vendor answers "Vendor" in /v1/versionInfo.
+const vendor = "hsmgate"
+
+// versionInfo handles GET /v1/versionInfo: TSB's capitalised "Version" and
+// "Vendor" (docs/api.md §5.1) beside hsmgate's own members.
 func (s *server) versionInfo(c *gin.Context) {
 	info := s.hsm.Info()
 	c.JSON(http.StatusOK, gin.H{
+		"Version": s.build.Version, "Vendor": vendor,
 		"version": s.build.Version, "commit": s.build.Commit, "buildTime": s.build.BuildTime,
 		"hsm": gin.H{"library": info.Library, "manufacturer": info.Manufacturer, "model": info.Model, "firmware": info.Firmware},
 	})
@@ -79,8 +86,28 @@ func (s *server) statistics(c *gin.Context) error {
 		s.stats.entries[audience] = e
 		s.stats.mu.Unlock()
 	}
-	c.JSON(http.StatusOK, e.stats)
+	c.JSON(http.StatusOK, statisticsResponse{Statistics: e.stats, KeyStoreStatistics: summary(e.stats)})
 	return nil
+}
+
+// statisticsResponse is hsmgate's statistics with TSB's one member, a
+// string (docs/api.md §5.3).
+type statisticsResponse struct {
+	*hsm.Statistics
+	KeyStoreStatistics string `json:"keyStoreStatistics"`
+}
+
+// summary renders statistics as one line: "3 keys (EC 2, RSA 1)".
+func summary(st *hsm.Statistics) string {
+	algs := slices.Sorted(maps.Keys(st.ByAlgorithm))
+	parts := make([]string, len(algs))
+	for i, a := range algs {
+		parts[i] = fmt.Sprintf("%s %d", a, st.ByAlgorithm[a])
+	}
+	if len(parts) == 0 {
+		return fmt.Sprintf("%d keys", st.Keys)
+	}
+	return fmt.Sprintf("%d keys (%s)", st.Keys, strings.Join(parts, ", "))
 }
 
 // maxStatsAudiences bounds the cache; past it, it starts afresh.

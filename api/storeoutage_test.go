@@ -43,7 +43,7 @@ func TestStoreUnavailableMapping(t *testing.T) {
 		{"invalid API key", func(c *gin.Context) { abortAuth(c, &auth.Error{Kind: auth.ErrInvalid, Message: "m", APIKey: true}) }, 401,
 			`{"errorCode":631,"reason":"res.error.invalid.api.key","message":"m"}`},
 		{"missing key", func(c *gin.Context) { abort(c, fmt.Errorf("sign: %w", keys.ErrNotFound), asKeyType) }, 404,
-			`{"errorCode":650,"reason":"res.error.key.not.existent","message":"sign: key not found"}`},
+			`{"errorCode":650,"reason":"res.error.key.not.existent","message":"sign: key does not exist"}`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			w := httptest.NewRecorder()

@@ -172,6 +172,7 @@ func (s *server) unwrap(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"label": label})
+	// 201: unwrapping creates a key (docs/api.md §4.7), as TSB answers.
+	c.JSON(http.StatusCreated, gin.H{"label": label})
 	return nil
 }

@@ -28,7 +28,14 @@ type Config struct {
 	// deletions and updates (older than a minute) when the token is
 	// scanned; by default they are only quarantined and reported.
 	CleanupLeftovers bool
+	// MinRSAKeySize is the smallest RSA modulus CreateKey generates, 1024
+	// or 2048 bits (0: DefaultMinRSAKeySize). RSA-1024 serves only legacy
+	// clients, so an operator must ask for it (hsm.minRSAKeySize).
+	MinRSAKeySize int
 }
+
+// DefaultMinRSAKeySize is the smallest RSA key generated unless configured.
+const DefaultMinRSAKeySize = 2048
 
 // ParseURI reads an RFC 7512 PKCS#11 URI such as
 // pkcs11:token=hsmgate;module-path=/usr/lib/softhsm/libsofthsm2.so?pin-source=file:/run/secrets/pin.

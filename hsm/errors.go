@@ -11,8 +11,8 @@ import (
 // Error kinds returned by this package, matched with errors.Is. Messages add
 // context (labels, algorithm names) but never secrets.
 var (
-	// ErrNotFound: no key with that label.
-	ErrNotFound = errors.New("key not found")
+	// ErrNotFound: no key with that label. NotFound names the label.
+	ErrNotFound = errors.New("key does not exist")
 	// ErrExists: a key with that label exists already.
 	ErrExists = errors.New("key already exists")
 	// ErrNotPermitted: the key's attributes or state forbid the operation.
@@ -88,3 +88,17 @@ func classify(op string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
+
+// NotFound is ErrNotFound naming a missing key. Its message reads
+// `key "label" does not exist`: clients of the wire API tell a missing key
+// from other failures by those words (docs/api.md §8.1).
+func NotFound(label string) error { return &notFoundError{what: "key", label: label} }
+
+// notFoundError is ErrNotFound naming what is missing.
+type notFoundError struct{ what, label string }
+
+// Error reads `<what> "<label>" does not exist`.
+func (e *notFoundError) Error() string { return fmt.Sprintf("%s %q does not exist", e.what, e.label) }
+
+// Unwrap makes the error an ErrNotFound.
+func (e *notFoundError) Unwrap() error { return ErrNotFound }

@@ -11,7 +11,7 @@ import (
 // Token health. A token can go away under sessions that still say they are
 // logged in: SoftHSM2 with its token directory renamed or unreadable answers
 // CKR_OBJECT_HANDLE_INVALID for every key, finds no objects and fails
-// C_GetTokenInfo with CKR_GENERAL_ERROR. Answering "key not found" then
+// C_GetTokenInfo with CKR_GENERAL_ERROR. Answering "key … does not exist" then
 // would be a lie, so every such symptom (a handle that was valid and is not,
 // a label the index knew that the token no longer finds, a scan that lost
 // labels, a general error) and a periodic timer run a health probe; a token

@@ -55,6 +55,9 @@ type HSM struct {
 	sealed sealedCache
 	// labels serialises deletions and metadata updates (read-modify-write).
 	labels sync.Mutex
+	// dataObjects serialises creations and deletions of data objects
+	// (dataobject.go).
+	dataObjects sync.Mutex
 	// scanning lets one label rescan run at a time.
 	scanning sync.Mutex
 	ivs      *randomBuffer

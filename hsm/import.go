@@ -30,11 +30,6 @@ type ImportKeyRequest struct {
 	App json.RawMessage
 }
 
-// minHMACKeyBytes is the shortest HMAC key ImportKey accepts (112 bits, as
-// CreateKey). Note that SoftHSM2 refuses HMAC keys shorter than the digest
-// (32 bytes for SHA-256) when they are used.
-const minHMACKeyBytes = 14
-
 // ImportKey stores key material in the token under a new label, following
 // the same object, CKA_ID and metadata scheme as CreateKey (Meta.Origin is
 // "imported"):
@@ -47,7 +42,7 @@ const minHMACKeyBytes = 14
 //   - a certificate is stored as a CKO_CERTIFICATE object with the same label
 //     and CKA_ID, together with the public key object derived from it;
 //   - a secret key needs req.Algorithm: AES (16, 24 or 32 bytes), TDEA (24
-//     bytes) or HMAC (at least 14 bytes), else ErrKeySize.
+//     bytes) or HMAC (any length: see planSecretImport), else ErrKeySize.
 //
 // A label that exists is refused with ErrExists. On any failure nothing
 // stays in the token. Private material that ImportKey copies is cleared
@@ -193,9 +188,6 @@ func planSecretImport(req *ImportKeyRequest) (*importPlan, error) {
 		}
 		p.keyType = pkcs11.CKK_DES3
 	case AlgHMAC:
-		if n < minHMACKeyBytes {
-			return nil, fmt.Errorf("%w: an HMAC key must be at least %d bytes, not %d", ErrKeySize, minHMACKeyBytes, n)
-		}
 		p.hmacHash = req.HMACHash
 		if p.hmacHash == "" {
 			p.hmacHash = "SHA256"
@@ -204,6 +196,20 @@ func planSecretImport(req *ImportKeyRequest) (*importPlan, error) {
 			return nil, fmt.Errorf("HMAC with %q is %w", p.hmacHash, ErrUnsupported)
 		}
 		p.keyType = pkcs11.CKK_GENERIC_SECRET
+		// Tokens refuse HMAC keys shorter than the digest when they are
+		// used (SoftHSM2: 32 bytes for HMAC-SHA256). RFC 2104 §2 pads a
+		// key shorter than the hash's block with zeros before using it,
+		// so K and K‖0…0 give the same MAC: a short key is stored padded
+		// to the digest length and MACs exactly as the key given
+		// (docs/api.md §3.6). Generated and unwrapped keys are never
+		// padded: those too short are refused.
+		if d, _ := keycodec.DigestByName(p.hmacHash); n < d.Size {
+			padded := p.keep(make([]byte, d.Size))
+			copy(padded, req.SecretKey)
+			p.keySize = 8 * d.Size
+			p.secret = []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, padded)}
+			return p, nil
+		}
 	case "":
 		return nil, fmt.Errorf("%w: a secret key needs its algorithm (AES, TDEA or HMAC)", ErrInvalidInput)
 	default:

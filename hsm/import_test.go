@@ -11,11 +11,14 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"hash"
 	"math/big"
 	"testing"
 	"time"
@@ -278,7 +281,6 @@ func TestImportRefusesInconsistentMaterial(t *testing.T) {
 		{"secret without algorithm", ImportKeyRequest{SecretKey: make([]byte, 16)}, ErrInvalidInput},
 		{"AES 20 bytes", ImportKeyRequest{Algorithm: AlgAES, SecretKey: make([]byte, 20)}, ErrKeySize},
 		{"TDEA 16 bytes", ImportKeyRequest{Algorithm: AlgTDEA, SecretKey: make([]byte, 16)}, ErrKeySize},
-		{"HMAC 13 bytes", ImportKeyRequest{Algorithm: AlgHMAC, SecretKey: make([]byte, 13)}, ErrKeySize},
 		{"HMAC with MD5", ImportKeyRequest{Algorithm: AlgHMAC, HMACHash: "MD5", SecretKey: make([]byte, 32)}, ErrUnsupported},
 		{"secret of RSA type", ImportKeyRequest{Algorithm: AlgRSA, SecretKey: make([]byte, 32)}, ErrUnsupported},
 	}
@@ -691,5 +693,38 @@ func TestImportDuplicateLabel(t *testing.T) {
 	k, err := h.Key(ctx, "dup")
 	if err != nil || !bytes.Equal(k.PublicKey, first.spki) {
 		t.Fatalf("original key changed: %v", err)
+	}
+}
+
+// A short HMAC key is stored zero-padded to the digest length, which RFC
+// 2104 makes equivalent: the token's MACs are those of the key as given,
+// computed here by Go's crypto/hmac.
+func TestImportShortHMACKeyIsPadded(t *testing.T) {
+	h := newTestHSM(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		hash string
+		new  func() hash.Hash
+		key  []byte
+	}{
+		{"SHA256", sha256.New, []byte{0x0b}},
+		{"SHA256", sha256.New, []byte("Jefe")}, // RFC 4231 test case 2
+		{"SHA512", sha512.New, []byte{0x0b}},
+	} {
+		k, err := h.ImportKey(ctx, &ImportKeyRequest{Label: fmt.Sprintf("hmac-%s-%d", c.hash, len(c.key)), Algorithm: AlgHMAC,
+			HMACHash: c.hash, SecretKey: c.key, Flags: importSignFlags})
+		if err != nil {
+			t.Fatalf("import a %d-byte HMAC-%s key: %v", len(c.key), c.hash, err)
+		}
+		msg := []byte("what do ya want for nothing?")
+		got, err := h.HMAC(ctx, k, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := hmac.New(c.new, c.key)
+		m.Write(msg)
+		if !hmac.Equal(got, m.Sum(nil)) {
+			t.Errorf("HMAC-%s with a %d-byte key: the token's MAC differs from RFC 2104's", c.hash, len(c.key))
+		}
 	}
 }

@@ -435,7 +435,7 @@ func (s *session) keyFromObjects(label string, objs []pkcs11.ObjectHandle) (*Key
 		return nil, fmt.Errorf("read objects of %q: %w", label, err)
 	}
 	if !sorted.serves() {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, label)
+		return nil, NotFound(label)
 	}
 	k := &Key{Label: label, st: s.st}
 	metaFound := sorted.meta != nil
@@ -455,7 +455,7 @@ func (s *session) keyFromObjects(label string, objs []pkcs11.ObjectHandle) (*Key
 		}
 	}
 	if !k.hasPriv && !k.hasPub && !k.hasSecret {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, label)
+		return nil, NotFound(label)
 	}
 	if !metaFound {
 		if err := s.adoptForeignKey(k); err != nil {

@@ -46,8 +46,16 @@ func (h *HSM) CreateKey(ctx context.Context, req *CreateKeyRequest) (*Key, error
 func (h *HSM) checkGenerate(req *CreateKeyRequest) error {
 	switch req.Algorithm {
 	case AlgRSA:
-		if req.KeySize != 2048 && req.KeySize != 3072 && req.KeySize != 4096 {
-			return fmt.Errorf("%w: RSA keySize must be 2048, 3072 or 4096", ErrKeySize)
+		minSize := h.cfg.MinRSAKeySize
+		if minSize == 0 {
+			minSize = DefaultMinRSAKeySize
+		}
+		legacy := req.KeySize == 1024 && minSize <= 1024
+		if req.KeySize != 2048 && req.KeySize != 3072 && req.KeySize != 4096 && !legacy {
+			if req.KeySize == 1024 {
+				return fmt.Errorf("%w: RSA keySize 1024 is below the configured minimum of %d bits (set hsm.minRSAKeySize to 1024 to allow it)", ErrKeySize, minSize)
+			}
+			return fmt.Errorf("%w: RSA keySize must be 2048, 3072 or 4096 (or 1024 where hsm.minRSAKeySize allows it)", ErrKeySize)
 		}
 		return h.require(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, "RSA key generation")
 	case AlgEC:

@@ -3,7 +3,6 @@ package hsm
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 )
@@ -52,7 +51,7 @@ func (h *HSM) search(ctx context.Context, label string) (*Key, error) {
 	if at, ok := l.missed[label]; ok {
 		if time.Since(at) < missTTL {
 			l.mu.Unlock()
-			return nil, errNotFound(label)
+			return nil, NotFound(label)
 		}
 		delete(l.missed, label)
 	}
@@ -106,9 +105,6 @@ const maxMissed = 4096
 
 // maxSearches bounds the token searches for different labels at once.
 const maxSearches = 2
-
-// errNotFound is ErrNotFound naming the label.
-func errNotFound(label string) error { return fmt.Errorf("%w: %q", ErrNotFound, label) }
 
 // sweep drops expired entries of the negative cache; the caller holds l.mu.
 func (l *lookups) sweep() {

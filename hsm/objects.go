@@ -259,7 +259,7 @@ var errVanished = errors.New("object vanished while it was read")
 // they were read (a concurrent deletion), else err.
 func goneOr(label string, err error) error {
 	if vanished(err) {
-		return fmt.Errorf("%w: %q (deleted while it was read)", ErrNotFound, label)
+		return NotFound(label) // deleted while it was read
 	}
 	return err
 }

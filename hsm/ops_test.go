@@ -14,10 +14,12 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 	"testing"
 
 	"github.com/hsmgate/hsmgate/alg"
 	"github.com/hsmgate/hsmgate/keycodec"
+	"github.com/hsmgate/hsmgate/softhsm/softhsmtest"
 )
 
 // allFlags can do everything a key of its type allows.
@@ -142,7 +144,7 @@ func TestSignRefusals(t *testing.T) {
 	if _, err := h.Sign(ctx, noSign, SignRequest{Algorithm: ecAlg, Payload: []byte("x"), Raw: false}); !errors.Is(err, ErrNotPermitted) {
 		t.Errorf("key without sign attribute: %v", err)
 	}
-	for _, name := range []string{"SHA256_WITH_ECDSA_DETERMINISTIC", "MD5_WITH_RSA", "SHA256_WITH_DSA", "bogus", "NONE_WITH_RSA_PSS"} {
+	for _, name := range []string{"SHA256_WITH_ECDSA_DETERMINISTIC", "MD5_WITH_RSA", "SHA256_WITH_DSA", "bogus"} {
 		if _, err := alg.ParseSignature(name); !errors.Is(err, ErrUnsupported) {
 			t.Errorf("alg.ParseSignature(%q) = %v, want ErrUnsupported", name, err)
 		}
@@ -315,5 +317,36 @@ func TestRawRSASignRefusesOversizedInput(t *testing.T) {
 	}
 	if _, err := h.Sign(context.Background(), k, SignRequest{Algorithm: sa, Payload: make([]byte, 245), Raw: false}); err != nil {
 		t.Fatalf("245-byte NONE_WITH_RSA input: %v", err)
+	}
+}
+
+func TestRSA1024OnlyWhenConfigured(t *testing.T) {
+	ctx := context.Background()
+	tok := softhsmtest.NewToken(t)
+	open := func(minRSA int) *HSM {
+		h, err := Open(Config{ModulePath: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN, PoolSize: 2, MinRSAKeySize: minRSA}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	req := CreateKeyRequest{Label: "legacy", Algorithm: AlgRSA, KeySize: 1024, Flags: allFlags}
+	h := open(0)
+	_, err := h.CreateKey(ctx, &req)
+	h.Close()
+	if !errors.Is(err, ErrKeySize) || !strings.Contains(err.Error(), "hsm.minRSAKeySize") {
+		t.Fatalf("RSA-1024 by default: %v, want ErrKeySize naming hsm.minRSAKeySize", err)
+	}
+	h = open(1024)
+	defer h.Close()
+	k, err := h.CreateKey(ctx, &req)
+	if err != nil {
+		t.Fatalf("RSA-1024 with hsm.minRSAKeySize 1024: %v", err)
+	}
+	if k.Meta.KeySize != 1024 {
+		t.Errorf("key size %d", k.Meta.KeySize)
+	}
+	if _, err := h.CreateKey(ctx, &CreateKeyRequest{Label: "odd", Algorithm: AlgRSA, KeySize: 1536, Flags: allFlags}); !errors.Is(err, ErrKeySize) {
+		t.Errorf("RSA-1536: %v, want ErrKeySize", err)
 	}
 }

@@ -69,10 +69,11 @@ func (h *HSM) useKey(ctx context.Context, k *Key, fn func(*session, *Key) error)
 // while the request ran. It is an ErrNotFound (the key the caller was
 // checked against is gone); a caller that checks a key before use may look
 // the label up again and check the new key.
-var ErrKeyChanged = fmt.Errorf("%w: replaced under its label", ErrNotFound)
+var ErrKeyChanged = fmt.Errorf("replaced under its label: %w", ErrNotFound)
 
-// errKeyChanged is ErrKeyChanged naming the label.
-func errKeyChanged(label string) error { return fmt.Errorf("%w: %q", ErrKeyChanged, label) }
+// errKeyChanged is ErrKeyChanged naming the label; like every missing
+// key's message it ends in "does not exist" (NotFound).
+func errKeyChanged(label string) error { return fmt.Errorf("key %q was %w", label, ErrKeyChanged) }
 
 // useKeyOnce runs fn with k, reloading k first if its handles belong to an
 // earlier connection.
@@ -122,6 +123,10 @@ func (h *HSM) Attest(ctx context.Context, doc []byte) ([]byte, error) {
 
 // sign is Sign without the checks of the caller's permission.
 func (h *HSM) sign(ctx context.Context, k *Key, a alg.Signature, payload []byte, raw bool) ([]byte, error) {
+	a, err := a.ForPayload(payload)
+	if err != nil {
+		return nil, err
+	}
 	digest, err := a.MessageDigest(payload)
 	if err != nil {
 		return nil, err
@@ -175,11 +180,13 @@ func (h *HSM) sign(ctx context.Context, k *Key, a alg.Signature, payload []byte,
 }
 
 // VerifyRequest is the input of Verify; Raw says the ECDSA signature is
-// r‖s instead of DER.
+// r‖s instead of DER. Detect says the caller did not tell: an ECDSA
+// signature is then DER when it decodes as DER, else r‖s (whose length
+// Verify checks against the curve).
 type VerifyRequest struct {
 	Algorithm          alg.Signature
 	Payload, Signature []byte
-	Raw                bool
+	Raw, Detect        bool
 }
 
 // Verify checks a signature with the key's public key. A signature that
@@ -193,6 +200,10 @@ func (h *HSM) Verify(k *Key, req VerifyRequest) (bool, error) {
 		return false, fmt.Errorf("%w: key %q has no public key stored", ErrNotPermitted, k.Label)
 	}
 	if err := usable(k, "verify", k.Flags.Verify || k.Flags.Sign); err != nil {
+		return false, err
+	}
+	a, err := a.ForPayload(payload)
+	if err != nil {
 		return false, err
 	}
 	digest, err := a.MessageDigest(payload)
@@ -221,7 +232,11 @@ func (h *HSM) Verify(k *Key, req VerifyRequest) (bool, error) {
 	_, size, _ := keycodec.CurveOrder(pub.CurveOID)
 	rs := sig
 	if !raw {
-		if rs, err = keycodec.ECDSADERToRaw(sig, size); err != nil {
+		der, err := keycodec.ECDSADERToRaw(sig, size)
+		switch {
+		case err == nil:
+			rs = der
+		case !req.Detect:
 			return false, nil
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/asn1"
 	"encoding/json"
 	"errors"
@@ -322,9 +323,16 @@ func (s *session) unwrapKey(m wrapMethod, u *Key, req *UnwrapRequest) (*Key, err
 	}
 	switch m.Target {
 	case "":
-		isAES, size, err := s.secretShape(m, mech, uh, req.Wrapped)
+		isAES, size, atMost, err := s.secretShape(m, mech, uh, req.Wrapped)
 		if err != nil {
 			return nil, err
+		}
+		// The token would refuse a shorter HMAC-SHA256 key at every use. A
+		// secret of 32 bytes is AES-256, so one that is not AES and at
+		// most 32 bytes long is shorter.
+		if !isAES && atMost > 0 && atMost <= sha256.Size {
+			return nil, fmt.Errorf("%w: the unwrapped secret is an HMAC-SHA256 key shorter than %d bytes, which the token cannot use "+
+				"(import it in plain instead, where a short HMAC key is zero-padded as RFC 2104 allows)", ErrKeySize, sha256.Size)
 		}
 		keyType := uint(pkcs11.CKK_GENERIC_SECRET)
 		meta.Algorithm, meta.HMACHash, meta.KeySize = AlgHMAC, "SHA256", 8*size
@@ -465,31 +473,33 @@ func isAESKeySize(n int) bool { return n == 16 || n == 24 || n == 32 }
 // object with RFC 5649 under a throwaway session key, and a bound that is an
 // AES size is confirmed by unwrapping a second temporary object as CKK_AES
 // and running AES-ECB with it, which the token refuses for other lengths.
-func (s *session) secretShape(m wrapMethod, mech []*pkcs11.Mechanism, uh pkcs11.ObjectHandle, wrapped []byte) (isAES bool, size int, err error) {
+// atMost is the exact length where size is known, else the upper bound (0
+// when there is none).
+func (s *session) secretShape(m wrapMethod, mech []*pkcs11.Mechanism, uh pkcs11.ObjectHandle, wrapped []byte) (isAES bool, size, atMost int, err error) {
 	tmp, err := s.h.ctx.UnwrapKey(s.s, mech, uh, wrapped, tempKeyTemplate(pkcs11.CKO_SECRET_KEY, pkcs11.CKK_GENERIC_SECRET,
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true)))
 	if err != nil {
-		return false, 0, unwrapFailure(err)
+		return false, 0, 0, unwrapFailure(err)
 	}
 	defer s.destroyTemp(tmp)
 	if v, err := s.readValue(tmp, pkcs11.CKA_VALUE_LEN); err == nil && bytesToUint(v) > 0 {
 		n := int(bytesToUint(v))
-		return isAESKeySize(n), n, nil
+		return isAESKeySize(n), n, n, nil
 	}
 	var upper int
 	switch m.mech {
 	case pkcs11.CKM_AES_KEY_WRAP:
 		n := len(wrapped) - 8
-		return isAESKeySize(n), n, nil
+		return isAESKeySize(n), n, n, nil
 	case pkcs11.CKM_AES_KEY_WRAP_PAD:
 		upper = len(wrapped) - 8
 	default:
 		upper = s.paddedSecretLen(tmp)
 	}
 	if !isAESKeySize(upper) || !s.unwrapsAsAES(mech, uh, wrapped) {
-		return false, 0, nil
+		return false, 0, upper, nil
 	}
-	return true, upper, nil
+	return true, upper, upper, nil
 }
 
 // throwawayKEK generates a session AES-256 key that never leaves the token,

@@ -1,10 +1,6 @@
 package integration
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -18,13 +14,7 @@ import (
 // use it (404/650, exactly as a missing key), and a caller of several
 // customers must name the owner of a new key.
 func TestCustomerScoping(t *testing.T) {
-	issuerKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, _ := x509.MarshalPKIXPublicKey(issuerKey.Public())
-	pem := writePublicPEM(t, t.TempDir(), "idp.pem", der)
-	g := startGatewayWith(t, func(cfg map[string]any) {
-		section(section(cfg, "auth"), "jwt")["issuers"] = []any{map[string]any{
-			"issuer": jwtIssuerName, "audience": jwtAudience, "keys": []any{pem}}}
-	})
+	g, issuerKey := startGatewayWithIssuer(t, nil)
 	both := []string{"keyManagementToken", "keyOperationToken", "serviceToken"}
 	caller := func(customers ...string) map[string]string {
 		return jwtBearer(jwtSign(t, jwt.SigningMethodES256, issuerKey, "", jwtClaims(map[string]any{

@@ -51,6 +51,30 @@ func jwtSign(t *testing.T, method jwt.SigningMethod, key any, kid string, claims
 	return s
 }
 
+// startGatewayWithIssuer starts a gateway that trusts JWTs of
+// jwtIssuerName signed by the returned ECDSA key; patch, when not nil,
+// edits the rest of the configuration.
+func startGatewayWithIssuer(t *testing.T, patch func(cfg map[string]any)) (*gateway, *ecdsa.PrivateKey) {
+	t.Helper()
+	issuerKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(issuerKey.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem := writePublicPEM(t, t.TempDir(), "idp.pem", der)
+	g := startGatewayWith(t, func(cfg map[string]any) {
+		section(section(cfg, "auth"), "jwt")["issuers"] = []any{map[string]any{
+			"issuer": jwtIssuerName, "audience": jwtAudience, "keys": []any{pem}}}
+		if patch != nil {
+			patch(cfg)
+		}
+	})
+	return g, issuerKey
+}
+
 // jwtBearer is the Authorization header of a token.
 func jwtBearer(tok string) map[string]string {
 	return map[string]string{"Authorization": "Bearer " + tok}

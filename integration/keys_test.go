@@ -290,6 +290,11 @@ func TestKeyManagement(t *testing.T) {
 		for _, tc := range cases {
 			expectError(t, tc.name, g.call(t, http.MethodPost, "/v1/key", km, tc.body), tc.status, tc.code, tc.reason)
 		}
+		// RSA-1024 needs the configuration's consent, and the refusal says how (docs/api.md §3.1).
+		rsa1024 := g.call(t, http.MethodPost, "/v1/key", km, map[string]any{"label": g.label("x"), "algorithm": "RSA", "keySize": 1024, "attributes": signAttrs})
+		if msg := str(rsa1024.JSON, "message"); !strings.Contains(msg, "hsm.minRSAKeySize") {
+			t.Errorf("RSA-1024 refusal %q does not name hsm.minRSAKeySize", msg)
+		}
 		// Exactly 128 characters is a valid label.
 		g.createKey(t, map[string]any{"label": strings.Repeat("y", 128), "algorithm": "AES", "keySize": 128, "attributes": cryptAttrs})
 	})

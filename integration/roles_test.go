@@ -33,6 +33,12 @@ var guardedRoutes = []struct {
 	{http.MethodPost, "/v1/key/import/plain", []string{roleKM}},
 	{http.MethodPost, "/v1/key/export/plain", []string{roleKM}},
 	{http.MethodPost, "/v1/synchronousModify", []string{roleKM}},
+	{http.MethodPost, "/v1/dataObject", []string{roleKM}},
+	{http.MethodGet, "/v1/dataObject", []string{roleKM}},
+	{http.MethodGet, "/v1/dataObject/role-probe", []string{roleKM}},
+	{http.MethodDelete, "/v1/dataObject/role-probe", []string{roleKM}},
+	{http.MethodPost, "/v1/importedKey", []string{roleKM}},
+	{http.MethodPost, "/v1/derivedKey", []string{roleKM}},
 	{http.MethodPost, "/v1/synchronousSign", []string{roleOP}},
 	{http.MethodPost, "/v1/verify", []string{roleOP}},
 	{http.MethodPost, "/v1/verifyHmac", []string{roleOP}},
@@ -113,7 +119,7 @@ func TestRoleEnforcement(t *testing.T) {
 		for _, rt := range guardedRoutes {
 			known[rt.method+" "+rt.path] = true
 		}
-		fill := strings.NewReplacer("{label}", "role-probe", "{n}", "16")
+		fill := strings.NewReplacer("{label}", "role-probe", "{name}", "role-probe", "{n}", "16")
 		for path, ops := range paths {
 			if !strings.HasPrefix(path, "/v1/") {
 				continue

@@ -43,8 +43,8 @@ func TestWrapUnwrap(t *testing.T) {
 		label := g.label("unwrapped")
 		r := g.call(t, http.MethodPost, "/v1/synchronousUnwrap", op, map[string]any{"unwrapKeyRequest": map[string]any{
 			"wrappedKey": b64(wrapped), "label": label, "unwrapKeyName": kek, "wrapMethod": method, "attributes": attrs}})
-		if r.Status != http.StatusOK {
-			t.Fatalf("unwrap with %s under %s: status %d, want 200: %s", method, kek, r.Status, r.Raw)
+		if r.Status != http.StatusCreated {
+			t.Fatalf("unwrap with %s under %s: status %d, want 201: %s", method, kek, r.Status, r.Raw)
 		}
 		if str(r.JSON, "label") != label {
 			t.Errorf("unwrap answered label %v, want %s", r.JSON["label"], label)

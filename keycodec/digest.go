@@ -43,7 +43,8 @@ var (
 )
 
 // DigestByName returns the digest algorithm registered under name (for
-// example "SHA256", "SHA3256", "KECCAK256" or "DOUBLE_SHA256"). The name is
+// example "SHA256", "SHA3256", "KECCAK256" or "DOUBLE_SHA256"; KECCAK224
+// to KECCAK512 are legacy Keccak, keccak.go). The name is
 // matched exactly. The returned DigestInfo prefix is a fresh copy, so callers
 // may not corrupt the shared table.
 func DigestByName(name string) (Digest, bool) {
@@ -67,8 +68,14 @@ func DigestByName(name string) (Digest, bool) {
 		alg = Digest{name, newSHA3384, 48, digestInfoPrefixSHA3384}
 	case "SHA3512":
 		alg = Digest{name, newSHA3512, 64, digestInfoPrefixSHA3512}
+	case "KECCAK224":
+		alg = Digest{name, newLegacyKeccak224, 28, nil}
 	case "KECCAK256":
 		alg = Digest{name, keccak.NewLegacyKeccak256, 32, nil}
+	case "KECCAK384":
+		alg = Digest{name, newLegacyKeccak384, 48, nil}
+	case "KECCAK512":
+		alg = Digest{name, keccak.NewLegacyKeccak512, 64, nil}
 	case "DOUBLE_SHA256":
 		alg = Digest{name, newDoubleSHA256, sha256.Size, nil}
 	default:

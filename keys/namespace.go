@@ -69,7 +69,7 @@ func (s *Service) resolveAmong(ctx context.Context, p *roles.Principal, label st
 		}
 	}
 	if bareTried || !consider(label) {
-		return nil, nil, fmt.Errorf("%w: %q", ErrNotFound, label)
+		return nil, nil, hsm.NotFound(label)
 	}
 	return s.owned(ctx, label, p.HasCustomer)
 }
@@ -83,14 +83,14 @@ func (s *Service) owned(ctx context.Context, token string, mine func(owner strin
 		return nil, nil, err
 	}
 	if k.Meta.Internal {
-		return nil, nil, fmt.Errorf("%w: %q", ErrNotFound, token)
+		return nil, nil, hsm.NotFound(token)
 	}
 	r, err := recordOf(k)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !mine(r.Customer) {
-		return nil, nil, fmt.Errorf("%w: %q", ErrNotFound, token)
+		return nil, nil, hsm.NotFound(token)
 	}
 	return k, r, nil
 }

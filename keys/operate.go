@@ -44,12 +44,14 @@ func (s *Service) Sign(ctx context.Context, p *roles.Principal, req SignRequest)
 }
 
 // VerifyRequest checks Signature over Payload with the public key of Key.
+// Raw says an ECDSA signature is r‖s; Detect that its form was not given
+// (see hsm.VerifyRequest).
 type VerifyRequest struct {
-	Key       KeyRef
-	Algorithm string
-	Payload   []byte
-	Signature []byte
-	Raw       bool
+	Key         KeyRef
+	Algorithm   string
+	Payload     []byte
+	Signature   []byte
+	Raw, Detect bool
 }
 
 // Verify reports whether the signature is valid; errors mean the request
@@ -64,7 +66,7 @@ func (s *Service) Verify(ctx context.Context, p *roles.Principal, req VerifyRequ
 		return false, err
 	}
 	return use(ctx, s, p, req.Key, "", func(k *hsm.Key) (bool, error) {
-		return signer.Verify(k, hsm.VerifyRequest{Algorithm: a, Payload: req.Payload, Signature: req.Signature, Raw: req.Raw})
+		return signer.Verify(k, hsm.VerifyRequest{Algorithm: a, Payload: req.Payload, Signature: req.Signature, Raw: req.Raw, Detect: req.Detect})
 	})
 }
 

@@ -21,7 +21,7 @@ type KeyRef struct {
 // exactly as a missing one. A request without a Principal sees no key.
 func (s *Service) scoped(ctx context.Context, p *roles.Principal, label string) (*hsm.Key, *record, error) {
 	if p == nil {
-		return nil, nil, fmt.Errorf("%w: %q", ErrNotFound, label)
+		return nil, nil, hsm.NotFound(label)
 	}
 	return s.resolve(ctx, p, label)
 }

@@ -110,6 +110,9 @@ type HSMConfig struct {
 	// and updates a crash interrupted (older than a minute); by default
 	// they are quarantined (never served) and reported.
 	CleanupLeftovers bool `yaml:"cleanupLeftovers"`
+	// MinRSAKeySize is the smallest RSA key POST /v1/key generates: 2048
+	// (default) or 1024, for legacy clients only.
+	MinRSAKeySize int `yaml:"minRSAKeySize"`
 }
 
 // ServerConfig tunes the HTTP server.
@@ -200,7 +203,7 @@ func Default() *Config {
 				Leeway: listener.DefaultOCSPLeeway, RefreshAhead: listener.DefaultOCSPRefreshAhead},
 			SessionTicketRotation: listener.DefaultSessionTicketRotation, ReloadInterval: listener.DefaultReloadInterval,
 		},
-		HSM: HSMConfig{PoolSize: Auto, HealthInterval: hsm.DefaultHealthInterval},
+		HSM: HSMConfig{PoolSize: Auto, HealthInterval: hsm.DefaultHealthInterval, MinRSAKeySize: hsm.DefaultMinRSAKeySize},
 		Auth: AuthConfig{
 			Throttle: ThrottleConfig{SourceFailures: auth.DefaultSourceFailures, Window: auth.DefaultThrottleWindow,
 				CredentialFailures: auth.DefaultCredentialFailures, Backoff: auth.DefaultBackoff, MaxBackoff: auth.DefaultMaxBackoff,

@@ -135,6 +135,9 @@ func (c *HSMConfig) validate(p *problems) {
 	if c.PoolSize < 0 {
 		p.add("hsm.poolSize", "must be > 0 or auto, found %d", c.PoolSize)
 	}
+	if c.MinRSAKeySize != 1024 && c.MinRSAKeySize != 2048 {
+		p.add("hsm.minRSAKeySize", "must be 1024 or 2048, found %d", c.MinRSAKeySize)
+	}
 }
 
 // validateStore checks the store: section as the environment resolves it

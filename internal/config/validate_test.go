@@ -63,6 +63,7 @@ func TestValidate(t *testing.T) {
 		"missing PIN file":  {func(c *Config) { c.HSM.URI += "&pin-source=file:/nonexistent/pin" }, "hsm.uri: read pin-source"},
 		"pool size":         {func(c *Config) { c.HSM.PoolSize = -1 }, "hsm.poolSize: "},
 		"health interval":   {func(c *Config) { c.HSM.HealthInterval = -time.Second }, "hsm.healthInterval: "},
+		"min RSA key size":  {func(c *Config) { c.HSM.MinRSAKeySize = 512 }, "hsm.minRSAKeySize: "},
 		"store driver":      {func(c *Config) { c.Store.Driver = "mysql" }, "store.driver: "},
 		"postgres, no DSN":  {func(c *Config) { c.Store.Driver = "postgres" }, "store.dsn: required"},
 		"body size":         {func(c *Config) { c.Server.MaxBodyBytes = -1 }, "server.maxBodyBytes: must be > 0"},

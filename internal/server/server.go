@@ -223,6 +223,7 @@ func OpenHSM(c config.HSMConfig, log *slog.Logger) (*hsm.HSM, error) {
 		hcfg.PIN = pin
 	}
 	hcfg.HealthInterval, hcfg.CleanupLeftovers = c.HealthInterval, c.CleanupLeftovers
+	hcfg.MinRSAKeySize = c.MinRSAKeySize
 	if c.PoolSize != config.Auto {
 		hcfg.PoolSize = int(c.PoolSize)
 	}

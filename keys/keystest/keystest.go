@@ -22,12 +22,14 @@ import (
 
 // Backend is an in-memory token. It implements keys.Backend and the
 // optional keys.Signer, keys.Exporter, keys.Attester, keys.RandomSource,
-// keys.CertificateStore and keys.GatewayKeys capabilities; it does not implement keys.Cipher, keys.MACer or
+// keys.CertificateStore, keys.GatewayKeys and keys.DataObjects capabilities; it does not implement keys.Cipher, keys.MACer or
 // keys.Wrapper, so tests can check how the service reports a missing one.
 type Backend struct {
-	mu     sync.Mutex
-	keys   map[string]*hsm.Key
-	priv   map[string]*ecdsa.PrivateKey
+	mu   sync.Mutex
+	keys map[string]*hsm.Key
+	priv map[string]*ecdsa.PrivateKey
+	// data holds the data objects (dataobject.go).
+	data   map[string]hsm.DataObject
 	pepper []byte
 	// Attestation signs attestation documents.
 	Attestation *ecdsa.PrivateKey
@@ -60,7 +62,7 @@ func (b *Backend) Key(_ context.Context, label string) (*hsm.Key, error) {
 	b.count("Key")
 	k, ok := b.keys[label]
 	if !ok {
-		return nil, fmt.Errorf("%w: %q", hsm.ErrNotFound, label)
+		return nil, hsm.NotFound(label)
 	}
 	return k, nil
 }
@@ -131,7 +133,7 @@ func (b *Backend) DeleteKey(_ context.Context, label string) error {
 	defer b.mu.Unlock()
 	b.count("DeleteKey")
 	if _, ok := b.keys[label]; !ok {
-		return fmt.Errorf("%w: %q", hsm.ErrNotFound, label)
+		return hsm.NotFound(label)
 	}
 	delete(b.keys, label)
 	delete(b.priv, label)
@@ -145,7 +147,7 @@ func (b *Backend) UpdateApp(_ context.Context, label string, fn func(json.RawMes
 	b.count("UpdateApp")
 	k, ok := b.keys[label]
 	if !ok {
-		return nil, fmt.Errorf("%w: %q", hsm.ErrNotFound, label)
+		return nil, hsm.NotFound(label)
 	}
 	app, err := fn(k.Meta.App)
 	if err != nil {
