@@ -112,7 +112,14 @@ type HSMConfig struct {
 
 // ServerConfig tunes the HTTP server.
 type ServerConfig struct {
-	MaxBodyBytes    int64         `yaml:"maxBodyBytes"`
+	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
+	// MaxFileBytes bounds the file of /v1/fileEncrypt and
+	// /v1/synchronousFileDecrypt, which stream past MaxBodyBytes
+	// (docs/filecrypt.md §5).
+	MaxFileBytes int64 `yaml:"maxFileBytes"`
+	// FileTimeout bounds the reading and the answer of one of those
+	// requests, in place of the server's 60 s for other requests.
+	FileTimeout     time.Duration `yaml:"fileTimeout"`
 	AccessLog       bool          `yaml:"accessLog"`
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
 	// DrainDelay is how long, at most, a shutdown tells clients to close
@@ -170,6 +177,10 @@ type LogConfig struct {
 const (
 	// DefaultMaxBodyBytes is the largest request body (1 MiB).
 	DefaultMaxBodyBytes = 1 << 20
+	// DefaultMaxFileBytes is the largest file to encrypt or decrypt (1 GiB).
+	DefaultMaxFileBytes = 1 << 30
+	// DefaultFileTimeout gives a 1 GiB file 30 minutes: 0.6 MB/s.
+	DefaultFileTimeout = 30 * time.Minute
 	// DefaultShutdownTimeout is how long in-flight requests may take to
 	// finish after SIGTERM.
 	DefaultShutdownTimeout = 30 * time.Second
@@ -211,7 +222,7 @@ func Default() *Config {
 			Armor:  HMACKeysConfig{Window: auth.DefaultArmorWindow},
 		},
 		Store:  StoreConfig{Driver: DriverSQLite, Path: DefaultStorePath},
-		Server: ServerConfig{MaxBodyBytes: DefaultMaxBodyBytes, AccessLog: true, ShutdownTimeout: DefaultShutdownTimeout, DrainDelay: DefaultDrainDelay, GCPercent: DefaultGCPercent, MaxProcs: Auto},
+		Server: ServerConfig{MaxBodyBytes: DefaultMaxBodyBytes, MaxFileBytes: DefaultMaxFileBytes, FileTimeout: DefaultFileTimeout, AccessLog: true, ShutdownTimeout: DefaultShutdownTimeout, DrainDelay: DefaultDrainDelay, GCPercent: DefaultGCPercent, MaxProcs: Auto},
 		Log:    LogConfig{Format: "json", Level: "info"},
 	}
 }
