@@ -15,7 +15,7 @@ import (
 	"github.com/hsmgate/hsmgate/keys"
 )
 
-// File encryption (docs/api.md §3.12, the format in docs/filecrypt.md): a
+// File encryption (docs/api.md §4.10, the format in docs/filecrypt.md): a
 // multipart upload of a request part and a file part, answered with the
 // encrypted or decrypted file as application/octet-stream. The file
 // streams through in bounded memory; the answer is spooled to a temporary

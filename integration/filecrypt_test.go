@@ -28,7 +28,7 @@ import (
 	"github.com/hsmgate/hsmgate/approval/approvaltest"
 )
 
-// Tests of file encryption (docs/api.md §3.12, docs/filecrypt.md).
+// Tests of file encryption (docs/api.md §4.10, docs/filecrypt.md).
 
 // fileAttrs are the attributes of a file encryption key.
 var fileAttrs = map[string]any{"derive": true}
