@@ -190,15 +190,6 @@ func uploadError(err error, maxFile int64) error {
 	return errValidation("read the upload: %v", err)
 }
 
-// filePart returns the file part of mr, limited to server.maxFileBytes.
-func (s *server) filePart(mr *multipart.Reader) (io.Reader, error) {
-	part, err := nextPart(mr, partFile)
-	if err != nil {
-		return nil, err
-	}
-	return &limitedFile{r: part, left: s.files.maxFile}, nil
-}
-
 // spool is an unnamed temporary file: removed as soon as it is created, it
 // vanishes with the last descriptor whatever happens to the process.
 func spool() (*os.File, error) {
@@ -213,18 +204,60 @@ func spool() (*os.File, error) {
 	return f, nil
 }
 
-// fileRequest is the request part of both file routes; TSB's encrypt part
-// names no password, which is accepted for keys that have one.
-type fileRequest struct {
-	FileEncryptRequest *struct {
-		EncryptKeyName *string  `json:"encryptKeyName"`
-		KeyPassword    Password `json:"keyPassword"`
-	} `json:"fileEncryptRequest"`
-	FileDecryptRequest *struct {
-		DecryptKeyName  *string         `json:"decryptKeyName"`
-		KeyPassword     Password        `json:"keyPassword"`
-		SignedApprovals signedApprovals `json:"signedApprovals"`
-	} `json:"fileDecryptRequest"`
+// fileRoute describes the request part of a file route.
+type fileRoute struct {
+	part, member, keyField string
+	// keyName picks the route's key field.
+	keyName func(*fileRequestFields) *string
+}
+
+// The request parts of the two routes (TSB's; its encrypt part names no
+// password, which is accepted for keys that have one).
+var (
+	encryptRoute = fileRoute{part: partEncryptRequest, member: "fileEncryptRequest", keyField: "encryptKeyName",
+		keyName: func(f *fileRequestFields) *string { return f.EncryptKeyName }}
+	decryptRoute = fileRoute{part: partDecryptRequest, member: "fileDecryptRequest", keyField: "decryptKeyName",
+		keyName: func(f *fileRequestFields) *string { return f.DecryptKeyName }}
+)
+
+// fileRequestFields are the members of a request part; each route reads
+// its own key field.
+type fileRequestFields struct {
+	EncryptKeyName  *string         `json:"encryptKeyName"`
+	DecryptKeyName  *string         `json:"decryptKeyName"`
+	KeyPassword     Password        `json:"keyPassword"`
+	SignedApprovals signedApprovals `json:"signedApprovals"`
+}
+
+// fileInput reads the request part of route r and returns the key it names,
+// the file part (limited to server.maxFileBytes) and a spool file (see
+// spool) that the caller closes.
+func (s *server) fileInput(c *gin.Context, r fileRoute) (keys.KeyRef, io.Reader, *os.File, error) {
+	var req map[string]*fileRequestFields
+	mr, err := s.fileUpload(c, r.part, &req)
+	if err != nil {
+		return keys.KeyRef{}, nil, nil, err
+	}
+	f := req[r.member]
+	if f == nil || r.keyName(f) == nil {
+		return keys.KeyRef{}, nil, nil, errValidation("%s.%s is required", r.member, r.keyField)
+	}
+	if err := f.SignedApprovals.check(r.member); err != nil {
+		return keys.KeyRef{}, nil, nil, err
+	}
+	ref, err := keyRef(r.keyField, *r.keyName(f), f.KeyPassword)
+	if err != nil {
+		return keys.KeyRef{}, nil, nil, err
+	}
+	part, err := nextPart(mr, partFile)
+	if err != nil {
+		return keys.KeyRef{}, nil, nil, err
+	}
+	sp, err := spool()
+	if err != nil {
+		return keys.KeyRef{}, nil, nil, err
+	}
+	return ref, &limitedFile{r: part, left: s.files.maxFile}, sp, nil
 }
 
 // fileServiceError maps the service's errors on the file routes: a
@@ -241,33 +274,24 @@ func fileServiceError(err error, maxFile int64) error {
 	return err
 }
 
-// fileEncrypt handles POST /v1/fileEncrypt.
-func (s *server) fileEncrypt(c *gin.Context) error {
-	var req fileRequest
-	mr, err := s.fileUpload(c, partEncryptRequest, &req)
-	if err != nil {
+// fileHandler is the handler of a file route: it reads the request part of
+// r, opens the file part and a spool file, and runs h with them.
+func (s *server) fileHandler(r fileRoute, h func(c *gin.Context, ref keys.KeyRef, file io.Reader, spool *os.File) error) handlerFunc {
+	return func(c *gin.Context) error {
+		ref, file, sp, err := s.fileInput(c, r)
+		if err != nil {
+			return err
+		}
+		defer sp.Close()
+		return fileServiceError(h(c, ref, file, sp), s.files.maxFile)
+	}
+}
+
+// fileEncrypt handles POST /v1/fileEncrypt: the encrypted file goes to the
+// spool, which is then sent.
+func (s *server) fileEncrypt(c *gin.Context, ref keys.KeyRef, content io.Reader, out *os.File) error {
+	if err := s.keys.EncryptFile(c, principal(c), keys.FileEncryptRequest{Key: ref, Content: content, Sealed: out}); err != nil {
 		return err
-	}
-	r := req.FileEncryptRequest
-	if r == nil || r.EncryptKeyName == nil {
-		return errValidation("fileEncryptRequest.encryptKeyName is required")
-	}
-	ref, err := keyRef("encryptKeyName", *r.EncryptKeyName, r.KeyPassword)
-	if err != nil {
-		return err
-	}
-	content, err := s.filePart(mr)
-	if err != nil {
-		return err
-	}
-	out, err := spool()
-	if err != nil {
-		return err
-	}
-	defer out.Close()
-	err = s.keys.EncryptFile(c, principal(c), keys.FileEncryptRequest{Key: ref, Content: content, Sealed: out})
-	if err != nil {
-		return fileServiceError(err, s.files.maxFile)
 	}
 	size, err := out.Seek(0, io.SeekCurrent)
 	if err == nil {
@@ -280,38 +304,14 @@ func (s *server) fileEncrypt(c *gin.Context) error {
 	return nil
 }
 
-// fileDecrypt handles POST /v1/synchronousFileDecrypt.
-func (s *server) fileDecrypt(c *gin.Context) error {
-	var req fileRequest
-	mr, err := s.fileUpload(c, partDecryptRequest, &req)
-	if err != nil {
-		return err
-	}
-	r := req.FileDecryptRequest
-	if r == nil || r.DecryptKeyName == nil {
-		return errValidation("fileDecryptRequest.decryptKeyName is required")
-	}
-	if err := r.SignedApprovals.check("fileDecryptRequest"); err != nil {
-		return err
-	}
-	ref, err := keyRef("decryptKeyName", *r.DecryptKeyName, r.KeyPassword)
-	if err != nil {
-		return err
-	}
-	sealed, err := s.filePart(mr)
-	if err != nil {
-		return err
-	}
-	in, err := spool()
-	if err != nil {
-		return err
-	}
-	defer in.Close()
+// fileDecrypt handles POST /v1/synchronousFileDecrypt: the upload goes to
+// the spool, which the service reads twice.
+func (s *server) fileDecrypt(c *gin.Context, ref keys.KeyRef, sealed io.Reader, in *os.File) error {
 	if _, err := io.Copy(in, sealed); err != nil {
 		return uploadError(err, s.files.maxFile)
 	}
 	started := false
-	err = s.keys.DecryptFile(c, principal(c), keys.FileDecryptRequest{Key: ref, Sealed: in}, func(size int64) io.Writer {
+	err := s.keys.DecryptFile(c, principal(c), keys.FileDecryptRequest{Key: ref, Sealed: in}, func(size int64) io.Writer {
 		started = true
 		c.Header("Content-Type", "application/octet-stream")
 		c.Header("Content-Length", strconv.FormatInt(size, 10))
@@ -325,5 +325,5 @@ func (s *server) fileDecrypt(c *gin.Context) error {
 		_ = c.Error(err)
 		return nil
 	}
-	return fileServiceError(err, s.files.maxFile)
+	return err
 }

@@ -193,27 +193,10 @@ func (c *chunks) next() ([]byte, bool, error) {
 // which the caller writes) and returns the number of content bytes read.
 // Memory use is one chunk whatever the length of src.
 func Seal(dst io.Writer, src io.Reader, key []byte) (int64, error) {
-	aead, err := newAEAD(key)
-	if err != nil {
-		return 0, err
-	}
-	in := newChunks(src, ChunkSize)
-	out := make([]byte, 0, ChunkSize+TagSize)
-	var n [nonceSize]byte
-	var total int64
-	for i := uint64(0); ; i++ {
-		chunk, last, err := in.next()
-		if err != nil {
-			return total, fmt.Errorf("read content: %w", err)
-		}
-		total += int64(len(chunk))
-		if _, err := dst.Write(aead.Seal(out[:0], nonce(n[:], i, last), chunk, nil)); err != nil {
-			return total, fmt.Errorf("write sealed chunk: %w", err)
-		}
-		if last {
-			return total, nil
-		}
-	}
+	n, _, err := stream(dst, src, key, ChunkSize, TagSize, func(aead cipher.AEAD, out, nonce, chunk []byte, _ uint64, _ bool) ([]byte, error) {
+		return aead.Seal(out, nonce, chunk, nil), nil
+	})
+	return n, err
 }
 
 // Open reads the sealed chunks of src (positioned after the header),
@@ -224,33 +207,50 @@ func Seal(dst io.Writer, src io.Reader, key []byte) (int64, error) {
 // failure is authentic but incomplete, so a caller that must not release a
 // partial file opens it once into io.Discard first.
 func Open(dst io.Writer, src io.Reader, key []byte) (int64, error) {
-	aead, err := newAEAD(key)
-	if err != nil {
-		return 0, err
-	}
-	in := newChunks(src, ChunkSize+TagSize)
-	out := make([]byte, 0, ChunkSize)
-	var n [nonceSize]byte
-	var total int64
-	for i := uint64(0); ; i++ {
-		sealed, last, err := in.next()
-		if err != nil {
-			return total, fmt.Errorf("read sealed content: %w", err)
-		}
+	_, n, err := stream(dst, src, key, ChunkSize+TagSize, 0, func(aead cipher.AEAD, out, nonce, sealed []byte, i uint64, last bool) ([]byte, error) {
 		if i > 0 && last && len(sealed) == TagSize {
 			// Seal never ends a non-empty file with an empty chunk.
-			return total, fmt.Errorf("%w: empty last chunk", ErrAuthentication)
+			return nil, fmt.Errorf("%w: empty last chunk", ErrAuthentication)
 		}
-		content, err := aead.Open(out[:0], nonce(n[:], i, last), sealed, nil)
+		content, err := aead.Open(out, nonce, sealed, nil)
 		if err != nil {
-			return total, fmt.Errorf("%w: chunk %d", ErrAuthentication, i)
+			return nil, fmt.Errorf("%w: chunk %d", ErrAuthentication, i)
 		}
-		if _, err := dst.Write(content); err != nil {
-			return total, fmt.Errorf("write content: %w", err)
+		return content, nil
+	})
+	return n, err
+}
+
+// stream is the chunk loop of Seal and Open: it reads src in pieces of
+// size bytes (the last one shorter, or empty when src is), turns piece i
+// into step's result with the nonce of i and its last flag, and writes
+// that to dst. It returns the bytes read from src and written to dst.
+// Its buffers are one piece and one piece plus grow bytes.
+func stream(dst io.Writer, src io.Reader, key []byte, size, grow int,
+	step func(aead cipher.AEAD, out, nonce, piece []byte, i uint64, last bool) ([]byte, error)) (read, written int64, err error) {
+	aead, err := newAEAD(key)
+	if err != nil {
+		return 0, 0, err
+	}
+	in := newChunks(src, size)
+	out := make([]byte, 0, size+grow)
+	var n [nonceSize]byte
+	for i := uint64(0); ; i++ {
+		piece, last, err := in.next()
+		if err != nil {
+			return read, written, fmt.Errorf("read chunk %d: %w", i, err)
 		}
-		total += int64(len(content))
+		read += int64(len(piece))
+		res, err := step(aead, out[:0], nonce(n[:], i, last), piece, i, last)
+		if err != nil {
+			return read, written, err
+		}
+		if _, err := dst.Write(res); err != nil {
+			return read, written, fmt.Errorf("write chunk %d: %w", i, err)
+		}
+		written += int64(len(res))
 		if last {
-			return total, nil
+			return read, written, nil
 		}
 	}
 }

@@ -55,6 +55,21 @@ func importAgreeKey(t *testing.T, h *HSM, label string, curve elliptic.Curve) (*
 	return k, goKey
 }
 
+// goPeer generates a peer key in Go and returns it with the shared secret
+// Go's ECDH computes with key.
+func goPeer(t *testing.T, key *ecdh.PrivateKey) (*ecdh.PrivateKey, []byte) {
+	t.Helper()
+	peer, err := key.Curve().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z, err := peer.ECDH(key.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return peer, z
+}
+
 // goHMAC is HMAC-SHA256 in software.
 func goHMAC(key, msg []byte) []byte {
 	m := hmac.New(sha256.New, key)
@@ -73,14 +88,7 @@ func TestAgreeSecretIsTheXCoordinate(t *testing.T) {
 	for _, c := range agreeCurves {
 		t.Run(c.name, func(t *testing.T) {
 			k, goKey := importAgreeKey(t, h, "measure-"+c.name, c.curve)
-			peer, err := goKey.Curve().GenerateKey(rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
-			z, err := peer.ECDH(goKey.PublicKey())
-			if err != nil {
-				t.Fatal(err)
-			}
+			peer, z := goPeer(t, goKey)
 			read := func(size int) []byte {
 				var v []byte
 				err := h.do(ctx, false, func(s *session) error {
@@ -121,14 +129,7 @@ func TestAgree(t *testing.T) {
 	for _, c := range agreeCurves {
 		t.Run(c.name, func(t *testing.T) {
 			k, goKey := importAgreeKey(t, h, "agree-"+c.name, c.curve)
-			peer, err := goKey.Curve().GenerateKey(rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
-			z, err := peer.ECDH(goKey.PublicKey())
-			if err != nil {
-				t.Fatal(err)
-			}
+			peer, z := goPeer(t, goKey)
 			mac, err := h.Agree(ctx, k, peer.PublicKey().Bytes(), info)
 			if err != nil {
 				t.Fatal(err)
