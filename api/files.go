@@ -43,6 +43,8 @@ const (
 type fileLimits struct {
 	// maxFile bounds the file part (server.maxFileBytes).
 	maxFile int64
+	// maxRequest bounds the request part (server.maxBodyBytes).
+	maxRequest int64
 	// timeout bounds reading the request and writing the answer
 	// (server.fileTimeout).
 	timeout time.Duration
@@ -138,9 +140,14 @@ func (s *server) fileUpload(c *gin.Context, requestPart string, v any) (*multipa
 	if err != nil {
 		return nil, err
 	}
-	body, err := io.ReadAll(part)
+	// The request part is JSON: held to server.maxBodyBytes, like any
+	// JSON body, though the body may be as large as a file.
+	body, err := io.ReadAll(io.LimitReader(part, s.files.maxRequest+1))
 	if err != nil {
 		return nil, uploadError(err, s.files.maxFile)
+	}
+	if int64(len(body)) > s.files.maxRequest {
+		return nil, errTooLarge(s.files.maxRequest)
 	}
 	if err := unmarshalBody(body, v); err != nil {
 		return nil, err

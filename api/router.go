@@ -142,7 +142,7 @@ func New(opts Options) *gin.Engine {
 	s.argus = opts.Argus
 	s.barongKeys, s.armorKeys = opts.Barong, opts.Armor
 	s.ready = newReadiness(opts)
-	s.files = fileLimits{maxFile: opts.MaxFileBytes, timeout: opts.FileTimeout}
+	s.files = fileLimits{maxFile: opts.MaxFileBytes, maxRequest: opts.MaxBodyBytes, timeout: opts.FileTimeout}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true

@@ -394,8 +394,8 @@ func (g *gateway) sealHeader(t *testing.T, label string) []byte {
 	return b.Bytes()[:b.Len()-16]
 }
 
-// TestFileSizeLimit: server.maxFileBytes bounds the file, not
-// server.maxBodyBytes.
+// TestFileSizeLimit: server.maxFileBytes bounds the file, and
+// server.maxBodyBytes the request part only.
 func TestFileSizeLimit(t *testing.T) {
 	t.Parallel()
 	g := startGatewayWith(t, func(cfg map[string]any) {
@@ -407,5 +407,9 @@ func TestFileSizeLimit(t *testing.T) {
 	r := g.fileCall(t, "/v1/fileEncrypt", "SignedFileEncryptRequestDto",
 		map[string]any{"fileEncryptRequest": map[string]any{"encryptKeyName": label}}, io.LimitReader(mrand.NewChaCha8([32]byte{3}), 3<<20+1), io.Discard)
 	expectError(t, "a file past maxFileBytes", r, http.StatusRequestEntityTooLarge, 600, "input.validation.failed")
+	// The request part is JSON, held to maxBodyBytes.
+	r = g.fileCall(t, "/v1/fileEncrypt", "SignedFileEncryptRequestDto",
+		map[string]any{"fileEncryptRequest": map[string]any{"encryptKeyName": label, "padding": strings.Repeat("x", 1<<20)}}, bytes.NewReader(nil), io.Discard)
+	expectError(t, "a request part past maxBodyBytes", r, http.StatusRequestEntityTooLarge, 600, "input.validation.failed")
 
 }

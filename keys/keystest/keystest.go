@@ -174,9 +174,9 @@ func (b *Backend) Sign(_ context.Context, k *hsm.Key, req hsm.SignRequest) ([]by
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.count("Sign")
-	priv, ok := b.priv[k.Label]
-	if !ok || !k.Flags.Sign {
-		return nil, fmt.Errorf("%w: key %q cannot sign here", hsm.ErrNotPermitted, k.Label)
+	priv, err := b.goKey(k, "sign", k.Flags.Sign)
+	if err != nil {
+		return nil, err
 	}
 	digest := req.Payload
 	switch req.Algorithm.Name {
@@ -230,9 +230,9 @@ func (b *Backend) Agree(_ context.Context, k *hsm.Key, peer, info []byte) ([]byt
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.count("Agree")
-	priv, ok := b.priv[k.Label]
-	if !ok || !k.Flags.Derive {
-		return nil, fmt.Errorf("%w: key %q cannot agree here", hsm.ErrNotPermitted, k.Label)
+	priv, err := b.goKey(k, "agree", k.Flags.Derive)
+	if err != nil {
+		return nil, err
 	}
 	return agree(priv, peer, info)
 }
@@ -242,9 +242,9 @@ func (b *Backend) AgreeEphemeral(_ context.Context, k *hsm.Key, info func(epheme
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.count("AgreeEphemeral")
-	priv, ok := b.priv[k.Label]
-	if !ok || !k.Flags.Derive {
-		return nil, nil, fmt.Errorf("%w: key %q cannot agree here", hsm.ErrNotPermitted, k.Label)
+	priv, err := b.goKey(k, "agree", k.Flags.Derive)
+	if err != nil {
+		return nil, nil, err
 	}
 	eph, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -280,4 +280,14 @@ func agree(priv *ecdsa.PrivateKey, peer, info []byte) ([]byte, error) {
 	m := hmac.New(sha256.New, z)
 	m.Write(info)
 	return m.Sum(nil), nil
+}
+
+// goKey returns the Go key of an EC P-256 key whose flag allows op; the
+// caller holds b.mu.
+func (b *Backend) goKey(k *hsm.Key, op string, allowed bool) (*ecdsa.PrivateKey, error) {
+	priv, ok := b.priv[k.Label]
+	if !ok || !allowed {
+		return nil, fmt.Errorf("%w: key %q cannot %s here", hsm.ErrNotPermitted, k.Label, op)
+	}
+	return priv, nil
 }
