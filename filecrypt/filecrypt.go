@@ -63,7 +63,7 @@ func (h Header) Marshal() ([]byte, error) {
 		return nil, fmt.Errorf("encode curve OID: %w", err)
 	}
 	if len(oid) > 255 || len(h.Ephemeral) == 0 || len(h.Ephemeral) > 255 {
-		return nil, fmt.Errorf("%w: curve OID or ephemeral key longer than 255 bytes", ErrHeader)
+		return nil, fmt.Errorf("%w: the curve OID and the ephemeral key must be 1 to 255 bytes", ErrHeader)
 	}
 	b := make([]byte, 0, fixedHeader+len(oid)+1+len(h.Ephemeral))
 	b = append(b, Magic...)
