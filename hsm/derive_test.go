@@ -200,3 +200,28 @@ func TestAgreeRefusals(t *testing.T) {
 		t.Fatalf("AgreeEphemeral without derive: %v", err)
 	}
 }
+
+// TestAgreeBothWays: the agreement of an ephemeral key with a key's public
+// half and that of the key's private half with the ephemeral public key
+// give the same HMAC, on every curve the token generates, secp256k1 too
+// (which Go's ECDH lacks).
+func TestAgreeBothWays(t *testing.T) {
+	h := newTestHSM(t)
+	ctx := context.Background()
+	for _, oid := range []string{OIDP256, OIDP384, OIDP521, OIDSecp256k1} {
+		k := mustCreate(t, h, &CreateKeyRequest{Label: "both-" + oid, Algorithm: AlgEC, CurveOID: oid,
+			Flags: Flags{Derive: true, Sensitive: true, Destroyable: true}})
+		info := func(eph []byte) []byte { return append([]byte("info"), eph...) }
+		eph, sealed, err := h.AgreeEphemeral(ctx, k, info)
+		if err != nil {
+			t.Fatalf("%s: AgreeEphemeral: %v", oid, err)
+		}
+		opened, err := h.Agree(ctx, k, eph, info(eph))
+		if err != nil {
+			t.Fatalf("%s: Agree: %v", oid, err)
+		}
+		if !bytes.Equal(sealed, opened) {
+			t.Errorf("%s: the two sides of the agreement differ", oid)
+		}
+	}
+}
