@@ -23,31 +23,29 @@ func (f fixedAuth) Authenticate(*http.Request) (*roles.Principal, error) { retur
 // expectedRoles restates docs/api.md for the routes the router serves, so
 // that a wrong access in the route list (routes.go) fails this test.
 var expectedRoles = map[string]roles.Set{
-	"/v1/key":                    roles.Of(roles.KeyManagement),
-	"/v1/key/:label":             roles.Of(roles.KeyManagement),
-	"/v1/key/:label/attributes":  roles.Of(roles.KeyManagement),
-	"/v1/key/attributes":         roles.Of(roles.KeyManagement),
-	"/v1/key/deleteKey":          roles.Of(roles.KeyManagement),
-	"/v1/key/import/plain":       roles.Of(roles.KeyManagement),
-	"/v1/key/export/plain":       roles.Of(roles.KeyManagement),
-	"/v1/key/changePassword":     roles.Of(roles.KeyManagement),
-	"/v1/synchronousModify":      roles.Of(roles.KeyManagement),
-	"/v1/synchronousSign":        roles.Of(roles.KeyOperation),
-	"/v1/verify":                 roles.Of(roles.KeyOperation),
-	"/v1/verifyHmac":             roles.Of(roles.KeyOperation),
-	"/v1/synchronousHmac":        roles.Of(roles.KeyOperation),
-	"/v1/encrypt":                roles.Of(roles.KeyOperation),
-	"/v1/synchronousDecrypt":     roles.Of(roles.KeyOperation),
-	"/v1/wrap":                   roles.Of(roles.KeyOperation),
-	"/v1/synchronousUnwrap":      roles.Of(roles.KeyOperation),
-	"/v1/synchronousBlock":       roles.Of(roles.KeyOperation),
-	"/v1/synchronousUnblock":     roles.Of(roles.KeyOperation),
-	"/v1/fileEncrypt":            roles.Of(roles.KeyOperation),
-	"/v1/synchronousFileDecrypt": roles.Of(roles.KeyOperation),
-	"/v1/generateRandom/:n":      roles.Of(roles.KeyOperation, roles.Service),
-	"/v1/versionInfo":            roles.Of(roles.Service),
-	"/v1/licenseInfo":            roles.Of(roles.Service),
-	"/v1/keystore/statistics":    roles.Of(roles.Service),
+	"/v1/key":                   roles.Of(roles.KeyManagement),
+	"/v1/key/:label":            roles.Of(roles.KeyManagement),
+	"/v1/key/:label/attributes": roles.Of(roles.KeyManagement),
+	"/v1/key/attributes":        roles.Of(roles.KeyManagement),
+	"/v1/key/deleteKey":         roles.Of(roles.KeyManagement),
+	"/v1/key/import/plain":      roles.Of(roles.KeyManagement),
+	"/v1/key/export/plain":      roles.Of(roles.KeyManagement),
+	"/v1/key/changePassword":    roles.Of(roles.KeyManagement),
+	"/v1/synchronousModify":     roles.Of(roles.KeyManagement),
+	"/v1/synchronousSign":       roles.Of(roles.KeyOperation),
+	"/v1/verify":                roles.Of(roles.KeyOperation),
+	"/v1/verifyHmac":            roles.Of(roles.KeyOperation),
+	"/v1/synchronousHmac":       roles.Of(roles.KeyOperation),
+	"/v1/encrypt":               roles.Of(roles.KeyOperation),
+	"/v1/synchronousDecrypt":    roles.Of(roles.KeyOperation),
+	"/v1/wrap":                  roles.Of(roles.KeyOperation),
+	"/v1/synchronousUnwrap":     roles.Of(roles.KeyOperation),
+	"/v1/synchronousBlock":      roles.Of(roles.KeyOperation),
+	"/v1/synchronousUnblock":    roles.Of(roles.KeyOperation),
+	"/v1/generateRandom/:n":     roles.Of(roles.KeyOperation, roles.Service),
+	"/v1/versionInfo":           roles.Of(roles.Service),
+	"/v1/licenseInfo":           roles.Of(roles.Service),
+	"/v1/keystore/statistics":   roles.Of(roles.Service),
 
 	// Barong and Armor key management: self rows, any role at session
 	// level (no role set), so every role alone at level zero is refused.
@@ -63,6 +61,10 @@ var expectedRoles = map[string]roles.Set{
 	"/authentication/v1/user/:user/publickey":                   0,
 	"/authentication/v1/user/:user/publickey/:idx":              0,
 	"/authentication/v1/session":                                0,
+
+	// File encryption (docs/api.md §4.10).
+	"/v1/fileEncrypt":            roles.Of(roles.KeyOperation),
+	"/v1/synchronousFileDecrypt": roles.Of(roles.KeyOperation),
 }
 
 // anyCaller lists the routes every authenticated caller reaches, whatever

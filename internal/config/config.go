@@ -112,14 +112,7 @@ type HSMConfig struct {
 
 // ServerConfig tunes the HTTP server.
 type ServerConfig struct {
-	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
-	// MaxFileBytes bounds the file of /v1/fileEncrypt and
-	// /v1/synchronousFileDecrypt, which stream past MaxBodyBytes
-	// (docs/filecrypt.md §5).
-	MaxFileBytes int64 `yaml:"maxFileBytes"`
-	// FileTimeout bounds the reading and the answer of one of those
-	// requests, in place of the server's 60 s for other requests.
-	FileTimeout     time.Duration `yaml:"fileTimeout"`
+	MaxBodyBytes    int64         `yaml:"maxBodyBytes"`
 	AccessLog       bool          `yaml:"accessLog"`
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
 	// DrainDelay is how long, at most, a shutdown tells clients to close
@@ -136,6 +129,13 @@ type ServerConfig struct {
 	// X-Forwarded-For; from anyone else the client is the TCP peer, for
 	// the access log, the throttle and validSources alike. Default: none.
 	TrustedProxies []string `yaml:"trustedProxies"`
+	// MaxFileBytes bounds the file of /v1/fileEncrypt and
+	// /v1/synchronousFileDecrypt, which stream past MaxBodyBytes
+	// (docs/filecrypt.md §5).
+	MaxFileBytes int64 `yaml:"maxFileBytes"`
+	// FileTimeout bounds the reading and the answer of one of those
+	// requests, in place of the server's 60 s for other requests.
+	FileTimeout time.Duration `yaml:"fileTimeout"`
 }
 
 // AutoCount is a count that may be written "auto": chosen at start from
