@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/hsmgate/hsmgate/auth"
@@ -44,6 +45,11 @@ type Options struct {
 	Log  *slog.Logger
 	// MaxBodyBytes bounds request bodies (default 1 MiB).
 	MaxBodyBytes int64
+	// MaxFileBytes bounds the files of the file routes (default 1 GiB),
+	// whose bodies pass MaxBodyBytes once the caller is authenticated.
+	MaxFileBytes int64
+	// FileTimeout bounds reading and answering a file request (default 30 min).
+	FileTimeout time.Duration
 	// AccessLog receives one line per request (see NewAccessLog); nil:
 	// only failed requests (5xx) are logged, through Log.
 	AccessLog *AccessLog
@@ -117,6 +123,8 @@ type server struct {
 	certs *certs.Service
 	// timestamps issues time-stamps.
 	timestamps *tsa.Service
+	// files are the limits of the file routes.
+	files fileLimits
 }
 
 // principalKey is where authenticate stores the Principal in the gin context.
@@ -128,6 +136,12 @@ func New(opts Options) *gin.Engine {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20
 	}
+	if opts.MaxFileBytes <= 0 {
+		opts.MaxFileBytes = 1 << 30
+	}
+	if opts.FileTimeout <= 0 {
+		opts.FileTimeout = 30 * time.Minute
+	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
@@ -138,6 +152,7 @@ func New(opts Options) *gin.Engine {
 	s.barongKeys, s.armorKeys = opts.Barong, opts.Armor
 	s.ready = newReadiness(opts)
 	s.certs, s.timestamps = certs.New(opts.Keys), opts.Timestamps
+	s.files = fileLimits{maxFile: opts.MaxFileBytes, maxRequest: opts.MaxBodyBytes, timeout: opts.FileTimeout}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
@@ -164,7 +179,7 @@ func New(opts Options) *gin.Engine {
 	if opts.ConnectionCheck != nil {
 		r.Use(connectionCheck(opts.ConnectionCheck))
 	}
-	r.Use(bodyLimit(opts.MaxBodyBytes))
+	r.Use(bodyLimit(opts.MaxBodyBytes, opts.MaxFileBytes))
 	r.NoRoute(func(c *gin.Context) {
 		abortWith(c, newError(http.StatusNotFound, 600, "route.not.found", "no route %s %s", c.Request.Method, c.Request.URL.Path))
 	})
@@ -298,9 +313,13 @@ func validClientRequestID(id string) bool {
 	return true
 }
 
-// bodyLimit bounds every request body.
-func bodyLimit(max int64) gin.HandlerFunc {
+// bodyLimit bounds every request body; a file route's, fileBodyLimit.
+func bodyLimit(max, maxFile int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if fileRoutes[c.FullPath()] {
+			fileBodyLimit(c, max, maxFile)
+			return
+		}
 		if c.Request.ContentLength > max {
 			abortWith(c, errTooLarge(max))
 			return

@@ -77,6 +77,10 @@ var expectedRoles = map[string]roles.Set{
 	"/authentication/v1/user/:user/publickey":                   0,
 	"/authentication/v1/user/:user/publickey/:idx":              0,
 	"/authentication/v1/session":                                0,
+
+	// File encryption (docs/api.md §4.10).
+	"/v1/fileEncrypt":            roles.Of(roles.KeyOperation),
+	"/v1/synchronousFileDecrypt": roles.Of(roles.KeyOperation),
 }
 
 // anyCaller lists the routes every authenticated caller reaches, whatever

@@ -106,6 +106,8 @@ func (s *server) routes() []route {
 		{post, "/v1/synchronousUnwrap", op, s.handle(asCipher, s.unwrap), "Unwrap a key"},
 		{post, "/v1/synchronousBlock", op, s.handle(asKeyType, s.block), "Block a key"},
 		{post, "/v1/synchronousUnblock", op, s.handle(asKeyType, s.unblock), "Unblock a key"},
+		{post, pathFileEncrypt, op, s.handle(asKeyType, s.fileHandler(encryptRoute, s.fileEncrypt)), "Encrypt a file for an EC key (multipart in, octet-stream out)"},
+		{post, pathFileDecrypt, op, s.handle(asKeyType, s.fileHandler(decryptRoute, s.fileDecrypt)), "Decrypt a file with an EC key (multipart in, octet-stream out)"},
 		// A widely used client asks for random bytes with its serviceToken.
 		{get, "/v1/generateRandom/:n", role(roles.KeyOperation, roles.Service), s.handle(asKeyType, s.random), "Random bytes from the token"},
 

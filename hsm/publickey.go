@@ -2,7 +2,6 @@ package hsm
 
 import (
 	"crypto/rsa"
-	"encoding/asn1"
 	"fmt"
 	"math/big"
 
@@ -61,11 +60,7 @@ func (s *session) readPublic(k *Key) error {
 		if err != nil {
 			return fmt.Errorf("key %q: %w", k.Label, err)
 		}
-		var point []byte
-		if _, err := asn1.Unmarshal(attrs[1].Value, &point); err != nil {
-			point = attrs[1].Value // some tokens return the raw point
-		}
-		if k.public, err = keycodec.PublicKeyFromPoint(curve, point); err != nil {
+		if k.public, err = keycodec.PublicKeyFromPoint(curve, ecPointValue(attrs[1].Value)); err != nil {
 			return fmt.Errorf("key %q: %w", k.Label, err)
 		}
 		k.Meta.CurveOID = curve

@@ -61,8 +61,10 @@ func policyWithStatus(policy json.RawMessage, blocked bool) json.RawMessage {
 // checkPrivateFlags enforces the attribute rules of keys with a private or
 // secret half (creation, private import, unwrap).
 func checkPrivateFlags(f hsm.Flags, withPolicy bool) error {
-	if !f.Decrypt && !f.Sign && !f.Unwrap {
-		return refuse(ErrInvalidAttributes, "at least one of the attributes decrypt, sign or unwrap must be true")
+	// derive counts: a file encryption key (docs/filecrypt.md) needs
+	// nothing else.
+	if !f.Decrypt && !f.Sign && !f.Unwrap && !f.Derive {
+		return refuse(ErrInvalidAttributes, "at least one of the attributes decrypt, sign, unwrap or derive must be true")
 	}
 	if withPolicy && f.Extractable {
 		return refuse(ErrInvalidAttributes, "a key with a policy cannot be extractable")

@@ -134,6 +134,13 @@ type ServerConfig struct {
 	// X-Forwarded-For; from anyone else the client is the TCP peer, for
 	// the access log, the throttle and validSources alike. Default: none.
 	TrustedProxies []string `yaml:"trustedProxies"`
+	// MaxFileBytes bounds the file of /v1/fileEncrypt and
+	// /v1/synchronousFileDecrypt, which stream past MaxBodyBytes
+	// (docs/filecrypt.md §5).
+	MaxFileBytes int64 `yaml:"maxFileBytes"`
+	// FileTimeout bounds the reading and the answer of one of those
+	// requests, in place of the server's 60 s for other requests.
+	FileTimeout time.Duration `yaml:"fileTimeout"`
 }
 
 // AutoCount is a count that may be written "auto": chosen at start from
@@ -175,6 +182,10 @@ type LogConfig struct {
 const (
 	// DefaultMaxBodyBytes is the largest request body (1 MiB).
 	DefaultMaxBodyBytes = 1 << 20
+	// DefaultMaxFileBytes is the largest file to encrypt or decrypt (1 GiB).
+	DefaultMaxFileBytes = 1 << 30
+	// DefaultFileTimeout gives a 1 GiB file 30 minutes: 0.6 MB/s.
+	DefaultFileTimeout = 30 * time.Minute
 	// DefaultShutdownTimeout is how long in-flight requests may take to
 	// finish after SIGTERM.
 	DefaultShutdownTimeout = 30 * time.Second
@@ -216,7 +227,7 @@ func Default() *Config {
 			Armor:  HMACKeysConfig{Window: auth.DefaultArmorWindow},
 		},
 		Store:     StoreConfig{Driver: DriverSQLite, Path: DefaultStorePath},
-		Server:    ServerConfig{MaxBodyBytes: DefaultMaxBodyBytes, AccessLog: true, ShutdownTimeout: DefaultShutdownTimeout, DrainDelay: DefaultDrainDelay, GCPercent: DefaultGCPercent, MaxProcs: Auto},
+		Server:    ServerConfig{MaxBodyBytes: DefaultMaxBodyBytes, MaxFileBytes: DefaultMaxFileBytes, FileTimeout: DefaultFileTimeout, AccessLog: true, ShutdownTimeout: DefaultShutdownTimeout, DrainDelay: DefaultDrainDelay, GCPercent: DefaultGCPercent, MaxProcs: Auto},
 		Log:       LogConfig{Format: "json", Level: "info"},
 		Timestamp: TimestampConfig{Policy: DefaultTimestampPolicy},
 	}

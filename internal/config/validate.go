@@ -164,6 +164,8 @@ func (c *Config) validateStore(p *problems) {
 // validate checks the server: section.
 func (c *ServerConfig) validate(p *problems) {
 	positive(p, "server.maxBodyBytes", c.MaxBodyBytes)
+	positive(p, "server.maxFileBytes", c.MaxFileBytes)
+	positive(p, "server.fileTimeout", c.FileTimeout)
 	positive(p, "server.shutdownTimeout", c.ShutdownTimeout)
 	p.notNegative("server.drainDelay", c.DrainDelay)
 	if c.GCPercent <= 0 && c.GCPercent != -1 {

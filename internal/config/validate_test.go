@@ -69,6 +69,8 @@ func TestValidate(t *testing.T) {
 		"body size":         {func(c *Config) { c.Server.MaxBodyBytes = -1 }, "server.maxBodyBytes: must be > 0"},
 		"shutdown timeout":  {func(c *Config) { c.Server.ShutdownTimeout = -time.Second }, "server.shutdownTimeout: "},
 		"zero body size":    {func(c *Config) { c.Server.MaxBodyBytes = 0 }, "server.maxBodyBytes: must be > 0"},
+		"file size":         {func(c *Config) { c.Server.MaxFileBytes = 0 }, "server.maxFileBytes: must be > 0"},
+		"file timeout":      {func(c *Config) { c.Server.FileTimeout = -time.Second }, "server.fileTimeout: must be > 0"},
 		"drain delay":       {func(c *Config) { c.Server.DrainDelay = -time.Second }, "server.drainDelay: must not be negative"},
 		"GC percent":        {func(c *Config) { c.Server.GCPercent = 0 }, "server.gcPercent: "},
 		"max procs":         {func(c *Config) { c.Server.MaxProcs = -2 }, "server.maxProcs: "},

@@ -137,6 +137,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	router := api.New(api.Options{
 		HSM: h, Keys: ks, Auth: authn, Throttle: throttle, Timestamps: timestamps,
 		RequireBoth: cfg.TLS.RequireBoth, Log: log, MaxBodyBytes: cfg.Server.MaxBodyBytes,
+		MaxFileBytes: cfg.Server.MaxFileBytes, FileTimeout: cfg.Server.FileTimeout,
 		AccessLog: accessLog, Build: o.Build,
 		AppTokens:       appTokenIssuer(schemes),
 		Argus:           findScheme[*auth.Argus](schemes),

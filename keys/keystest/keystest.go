@@ -5,6 +5,7 @@ package keystest
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/hmac"
@@ -21,8 +22,9 @@ import (
 )
 
 // Backend is an in-memory token. It implements keys.Backend and the
-// optional keys.Signer, keys.Exporter, keys.Attester, keys.RandomSource,
-// keys.CertificateStore, keys.GatewayKeys and keys.DataObjects capabilities; it does not implement keys.Cipher, keys.MACer or
+// optional keys.Signer, keys.KeyAgreer, keys.Exporter, keys.Attester,
+// keys.RandomSource, keys.CertificateStore, keys.GatewayKeys and
+// keys.DataObjects capabilities; it does not implement keys.Cipher, keys.MACer or
 // keys.Wrapper, so tests can check how the service reports a missing one.
 type Backend struct {
 	mu   sync.Mutex
@@ -175,9 +177,9 @@ func (b *Backend) Sign(_ context.Context, k *hsm.Key, req hsm.SignRequest) ([]by
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.count("Sign")
-	priv, ok := b.priv[k.Label]
-	if !ok || !k.Flags.Sign {
-		return nil, fmt.Errorf("%w: key %q cannot sign here", hsm.ErrNotPermitted, k.Label)
+	priv, err := b.goKey(k, "sign", k.Flags.Sign)
+	if err != nil {
+		return nil, err
 	}
 	digest := req.Payload
 	switch req.Algorithm.Name {
@@ -268,4 +270,72 @@ func (b *Backend) EnsureGatewayKey(ctx context.Context, label string) (*hsm.Key,
 // SignAsGateway signs as Sign does.
 func (b *Backend) SignAsGateway(ctx context.Context, k *hsm.Key, req hsm.SignRequest) ([]byte, error) {
 	return b.Sign(ctx, k, req)
+}
+
+// Agree is ECDH with an EC P-256 key that allows derive, then HMAC-SHA256
+// keyed by the shared secret over info, as the token computes it.
+func (b *Backend) Agree(_ context.Context, k *hsm.Key, peer, info []byte) ([]byte, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.count("Agree")
+	priv, err := b.goKey(k, "agree", k.Flags.Derive)
+	if err != nil {
+		return nil, err
+	}
+	return agree(priv, peer, info)
+}
+
+// AgreeEphemeral is Agree with a fresh P-256 key and k's public key.
+func (b *Backend) AgreeEphemeral(_ context.Context, k *hsm.Key, info func(ephemeral []byte) []byte) (ephemeral, mac []byte, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.count("AgreeEphemeral")
+	priv, err := b.goKey(k, "agree", k.Flags.Derive)
+	if err != nil {
+		return nil, nil, err
+	}
+	eph, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	pub, err := priv.PublicKey.ECDH()
+	if err != nil {
+		return nil, nil, err
+	}
+	point := pub.Bytes()
+	ephPoint, err := eph.PublicKey.ECDH()
+	if err != nil {
+		return nil, nil, err
+	}
+	mac, err = agree(eph, point, info(ephPoint.Bytes()))
+	return ephPoint.Bytes(), mac, err
+}
+
+// agree computes HMAC-SHA256 keyed by the ECDH secret of priv and peer.
+func agree(priv *ecdsa.PrivateKey, peer, info []byte) ([]byte, error) {
+	k, err := priv.ECDH()
+	if err != nil {
+		return nil, err
+	}
+	p, err := ecdh.P256().NewPublicKey(peer)
+	if err != nil {
+		return nil, fmt.Errorf("%w: peer point: %v", hsm.ErrInvalidInput, err)
+	}
+	z, err := k.ECDH(p)
+	if err != nil {
+		return nil, err
+	}
+	m := hmac.New(sha256.New, z)
+	m.Write(info)
+	return m.Sum(nil), nil
+}
+
+// goKey returns the Go key of an EC P-256 key whose flag allows op; the
+// caller holds b.mu.
+func (b *Backend) goKey(k *hsm.Key, op string, allowed bool) (*ecdsa.PrivateKey, error) {
+	priv, ok := b.priv[k.Label]
+	if !ok || !allowed {
+		return nil, fmt.Errorf("%w: key %q cannot %s here", hsm.ErrNotPermitted, k.Label, op)
+	}
+	return priv, nil
 }
