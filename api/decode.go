@@ -18,15 +18,24 @@ import (
 // decodeJSON reads the bounded body and decodes it into v. Unknown fields
 // are ignored; null means absent.
 func decodeJSON(c *gin.Context, v any) error {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	return unmarshalBody(body, v)
+}
+
+// readBody reads the bounded request body.
+func readBody(c *gin.Context) ([]byte, error) {
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return errTooLarge(tooBig.Limit)
+			return nil, errTooLarge(tooBig.Limit)
 		}
-		return errValidation("read request body: %v", err)
+		return nil, errValidation("read request body: %v", err)
 	}
-	return unmarshalBody(body, v)
+	return body, nil
 }
 
 // unmarshalBody decodes a JSON request body with the wire error codes.

@@ -30,6 +30,8 @@ type Config struct {
 	Store  StoreConfig  `yaml:"store"`
 	Server ServerConfig `yaml:"server"`
 	Log    LogConfig    `yaml:"log"`
+	// Approval tunes multi-authorization.
+	Approval ApprovalConfig `yaml:"approval"`
 	// Warnings are what Read found acceptable but worth saying, for the
 	// caller to log: keys a file sets to the 0 that used to mean "the
 	// default".
@@ -210,9 +212,10 @@ func Default() *Config {
 			Barong: HMACKeysConfig{Window: auth.DefaultBarongWindow},
 			Armor:  HMACKeysConfig{Window: auth.DefaultArmorWindow},
 		},
-		Store:  StoreConfig{Driver: DriverSQLite, Path: DefaultStorePath},
-		Server: ServerConfig{MaxBodyBytes: DefaultMaxBodyBytes, AccessLog: true, ShutdownTimeout: DefaultShutdownTimeout, DrainDelay: DefaultDrainDelay, GCPercent: DefaultGCPercent, MaxProcs: Auto},
-		Log:    LogConfig{Format: "json", Level: "info"},
+		Store:    StoreConfig{Driver: DriverSQLite, Path: DefaultStorePath},
+		Server:   ServerConfig{MaxBodyBytes: DefaultMaxBodyBytes, AccessLog: true, ShutdownTimeout: DefaultShutdownTimeout, DrainDelay: DefaultDrainDelay, GCPercent: DefaultGCPercent, MaxProcs: Auto},
+		Log:      LogConfig{Format: "json", Level: "info"},
+		Approval: defaultApproval(),
 	}
 }
 

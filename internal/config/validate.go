@@ -65,6 +65,7 @@ func (c *Config) Validate() error {
 	c.Server.validate(&p)
 	c.Log.validate(&p)
 	c.Auth.validate(&p)
+	c.Approval.validate(&p)
 	switch len(p) {
 	case 0:
 		return nil
