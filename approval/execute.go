@@ -116,6 +116,13 @@ func (s *Service) advance(ctx context.Context, id string) error {
 		return s.finish(ctx, r, store.StatusFailed, "verification failed: "+j.problem.Error())
 	}
 	switch j.verdict.State {
+	case Waiting:
+		if r.Status == store.StatusApproved {
+			// APPROVED, yet its approvals do not fulfil the rule now (the
+			// policy changed, or the row was edited): execute refuses it
+			// after its own checks, and it ends FAILED.
+			return s.execute(ctx, r.ID)
+		}
 	case Expired:
 		return s.finish(ctx, r, store.StatusExpired, "")
 	case Unreachable:
