@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	_ "embed" // the approval example
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
@@ -282,5 +283,15 @@ curl -sS -w '\n' --cacert $CA --cert $C/keyOperationToken.pem --key $C/keyOperat
   $HSMGATE/v1/synchronousSign
 curl -sS -w '\n' --cacert $CA --cert $C/revoked.pem --key $C/revoked-key.pem $HSMGATE/v1/versionInfo  # refused by the responder
 
-`, host, rel)
+Multi-authorization (docs/api.md §9.7): a key whose signatures need an approver's approval, in the
+same shell, in a scratch directory (it writes approver.pem, payload.txt, payload.sig and ska.pem):
+
+%[3]s
+`, host, rel, approvalExample)
 }
+
+// approvalExample is the worked example of multi-authorization that
+// docs/api.md §9.7 repeats (a test checks that the two agree and runs it).
+//
+//go:embed approval_example.sh
+var approvalExample string
