@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	_ "embed" // the approval example
 	"crypto/ed25519"
 	"crypto/rand"
+	_ "embed" // the approval example
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
