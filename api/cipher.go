@@ -101,18 +101,39 @@ func (s *server) encrypt(c *gin.Context) error {
 	return nil
 }
 
-// decryptRequest is the body of POST /v1/synchronousDecrypt.
+// decryptRequest is the body of POST /v1/synchronousDecrypt and /v1/decrypt.
 type decryptRequest struct {
-	DecryptRequest *struct {
-		EncryptedPayload             *string         `json:"encryptedPayload"`
-		DecryptKeyName               *string         `json:"decryptKeyName"`
-		KeyPassword                  Password        `json:"keyPassword"`
-		CipherAlgorithm              string          `json:"cipherAlgorithm"`
-		InitializationVector         *string         `json:"initializationVector"`
-		TagLength                    *int            `json:"tagLength"`
-		AdditionalAuthenticationData *string         `json:"additionalAuthenticationData"`
-		SignedApprovals              signedApprovals `json:"signedApprovals"`
-	} `json:"decryptRequest"`
+	DecryptRequest *decryptFields `json:"decryptRequest"`
+	requestSignature
+}
+
+// decryptFields are the members of decryptRequest.
+type decryptFields struct {
+	EncryptedPayload             *string         `json:"encryptedPayload"`
+	DecryptKeyName               *string         `json:"decryptKeyName"`
+	KeyPassword                  Password        `json:"keyPassword"`
+	CipherAlgorithm              string          `json:"cipherAlgorithm"`
+	InitializationVector         *string         `json:"initializationVector"`
+	TagLength                    *int            `json:"tagLength"`
+	AdditionalAuthenticationData *string         `json:"additionalAuthenticationData"`
+	SignedApprovals              signedApprovals `json:"signedApprovals"`
+	metaData
+}
+
+// request validates the members into a keys.CipherRequest.
+func (r *decryptFields) request() (keys.CipherRequest, error) {
+	if r == nil || r.DecryptKeyName == nil {
+		return keys.CipherRequest{}, errValidation("decryptRequest.decryptKeyName is required")
+	}
+	if err := r.SignedApprovals.check("decryptRequest"); err != nil {
+		return keys.CipherRequest{}, err
+	}
+	if r.EncryptedPayload == nil {
+		return keys.CipherRequest{}, errValidation("decryptRequest.encryptedPayload is required")
+	}
+	return cipherFields{member: "decryptRequest", keyField: "decryptKeyName", dataField: "encryptedPayload",
+		label: *r.DecryptKeyName, password: r.KeyPassword, algorithm: r.CipherAlgorithm,
+		data: r.EncryptedPayload, iv: r.InitializationVector, aad: r.AdditionalAuthenticationData, tagLength: r.TagLength}.request()
 }
 
 // decrypt handles POST /v1/synchronousDecrypt.
@@ -121,19 +142,7 @@ func (s *server) decrypt(c *gin.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	r := req.DecryptRequest
-	if r == nil || r.DecryptKeyName == nil {
-		return errValidation("decryptRequest.decryptKeyName is required")
-	}
-	if err := r.SignedApprovals.check("decryptRequest"); err != nil {
-		return err
-	}
-	if r.EncryptedPayload == nil {
-		return errValidation("decryptRequest.encryptedPayload is required")
-	}
-	creq, err := cipherFields{member: "decryptRequest", keyField: "decryptKeyName", dataField: "encryptedPayload",
-		label: *r.DecryptKeyName, password: r.KeyPassword, algorithm: r.CipherAlgorithm,
-		data: r.EncryptedPayload, iv: r.InitializationVector, aad: r.AdditionalAuthenticationData, tagLength: r.TagLength}.request()
+	creq, err := req.DecryptRequest.request()
 	if err != nil {
 		return err
 	}

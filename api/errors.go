@@ -123,8 +123,20 @@ func serviceError(err error, as unsupportedAs) *Error {
 		return newError(http.StatusBadRequest, 602, "unsupported.combination.of.approval.types", "%s", err)
 	case errors.Is(err, approval.ErrCertificateName):
 		return newError(http.StatusBadRequest, 604, "input.no.name.for.certificate.approver", "%s", err)
-	case errors.Is(err, keys.ErrInvalidRequest):
+	case errors.Is(err, keys.ErrInvalidRequest), errors.Is(err, approval.ErrInvalid), errors.Is(err, approval.ErrFinished):
 		return errValidation("%s", err)
+	case errors.Is(err, approval.ErrRequestNotFound):
+		return newError(http.StatusNotFound, 651, "request.not.existent", "%s", err)
+	case errors.Is(err, approval.ErrTaskNotFound):
+		return newError(http.StatusNotFound, 652, "task.not.existent", "%s", err)
+	case errors.Is(err, approval.ErrTimestamp):
+		return newError(http.StatusForbidden, 404, "input.timestamp.off", "%s", err)
+	case errors.Is(err, approval.ErrSignature):
+		return newError(http.StatusForbidden, 403, "input.invalid.signature", "%s", err)
+	case errors.Is(err, approval.ErrTimestampSigner):
+		return newError(http.StatusForbidden, 405, "timestamp.signer.not.allowed", "%s", err)
+	case errors.Is(err, approval.ErrLimit):
+		return newError(http.StatusTooManyRequests, 429, "too.many.pending.requests", "%s", err)
 	case errors.Is(err, keys.ErrApprovalRequired):
 		return newError(http.StatusBadRequest, 401, "missing.approval", "%s", err)
 	case errors.Is(err, keys.ErrKeyType):

@@ -9,17 +9,51 @@ import (
 	"github.com/hsmgate/hsmgate/keys"
 )
 
-// signRequest is the body of POST /v1/synchronousSign.
+// signRequest is the body of POST /v1/synchronousSign and /v1/sign.
 type signRequest struct {
-	SignRequest *struct {
-		Payload            *string         `json:"payload"`
-		PayloadType        string          `json:"payloadType"`
-		SignKeyName        *string         `json:"signKeyName"`
-		KeyPassword        Password        `json:"keyPassword"`
-		SignatureAlgorithm string          `json:"signatureAlgorithm"`
-		SignatureType      string          `json:"signatureType"`
-		SignedApprovals    signedApprovals `json:"signedApprovals"`
-	} `json:"signRequest"`
+	SignRequest *signFields `json:"signRequest"`
+	requestSignature
+}
+
+// signFields are the members of signRequest.
+type signFields struct {
+	Payload            *string         `json:"payload"`
+	PayloadType        string          `json:"payloadType"`
+	SignKeyName        *string         `json:"signKeyName"`
+	KeyPassword        Password        `json:"keyPassword"`
+	SignatureAlgorithm string          `json:"signatureAlgorithm"`
+	SignatureType      string          `json:"signatureType"`
+	SignedApprovals    signedApprovals `json:"signedApprovals"`
+	metaData
+}
+
+// request validates the members into a keys.SignRequest.
+func (r *signFields) request() (keys.SignRequest, error) {
+	if r == nil || r.SignKeyName == nil {
+		return keys.SignRequest{}, errValidation("signRequest.signKeyName is required")
+	}
+	if err := r.SignedApprovals.check("signRequest"); err != nil {
+		return keys.SignRequest{}, err
+	}
+	if r.Payload == nil {
+		return keys.SignRequest{}, errValidation("signRequest.payload is required")
+	}
+	if !payloadTypes[strings.ToUpper(r.PayloadType)] {
+		return keys.SignRequest{}, errValidation("payloadType %q is not one of UNSPECIFIED, ISO_20022, PDF, BTC, ETH, HEX", r.PayloadType)
+	}
+	raw, err := signatureType(r.SignatureType)
+	if err != nil {
+		return keys.SignRequest{}, err
+	}
+	data, err := payload("signRequest.payload", *r.Payload)
+	if err != nil {
+		return keys.SignRequest{}, err
+	}
+	if err := requireAlgorithm(r.SignatureAlgorithm); err != nil {
+		return keys.SignRequest{}, err
+	}
+	ref, err := keyRef("signKeyName", *r.SignKeyName, r.KeyPassword)
+	return keys.SignRequest{Key: ref, Algorithm: r.SignatureAlgorithm, Payload: data, Raw: raw}, err
 }
 
 // Response bodies of the hot operations, as structs so that rendering them
@@ -67,35 +101,11 @@ func (s *server) sign(c *gin.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	r := req.SignRequest
-	if r == nil || r.SignKeyName == nil {
-		return errValidation("signRequest.signKeyName is required")
-	}
-	if err := r.SignedApprovals.check("signRequest"); err != nil {
-		return err
-	}
-	if r.Payload == nil {
-		return errValidation("signRequest.payload is required")
-	}
-	if !payloadTypes[strings.ToUpper(r.PayloadType)] {
-		return errValidation("payloadType %q is not one of UNSPECIFIED, ISO_20022, PDF, BTC, ETH, HEX", r.PayloadType)
-	}
-	raw, err := signatureType(r.SignatureType)
+	sreq, err := req.SignRequest.request()
 	if err != nil {
 		return err
 	}
-	data, err := payload("signRequest.payload", *r.Payload)
-	if err != nil {
-		return err
-	}
-	if err := requireAlgorithm(r.SignatureAlgorithm); err != nil {
-		return err
-	}
-	ref, err := keyRef("signKeyName", *r.SignKeyName, r.KeyPassword)
-	if err != nil {
-		return err
-	}
-	sig, err := s.keys.Sign(c, principal(c), keys.SignRequest{Key: ref, Algorithm: r.SignatureAlgorithm, Payload: data, Raw: raw})
+	sig, err := s.keys.Sign(c, principal(c), sreq)
 	if err != nil {
 		return err
 	}

@@ -8,14 +8,31 @@ import (
 	"github.com/hsmgate/hsmgate/keys"
 )
 
-// modifyRequest is the body of POST /v1/synchronousModify.
+// modifyRequest is the body of POST /v1/synchronousModify and /v1/modify.
 type modifyRequest struct {
-	ModifyRequest *struct {
-		ModifyKeyName   *string         `json:"modifyKeyName"`
-		KeyPassword     Password        `json:"keyPassword"`
-		Policy          json.RawMessage `json:"policy"`
-		SignedApprovals signedApprovals `json:"signedApprovals"`
-	} `json:"modifyRequest"`
+	ModifyRequest *modifyFields `json:"modifyRequest"`
+	requestSignature
+}
+
+// modifyFields are the members of modifyRequest.
+type modifyFields struct {
+	ModifyKeyName   *string         `json:"modifyKeyName"`
+	KeyPassword     Password        `json:"keyPassword"`
+	Policy          json.RawMessage `json:"policy"`
+	SignedApprovals signedApprovals `json:"signedApprovals"`
+	metaData
+}
+
+// request validates the members into a keys.ModifyRequest.
+func (r *modifyFields) request() (keys.ModifyRequest, error) {
+	if r == nil || r.ModifyKeyName == nil {
+		return keys.ModifyRequest{}, errValidation("modifyRequest.modifyKeyName is required")
+	}
+	if err := r.SignedApprovals.check("modifyRequest"); err != nil {
+		return keys.ModifyRequest{}, err
+	}
+	ref, err := keyRef("modifyKeyName", *r.ModifyKeyName, r.KeyPassword)
+	return keys.ModifyRequest{Key: ref, Policy: r.Policy}, err
 }
 
 // modify handles POST /v1/synchronousModify: it replaces the key's policy
@@ -25,18 +42,11 @@ func (s *server) modify(c *gin.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	r := req.ModifyRequest
-	if r == nil || r.ModifyKeyName == nil {
-		return errValidation("modifyRequest.modifyKeyName is required")
-	}
-	if err := r.SignedApprovals.check("modifyRequest"); err != nil {
-		return err
-	}
-	ref, err := keyRef("modifyKeyName", *r.ModifyKeyName, r.KeyPassword)
+	mreq, err := req.ModifyRequest.request()
 	if err != nil {
 		return err
 	}
-	label, err := s.keys.Modify(c, principal(c), keys.ModifyRequest{Key: ref, Policy: r.Policy})
+	label, err := s.keys.Modify(c, principal(c), mreq)
 	if err != nil {
 		return err
 	}
@@ -44,18 +54,50 @@ func (s *server) modify(c *gin.Context) error {
 	return nil
 }
 
-// blockRequest covers the bodies of synchronousBlock and synchronousUnblock.
+// blockRequest covers the bodies of the synchronous and asynchronous
+// block and unblock.
 type blockRequest struct {
 	BlockRequest *struct {
 		BlockKeyName    *string         `json:"blockKeyName"`
 		KeyPassword     Password        `json:"keyPassword"`
 		SignedApprovals signedApprovals `json:"signedApprovals"`
+		metaData
 	} `json:"blockRequest"`
 	UnblockRequest *struct {
 		UnblockKeyName  *string         `json:"unblockKeyName"`
 		KeyPassword     Password        `json:"keyPassword"`
 		SignedApprovals signedApprovals `json:"signedApprovals"`
+		metaData
 	} `json:"unblockRequest"`
+	requestSignature
+}
+
+// target validates the member of a block (or, with blocked false, an
+// unblock) into the key it names, with the member's metaData.
+func (req *blockRequest) target(blocked bool) (keys.KeyRef, *metaData, error) {
+	var name *string
+	var pw Password
+	var approvals signedApprovals
+	var meta *metaData
+	member, field := "blockRequest", "blockRequest.blockKeyName"
+	if blocked && req.BlockRequest != nil {
+		r := req.BlockRequest
+		name, pw, approvals, meta = r.BlockKeyName, r.KeyPassword, r.SignedApprovals, &r.metaData
+	}
+	if !blocked {
+		member, field = "unblockRequest", "unblockRequest.unblockKeyName"
+		if r := req.UnblockRequest; r != nil {
+			name, pw, approvals, meta = r.UnblockKeyName, r.KeyPassword, r.SignedApprovals, &r.metaData
+		}
+	}
+	if name == nil {
+		return keys.KeyRef{}, nil, errValidation("%s is required", field)
+	}
+	if err := approvals.check(member); err != nil {
+		return keys.KeyRef{}, nil, err
+	}
+	ref, err := keyRef(field, *name, pw)
+	return ref, meta, err
 }
 
 // block handles POST /v1/synchronousBlock.
@@ -70,26 +112,7 @@ func (s *server) setBlocked(c *gin.Context, blocked bool) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	var name *string
-	var pw Password
-	var approvals signedApprovals
-	member, field := "blockRequest", "blockRequest.blockKeyName"
-	if blocked && req.BlockRequest != nil {
-		name, pw, approvals = req.BlockRequest.BlockKeyName, req.BlockRequest.KeyPassword, req.BlockRequest.SignedApprovals
-	}
-	if !blocked {
-		member, field = "unblockRequest", "unblockRequest.unblockKeyName"
-		if req.UnblockRequest != nil {
-			name, pw, approvals = req.UnblockRequest.UnblockKeyName, req.UnblockRequest.KeyPassword, req.UnblockRequest.SignedApprovals
-		}
-	}
-	if name == nil {
-		return errValidation("%s is required", field)
-	}
-	if err := approvals.check(member); err != nil {
-		return err
-	}
-	ref, err := keyRef(field, *name, pw)
+	ref, _, err := req.target(blocked)
 	if err != nil {
 		return err
 	}

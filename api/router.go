@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/hsmgate/hsmgate/approval"
 	"github.com/hsmgate/hsmgate/auth"
 	"github.com/hsmgate/hsmgate/certs"
 	"github.com/hsmgate/hsmgate/hsm"
@@ -93,17 +94,27 @@ type Options struct {
 	// Timestamps issues RFC 3161 time-stamps (nil: none is configured,
 	// /v1/createRfcTimestamp says so).
 	Timestamps *tsa.Service
+	// Approvals runs the multi-authorization workflow; nil: its routes
+	// answer 404.
+	Approvals *approval.Service
+	// ApproverCredentialWaived: the approver routes take the approver's
+	// timestamp signature alone, without an approverToken-role credential.
+	ApproverCredentialWaived bool
 }
 
 // server holds what the handlers need.
 type server struct {
-	hsm     *hsm.HSM
-	keys    *keys.Service
-	auth    Authenticator
-	log     *slog.Logger
-	build   Build
-	stats   statsCache
-	metrics *metrics
+	hsm  *hsm.HSM
+	keys *keys.Service
+	// approvals runs the multi-authorization workflow (nil: off).
+	approvals *approval.Service
+	// approverCredentialWaived: see Options.ApproverCredentialWaived.
+	approverCredentialWaived bool
+	auth                     Authenticator
+	log                      *slog.Logger
+	build                    Build
+	stats                    statsCache
+	metrics                  *metrics
 	// requireBoth: a client certificate's roles must also admit the route.
 	requireBoth bool
 	// logins and totpCodes throttle guesses of login passwords and of the
@@ -147,6 +158,7 @@ func New(opts Options) *gin.Engine {
 	}
 	s := &server{hsm: opts.HSM, keys: opts.Keys, auth: opts.Auth, log: opts.Log, build: opts.Build, requireBoth: opts.RequireBoth,
 		logins: opts.Throttle.Passwords("login"), totpCodes: opts.Throttle.Passwords("totp")}
+	s.approvals, s.approverCredentialWaived = opts.Approvals, opts.ApproverCredentialWaived
 	s.appTokens = opts.AppTokens
 	s.argus = opts.Argus
 	s.barongKeys, s.armorKeys = opts.Barong, opts.Armor

@@ -49,6 +49,12 @@ func role(rs ...roles.Role) access { return access{rule: roles.Rule{Roles: roles
 func (s *server) routes() []route {
 	const get, post, patch, del = http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete
 	km, op, sv := role(roles.KeyManagement), role(roles.KeyOperation), role(roles.Service)
+	ap := role(roles.Approver)
+	wf := func(as unsupportedAs, h handlerFunc) gin.HandlerFunc { return s.handle(as, s.workflow(h)) }
+	if s.approverCredentialWaived {
+		// The approver's timestamp signature is the only credential.
+		ap = public
+	}
 	return []route{
 		{get, "/healthz", public, s.healthz, "Liveness probe"},
 		{get, "/readyz", public, s.readyz, "Readiness probe"},
@@ -111,6 +117,32 @@ func (s *server) routes() []route {
 		// A widely used client asks for random bytes with its serviceToken.
 		{get, "/v1/generateRandom/:n", role(roles.KeyOperation, roles.Service), s.handle(asKeyType, s.random), "Random bytes from the token"},
 
+		// Multi-authorization (docs/api.md §9): asynchronous requests,
+		// executed at once when the key's policy asks no approval.
+		{post, "/v1/sign", op, wf(asCipher, s.asyncSign), "Request a signature"},
+		{post, "/v1/decrypt", op, wf(asCipher, s.asyncDecrypt), "Request a decryption"},
+		{post, "/v1/unwrap", op, wf(asCipher, s.asyncUnwrap), "Request an unwrap"},
+		{post, "/v1/block", op, wf(asKeyType, s.asyncBlock), "Request to block a key"},
+		{post, "/v1/unblock", op, wf(asKeyType, s.asyncUnblock), "Request to unblock a key"},
+		{post, "/v1/modify", km, wf(asKeyType, s.asyncModify), "Request to replace a key's policy"},
+		{get, "/v1/request/:id", op, wf(asKeyType, s.getRequest), "Status and result of a request"},
+		{post, "/v1/request/:id", op, wf(asKeyType, s.getRequest), "Status and result of a request"},
+		{del, "/v1/request/:id", op, wf(asKeyType, s.cancelRequest), "Cancel a request"},
+		{post, "/v1/filteredRequests", op, wf(asKeyType, s.filteredRequests), "The caller's requests by status"},
+		// Approvers: a signature over a recent timestamp, and by default an
+		// approverToken-role credential too (approval.approverCredential).
+		{post, "/v1/filteredSignApprovalTask", ap, wf(asKeyType, s.filteredTasks("Sign")), "An approver's sign tasks"},
+		{post, "/v1/filteredDecryptApprovalTask", ap, wf(asKeyType, s.filteredTasks("Decrypt")), "An approver's decrypt tasks"},
+		{post, "/v1/filteredUnwrapKeyApprovalTask", ap, wf(asKeyType, s.filteredTasks("UnwrapKey")), "An approver's unwrap tasks"},
+		{post, "/v1/filteredBlockKeyApprovalTask", ap, wf(asKeyType, s.filteredTasks("BlockKey")), "An approver's block tasks"},
+		{post, "/v1/filteredUnblockKeyApprovalTask", ap, wf(asKeyType, s.filteredTasks("UnblockKey")), "An approver's unblock tasks"},
+		{post, "/v1/filteredModifyKeyApprovalTask", ap, wf(asKeyType, s.filteredTasks("ModifyKey")), "An approver's modify tasks"},
+		{post, "/v1/filteredAllApprovalTask", ap, wf(asKeyType, s.filteredTasks("All")), "Every task of an approver"},
+		{post, "/v1/approval", ap, wf(asKeyType, s.approve), "Approve a task's request"},
+		{del, "/v1/task", ap, wf(asKeyType, s.rejectTask), "Reject a task's request"},
+		{patch, "/v1/task", ap, wf(asKeyType, s.rejectTask), "Reject a task's request"},
+		{post, "/v1/task", ap, wf(asKeyType, s.rejectTask), "Reject a task's request"},
+
 		// Service.
 		{get, "/v1/versionInfo", sv, s.versionInfo, "Version of the gateway and the token"},
 		{get, "/v1/licenseInfo", sv, s.licenseInfo, "License flags"},
@@ -144,6 +176,17 @@ func (s *server) routes() []route {
 		{get, "/users/:id/keys", self, s.manage(s.listArmorKeys), "List a user's Armor-style keys"},
 		{post, "/users/:id/keys", self, s.manage(s.createArmorKey), "Create an Armor-style pre-shared key"},
 		{del, "/users/:id/keys/:key", self, s.manage(s.deleteArmorKey), "Revoke an Armor-style key"},
+	}
+}
+
+// workflow guards a route of the multi-authorization workflow: without
+// one configured it answers 404 as an unknown route would.
+func (s *server) workflow(h handlerFunc) handlerFunc {
+	return func(c *gin.Context) error {
+		if s.approvals == nil {
+			return newError(http.StatusNotFound, 600, "route.not.found", "multi-authorization is not configured on this gateway")
+		}
+		return h(c)
 	}
 }
 

@@ -125,19 +125,47 @@ func (s *server) wrap(c *gin.Context) error {
 	return nil
 }
 
-// unwrapRequest is the body of POST /v1/synchronousUnwrap.
+// unwrapRequest is the body of POST /v1/synchronousUnwrap and /v1/unwrap.
 type unwrapRequest struct {
-	UnwrapKeyRequest *struct {
-		WrappedKey        *string           `json:"wrappedKey"`
-		Label             *string           `json:"label"`
-		UnwrapKeyName     *string           `json:"unwrapKeyName"`
-		UnwrapKeyPassword Password          `json:"unwrapKeyPassword"`
-		WrapMethod        string            `json:"wrapMethod"`
-		Attributes        *keyAttributesDTO `json:"attributes"`
-		Policy            json.RawMessage   `json:"policy"`
-		Customer          string            `json:"customer"`
-		SignedApprovals   signedApprovals   `json:"signedApprovals"`
-	} `json:"unwrapKeyRequest"`
+	UnwrapKeyRequest *unwrapFields `json:"unwrapKeyRequest"`
+	requestSignature
+}
+
+// unwrapFields are the members of unwrapRequest.
+type unwrapFields struct {
+	WrappedKey        *string           `json:"wrappedKey"`
+	Label             *string           `json:"label"`
+	UnwrapKeyName     *string           `json:"unwrapKeyName"`
+	UnwrapKeyPassword Password          `json:"unwrapKeyPassword"`
+	WrapMethod        string            `json:"wrapMethod"`
+	Attributes        *keyAttributesDTO `json:"attributes"`
+	Policy            json.RawMessage   `json:"policy"`
+	Customer          string            `json:"customer"`
+	SignedApprovals   signedApprovals   `json:"signedApprovals"`
+	metaData
+}
+
+// request validates the members into a keys.UnwrapRequest.
+func (r *unwrapFields) request() (keys.UnwrapRequest, error) {
+	if r == nil || r.WrappedKey == nil || r.UnwrapKeyName == nil {
+		return keys.UnwrapRequest{}, errValidation("unwrapKeyRequest.wrappedKey and unwrapKeyName are required")
+	}
+	if err := r.SignedApprovals.check("unwrapKeyRequest"); err != nil {
+		return keys.UnwrapRequest{}, err
+	}
+	if err := requireLabel("unwrapKeyRequest.label", r.Label); err != nil {
+		return keys.UnwrapRequest{}, err
+	}
+	if r.WrapMethod == "" {
+		return keys.UnwrapRequest{}, errValidation("unwrapKeyRequest.wrapMethod is required")
+	}
+	wrapped, err := keyMaterial("unwrapKeyRequest.wrappedKey", *r.WrappedKey)
+	if err != nil {
+		return keys.UnwrapRequest{}, err
+	}
+	unwrapping, err := keyRef("unwrapKeyName", *r.UnwrapKeyName, r.UnwrapKeyPassword)
+	return keys.UnwrapRequest{Unwrapping: unwrapping, Label: *r.Label, Method: r.WrapMethod,
+		Wrapped: wrapped, Flags: r.Attributes.flags(false), Policy: r.Policy, Customer: r.Customer}, err
 }
 
 // unwrap handles POST /v1/synchronousUnwrap.
@@ -146,29 +174,11 @@ func (s *server) unwrap(c *gin.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	r := req.UnwrapKeyRequest
-	if r == nil || r.WrappedKey == nil || r.UnwrapKeyName == nil {
-		return errValidation("unwrapKeyRequest.wrappedKey and unwrapKeyName are required")
-	}
-	if err := r.SignedApprovals.check("unwrapKeyRequest"); err != nil {
-		return err
-	}
-	if err := requireLabel("unwrapKeyRequest.label", r.Label); err != nil {
-		return err
-	}
-	if r.WrapMethod == "" {
-		return errValidation("unwrapKeyRequest.wrapMethod is required")
-	}
-	wrapped, err := keyMaterial("unwrapKeyRequest.wrappedKey", *r.WrappedKey)
+	ureq, err := req.UnwrapKeyRequest.request()
 	if err != nil {
 		return err
 	}
-	unwrapping, err := keyRef("unwrapKeyName", *r.UnwrapKeyName, r.UnwrapKeyPassword)
-	if err != nil {
-		return err
-	}
-	label, err := s.keys.Unwrap(c, principal(c), keys.UnwrapRequest{Unwrapping: unwrapping, Label: *r.Label, Method: r.WrapMethod,
-		Wrapped: wrapped, Flags: r.Attributes.flags(false), Policy: r.Policy, Customer: r.Customer})
+	label, err := s.keys.Unwrap(c, principal(c), ureq)
 	if err != nil {
 		return err
 	}

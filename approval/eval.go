@@ -13,10 +13,7 @@ type Set map[Fingerprint]bool
 // reach its quorum of distinct approvers. Timelock and timeout are the
 // caller's to check: they depend on the request, not on the approvers.
 func (r *Rule) Satisfied(approved Set) bool {
-	if r == nil {
-		return true
-	}
-	return r.anyToken(func(g Group) bool { return g.count(func(f Fingerprint) bool { return approved[f] }) >= g.Quorum })
+	return r == nil || r.anyToken(func(t Token) bool { return t.satisfied(approved) })
 }
 
 // Reachable reports whether the rule can still be fulfilled once the
@@ -24,23 +21,13 @@ func (r *Rule) Satisfied(approved Set) bool {
 // at least its quorum of approvers who have not. A nil rule is always
 // reachable; Reachable(nil) tells whether the rule can be fulfilled at all.
 func (r *Rule) Reachable(rejected Set) bool {
-	if r == nil {
-		return true
-	}
-	return r.anyToken(func(g Group) bool { return g.count(func(f Fingerprint) bool { return !rejected[f] }) >= g.Quorum })
+	return r == nil || r.anyToken(func(t Token) bool { return t.reachable(rejected) })
 }
 
-// anyToken reports whether some token has every group pass ok.
-func (r *Rule) anyToken(ok func(Group) bool) bool {
+// anyToken reports whether some token passes ok.
+func (r *Rule) anyToken(ok func(Token) bool) bool {
 	for _, t := range r.Tokens {
-		all := true
-		for _, g := range t.Groups {
-			if !ok(g) {
-				all = false
-				break
-			}
-		}
-		if all {
+		if ok(t) {
 			return true
 		}
 	}

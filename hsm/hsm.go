@@ -96,9 +96,10 @@ type tokenState struct {
 	pools [lanes]chan pkcs11.SessionHandle
 	mechs map[uint]pkcs11.MechanismInfo
 	info  Info
-	// internal holds the handles of the pepper and attestation keys.
+	// internal holds the handles of the pepper, attestation and integrity keys.
 	pepper      pkcs11.ObjectHandle
 	attestation *Key
+	integrity   *Key
 	// master wraps the credential secrets kept in the store (sealed.go).
 	master pkcs11.ObjectHandle
 	// exactPadWrap: the token's CKM_AES_KEY_WRAP_PAD passed the RFC 5649 vector.

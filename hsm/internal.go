@@ -16,11 +16,14 @@ const (
 	AttestationKeyLabel = "attestation-key"
 	// PepperKeyLabel names the HMAC key that turns secrets into verifiers.
 	PepperKeyLabel = "hsmgate-pepper"
+	// IntegrityKeyLabel names the EC P-256 key that signs the timestamps
+	// and the stored form of approval requests.
+	IntegrityKeyLabel = "hsmgate-integrity"
 )
 
 // isInternalLabel reports whether label names one of hsmgate's own keys.
 func isInternalLabel(label string) bool {
-	return label == PepperKeyLabel || label == AttestationKeyLabel || label == CredentialMasterLabel
+	return label == PepperKeyLabel || label == AttestationKeyLabel || label == CredentialMasterLabel || label == IntegrityKeyLabel
 }
 
 // ensureInternalKeys creates the attestation and pepper keys when missing,
@@ -31,36 +34,38 @@ func (h *HSM) ensureInternalKeys(st *tokenState) error {
 	s := &session{h: h, st: st, lane: keyLane, s: <-st.pools[keyLane]}
 	defer s.release()
 	err := func() error {
-		pepper, err := s.loadKey(PepperKeyLabel)
-		if errors.Is(err, ErrNotFound) {
-			pepper, err = s.createKey(&CreateKeyRequest{
-				Label: PepperKeyLabel, Algorithm: AlgHMAC, HMACHash: "SHA256", KeySize: 256,
-				Flags: Flags{Sign: true, Verify: true, Sensitive: true}, internal: true,
-			})
+		ensure := func(what string, req *CreateKeyRequest) (*Key, error) {
+			k, err := s.loadKey(req.Label)
+			if errors.Is(err, ErrNotFound) {
+				req.internal = true
+				k, err = s.createKey(req)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", what, err)
+			}
+			return k, nil
 		}
+		pepper, err := ensure("pepper key", &CreateKeyRequest{Label: PepperKeyLabel, Algorithm: AlgHMAC, HMACHash: "SHA256",
+			KeySize: 256, Flags: Flags{Sign: true, Verify: true, Sensitive: true}})
 		if err != nil {
-			return fmt.Errorf("pepper key: %w", err)
+			return err
 		}
-		att, err := s.loadKey(AttestationKeyLabel)
-		if errors.Is(err, ErrNotFound) {
-			att, err = s.createKey(&CreateKeyRequest{
-				Label: AttestationKeyLabel, Algorithm: AlgEC, CurveOID: OIDP256,
-				Flags: Flags{Sign: true, Verify: true, Sensitive: true}, internal: true,
-			})
-		}
+		att, err := ensure("attestation key", &CreateKeyRequest{Label: AttestationKeyLabel, Algorithm: AlgEC, CurveOID: OIDP256,
+			Flags: Flags{Sign: true, Verify: true, Sensitive: true}})
 		if err != nil {
-			return fmt.Errorf("attestation key: %w", err)
+			return err
 		}
-		master, err := s.loadKey(CredentialMasterLabel)
-		if errors.Is(err, ErrNotFound) {
-			master, err = s.createKey(&CreateKeyRequest{
-				Label: CredentialMasterLabel, Algorithm: AlgAES, KeySize: 256,
-				Flags: Flags{Wrap: true, Unwrap: true, Sensitive: true}, internal: true,
-			})
-		}
+		integrity, err := ensure("integrity key", &CreateKeyRequest{Label: IntegrityKeyLabel, Algorithm: AlgEC, CurveOID: OIDP256,
+			Flags: Flags{Sign: true, Verify: true, Sensitive: true}})
 		if err != nil {
-			return fmt.Errorf("credential master key: %w", err)
+			return err
 		}
+		master, err := ensure("credential master key", &CreateKeyRequest{Label: CredentialMasterLabel, Algorithm: AlgAES,
+			KeySize: 256, Flags: Flags{Wrap: true, Unwrap: true, Sensitive: true}})
+		if err != nil {
+			return err
+		}
+		st.integrity = integrity
 		st.pepper, st.attestation, st.master = pepper.secret, att, master.secret
 		labels, left, err := s.scanLabels()
 		if err != nil {
@@ -75,6 +80,9 @@ func (h *HSM) ensureInternalKeys(st *tokenState) error {
 
 // AttestationKey returns the key that signs attestations.
 func (h *HSM) AttestationKey() *Key { return h.state.Load().attestation }
+
+// IntegrityKey returns the key that signs approval requests.
+func (h *HSM) IntegrityKey() *Key { return h.state.Load().integrity }
 
 // Pepper computes HMAC-SHA256 of data with the pepper key inside the token.
 // Callers use it to turn a secret into a verifier that is useless without

@@ -77,8 +77,8 @@ func TestInterruptedKeysAreNeverServed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The three internal keys and "whole": 2 pairs + 2 secrets.
-	if st.ByClass["privateKey"] != 2 || st.ByClass["publicKey"] != 2 || st.ByClass["secretKey"] != 2 || st.Keys != 4 {
+	// The four internal keys and "whole": 3 pairs + 2 secrets.
+	if st.ByClass["privateKey"] != 3 || st.ByClass["publicKey"] != 3 || st.ByClass["secretKey"] != 2 || st.Keys != 5 {
 		t.Errorf("statistics count leftovers: %+v", st)
 	}
 	// The labels are not blocked.
@@ -204,8 +204,9 @@ func TestStatisticsCountWhatIncludeAdmits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// a, b and the three internal keys (pepper, credential master: secrets; attestation: a pair).
-	if all.Keys != 5 {
+	// a, b and the four internal keys (pepper, credential master: secrets;
+	// attestation, integrity: pairs).
+	if all.Keys != 6 {
 		t.Errorf("statistics of every key: %+v", all)
 	}
 }

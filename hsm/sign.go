@@ -114,11 +114,21 @@ func (h *HSM) Sign(ctx context.Context, k *Key, req SignRequest) ([]byte, error)
 // Attest signs an attestation document with the attestation key
 // (ECDSA P-256, SHA-256, DER), which no caller can use directly.
 func (h *HSM) Attest(ctx context.Context, doc []byte) ([]byte, error) {
+	return h.signSHA256ECDSA(ctx, h.AttestationKey(), doc)
+}
+
+// IntegritySign signs msg with the integrity key: DER ECDSA over SHA-256.
+func (h *HSM) IntegritySign(ctx context.Context, msg []byte) ([]byte, error) {
+	return h.signSHA256ECDSA(ctx, h.IntegrityKey(), msg)
+}
+
+// signSHA256ECDSA signs msg with one of hsmgate's own EC keys.
+func (h *HSM) signSHA256ECDSA(ctx context.Context, k *Key, msg []byte) ([]byte, error) {
 	a, err := alg.ParseSignature("SHA256_WITH_ECDSA")
 	if err != nil {
 		return nil, err
 	}
-	return h.sign(ctx, h.AttestationKey(), a, doc, false)
+	return h.sign(ctx, k, a, msg, false)
 }
 
 // sign is Sign without the checks of the caller's permission.

@@ -79,6 +79,11 @@ func (s *Service) Attributes(ctx context.Context, p *roles.Principal, ref KeyRef
 	if err != nil {
 		return nil, err
 	}
+	return s.attest(ctx, attester, k, r)
+}
+
+// attest describes a key and signs its attestation document.
+func (s *Service) attest(ctx context.Context, attester Attester, k *hsm.Key, r *record) (*Attestation, error) {
 	v := view(k, r, time.Now().UTC())
 	doc, err := attestationXML(v)
 	if err != nil {

@@ -240,11 +240,17 @@ func (s *Service) ListKeys(ctx context.Context, p *roles.Principal) ([]string, e
 
 // DeleteKey destroys a key after checking its password.
 func (s *Service) DeleteKey(ctx context.Context, p *roles.Principal, ref KeyRef) error {
-	k, _, err := s.unlocked(ctx, p, ref)
+	k, r, err := s.unlocked(ctx, p, ref)
 	if err != nil {
 		return err
 	}
-	return s.backend.DeleteKey(ctx, k.Label)
+	if err := s.backend.DeleteKey(ctx, k.Label); err != nil {
+		return err
+	}
+	if s.deleted != nil {
+		s.deleted(ctx, r.Customer, apiLabel(r.Customer, k.Label))
+	}
+	return nil
 }
 
 // ChangePassword replaces a key password (ref carries the old one); an
@@ -292,6 +298,10 @@ func (s *Service) ExportKey(ctx context.Context, p *roles.Principal, ref KeyRef)
 type ModifyRequest struct {
 	Key    KeyRef
 	Policy json.RawMessage
+	// IgnoreStatus ignores keyStatus in Policy: TSB's asynchronous modify
+	// policy has none (clients send it anyway), and block and unblock
+	// have their own requests there.
+	IgnoreStatus bool
 }
 
 // Modify replaces the policy of a key and returns its label.
@@ -300,14 +310,8 @@ func (s *Service) Modify(ctx context.Context, p *roles.Principal, req ModifyRequ
 	if err != nil {
 		return "", err
 	}
-	policy, err := s.parsePolicy(req.Policy, true)
+	policy, err := s.modifyPolicy(k, req)
 	if err != nil {
-		return "", err
-	}
-	if policy.stored != nil && k.Flags.Extractable {
-		return "", refuse(ErrInvalidAttributes, "an extractable key cannot carry a policy")
-	}
-	if err := checkPolicyHolder(policy.stored != nil, !alg.Asymmetric(k.Meta.Algorithm)); err != nil {
 		return "", err
 	}
 	if err := s.admit(ctx, p, k, r, OpModify); err != nil {
@@ -332,6 +336,21 @@ func (s *Service) Modify(ctx context.Context, p *roles.Principal, req ModifyRequ
 		return "", err
 	}
 	return k.Label, nil
+}
+
+// modifyPolicy validates the new policy of a modify for key k.
+func (s *Service) modifyPolicy(k *hsm.Key, req ModifyRequest) (newPolicy, error) {
+	policy, err := s.parsePolicy(req.Policy, true)
+	if err != nil {
+		return newPolicy{}, err
+	}
+	if req.IgnoreStatus {
+		policy.blocked = nil
+	}
+	if policy.stored != nil && k.Flags.Extractable {
+		return newPolicy{}, refuse(ErrInvalidAttributes, "an extractable key cannot carry a policy")
+	}
+	return policy, checkPolicyHolder(policy.stored != nil, !alg.Asymmetric(k.Meta.Algorithm))
 }
 
 // SetBlocked blocks or unblocks a key.

@@ -111,10 +111,14 @@ func (r *CipherRequest) cipher() (hsm.CipherRequest, error) {
 		return out, refuse(ErrUnsupported, "cipher algorithm %s is not supported", r.Algorithm)
 	}
 	out.Cipher = c
-	if r.TagBits != nil {
-		if *r.TagBits == 0 {
-			return out, ErrTagLength
-		}
+	switch {
+	case r.TagBits == nil:
+	case c.Mode != alg.AESGCM && *r.TagBits == 0:
+		// TSB's DTO defaults tagLength to 0, and clients send that 0 with
+		// every cipher: only GCM has a tag.
+	case *r.TagBits == 0:
+		return out, ErrTagLength
+	default:
 		out.TagBits = *r.TagBits
 	}
 	return out, nil

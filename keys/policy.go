@@ -81,37 +81,19 @@ func checkPolicyHolder(withPolicy, secret bool) error {
 	return nil
 }
 
-// requireNullRule is the policy gate of a Service without approval
-// workflow: a key without policy, or whose rule for the operation is null,
-// is used at once; any other rule needs approvals, which a synchronous
-// route cannot carry.
+// requireNullRule is the policy gate of the gateway: a key without
+// policy, or whose rule for the operation is null, is used at once; so is a
+// use that an approval grant covers (the approval workflow verified the
+// approvals and executes it); any other rule needs approvals, which a
+// synchronous route cannot carry.
 type requireNullRule struct{}
 
-// Admit refuses an operation whose rule is not null.
-func (requireNullRule) Admit(_ context.Context, _ *roles.Principal, k KeyInfo, op Operation) error {
-	rule, name := ruleFor(k.Policy, op)
-	if rule == nil {
+// Admit refuses an operation whose rule is not null, unless a grant covers it.
+func (requireNullRule) Admit(ctx context.Context, _ *roles.Principal, k KeyInfo, op Operation) error {
+	rule, name := k.Policy.Rule(op)
+	if rule == nil || approval.GrantFrom(ctx).Covers(k.Customer, k.Label, op) {
 		return nil
 	}
 	return refuse(ErrApprovalRequired, "key %q has a policy whose %s is not null: %s needs approvals, given through the asynchronous request of that operation (/v1/%s), not the synchronous route",
 		k.Label, name, op, op)
-}
-
-// ruleFor returns the rule of p that governs op, with its wire name; nil
-// when p is nil or op needs no approval.
-func ruleFor(p *approval.Policy, op Operation) (*approval.Rule, string) {
-	if p == nil {
-		return nil, ""
-	}
-	switch op {
-	case OpSign, OpDecrypt, OpUnwrap:
-		return p.Use, "ruleUse"
-	case OpBlock:
-		return p.Block, "ruleBlock"
-	case OpUnblock:
-		return p.Unblock, "ruleUnblock"
-	case OpModify:
-		return p.Modify, "ruleModify"
-	}
-	return nil, ""
 }

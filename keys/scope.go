@@ -13,7 +13,7 @@ import (
 // (nil or empty when none was given).
 type KeyRef struct {
 	Label    string
-	Password []byte
+	Password []byte `json:"-"` // never part of a stored request
 }
 
 // scoped loads a key of one of the caller's customers with its record, by

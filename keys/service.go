@@ -100,17 +100,18 @@ type StatisticsSource interface {
 // Flags are the PKCS#11 boolean attributes of a key as the wire API names them.
 type Flags = hsm.Flags
 
-// Operation names a use of a key that a policy can reserve for approval.
-type Operation string
+// Operation names a use of a key that a policy can reserve for approval;
+// the approval package owns the list.
+type Operation = approval.Operation
 
 // The operations the policy gate is asked about.
 const (
-	OpSign    Operation = "sign"
-	OpDecrypt Operation = "decrypt"
-	OpUnwrap  Operation = "unwrap"
-	OpModify  Operation = "modify"
-	OpBlock   Operation = "block"
-	OpUnblock Operation = "unblock"
+	OpSign    = approval.OpSign
+	OpDecrypt = approval.OpDecrypt
+	OpUnwrap  = approval.OpUnwrap
+	OpModify  = approval.OpModify
+	OpBlock   = approval.OpBlock
+	OpUnblock = approval.OpUnblock
 )
 
 // KeyInfo is what the policy gate is told about the key of a use.
@@ -165,6 +166,8 @@ type Service struct {
 	attestationKey string
 	// now is the clock approver certificates are checked against.
 	now func() time.Time
+	// deleted is told about every deleted key.
+	deleted func(ctx context.Context, customer, label string)
 }
 
 // Options configures a Service.
@@ -181,11 +184,16 @@ type Options struct {
 	// Now is the clock new policies are validated at (approver
 	// certificates must be valid then); nil is time.Now.
 	Now func() time.Time
+	// Deleted, when set, is told the customer and API label of every
+	// key deleted, after the deletion: the approval workflow cancels the
+	// key's pending requests.
+	Deleted func(ctx context.Context, customer, label string)
 }
 
 // New returns a Service on backend.
 func New(backend Backend, opts Options) *Service {
-	s := &Service{backend: backend, gate: opts.Gate, passwords: opts.Passwords, attestationKey: opts.AttestationKeyLabel, now: opts.Now}
+	s := &Service{backend: backend, gate: opts.Gate, passwords: opts.Passwords, attestationKey: opts.AttestationKeyLabel, now: opts.Now,
+		deleted: opts.Deleted}
 	if s.gate == nil {
 		s.gate = requireNullRule{}
 	}

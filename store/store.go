@@ -1,7 +1,8 @@
 // Package store keeps hsmgate's persistent state behind one interface:
-// customers, users, the credentials of every scheme, used nonces and
-// clock-skew pins. SQLite is the embedded default; PostgreSQL serves
-// several instances sharing one database. The store never holds a
+// customers, users, the credentials of every scheme, used nonces,
+// clock-skew pins and the asynchronous requests of multi-authorization.
+// SQLite is the embedded default; PostgreSQL serves several instances
+// sharing one database. The store never holds a
 // secret in a form that can be replayed: bearer secrets are stored as
 // HMACs computed by the token, HMAC secrets wrapped under a token key.
 package store
@@ -144,6 +145,9 @@ type Store interface {
 	// PinOffset records offset for key unless one is pinned already, and
 	// returns the pinned offset (clock-skew pinning, docs/credentials.md §9.4).
 	PinOffset(ctx context.Context, key string, offset time.Duration) (time.Duration, error)
+
+	// Requests keeps the multi-authorization workflow's requests and tasks.
+	Requests
 
 	// Ping checks that the database answers (readiness); its failure is
 	// ErrUnavailable.

@@ -7,7 +7,7 @@
 //	go run ./cmd/hsmgate-bench [-duration 3s] [-conc 1,8,32] [-json bench-results.json]
 //	                           [-quick] [-keys10k=false] [-keys N] [-keysbudget 30m]
 //	                           [-pool N] [-cpuprofile FILE] [-keysprofile FILE]
-//	                           [-schemes=false | -schemesonly] [-scheme NAME]
+//	                           [-schemes=false | -schemesonly] [-scheme NAME] [-approvals=false]
 //
 // By default the REST server is the real binary (go build ./cmd/hsmgate):
 // `hsmgate dev` creates its token, PKI and credentials and serves with its
@@ -79,6 +79,7 @@ type options struct {
 	accessLog        bool
 	poolSize         int
 	schemes          bool
+	approvals        bool
 	schemesOnly      bool
 	schemeFilter     string
 }
@@ -103,6 +104,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&o.accessLog, "accesslog", true, "also measure ECDSA signing with the access log on (binary mode)")
 	fs.IntVar(&o.poolSize, "pool", 0, "PKCS#11 session pool size for both sides (0: the hsm default)")
 	fs.BoolVar(&o.schemes, "schemes", true, "measure signing authenticated by each credential scheme (binary mode)")
+	fs.BoolVar(&o.approvals, "approvals", true, "measure the multi-authorization workflow: async vs sync sign, task fetch, approvals/s (binary mode)")
 	fs.BoolVar(&o.schemesOnly, "schemesonly", false, "measure only the credential schemes (no matrix, key-count, access-log or TLS phase)")
 	fs.StringVar(&o.schemeFilter, "scheme", "", "measure only the credential schemes whose name contains this (case-insensitive), e.g. to profile one")
 	if err := fs.Parse(args); err != nil {
@@ -124,7 +126,7 @@ func parseFlags(args []string) (*options, error) {
 	}
 	o.inProcess = o.inProcess || o.cpuProfile != "" || o.keysProfile != ""
 	if o.schemesOnly {
-		o.schemes, o.keys10k, o.accessLog = true, false, false
+		o.schemes, o.keys10k, o.accessLog, o.approvals = true, false, false, false
 	}
 	var err error
 	if o.concs, err = parseConcurrencies(*conc); err != nil {
@@ -199,6 +201,9 @@ func run(ctx context.Context, o *options) (err error) {
 	measureErr := measureAll(ctx, o, rep, h, client, ops, rawOps, restOps, dev.lean)
 	if measureErr == nil && !o.inProcess && o.schemes {
 		rep.Schemes = runSchemesBench(ctx, o, tmp, client, ops[0])
+	}
+	if measureErr == nil && !o.inProcess && o.approvals {
+		rep.Approvals = runApprovalsBench(ctx, o, client)
 	}
 	if measureErr == nil && !o.inProcess && !o.schemesOnly {
 		_ = srv.stop() // the TLS phase runs a server of its own on the same token

@@ -124,6 +124,7 @@ type Report struct {
 	KeyCount   *KeyCountResult  `json:"keyCount,omitempty"`
 	TLS        *TLSResult       `json:"tls,omitempty"`
 	Schemes    *SchemesResult   `json:"schemes,omitempty"`
+	Approvals  *ApprovalsResult `json:"approvals,omitempty"`
 	Targets    []Target         `json:"targets"`
 	AllPassed  bool             `json:"allTargetsPassed"`
 	// Interrupted is set when a signal ended the run early: the results
@@ -334,6 +335,9 @@ func printReport(w io.Writer, r *Report) {
 	}
 	if r.Schemes != nil {
 		printSchemes(w, r.Schemes)
+	}
+	if r.Approvals != nil {
+		printApprovals(w, r.Approvals)
 	}
 	if r.KeyCount != nil {
 		printKeyCount(w, r.KeyCount)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	_ "embed" // the approval example
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -288,7 +289,11 @@ curl -sS -w '\n' --cacert $CA --cert $C/keyOperationToken.pem --key $C/keyOperat
   $HSMGATE/v1/synchronousSign
 curl -sS -w '\n' --cacert $CA --cert $C/revoked.pem --key $C/revoked-key.pem $HSMGATE/v1/versionInfo  # refused by the responder
 
-`, host, rel)
+Multi-authorization (docs/api.md §9.7): a key whose signatures need an approver's approval, in the
+same shell, in a scratch directory (it writes approver.pem, payload.txt, payload.sig and ska.pem):
+
+%[3]s
+`, host, rel, approvalExample)
 }
 
 // devTimestampKey labels the time-stamping key of a development token.
@@ -306,3 +311,9 @@ func devTimestamps(ctx context.Context, c *config.TimestampConfig, h *hsm.HSM, p
 	_, err = certs.New(keys.New(h, keys.Options{})).CertifyGatewayKey(ctx, certs.TimestampCertificate(devTimestampKey, ca))
 	return err
 }
+
+// approvalExample is the worked example of multi-authorization that
+// docs/api.md §9.7 repeats (a test checks that the two agree and runs it).
+//
+//go:embed approval_example.sh
+var approvalExample string

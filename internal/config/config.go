@@ -32,6 +32,8 @@ type Config struct {
 	Log    LogConfig    `yaml:"log"`
 	// Timestamp configures RFC 3161 time-stamps (timestamp.go).
 	Timestamp TimestampConfig `yaml:"timestamp"`
+	// Approval tunes multi-authorization.
+	Approval ApprovalConfig `yaml:"approval"`
 	// Warnings are what Read found acceptable but worth saying, for the
 	// caller to log: keys a file sets to the 0 that used to mean "the
 	// default".
@@ -230,6 +232,7 @@ func Default() *Config {
 		Server:    ServerConfig{MaxBodyBytes: DefaultMaxBodyBytes, MaxFileBytes: DefaultMaxFileBytes, FileTimeout: DefaultFileTimeout, AccessLog: true, ShutdownTimeout: DefaultShutdownTimeout, DrainDelay: DefaultDrainDelay, GCPercent: DefaultGCPercent, MaxProcs: Auto},
 		Log:       LogConfig{Format: "json", Level: "info"},
 		Timestamp: TimestampConfig{Policy: DefaultTimestampPolicy},
+		Approval:  defaultApproval(),
 	}
 }
 

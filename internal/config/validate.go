@@ -66,6 +66,7 @@ func (c *Config) Validate() error {
 	c.Log.validate(&p)
 	c.Auth.validate(&p)
 	c.Timestamp.validate(&p)
+	c.Approval.validate(&p)
 	switch len(p) {
 	case 0:
 		return nil

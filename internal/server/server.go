@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hsmgate/hsmgate/api"
+	"github.com/hsmgate/hsmgate/approval"
 	"github.com/hsmgate/hsmgate/auth"
 	"github.com/hsmgate/hsmgate/hsm"
 	"github.com/hsmgate/hsmgate/internal/config"
@@ -128,7 +129,18 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		// in-flight requests finish: their lines are written out too.
 		defer accessLog.Close()
 	}
-	ks := keys.New(h, keys.Options{Passwords: throttle.Passwords("key-password")})
+	// The workflow executes through the keys service, and the keys
+	// service tells it about deleted keys: one refers to the other.
+	var approvals *approval.Service
+	ks := keys.New(h, keys.Options{Passwords: throttle.Passwords("key-password"),
+		Deleted: func(ctx context.Context, customer, label string) {
+			if err := approvals.CancelKey(ctx, customer, label); err != nil {
+				log.Warn("cancel the requests of a deleted key", "key", label, "error", err)
+			}
+		}})
+	if approvals, err = newApprovals(cfg.Approval, h, st, ks, log); err != nil {
+		return err
+	}
 	timestamps, err := certifyGatewayKeys(ctx, cfg.Timestamp, ks)
 	if err != nil {
 		return err
@@ -136,12 +148,13 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	var drain drain
 	router := api.New(api.Options{
 		HSM: h, Keys: ks, Auth: authn, Throttle: throttle, Timestamps: timestamps,
+		Approvals: approvals, ApproverCredentialWaived: !cfg.Approval.ApproverCredential,
 		RequireBoth: cfg.TLS.RequireBoth, Log: log, MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		MaxFileBytes: cfg.Server.MaxFileBytes, FileTimeout: cfg.Server.FileTimeout,
 		AccessLog: accessLog, Build: o.Build,
 		AppTokens:       appTokenIssuer(schemes),
 		Argus:           findScheme[*auth.Argus](schemes),
-		Collectors:      ocspCollectors(tlsSrv),
+		Collectors:      append(ocspCollectors(tlsSrv), approvals.Collectors()...),
 		Barong:          findScheme[*auth.Barong](schemes),
 		Armor:           findScheme[*auth.Armor](schemes),
 		ConnectionCheck: revalidate(tlsSrv),
@@ -167,6 +180,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	runTLS(ctx, tlsSrv, log)
+	go approvals.Run(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(tls.NewListener(ln, tlsSrv.TLSConfig())) }()
 	log.Info("hsmgate listening", "addr", ln.Addr().String(), "token", h.Info().Label, "version", o.Build.Version)

@@ -41,6 +41,11 @@ func Run(t *testing.T, open Opener) {
 		{"NonceConcurrency", testNonceConcurrency},
 		{"PinOffset", testPinOffset},
 		{"PinOffsetConcurrency", testPinOffsetConcurrency},
+		{"RequestRoundTrip", testRequestRoundTrip},
+		{"RequestLimits", testRequestLimits},
+		{"Tasks", testTasks},
+		{"StatusChangesOnce", testStatusChangesOnce},
+		{"DueAndPurge", testDueAndPurge},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, open(t)) })
