@@ -50,6 +50,41 @@ var guardedRoutes = []struct {
 	{http.MethodPost, "/v1/synchronousBlock", []string{roleOP}},
 	{http.MethodPost, "/v1/synchronousUnblock", []string{roleOP}},
 	{http.MethodGet, "/v1/generateRandom/16", []string{roleOP, roleSV}},
+	{http.MethodPost, "/v1/key/keyAttestation", []string{roleKM}},
+	{http.MethodGet, "/v1/attestation/certificate", []string{roleKM}},
+	{http.MethodPost, "/v1/attestation/key", []string{roleKM}},
+	{http.MethodPost, "/v1/certificate/synchronous/request", []string{roleOP}},
+	{http.MethodPost, "/v1/certificate/synchronous/request/download", []string{roleOP}},
+	{http.MethodPost, "/v1/certificate/synchronous/selfsign", []string{roleOP}},
+	{http.MethodPost, "/v1/certificate/synchronous/sign", []string{roleOP}},
+	{http.MethodPost, "/v1/certificate/import/plain", []string{roleOP}},
+	{http.MethodGet, "/v1/certificate/role-probe", []string{roleOP}},
+	{http.MethodDelete, "/v1/certificate/role-probe", []string{roleOP}},
+	{http.MethodPost, "/v1/createRfcTimestamp", []string{roleOP}},
+	{http.MethodPost, "/v1/fileEncrypt", []string{roleOP}},
+	{http.MethodPost, "/v1/synchronousFileDecrypt", []string{roleOP}},
+	// Multi-authorization (docs/api.md §9).
+	{http.MethodPost, "/v1/sign", []string{roleOP}},
+	{http.MethodPost, "/v1/decrypt", []string{roleOP}},
+	{http.MethodPost, "/v1/unwrap", []string{roleOP}},
+	{http.MethodPost, "/v1/block", []string{roleOP}},
+	{http.MethodPost, "/v1/unblock", []string{roleOP}},
+	{http.MethodPost, "/v1/modify", []string{roleKM}},
+	{http.MethodGet, "/v1/request/role-probe", []string{roleOP}},
+	{http.MethodPost, "/v1/request/role-probe", []string{roleOP}},
+	{http.MethodDelete, "/v1/request/role-probe", []string{roleOP}},
+	{http.MethodPost, "/v1/filteredRequests", []string{roleOP}},
+	{http.MethodPost, "/v1/filteredSignApprovalTask", []string{roleAP}},
+	{http.MethodPost, "/v1/filteredDecryptApprovalTask", []string{roleAP}},
+	{http.MethodPost, "/v1/filteredUnwrapKeyApprovalTask", []string{roleAP}},
+	{http.MethodPost, "/v1/filteredBlockKeyApprovalTask", []string{roleAP}},
+	{http.MethodPost, "/v1/filteredUnblockKeyApprovalTask", []string{roleAP}},
+	{http.MethodPost, "/v1/filteredModifyKeyApprovalTask", []string{roleAP}},
+	{http.MethodPost, "/v1/filteredAllApprovalTask", []string{roleAP}},
+	{http.MethodPost, "/v1/approval", []string{roleAP}},
+	{http.MethodDelete, "/v1/task", []string{roleAP}},
+	{http.MethodPatch, "/v1/task", []string{roleAP}},
+	{http.MethodPost, "/v1/task", []string{roleAP}},
 	{http.MethodGet, "/v1/versionInfo", []string{roleSV}},
 	{http.MethodGet, "/v1/licenseInfo", []string{roleSV}},
 	{http.MethodGet, "/v1/keystore/statistics", []string{roleSV}},
@@ -119,7 +154,7 @@ func TestRoleEnforcement(t *testing.T) {
 		for _, rt := range guardedRoutes {
 			known[rt.method+" "+rt.path] = true
 		}
-		fill := strings.NewReplacer("{label}", "role-probe", "{name}", "role-probe", "{n}", "16")
+		fill := strings.NewReplacer("{label}", "role-probe", "{name}", "role-probe", "{keyName}", "role-probe", "{id}", "role-probe", "{n}", "16")
 		for path, ops := range paths {
 			if !strings.HasPrefix(path, "/v1/") {
 				continue
