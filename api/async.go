@@ -259,7 +259,13 @@ func renderStatus(st *approval.Status) requestStatus {
 		t := st.ExecutionTime.UTC().Format(time.RFC3339)
 		out.ExecutionTime = &t
 	}
-	if st.Result != nil {
+	switch {
+	case st.Result == nil:
+	case st.Operation.Certificate():
+		// TSB answers the PEM CSR or certificate as it is.
+		pem := string(st.Result)
+		out.Result = &pem
+	default:
 		out.Result = optionalB64(st.Result)
 	}
 	return out

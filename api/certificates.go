@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+	"github.com/hsmgate/hsmgate/approval"
 	"github.com/hsmgate/hsmgate/certs"
 	"github.com/hsmgate/hsmgate/keys"
 )
@@ -73,6 +74,7 @@ type certificateRequest struct {
 	CertificateSigningRequest    *string                `json:"certificateSigningRequest"`
 	KeyUsage                     usageList              `json:"keyUsage"`
 	ExtendedKeyUsage             usageList              `json:"extendedKeyUsage"`
+	metaData
 }
 
 // defaultIssueValidity is the validity of an issued certificate when the
@@ -80,24 +82,27 @@ type certificateRequest struct {
 // in TSB's DTO).
 const defaultIssueValidity = 365
 
-// decodeCertificateRequest reads a certificate request and checks the
-// members every route needs.
+// decodeCertificateRequest reads a synchronous certificate request and
+// checks the members every route needs.
 func decodeCertificateRequest(c *gin.Context) (*certificateRequest, keys.KeyRef, error) {
 	var req certificateRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return nil, keys.KeyRef{}, err
 	}
-	if req.SignKeyName == nil {
-		return nil, keys.KeyRef{}, errKeyName("signKeyName is required")
+	ref, err := req.key()
+	return &req, ref, err
+}
+
+// key checks the members every route needs and returns the signing key.
+func (r *certificateRequest) key() (keys.KeyRef, error) {
+	if r == nil || r.SignKeyName == nil {
+		return keys.KeyRef{}, errKeyName("signKeyName is required")
 	}
-	ref, err := keyRef("signKeyName", *req.SignKeyName, req.KeyPassword)
+	ref, err := keyRef("signKeyName", *r.SignKeyName, r.KeyPassword)
 	if err != nil {
-		return nil, keys.KeyRef{}, err
+		return keys.KeyRef{}, err
 	}
-	if err := requireAlgorithm(req.SignatureAlgorithm); err != nil {
-		return nil, keys.KeyRef{}, err
-	}
-	return &req, ref, nil
+	return ref, requireAlgorithm(r.SignatureAlgorithm)
 }
 
 // validity returns the validity member, which route requires unless a
@@ -117,29 +122,63 @@ func (r *certificateRequest) usage() certs.Usage {
 	return certs.Usage{KeyUsage: r.KeyUsage, ExtendedKeyUsage: r.ExtendedKeyUsage}
 }
 
-// csrRequest builds the CSR request of the two request routes.
-func (s *server) csr(c *gin.Context) (*certs.Result, error) {
-	req, ref, err := decodeCertificateRequest(c)
+// csrRequest builds the request of a CSR signed by ref.
+func (r *certificateRequest) csrRequest(ref keys.KeyRef) (certs.CSRRequest, error) {
+	days, err := r.validity(0)
 	if err != nil {
-		return nil, err
+		return certs.CSRRequest{}, err
 	}
-	days, err := req.validity(0)
-	if err != nil {
-		return nil, err
-	}
-	a := req.StandardCertificateAttribute
+	a := r.StandardCertificateAttribute
 	if a == nil {
-		return nil, errValidation("standardCertificateAttributes is required")
+		return certs.CSRRequest{}, errValidation("standardCertificateAttributes is required")
 	}
-	res, err := s.certs.Request(c, principal(c), certs.CSRRequest{
-		Key: ref, SignatureAlgorithm: req.SignatureAlgorithm, ValidityDays: days, Usage: req.usage(),
+	return certs.CSRRequest{
+		Key: ref, SignatureAlgorithm: r.SignatureAlgorithm, ValidityDays: days, Usage: r.usage(),
 		Subject: certs.Subject{
 			CommonName: a.CommonName, Country: a.Country, StateOrProvince: a.StateOrProvinceName, Locality: a.Locality,
 			Organization: a.OrganizationName, OrganizationalUnit: a.OrganizationUnitName, Email: a.Email, Title: a.Title,
 			Surname: a.Surname, GivenName: a.GivenName, Initials: a.Initials, Pseudonym: a.Pseudonym,
 			GenerationQualifier: a.GenerationQualifier, OrganizationIdentifier: a.OrganizationIdentifier,
 		},
-	})
+	}, nil
+}
+
+// selfSignRequest builds the request of a certificate of ref signed by itself.
+func (r *certificateRequest) selfSignRequest(ref keys.KeyRef) (certs.SelfSignRequest, error) {
+	days, err := r.validity(0)
+	return certs.SelfSignRequest{Key: ref, SignatureAlgorithm: r.SignatureAlgorithm, ValidityDays: days, CommonName: r.CommonName,
+		CA: r.CertificateAuthority, Usage: r.usage()}, err
+}
+
+// issueRequest builds the request of a certificate that the CA key ref
+// issues for a CSR.
+func (r *certificateRequest) issueRequest(ref keys.KeyRef) (certs.IssueRequest, error) {
+	days, err := r.validity(defaultIssueValidity)
+	if err != nil {
+		return certs.IssueRequest{}, err
+	}
+	if r.CertificateSigningRequest == nil || strings.TrimSpace(*r.CertificateSigningRequest) == "" {
+		return certs.IssueRequest{}, errCSR("certificateSigningRequest is required (PEM, or base64 DER)")
+	}
+	csr, err := pemOrBase64(*r.CertificateSigningRequest)
+	if err != nil {
+		return certs.IssueRequest{}, errCSR("certificateSigningRequest is neither PEM nor base64 DER")
+	}
+	return certs.IssueRequest{Key: ref, SignatureAlgorithm: r.SignatureAlgorithm, ValidityDays: days, CommonName: r.CommonName,
+		CA: r.CertificateAuthority, CSR: csr, Usage: r.usage()}, nil
+}
+
+// csr runs the CSR request of the two synchronous request routes.
+func (s *server) csr(c *gin.Context) (*certs.Result, error) {
+	req, ref, err := decodeCertificateRequest(c)
+	if err != nil {
+		return nil, err
+	}
+	creq, err := req.csrRequest(ref)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.certs.Request(c, principal(c), creq)
 	return res, certificateError(err)
 }
 
@@ -175,14 +214,11 @@ func (s *server) selfSignCertificate(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	days, err := req.validity(0)
+	sreq, err := req.selfSignRequest(ref)
 	if err != nil {
 		return err
 	}
-	res, err := s.certs.SelfSign(c, principal(c), certs.SelfSignRequest{
-		Key: ref, SignatureAlgorithm: req.SignatureAlgorithm, ValidityDays: days, CommonName: req.CommonName,
-		CA: req.CertificateAuthority, Usage: req.usage(),
-	})
+	res, err := s.certs.SelfSign(c, principal(c), sreq)
 	if err != nil {
 		return certificateError(err)
 	}
@@ -196,21 +232,11 @@ func (s *server) signCertificate(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	days, err := req.validity(defaultIssueValidity)
+	ireq, err := req.issueRequest(ref)
 	if err != nil {
 		return err
 	}
-	if req.CertificateSigningRequest == nil || strings.TrimSpace(*req.CertificateSigningRequest) == "" {
-		return errCSR("certificateSigningRequest is required (PEM, or base64 DER)")
-	}
-	csr, err := pemOrBase64(*req.CertificateSigningRequest)
-	if err != nil {
-		return errCSR("certificateSigningRequest is neither PEM nor base64 DER")
-	}
-	res, err := s.certs.Issue(c, principal(c), certs.IssueRequest{
-		Key: ref, SignatureAlgorithm: req.SignatureAlgorithm, ValidityDays: days, CommonName: req.CommonName,
-		CA: req.CertificateAuthority, CSR: csr, Usage: req.usage(),
-	})
+	res, err := s.certs.Issue(c, principal(c), ireq)
 	if err != nil {
 		return certificateError(err)
 	}
@@ -329,4 +355,55 @@ func certificateError(err error) error {
 		return newError(http.StatusBadRequest, 402, "invalid.certificate", "%s", err)
 	}
 	return err
+}
+
+// certificateEnvelope is the body of the asynchronous certificate routes:
+// TSB's envelope, whose member names the operation (docs/api.md §9.1).
+type certificateEnvelope struct {
+	CSR      *certificateRequest `json:"csrSignRequest"`
+	SelfSign *certificateRequest `json:"selfSignCertificateRequest"`
+	Issue    *certificateRequest `json:"signCertificateRequest"`
+	requestSignature
+}
+
+// asyncCertificate returns the handler of an asynchronous certificate
+// route: POST /v1/certificate/request, /selfsign or /sign. The request
+// goes through the key's ruleUse like a signature; its result is the PEM
+// CSR or certificate.
+func (s *server) asyncCertificate(op approval.Operation) handlerFunc {
+	member := map[approval.Operation]string{approval.OpCertificateRequest: "csrSignRequest",
+		approval.OpSelfSign: "selfSignCertificateRequest", approval.OpIssue: "signCertificateRequest"}[op]
+	return func(c *gin.Context) error {
+		var env certificateEnvelope
+		return s.submit(c, member, "signRequestId", &env, func() (*approval.Submission, error) {
+			r := map[approval.Operation]*certificateRequest{approval.OpCertificateRequest: env.CSR,
+				approval.OpSelfSign: env.SelfSign, approval.OpIssue: env.Issue}[op]
+			if r == nil {
+				return nil, errValidation("%s is required", member)
+			}
+			ref, err := r.key()
+			if err != nil {
+				return nil, err
+			}
+			var params any
+			switch op {
+			case approval.OpCertificateRequest:
+				params, err = r.csrRequest(ref)
+			case approval.OpSelfSign:
+				params, err = r.selfSignRequest(ref)
+			default:
+				params, err = r.issueRequest(ref)
+			}
+			if err != nil {
+				return nil, err
+			}
+			// Approvers approve what will be certified: the request's
+			// parameters (subject, usages, validity, the CSR to sign).
+			shown, err := keys.Params(params)
+			if err != nil {
+				return nil, err
+			}
+			return submission(op, member, ref, params, shown, &r.metaData)
+		})
+	}
 }

@@ -79,6 +79,9 @@ var expectedRoles = map[string]roles.Set{
 	"/v1/certificate/synchronous/sign":             roles.Of(roles.KeyOperation),
 	"/v1/certificate/import/plain":                 roles.Of(roles.KeyOperation),
 	"/v1/certificate/:keyName":                     roles.Of(roles.KeyOperation),
+	"/v1/certificate/request":                      roles.Of(roles.KeyOperation),
+	"/v1/certificate/selfsign":                     roles.Of(roles.KeyOperation),
+	"/v1/certificate/sign":                         roles.Of(roles.KeyOperation),
 	"/v1/createRfcTimestamp":                       roles.Of(roles.KeyOperation),
 
 	// Barong and Armor key management: self rows, any role at session

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"github.com/hsmgate/hsmgate/approval"
 	"github.com/hsmgate/hsmgate/roles"
 )
 
@@ -129,6 +130,9 @@ func (s *server) routes() []route {
 		{post, "/v1/request/:id", op, wf(asKeyType, s.getRequest), "Status and result of a request"},
 		{del, "/v1/request/:id", op, wf(asKeyType, s.cancelRequest), "Cancel a request"},
 		{post, "/v1/filteredRequests", op, wf(asKeyType, s.filteredRequests), "The caller's requests by status"},
+		{post, "/v1/certificate/request", op, wf(asCipher, s.asyncCertificate(approval.OpCertificateRequest)), "Request a CSR signed by a key"},
+		{post, "/v1/certificate/selfsign", op, wf(asCipher, s.asyncCertificate(approval.OpSelfSign)), "Request a self-signed certificate of a key"},
+		{post, "/v1/certificate/sign", op, wf(asCipher, s.asyncCertificate(approval.OpIssue)), "Request a certificate a CA key issues for a CSR"},
 		// Approvers: a signature over a recent timestamp, and by default an
 		// approverToken-role credential too (approval.approverCredential).
 		{post, "/v1/filteredSignApprovalTask", ap, wf(asKeyType, s.filteredTasks("Sign")), "An approver's sign tasks"},

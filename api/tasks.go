@@ -59,7 +59,8 @@ func (f *approverFields) auth() (approval.ApproverAuth, error) {
 
 // taskOperations are the operations each task route returns.
 var taskOperations = map[string][]approval.Operation{
-	"Sign": {approval.OpSign}, "Decrypt": {approval.OpDecrypt}, "UnwrapKey": {approval.OpUnwrap},
+	// Certificate requests sign with the key: TSB lists them as sign tasks.
+	"Sign": {approval.OpSign, approval.OpCertificateRequest, approval.OpSelfSign, approval.OpIssue}, "Decrypt": {approval.OpDecrypt}, "UnwrapKey": {approval.OpUnwrap},
 	"BlockKey": {approval.OpBlock}, "UnblockKey": {approval.OpUnblock}, "ModifyKey": {approval.OpModify}, "All": nil,
 }
 
@@ -68,6 +69,8 @@ var taskOperations = map[string][]approval.Operation{
 var signedMembers = map[approval.Operation]string{
 	approval.OpSign: "signedSignRequest", approval.OpDecrypt: "signedDecryptRequest", approval.OpUnwrap: "signedUnwrapKeyRequest",
 	approval.OpBlock: "signedBlockKeyRequest", approval.OpUnblock: "signedUnblockKeyRequest", approval.OpModify: "signedModifyKeyRequest",
+	approval.OpCertificateRequest: "signedCertificateRequestRequest", approval.OpIssue: "signedSignCertificateRequest",
+	approval.OpSelfSign: "signedSelfSignCertificateRequestDto", // sic, TSB's name
 }
 
 // taskSortOrders are the sortOrder values of task paging.
@@ -141,7 +144,6 @@ func renderTask(t *approval.Task, level int) gin.H {
 		for _, member := range signedMembers {
 			h[member] = nil
 		}
-		h["signedCertificateRequestRequest"], h["signedSignCertificateRequest"], h["signedSelfSignCertificateRequestDto"] = nil, nil, nil
 		if json.Valid(t.Envelope) {
 			h[signedMembers[t.Operation]] = json.RawMessage(t.Envelope)
 		}
@@ -158,7 +160,7 @@ func renderTask(t *approval.Task, level int) gin.H {
 }
 
 // payloadTypeOf is the payloadType of a sign request's envelope, null for
-// other operations.
+// other operations (certificate requests included).
 func payloadTypeOf(t *approval.Task) any {
 	if t.Operation != approval.OpSign {
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 
+	"github.com/hsmgate/hsmgate/roles"
 	"github.com/hsmgate/hsmgate/store"
 )
 
@@ -27,14 +28,21 @@ func (g *Grant) Label() string { return g.req.KeyLabel }
 // Params are the operation's parameters as the keys service encoded them.
 func (g *Grant) Params() json.RawMessage { return g.req.Params }
 
-// Requester is the subject of the Principal that made the request.
-func (g *Grant) Requester() string { return g.req.Requester }
+// Principal is the requester as the execution acts: its subject, and the
+// one customer the key belongs to.
+func (g *Grant) Principal() *roles.Principal {
+	return &roles.Principal{Subject: g.req.Requester, Customers: []string{g.req.Customer}}
+}
 
-// Covers reports whether g grants op on the key label of customer. A nil or
-// zero grant covers nothing.
+// Covers reports whether g grants op on the key label of customer: its own
+// operation, or the signature a certificate operation makes with the key
+// (op ""  asks about the key alone). A nil or zero grant covers nothing.
 func (g *Grant) Covers(customer, label string, op Operation) bool {
-	return g != nil && g.req != nil && g.req.Customer == customer && g.req.KeyLabel == label &&
-		(op == "" || Operation(g.req.Operation) == op)
+	if g == nil || g.req == nil || g.req.Customer != customer || g.req.KeyLabel != label {
+		return false
+	}
+	granted := Operation(g.req.Operation)
+	return op == "" || granted == op || op == OpSign && granted.signs()
 }
 
 // grantKey is the context key of a grant.

@@ -12,10 +12,22 @@ const (
 	OpModify  Operation = "modify"
 	OpBlock   Operation = "block"
 	OpUnblock Operation = "unblock"
+	// The certificate operations sign with the key, as a sign does.
+	OpCertificateRequest Operation = "certificateRequest"
+	OpSelfSign           Operation = "selfSignCertificate"
+	OpIssue              Operation = "signCertificate"
 )
 
 // Operations lists every operation of the workflow.
-var Operations = []Operation{OpSign, OpDecrypt, OpUnwrap, OpBlock, OpUnblock, OpModify}
+var Operations = []Operation{OpSign, OpDecrypt, OpUnwrap, OpBlock, OpUnblock, OpModify, OpCertificateRequest, OpSelfSign, OpIssue}
+
+// Certificate reports whether op makes a CSR or a certificate.
+func (op Operation) Certificate() bool {
+	return op == OpCertificateRequest || op == OpSelfSign || op == OpIssue
+}
+
+// signs reports whether op signs with the key's private half.
+func (op Operation) signs() bool { return op == OpSign || op.Certificate() }
 
 // Rule returns the rule of p that governs op, with its wire name; nil when p
 // is nil or op needs no approval.
@@ -24,7 +36,7 @@ func (p *Policy) Rule(op Operation) (*Rule, string) {
 		return nil, ""
 	}
 	switch op {
-	case OpSign, OpDecrypt, OpUnwrap:
+	case OpSign, OpDecrypt, OpUnwrap, OpCertificateRequest, OpSelfSign, OpIssue:
 		return p.Use, "ruleUse"
 	case OpBlock:
 		return p.Block, "ruleBlock"
@@ -37,8 +49,8 @@ func (p *Policy) Rule(op Operation) (*Rule, string) {
 }
 
 // tokenOperation is the operation code of an approval token (docs/api.md
-// §9.5): TSB's HSM uses 1 for every use of the private key and 4 for a
-// modify; 2 and 3 for block and unblock are our choice, since no public
+// §9.5): TSB's HSM uses 1 for every use of the private key (certificates
+// included) and 4 for a modify; 2 and 3 for block and unblock are our choice, since no public
 // example shows them.
 func tokenOperation(op Operation) uint32 {
 	switch op {

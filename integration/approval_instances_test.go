@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hsmgate/hsmgate/store/storetest"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver, to edit rows by hand
@@ -151,4 +152,24 @@ func TestApprovalOnSharedPostgres(t *testing.T) {
 			t.Errorf("failure = %q, want the seal named", f)
 		}
 	})
+}
+
+// TestApproverCredentialWaived: with approval.approverCredential off, the
+// approver's signed timestamp is its only credential, as TSB without API
+// keys: an approver with nothing but its key fetches and approves.
+func TestApproverCredentialWaived(t *testing.T) {
+	t.Parallel()
+	g := approvalGateway(t, func(cfg map[string]any) { section(cfg, "approval")["approverCredential"] = false })
+	alice := newApprover(t, "alice", "ed25519")
+	label := g.policyKey(t, rule(0, 0, group(1, alice.approval())), "null", "null", "null")
+	id := g.asyncSign(t, label, []byte("key only"))
+	r := g.mustStatus(t, http.StatusOK, http.MethodPost, "/v1/filteredAllApprovalTask", "", alice.proof(time.Now()))
+	tasks, _ := r.JSON["tasks"].([]any)
+	if len(tasks) != 1 {
+		t.Fatalf("tasks without a credential: %s", r.Raw)
+	}
+	expectError(t, "a bad proof is still refused", g.call(t, http.MethodPost, "/v1/filteredAllApprovalTask", "", alice.proof(time.Now().Add(-time.Hour))),
+		403, 404, "input.timestamp.off")
+	g.mustStatus(t, http.StatusOK, http.MethodPost, "/v1/approval", "", alice.approvalBody(t, tasks[0].(map[string]any)))
+	g.waitStatus(t, id, "EXECUTED")
 }

@@ -207,6 +207,43 @@ func TestApprovalWorkflow(t *testing.T) {
 		expectError(t, "async unwrap with a policy", g.call(t, http.MethodPost, "/v1/unwrap", op, withPolicy), 400, 600, "input.validation.failed")
 	})
 
+	t.Run("approved certificate requests answer the PEM CSR and certificate", func(t *testing.T) {
+		label := g.policyKey(t, rule(0, 0, group(1, p256.approval())), "null", "null", "null")
+		body := `{"csrSignRequest":{"signKeyName":"` + label + `","keyPassword":null,"signatureAlgorithm":"SHA256_WITH_ECDSA","validity":30,` +
+			`"standardCertificateAttributes":{"commonName":"approved.example","organizationName":"hsmgate"},"keyUsage":["DIGITAL_SIGNATURE"],` +
+			`"extendedKeyUsage":[""],"metaData":null,"metaDataSignature":null},"requestSignature":null}`
+		r := g.mustStatus(t, http.StatusCreated, http.MethodPost, "/v1/certificate/request", op, body)
+		id := str(r.JSON, "signRequestId")
+		task := p256.tasks(t, g, "filteredSignApprovalTask", "level3")[0].(map[string]any)
+		if task["signedCertificateRequestRequest"] == nil || !strings.Contains(string(unb64(t, "payload", task["payload"])), "approved.example") {
+			t.Errorf("level-3 CSR task: %v", task)
+		}
+		p256.approve(t, g, task)
+		st := g.waitStatus(t, id, "EXECUTED")
+		csr, _ := st["result"].(string)
+		if !strings.HasPrefix(csr, "-----BEGIN CERTIFICATE REQUEST-----") {
+			t.Fatalf("CSR result is not PEM: %v", st["result"])
+		}
+		dir := t.TempDir()
+		if out, err := openssl(t, "req", "-verify", "-noout", "-subject", "-in", writeFile(t, dir, "req.pem", []byte(csr))); err != nil ||
+			!strings.Contains(string(out), "approved.example") {
+			t.Errorf("openssl req -verify: %v\n%s", err, out)
+		}
+		body = `{"selfSignCertificateRequest":{"signKeyName":"` + label + `","signatureAlgorithm":"SHA256_WITH_ECDSA","validity":30,` +
+			`"commonName":"self.example","certificateAuthority":false},"requestSignature":null}`
+		r = g.mustStatus(t, http.StatusCreated, http.MethodPost, "/v1/certificate/selfsign", op, body)
+		id = str(r.JSON, "signRequestId")
+		p256.approveAll(t, g)
+		st = g.waitStatus(t, id, "EXECUTED")
+		cert, _ := st["result"].(string)
+		if out, err := openssl(t, "verify", "-CAfile", writeFile(t, dir, "cert.pem", []byte(cert)), writeFile(t, dir, "leaf.pem", []byte(cert))); err != nil {
+			t.Errorf("openssl verify of the approved self-signed certificate: %v\n%s", err, out)
+		}
+		expectError(t, "synchronous CSR on the same key", g.call(t, http.MethodPost, "/v1/certificate/synchronous/request", op,
+			`{"signKeyName":"`+label+`","signatureAlgorithm":"SHA256_WITH_ECDSA","validity":30,"standardCertificateAttributes":{"commonName":"x"}}`),
+			400, 401, "missing.approval")
+	})
+
 	t.Run("approved block, unblock and modify change the key", func(t *testing.T) {
 		one := rule(0, 0, group(1, ed.approval()))
 		label := g.policyKey(t, one, one, one, one)

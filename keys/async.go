@@ -53,7 +53,7 @@ func (s *Service) Admit(ctx context.Context, p *roles.Principal, sub *approval.S
 		return approval.Key{}, refuse(ErrApprovalRequired, "key %q has a stored policy that cannot be read (%v): %s is refused", sub.Label, r.policyErr, sub.Operation)
 	}
 	switch sub.Operation {
-	case OpSign, OpDecrypt, OpUnwrap:
+	case OpSign, OpDecrypt, OpUnwrap, approval.OpCertificateRequest, approval.OpSelfSign, approval.OpIssue:
 		if r.Blocked {
 			return approval.Key{}, fmt.Errorf("%w: key %q is blocked", ErrNotPermitted, sub.Label)
 		}
@@ -93,6 +93,10 @@ func (s *Service) checkParams(k *hsm.Key, sub *approval.Submission) error {
 		return err
 	case OpBlock, OpUnblock:
 		return nil
+	case approval.OpCertificateRequest, approval.OpSelfSign, approval.OpIssue:
+		// Their parameters are package certs' requests, which the api
+		// built and checked; certs executes them through this service.
+		return nil
 	}
 	return refuse(ErrInvalidRequest, "%q is not an operation of the approval workflow", sub.Operation)
 }
@@ -117,9 +121,11 @@ func (s *Service) Current(ctx context.Context, customer, label string) (approval
 // the synchronous routes use, as its requester, with every check but the
 // password (checked when the request was made) and the policy gate (which
 // the grant in ctx satisfies). It returns the signature of a sign and the
-// plaintext of a decrypt; nothing for the other operations.
+// plaintext of a decrypt; nothing for the other operations. Certificate
+// operations are package certs', which builds on this service: the
+// gateway's executor runs them (internal/server).
 func (s *Service) Execute(ctx context.Context, g *approval.Grant) ([]byte, error) {
-	p := &roles.Principal{Subject: g.Requester(), Customers: []string{g.Customer()}}
+	p := g.Principal()
 	ref := KeyRef{Label: g.Label()}
 	switch op := g.Operation(); op {
 	case OpSign:
