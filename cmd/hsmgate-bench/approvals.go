@@ -309,11 +309,5 @@ func printApprovals(w io.Writer, r *ApprovalsResult) {
 		fmt.Fprintf(w, "  %-46s %10.0f %8.3f %8.3f  %d\n", row.name, row.s.OpsPerSec, row.s.P50Ms, row.s.P99Ms, row.s.Errors)
 	}
 	fmt.Fprintf(w, "  approvals through to EXECUTED (1-of-1), c=%d: %.0f/s over %d requests\n", r.Concurrency, r.ApprovalsPerSec, r.Approved)
-	for _, t := range r.Targets {
-		verdict := "MISSED"
-		if t.Pass {
-			verdict = "met"
-		}
-		fmt.Fprintf(w, "  target %s: %.2f (%s %.2f) %s\n", t.Name, t.Value, t.Comparison, t.Limit, verdict)
-	}
+	printTargetLines(w, r.Targets)
 }

@@ -205,6 +205,9 @@ func run(ctx context.Context, o *options) (err error) {
 	if measureErr == nil && !o.inProcess && o.approvals {
 		rep.Approvals = runApprovalsBench(ctx, o, client)
 	}
+	if measureErr == nil && !o.schemesOnly {
+		rep.Generation = runGenerationBench(ctx, client)
+	}
 	if measureErr == nil && !o.inProcess && !o.schemesOnly {
 		_ = srv.stop() // the TLS phase runs a server of its own on the same token
 		rep.TLS = runTLSBench(ctx, o, tmp, ops[0])

@@ -113,20 +113,21 @@ type Target struct {
 
 // Report is everything the bench prints and writes as JSON.
 type Report struct {
-	Started    string           `json:"started"`
-	RunSeconds float64          `json:"runSeconds"`
-	Machine    Machine          `json:"machine"`
-	Settings   Settings         `json:"settings"`
-	Server     ServerInfo       `json:"server"`
-	StdClient  *StdClientResult `json:"stdClient,omitempty"`
-	Cells      []Cell           `json:"cells"`
-	AccessLog  *AccessLogResult `json:"accessLog,omitempty"`
-	KeyCount   *KeyCountResult  `json:"keyCount,omitempty"`
-	TLS        *TLSResult       `json:"tls,omitempty"`
-	Schemes    *SchemesResult   `json:"schemes,omitempty"`
-	Approvals  *ApprovalsResult `json:"approvals,omitempty"`
-	Targets    []Target         `json:"targets"`
-	AllPassed  bool             `json:"allTargetsPassed"`
+	Started    string            `json:"started"`
+	RunSeconds float64           `json:"runSeconds"`
+	Machine    Machine           `json:"machine"`
+	Settings   Settings          `json:"settings"`
+	Server     ServerInfo        `json:"server"`
+	StdClient  *StdClientResult  `json:"stdClient,omitempty"`
+	Cells      []Cell            `json:"cells"`
+	AccessLog  *AccessLogResult  `json:"accessLog,omitempty"`
+	KeyCount   *KeyCountResult   `json:"keyCount,omitempty"`
+	TLS        *TLSResult        `json:"tls,omitempty"`
+	Schemes    *SchemesResult    `json:"schemes,omitempty"`
+	Approvals  *ApprovalsResult  `json:"approvals,omitempty"`
+	Generation *GenerationResult `json:"generation,omitempty"`
+	Targets    []Target          `json:"targets"`
+	AllPassed  bool              `json:"allTargetsPassed"`
 	// Interrupted is set when a signal ended the run early: the results
 	// are partial.
 	Interrupted bool   `json:"interrupted"`
@@ -338,6 +339,9 @@ func printReport(w io.Writer, r *Report) {
 	}
 	if r.Approvals != nil {
 		printApprovals(w, r.Approvals)
+	}
+	if r.Generation != nil {
+		printGeneration(w, r.Generation)
 	}
 	if r.KeyCount != nil {
 		printKeyCount(w, r.KeyCount)

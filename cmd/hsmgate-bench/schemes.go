@@ -867,14 +867,5 @@ func printSchemes(w io.Writer, r *SchemesResult) {
 			fmt.Fprintf(w, "  client, %s: %s\n", row.Scheme, row.Client)
 		}
 	}
-	for _, t := range r.Targets {
-		verdict := "MISSED"
-		if t.Pass {
-			verdict = "met"
-		}
-		fmt.Fprintf(w, "  target %s: %.2f (%s %.2f) %s\n", t.Name, t.Value, t.Comparison, t.Limit, verdict)
-		if t.Note != "" {
-			fmt.Fprintf(w, "         %s\n", t.Note)
-		}
-	}
+	printTargetLines(w, r.Targets)
 }
