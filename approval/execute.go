@@ -127,15 +127,14 @@ func (s *Service) advance(ctx context.Context, id string) error {
 		return s.finish(ctx, r, store.StatusExpired, "")
 	case Unreachable:
 		return s.finish(ctx, r, store.StatusRejected, "")
-	case Locked, Ready:
+	case Ready:
+		// The claim makes it APPROVED and takes it in one step.
+		return s.execute(ctx, r.ID)
+	case Locked:
 		if r.Status == store.StatusPending {
-			if _, err := s.store.ChangeStatus(ctx, r.ID, store.StatusChange{From: []string{store.StatusPending},
-				To: store.StatusApproved, At: s.cfg.Now()}); err != nil {
-				return err
-			}
-		}
-		if j.verdict.State == Ready {
-			return s.execute(ctx, r.ID)
+			_, err := s.store.ChangeStatus(ctx, r.ID, store.StatusChange{From: []string{store.StatusPending},
+				To: store.StatusApproved, At: s.cfg.Now()})
+			return err
 		}
 	}
 	return nil
@@ -156,8 +155,8 @@ func (s *Service) finish(ctx context.Context, r *store.ApprovalRequest, status, 
 	return err
 }
 
-// execute claims an APPROVED request, verifies it again from first
-// principles and runs it through the keys service. Whoever calls it, and
+// execute claims a request (PENDING or APPROVED), verifies it again from
+// first principles and runs it through the keys service. Whoever calls it, and
 // on however many instances, one claim wins and the request runs at most
 // once: an execution that is interrupted leaves it FAILED, never run twice.
 func (s *Service) execute(ctx context.Context, id string) error {

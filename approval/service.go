@@ -103,6 +103,8 @@ type Service struct {
 	integrity Integrity
 	cfg       Config
 	metrics   *Metrics
+	// finished stores requests executed when made, by group commit.
+	finished finishedBatch
 }
 
 // New returns the workflow on st, executing through keys.
@@ -194,7 +196,7 @@ func (s *Service) runNow(ctx context.Context, r *store.ApprovalRequest) error {
 	if r.Result, err = s.sealResult(ctx, r, result); err != nil {
 		return err
 	}
-	if err := s.store.AddRequest(ctx, r, nil, store.RequestLimits{}); err != nil {
+	if err := s.finished.add(ctx, s.store, r); err != nil {
 		return err
 	}
 	s.metrics.submitted.WithLabelValues(r.Operation, "immediate").Inc()

@@ -160,14 +160,15 @@ func (s *Service) task(ctx context.Context, ot *store.OpenTask, level int) (Task
 
 // openTask finds an open task of a pending request for the approver id.
 func (s *Service) openTask(ctx context.Context, taskID string, id Fingerprint) (*store.OpenTask, error) {
-	found, err := s.store.FindTasks(ctx, store.TaskFilter{ApproverID: hex.EncodeToString(id[:]), TaskID: taskID}, s.cfg.Now())
-	if err != nil {
+	ot, err := s.store.OpenTask(ctx, taskID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
 		return nil, err
+	case ot.Task.ApproverID == hex.EncodeToString(id[:]) && ot.Task.State == store.TaskOpen && ot.Request.Status == store.StatusPending:
+		return ot, nil
 	}
-	if len(found) == 0 {
-		return nil, fmt.Errorf("%w: no open task %q for this approver", ErrTaskNotFound, taskID)
-	}
-	return &found[0], nil
+	return nil, fmt.Errorf("%w: no open task %q for this approver", ErrTaskNotFound, taskID)
 }
 
 // Approval is an approver's approval of one task.

@@ -155,6 +155,9 @@ type Requests interface {
 	// AddRequest inserts a request with its tasks in one transaction;
 	// ErrLimit when lim would be exceeded, ErrExists on a taken id.
 	AddRequest(ctx context.Context, r *ApprovalRequest, tasks []ApprovalTask, lim RequestLimits) error
+	// AddFinished inserts requests that finished when they were made (no
+	// tasks, no limits), all in one transaction: one commit for many.
+	AddFinished(ctx context.Context, rs []*ApprovalRequest) error
 	// Request returns one request.
 	Request(ctx context.Context, id string) (*ApprovalRequest, error)
 	// RequestTasks returns every task of a request, oldest first.
@@ -164,6 +167,9 @@ type Requests interface {
 	// FindTasks lists the open tasks of PENDING requests and marks them
 	// fetched at now.
 	FindTasks(ctx context.Context, f TaskFilter, now time.Time) ([]OpenTask, error)
+	// OpenTask returns a task with its request by the task's id, whatever
+	// their states (ErrNotFound when there is no such task).
+	OpenTask(ctx context.Context, taskID string) (*OpenTask, error)
 	// DecideTask records an approver's decision on an open task of a
 	// PENDING request; ErrNotFound when there is none with that id and
 	// approver.
@@ -171,8 +177,8 @@ type Requests interface {
 	// ChangeStatus applies c to request id and reports whether it did;
 	// leaving PENDING or APPROVED for a final status deletes the open tasks.
 	ChangeStatus(ctx context.Context, id string, c StatusChange) (bool, error)
-	// ClaimRequest takes an APPROVED request for execution under claim,
-	// unless another claim holds it: false then.
+	// ClaimRequest takes a PENDING or APPROVED request for execution under
+	// claim, making it APPROVED, unless another claim holds it: false then.
 	ClaimRequest(ctx context.Context, id, claim string, at time.Time) (bool, error)
 	// KeyRequests lists the ids of the PENDING and APPROVED requests on a key.
 	KeyRequests(ctx context.Context, customer, keyLabel string) ([]string, error)
@@ -293,21 +299,38 @@ func (s *sqlStore) inTx(ctx context.Context, what string, fn func(*sql.Tx) error
 	return nil
 }
 
+// insertRequest inserts one approval_requests row in tx.
+func (s *sqlStore) insertRequest(ctx context.Context, tx *sql.Tx, r *ApprovalRequest) error {
+	stamp(&r.CreatedAt, &r.UpdatedAt)
+	_, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO approval_requests (`+requestColumns+`) VALUES (`+placeholders(22)+`)`),
+		r.ID, r.Customer, r.KeyLabel, r.Operation, r.Status, r.Requester, blob(r.Params), blob(r.Payload),
+		blob(r.MetaData), blob(r.MetaDataSignature), blob(r.Envelope), blob(r.Stamp), blob(r.StampSignature),
+		blob(r.Seal), blob(r.Result), r.Failure, r.Claim, millis(r.CreatedAt), millis(r.UpdatedAt),
+		millis(r.ExecutedAt), millis(r.ExpiresAt), millis(r.ClaimedAt))
+	return err
+}
+
+// AddFinished implements Requests.
+func (s *sqlStore) AddFinished(ctx context.Context, rs []*ApprovalRequest) error {
+	return s.inTx(ctx, fmt.Sprintf("add %d finished requests", len(rs)), func(tx *sql.Tx) error {
+		for _, r := range rs {
+			if err := s.insertRequest(ctx, tx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // AddRequest implements Requests.
 func (s *sqlStore) AddRequest(ctx context.Context, r *ApprovalRequest, tasks []ApprovalTask, lim RequestLimits) error {
-	stamp(&r.CreatedAt, &r.UpdatedAt)
 	return s.inTx(ctx, "add request "+r.ID, func(tx *sql.Tx) error {
 		if r.Status == StatusPending || r.Status == StatusApproved {
 			if err := s.checkLimits(ctx, tx, r, lim); err != nil {
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO approval_requests (`+requestColumns+`) VALUES (`+placeholders(22)+`)`),
-			r.ID, r.Customer, r.KeyLabel, r.Operation, r.Status, r.Requester, blob(r.Params), blob(r.Payload),
-			blob(r.MetaData), blob(r.MetaDataSignature), blob(r.Envelope), blob(r.Stamp), blob(r.StampSignature),
-			blob(r.Seal), blob(r.Result), r.Failure, r.Claim, millis(r.CreatedAt), millis(r.UpdatedAt),
-			millis(r.ExecutedAt), millis(r.ExpiresAt), millis(r.ClaimedAt))
-		if err != nil {
+		if err := s.insertRequest(ctx, tx, r); err != nil {
 			return err
 		}
 		for i := range tasks {
@@ -448,6 +471,16 @@ func (s *sqlStore) FindTasks(ctx context.Context, f TaskFilter, now time.Time) (
 	return out, nil
 }
 
+// OpenTask implements Requests.
+func (s *sqlStore) OpenTask(ctx context.Context, taskID string) (*OpenTask, error) {
+	ot, err := scanOpenTask(s.queryRow(ctx, `SELECT `+prefixed("t", taskColumns)+`, `+prefixed("r", requestColumns)+
+		` FROM approval_tasks t JOIN approval_requests r ON r.id = t.request_id WHERE t.id = ?`, taskID))
+	if err != nil {
+		return nil, fmt.Errorf("task %q: %w", taskID, notFound(err))
+	}
+	return &ot, nil
+}
+
 // DecideTask implements Requests.
 func (s *sqlStore) DecideTask(ctx context.Context, t *ApprovalTask) error {
 	n, err := s.exec(ctx, `UPDATE approval_tasks SET state = ?, signature = ?, digest_algorithm = ?, decided_at = ?
@@ -493,8 +526,8 @@ func (s *sqlStore) ChangeStatus(ctx context.Context, id string, c StatusChange) 
 
 // ClaimRequest implements Requests.
 func (s *sqlStore) ClaimRequest(ctx context.Context, id, claim string, at time.Time) (bool, error) {
-	n, err := s.exec(ctx, `UPDATE approval_requests SET claim = ?, claimed_at = ?, updated_at = ?
-		WHERE id = ? AND status = ? AND claim = ''`, claim, at.UnixMilli(), at.UnixMilli(), id, StatusApproved)
+	n, err := s.exec(ctx, `UPDATE approval_requests SET status = ?, claim = ?, claimed_at = ?, updated_at = ?
+		WHERE id = ? AND status IN (?, ?) AND claim = ''`, StatusApproved, claim, at.UnixMilli(), at.UnixMilli(), id, StatusPending, StatusApproved)
 	if err != nil {
 		return false, fmt.Errorf("claim request %q: %w", id, err)
 	}

@@ -54,6 +54,20 @@ func testRequestRoundTrip(t *testing.T, s store.Store) {
 	}
 	_, err = s.Request(ctx, "nope")
 	wantErr(t, "Request(nope)", err, store.ErrNotFound)
+	done := []*store.ApprovalRequest{newRequest("f1", "acme", "k", at), newRequest("f2", "acme", "k", at)}
+	for _, r := range done {
+		r.Status, r.ExecutedAt, r.Result = store.StatusExecuted, at, []byte("sig")
+	}
+	if err := s.AddFinished(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Request(ctx, "f2"); err != nil || got.Status != store.StatusExecuted || string(got.Result) != "sig" {
+		t.Errorf("a finished request read back: %+v, %v", got, err)
+	}
+	wantErr(t, "AddFinished with a taken id", s.AddFinished(ctx, []*store.ApprovalRequest{newRequest("f3", "acme", "k", at), newRequest("f1", "acme", "k", at)}), store.ErrExists)
+	if _, err := s.Request(ctx, "f3"); err == nil {
+		t.Error("a failed AddFinished left part of its batch behind")
+	}
 	ids, err := s.KeyRequests(ctx, "acme", "k")
 	if err != nil || !reflect.DeepEqual(ids, []string{"r1"}) {
 		t.Errorf("KeyRequests = %v, %v", ids, err)
@@ -134,6 +148,12 @@ func testTasks(t *testing.T, s store.Store) {
 		t.Errorf("fetch time of a fetched task = %v, %v", all, err)
 	}
 
+	ot, err := s.OpenTask(ctx, "r1-b")
+	if err != nil || ot.Task.ApproverID != "b" || ot.Request.ID != "r1" || ot.Request.Operation != "sign" {
+		t.Errorf("OpenTask(r1-b) = %+v, %v", ot, err)
+	}
+	_, err = s.OpenTask(ctx, "nope")
+	wantErr(t, "OpenTask(nope)", err, store.ErrNotFound)
 	approve := &store.ApprovalTask{ID: "r0-a", ApproverID: "a", State: store.TaskApproved, Signature: []byte("sig"), DigestAlgorithm: "SHA-256", DecidedAt: at}
 	wantErr(t, "deciding another approver's task", s.DecideTask(ctx, &store.ApprovalTask{ID: "r0-a", ApproverID: "b", State: store.TaskApproved}), store.ErrNotFound)
 	if err := s.DecideTask(ctx, approve); err != nil {
