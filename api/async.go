@@ -117,11 +117,7 @@ func (s *server) submit(c *gin.Context, member, idField string, body signedEnvel
 	if err := body.envelopeSignature().check(raw, member); err != nil {
 		return err
 	}
-	var envelope bytes.Buffer
-	if err := json.Compact(&envelope, raw); err != nil {
-		return errInvalidJSON("malformed JSON: %v", err)
-	}
-	sub.Envelope = envelope.Bytes()
+	sub.Envelope = raw
 	id, err := s.approvals.Submit(c, principal(c), sub)
 	if err != nil {
 		return err

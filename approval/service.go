@@ -193,6 +193,9 @@ func (s *Service) runNow(ctx context.Context, r *store.ApprovalRequest) error {
 		return err
 	}
 	r.Status, r.ExecutedAt = store.StatusExecuted, s.cfg.Now().UTC()
+	// No approver ever reads it: the record keeps what was done, not the
+	// payload or the request as received (up to the body limit each).
+	r.Payload, r.Envelope = nil, nil
 	if r.Result, err = s.sealResult(ctx, r, result); err != nil {
 		return err
 	}

@@ -18,16 +18,17 @@ const (
 	generations = 8
 	// generationSignGap paces the probe signatures: latency, not load.
 	generationSignGap = 10 * time.Millisecond
-	// generationTargetMs bounds the worst probe signature during the
-	// generations.
-	generationTargetMs = 100.0
+	// generationTargetMs bounds the p99 of the probe signatures during
+	// the generations (before the generation lane, one waited 27.6 s).
+	generationTargetMs = 50.0
 )
 
 // GenerationResult is the generation part of the report.
 type GenerationResult struct {
 	// Quiet and Busy are the probe signatures' latencies without and
 	// during the generations.
-	Quiet, Busy Stats
+	Quiet Stats `json:"quiet"`
+	Busy  Stats `json:"busy"`
 	// GenerationSeconds is how long the eight creations took together.
 	GenerationSeconds float64  `json:"generationSeconds"`
 	Created           int      `json:"created"`
@@ -43,8 +44,9 @@ func runGenerationBench(ctx context.Context, c *restClient) *GenerationResult {
 		logf("generation bench failed: %v", err)
 	}
 	measured := r.Busy.Ops > 0
-	r.Targets = []Target{{Name: "worst ECDSA P-256 sign while 8 RSA-4096 keys generate", Value: r.Busy.MaxMs, Comparison: "<=",
-		Limit: generationTargetMs, Unit: "ms", Measured: measured, Pass: measured && r.Busy.MaxMs <= generationTargetMs}}
+	r.Targets = []Target{{Name: "ECDSA P-256 sign p99 while 8 RSA-4096 keys generate", Value: r.Busy.P99Ms, Comparison: "<=",
+		Limit: generationTargetMs, Unit: "ms", Measured: measured, Pass: measured && r.Busy.P99Ms <= generationTargetMs,
+		Note: fmt.Sprintf("worst %.1f ms over %d signatures", r.Busy.MaxMs, r.Busy.Ops)}}
 	return r
 }
 
