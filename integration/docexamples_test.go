@@ -47,8 +47,8 @@ func TestDocsCertificateExamples(t *testing.T) {
 	}
 	setup := shBlocks(t, "credentials.md", "## Running the examples", "## §1 Choosing the scheme of a request")
 	examples := shBlocks(t, "api.md", "## §10 Certificates", "")
-	if len(setup) != 1 || len(examples) != 3 {
-		t.Fatalf("found %d setup and %d example blocks, want 1 and 3", len(setup), len(examples))
+	if len(setup) != 1 || len(examples) != 4 {
+		t.Fatalf("found %d setup and %d example blocks, want 1 and 4", len(setup), len(examples))
 	}
 	script := "set -e\n" + setup[0] + "\nHSMGATE=" + g.base + "\n" + strings.Join(examples, "\n")
 	cmd := exec.Command("bash", "-c", script)
@@ -58,7 +58,7 @@ func TestDocsCertificateExamples(t *testing.T) {
 		t.Fatalf("the examples failed: %v\n%s", err, out)
 	}
 	for _, want := range []string{"verify OK", "subject=C = CH, O = Example AG, CN = app.example.com", "example-ca.pem: OK", "app.pem: OK",
-		`"label":"cert-rsa-`, "Verification: OK", "Policy OID: 2.999.1", "Nonce: 0x", `"attestationCertificateChain":["`, "Verified OK"} {
+		`"label":"cert-rsa-`, "\nEXECUTED\n", "subject=CN = async.example.com", "Verification: OK", "Policy OID: 2.999.1", "Nonce: 0x", `"attestationCertificateChain":["`, "Verified OK"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the examples' output lacks %q:\n%s", want, out)
 		}
