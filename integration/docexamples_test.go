@@ -47,8 +47,8 @@ func TestDocsCertificateExamples(t *testing.T) {
 	}
 	setup := shBlocks(t, "credentials.md", "## Running the examples", "## §1 Choosing the scheme of a request")
 	examples := shBlocks(t, "api.md", "## §10 Certificates", "")
-	if len(setup) != 1 || len(examples) != 4 {
-		t.Fatalf("found %d setup and %d example blocks, want 1 and 4", len(setup), len(examples))
+	if len(setup) != 1 || len(examples) != 5 {
+		t.Fatalf("found %d setup and %d example blocks, want 1 and 5", len(setup), len(examples))
 	}
 	script := "set -e\n" + setup[0] + "\nHSMGATE=" + g.base + "\n" + strings.Join(examples, "\n")
 	cmd := exec.Command("bash", "-c", script)
@@ -58,7 +58,7 @@ func TestDocsCertificateExamples(t *testing.T) {
 		t.Fatalf("the examples failed: %v\n%s", err, out)
 	}
 	for _, want := range []string{"verify OK", "subject=C = CH, O = Example AG, CN = app.example.com", "example-ca.pem: OK", "app.pem: OK",
-		`"label":"cert-rsa-`, "\nEXECUTED\n", "subject=CN = async.example.com", "Verification: OK", "Policy OID: 2.999.1", "Nonce: 0x", `"attestationCertificateChain":["`, "Verified OK"} {
+		`"label":"cert-rsa-`, "\nEXECUTED\n", "subject=CN = async.example.com", "async.pem: OK", "Verification: OK", "Policy OID: 2.999.1", "Nonce: 0x", `"attestationCertificateChain":["`, "Verified OK"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the examples' output lacks %q:\n%s", want, out)
 		}
@@ -109,7 +109,7 @@ func TestDocsKeyExamples(t *testing.T) {
 	}{
 		{"plain HMAC import", "api.md", "### §3.6 Import a key", "### §3.7 Export a key", []string{`"keyedHash":"`}},
 		{"data objects", "api.md", "### §3.13 Data objects", "### §3.14 Seeded and derived keys", []string{`"name":"demo-config"`, "\n200\n"}},
-		{"seeded keys", "api.md", "### §3.14 Seeded and derived keys", "## §4 Key operations", []string{`"errorCode":611`, "no key derivation"}},
+		{"seeded and derived keys", "api.md", "### §3.14 Seeded and derived keys", "## §4 Key operations", []string{`"errorCode":611`, "no key derivation"}},
 		{"raw ECDSA verification", "api.md", "### §4.2 Verify", "### §4.3 HMAC", []string{`"signatureValid":true`}},
 		{"PSS over a digest", "api.md", "### §7.2 Signature algorithms", "### §7.3 Ciphers", []string{"Signature Verified Successfully"}},
 		{"file encryption", "filecrypt.md", "## §6 Worked example", "", []string{"identical", "decrypt.failed"}},
@@ -121,6 +121,9 @@ func TestDocsKeyExamples(t *testing.T) {
 				if !strings.Contains(out, w) {
 					t.Errorf("the output lacks %q:\n%s", w, out)
 				}
+			}
+			if c.name == "seeded and derived keys" && strings.Count(out, `"errorCode":611`) != 2 {
+				t.Errorf("importedKey and derivedKey are not both refused with 611:\n%s", out)
 			}
 			// The gateway's HMAC is openssl's, which the example prints after it.
 			if m := regexp.MustCompile(`"keyedHash":"([^"]+)"`).FindStringSubmatch(out); m != nil && !strings.Contains(out, "\n"+m[1]+"\n") {
