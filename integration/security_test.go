@@ -85,20 +85,23 @@ func TestInternalKeysAreNotUsable(t *testing.T) {
 			t.Errorf("%s: errorCode %v, want 614 or 650", what, r.JSON["errorCode"])
 		}
 	}
-	att, pep := "attestation-key", "hsmgate-pepper"
+	att, pep, integrity := "attestation-key", "hsmgate-pepper", "hsmgate-integrity"
 	refused("sign with the attestation key", g.call(t, http.MethodPost, "/v1/synchronousSign", op, signBody(att, "SHA256_WITH_ECDSA", []byte("<private_key>forged</private_key>"), "", nil)))
+	refused("sign with the integrity key", g.call(t, http.MethodPost, "/v1/synchronousSign", op, signBody(integrity, "SHA256_WITH_ECDSA", []byte("forged timestamp"), "", nil)))
+	refused("an asynchronous sign with the integrity key", g.call(t, http.MethodPost, "/v1/sign", op, signBody(integrity, "SHA256_WITH_ECDSA", []byte("forged seal"), "", nil)))
+	refused("attributes of the integrity key", g.call(t, http.MethodGet, "/v1/key/"+integrity+"/attributes", km, nil))
 	refused("HMAC with the pepper key", g.call(t, http.MethodPost, "/v1/synchronousHmac", op, map[string]any{"hmacRequest": map[string]any{"keyName": pep, "payload": b64([]byte("candidate token"))}}))
 	refused("verifyHmac with the pepper key", g.call(t, http.MethodPost, "/v1/verifyHmac", op, map[string]any{"verifyHmacRequest": map[string]any{"keyName": pep, "payload": "AAAA", "signature": "AAAA"}}))
-	for _, k := range []string{att, pep} {
+	for _, k := range []string{att, pep, integrity} {
 		refused("DELETE "+k, g.call(t, http.MethodDelete, "/v1/key/"+k, km, nil))
 		refused("export "+k, g.call(t, http.MethodPost, "/v1/key/export/plain", km, map[string]any{"label": k}))
 		refused("modify "+k, g.call(t, http.MethodPost, "/v1/synchronousModify", km, map[string]any{"modifyRequest": map[string]any{"modifyKeyName": k, "policy": map[string]any{"ruleUse": nil}}}))
 		refused("block "+k, g.call(t, http.MethodPost, "/v1/synchronousBlock", op, map[string]any{"blockRequest": map[string]any{"blockKeyName": k}}))
-		method := map[string]string{att: "AES_WRAP_PAD_EC", pep: "AES_WRAP_PAD"}[k]
+		method := map[string]string{att: "AES_WRAP_PAD_EC", pep: "AES_WRAP_PAD", integrity: "AES_WRAP_PAD_EC"}[k]
 		refused("wrap "+k, g.call(t, http.MethodPost, "/v1/wrap", op, map[string]any{"wrapKeyRequest": map[string]any{"keyToBeWrapped": k, "wrapKeyName": kek, "wrapMethod": method}}))
 	}
 	// Last, since a password set on an internal key changes the answers above.
-	for _, k := range []string{att, pep} {
+	for _, k := range []string{att, pep, integrity} {
 		refused("changePassword of "+k, g.call(t, http.MethodPost, "/v1/key/changePassword", km, map[string]any{"label": k, "newPassword": g.secret("pw-internal-key-1")}))
 	}
 	g.stop(t)
