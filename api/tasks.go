@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/hsmgate/hsmgate/approval"
@@ -97,8 +98,8 @@ func (s *server) filteredTasks(kind string) handlerFunc {
 		}
 		level := 1
 		if req.DetailLevel != "" {
-			if _, err := fmt.Sscanf(strings.ToLower(req.DetailLevel), "level%d", &level); err != nil || level < 1 || level > 5 {
-				return errValidation("detailLevel must be level1 to level5, got %q", req.DetailLevel)
+			if _, err := fmt.Sscanf(strings.ToLower(req.DetailLevel), "level%d", &level); err != nil || level < 1 || level > 6 {
+				return errValidation("detailLevel must be level1 to level6, got %q", req.DetailLevel)
 			}
 		}
 		offset, limit, err := req.Paging.page()
@@ -155,6 +156,18 @@ func renderTask(t *approval.Task, level int) gin.H {
 	}
 	if level >= 5 {
 		h["keyAttributes"], h["keyAttributesSignature"] = string(t.KeyAttributes), optionalB64(t.KeyAttributesSignature)
+	}
+	if level >= 6 && t.Status != nil {
+		st := gin.H{}
+		rs := renderStatus(t.Status)
+		st["id"], st["status"], st["executionTime"], st["result"] = rs.ID, rs.Status, rs.ExecutionTime, nil
+		st["approvedBy"], st["notYetApprovedBy"], st["rejectedBy"] = rs.ApprovedBy, rs.NotYetApprovedBy, rs.RejectedBy
+		// Ours: when the request expires (null: never), for approver tools.
+		st["expiresAt"] = nil
+		if !t.ExpiresAt.IsZero() {
+			st["expiresAt"] = t.ExpiresAt.UTC().Format(time.RFC3339)
+		}
+		h["requestStatus"] = st
 	}
 	return h
 }

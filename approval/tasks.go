@@ -80,7 +80,7 @@ type TaskQuery struct {
 	Limit      int
 	// Order is a sortOrder of the wire (store.TasksBy…).
 	Order string
-	// Level is the detail level, 1 to 5.
+	// Level is the detail level, 1 to 6.
 	Level int
 }
 
@@ -102,6 +102,10 @@ type Task struct {
 	Stamp, StampSignature []byte
 	// Level 5: the key's attestation document and its signature.
 	KeyAttributes, KeyAttributesSignature []byte
+	// Level 6: the request's status, approvers included, and when it
+	// expires (zero: never).
+	Status    *Status
+	ExpiresAt time.Time
 }
 
 // Tasks returns the open tasks of an authenticated approver.
@@ -154,6 +158,12 @@ func (s *Service) task(ctx context.Context, ot *store.OpenTask, level int) (Task
 		if err != nil && !errors.Is(err, ErrKeyGone) {
 			return Task{}, err
 		}
+	}
+	if level >= 6 {
+		if t.Status, err = s.status(ctx, r); err != nil {
+			return Task{}, err
+		}
+		t.Status.Result, t.ExpiresAt = nil, r.ExpiresAt // a result is the requester's
 	}
 	return t, nil
 }

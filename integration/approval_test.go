@@ -96,6 +96,11 @@ func TestApprovalWorkflow(t *testing.T) {
 		if st := g.requestStatus(t, id); st["status"] != "PENDING" || len(list(st, "approvedBy")) != 1 || len(list(st, "notYetApprovedBy")) != 2 {
 			t.Fatalf("after one of two approvals: %v", st)
 		}
+		six := ed.tasks(t, g, "filteredSignApprovalTask", "level6")[0].(map[string]any)
+		rs, _ := six["requestStatus"].(map[string]any)
+		if l := list(rs, "approvedBy"); len(l) != 1 || l[0] != rsaA.spki || rs["status"] != "PENDING" || rs["result"] != nil {
+			t.Errorf("level-6 requestStatus = %v", rs)
+		}
 		ed.approve(t, g, ed.only(t, g))
 		st := g.waitStatus(t, id, "EXECUTED")
 		if _, ok := st["executionTime"].(string); !ok {
