@@ -91,7 +91,9 @@ type KeyCountResult struct {
 	RawCreation *KeyCreation  `json:"rawCreation,omitempty"`
 	RawNote     string        `json:"rawNote,omitempty"`
 	Rows        []KeyCountRow `json:"rows"`
-	Error       string        `json:"error,omitempty"`
+	// Listing is GET /v1/key at the listing checkpoints.
+	Listing []ListingRow `json:"listing,omitempty"`
+	Error   string       `json:"error,omitempty"`
 }
 
 // keySide is where the key-count test creates keys and signs with them.
@@ -102,6 +104,22 @@ type keySide struct {
 	create func(ctx context.Context, label string) error
 	// signer signs round-robin over labels.
 	signer func(labels []string) (opFunc, error)
+	// list, when set, lists the keys once (GET /v1/key).
+	list func(ctx context.Context) error
+}
+
+// listingCheckpoints are the key counts at which listing is timed.
+var listingCheckpoints = []int{100, 1000, 10000}
+
+// listingRepeats is how many listings after the first make the cached figure.
+const listingRepeats = 5
+
+// ListingRow is the listing latency with Keys bench keys in the token: the
+// first GET /v1/key once they exist, and the median of the next ones.
+type ListingRow struct {
+	Keys     int     `json:"keys"`
+	FirstMs  float64 `json:"firstMs"`
+	CachedMs float64 `json:"cachedMs"`
 }
 
 // restKeySide creates keys with POST /v1/key and signs with
@@ -110,6 +128,10 @@ func restKeySide(c *restClient) keySide {
 	spec := ecP256KeyBody()
 	return keySide{name: "REST",
 		create: func(ctx context.Context, label string) error { return c.createKey(ctx, label, spec) },
+		list: func(ctx context.Context) error {
+			_, err := c.do(ctx, "GET", "/v1/key", roleKeyManagement, nil, 200, false)
+			return err
+		},
 		signer: func(labels []string) (opFunc, error) {
 			payload := randomBytes(32)
 			build := signBody("SHA256_WITH_ECDSA")
@@ -152,6 +174,7 @@ type keyRun struct {
 	few, many, fewFull []Stats
 	keys               int
 	creation           KeyCreation
+	listing            []ListingRow
 }
 
 // runKeyCount runs the key-count test over REST and then, when raw is set
@@ -165,7 +188,7 @@ func runKeyCount(ctx context.Context, c *restClient, raw *hsm.HSM, rawNote strin
 	}
 	rest, err := restKeySide(c).run(ctx, labels, budget, warmup, d, profile)
 	if rest != nil {
-		res.ManyKeys, res.Creation = rest.keys, rest.creation
+		res.ManyKeys, res.Creation, res.Listing = rest.keys, rest.creation, rest.listing
 	}
 	if err != nil {
 		return res, err
@@ -220,7 +243,7 @@ func (s keySide) run(ctx context.Context, labels []string, budget, warmup, d tim
 		return out, err
 	}
 	logf("key-count test (%s): creating %d more EC P-256 keys with %d parallel clients (budget %s)", s.name, len(labels)-fewKeys, createWorkers, budget)
-	more, kc, err := createKeys(ctx, s.create, labels[fewKeys:], fewKeys, budget)
+	more, kc, err := s.grow(ctx, labels, budget, out)
 	out.creation = kc
 	if err != nil {
 		return out, err
@@ -242,6 +265,70 @@ func (s keySide) run(ctx context.Context, labels []string, budget, warmup, d tim
 	logf("key-count test (%s): the first %d keys again, with %d keys in the token", s.name, fewKeys, len(all))
 	out.fewFull, err = s.measure(ctx, created, warmup, d)
 	return out, err
+}
+
+// grow creates labels[fewKeys:] within budget, in segments that end at the
+// listing checkpoints when the side can list, timing the listing at each.
+func (s keySide) grow(ctx context.Context, labels []string, budget time.Duration, out *keyRun) ([]string, KeyCreation, error) {
+	ends := []int{len(labels)}
+	if s.list != nil {
+		ends = nil
+		for _, n := range listingCheckpoints {
+			if n > fewKeys && n < len(labels) {
+				ends = append(ends, n)
+			}
+		}
+		ends = append(ends, len(labels))
+	}
+	var created []string
+	total := KeyCreation{Requested: len(labels), Workers: createWorkers, BudgetSec: budget.Seconds()}
+	start := time.Now()
+	from := fewKeys
+	for _, end := range ends {
+		left := budget - time.Since(start)
+		if budget > 0 && left <= 0 {
+			total.Exhausted = true
+			break
+		}
+		more, kc, err := createKeys(ctx, s.create, labels[from:end], from, max(left, 0))
+		created = append(created, more...)
+		total.Progress = append(total.Progress, kc.Progress...)
+		total.Exhausted = kc.Exhausted
+		if err != nil || kc.Exhausted {
+			total.Created, total.Seconds = fewKeys+len(created), time.Since(start).Seconds()
+			return created, total, err
+		}
+		if s.list != nil {
+			row, err := timeListing(ctx, s.list, end)
+			if err != nil {
+				return created, total, err
+			}
+			out.listing = append(out.listing, row)
+			logf("key-count test (%s): GET /v1/key with %d keys: first %.2f ms, then %.2f ms", s.name, end, row.FirstMs, row.CachedMs)
+		}
+		from = end
+	}
+	total.Created, total.Seconds = fewKeys+len(created), time.Since(start).Seconds()
+	total.KeysPerSec = float64(len(created)) / total.Seconds
+	if total.Exhausted {
+		total.ProjectedSec = projectRemaining(total.Progress, total.Created, total.Requested)
+	}
+	return created, total, nil
+}
+
+// timeListing times one listing and then the median of listingRepeats.
+func timeListing(ctx context.Context, list func(context.Context) error, keys int) (ListingRow, error) {
+	var lat []time.Duration
+	for range 1 + listingRepeats {
+		t := time.Now()
+		if err := list(ctx); err != nil {
+			return ListingRow{}, err
+		}
+		lat = append(lat, time.Since(t))
+	}
+	cached := slices.Clone(lat[1:])
+	slices.Sort(cached)
+	return ListingRow{Keys: keys, FirstMs: ms(lat[0]), CachedMs: ms(cached[len(cached)/2])}, nil
 }
 
 // measure measures signing round-robin over labels at each key-count

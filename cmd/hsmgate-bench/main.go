@@ -209,6 +209,10 @@ func run(ctx context.Context, o *options) (err error) {
 		rep.Generation = runGenerationBench(ctx, client)
 	}
 	if measureErr == nil && !o.inProcess && !o.schemesOnly {
+		// Last with this server: it takes the server's token away.
+		rep.TokenLoss = runTokenLossBench(ctx, client, filepath.Join(tmp, "dev"))
+	}
+	if measureErr == nil && !o.inProcess && !o.schemesOnly {
 		_ = srv.stop() // the TLS phase runs a server of its own on the same token
 		rep.TLS = runTLSBench(ctx, o, tmp, ops[0])
 	}

@@ -126,6 +126,7 @@ type Report struct {
 	Schemes    *SchemesResult    `json:"schemes,omitempty"`
 	Approvals  *ApprovalsResult  `json:"approvals,omitempty"`
 	Generation *GenerationResult `json:"generation,omitempty"`
+	TokenLoss  *TokenLossResult  `json:"tokenLoss,omitempty"`
 	Targets    []Target          `json:"targets"`
 	AllPassed  bool              `json:"allTargetsPassed"`
 	// Interrupted is set when a signal ended the run early: the results
@@ -343,6 +344,9 @@ func printReport(w io.Writer, r *Report) {
 	if r.Generation != nil {
 		printGeneration(w, r.Generation)
 	}
+	if r.TokenLoss != nil {
+		printTokenLoss(w, r.TokenLoss)
+	}
 	if r.KeyCount != nil {
 		printKeyCount(w, r.KeyCount)
 	}
@@ -437,6 +441,9 @@ func printKeyCount(w io.Writer, k *KeyCountResult) {
 	}
 	if k.Error != "" {
 		fmt.Fprintf(w, "FAILED: %s\n\n", k.Error)
+	}
+	for _, l := range k.Listing {
+		fmt.Fprintf(w, "GET /v1/key with %d bench keys in the token: first %.2f ms, then %.2f ms (median of %d)\n", l.Keys, l.FirstMs, l.CachedMs, listingRepeats)
 	}
 	fmt.Fprintf(w, "%4s %-4s %-28s  %10s %8s %8s  %-6s  %s\n", "conc", "side", "keys signed (keys in token)", "ops/s", "p50", "p99", "errors", "CPU µs/op server+client")
 	for _, row := range k.Rows {
