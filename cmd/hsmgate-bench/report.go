@@ -126,6 +126,7 @@ type Report struct {
 	Schemes    *SchemesResult    `json:"schemes,omitempty"`
 	Approvals  *ApprovalsResult  `json:"approvals,omitempty"`
 	Generation *GenerationResult `json:"generation,omitempty"`
+	Audit      *AuditResult      `json:"audit,omitempty"`
 	Targets    []Target          `json:"targets"`
 	AllPassed  bool              `json:"allTargetsPassed"`
 	// Interrupted is set when a signal ended the run early: the results
@@ -330,6 +331,9 @@ func printReport(w io.Writer, r *Report) {
 	printMatrix(w, r.Cells)
 	if r.TLS != nil {
 		printTLS(w, r.TLS)
+	}
+	if r.Audit != nil {
+		printAudit(w, r.Audit)
 	}
 	if r.AccessLog != nil {
 		printAccessLog(w, r.AccessLog)
