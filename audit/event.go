@@ -32,6 +32,15 @@ const (
 	ActionKeyDecrypt        = "key.decrypt"
 	ActionKeyWrap           = "key.wrap"
 	ActionKeyUnwrap         = "key.unwrap"
+	ActionKeyEncryptFile    = "key.encryptFile"
+	ActionKeyDecryptFile    = "key.decryptFile"
+	ActionKeyDerive         = "key.derive"
+	ActionKeyImportSeeded   = "key.importSeeded"
+
+	ActionKeySetCertificate    = "key.setCertificate"
+	ActionKeyDeleteCertificate = "key.deleteCertificate"
+	ActionDataObjectCreate     = "dataObject.create"
+	ActionDataObjectDelete     = "dataObject.delete"
 
 	// ActionAuthFailure: a request's credential was refused.
 	ActionAuthFailure = "auth.failure"

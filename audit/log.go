@@ -135,7 +135,7 @@ type pending struct {
 // queues unless Options.WaitForOperations.
 var keyOperations = map[string]bool{
 	ActionKeySign: true, ActionKeyVerify: true, ActionKeyHMAC: true, ActionKeyVerifyHMAC: true,
-	ActionKeyEncrypt: true, ActionKeyDecrypt: true,
+	ActionKeyEncrypt: true, ActionKeyDecrypt: true, ActionKeyEncryptFile: true, ActionKeyDecryptFile: true,
 }
 
 // pendingPool recycles pendings and their channels on the hot path.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/hsmgate/hsmgate/audit"
 	"github.com/hsmgate/hsmgate/hsm"
@@ -115,6 +116,60 @@ func (s *Service) Unwrap(ctx context.Context, p *roles.Principal, req UnwrapRequ
 	ev := operation(audit.ActionKeyUnwrap, KeyRef{Label: req.Label}, req.Method, req.Wrapped)
 	ev.Detail = "under " + req.Unwrapping.Label
 	return audited(ctx, s, p, ev, func() (string, error) { return s.unwrap(ctx, p, req) })
+}
+
+// SetCertificate stores a certificate with a key pair (see setCertificate).
+func (s *Service) SetCertificate(ctx context.Context, p *roles.Principal, label string, der []byte) (*KeyCertificate, error) {
+	return audited(ctx, s, p, operation(audit.ActionKeySetCertificate, KeyRef{Label: label}, "", der),
+		func() (*KeyCertificate, error) { return s.setCertificate(ctx, p, label, der) })
+}
+
+// DeleteCertificate removes the certificate of a key; the key stays.
+func (s *Service) DeleteCertificate(ctx context.Context, p *roles.Principal, label string) error {
+	return auditedErr(ctx, s, p, audit.Event{Action: audit.ActionKeyDeleteCertificate, Key: label},
+		func() error { return s.deleteCertificate(ctx, p, label) })
+}
+
+// CreateDataObject stores a data object (see createDataObject); the event
+// names the object in Key and carries the SHA-256 of its value.
+func (s *Service) CreateDataObject(ctx context.Context, p *roles.Principal, req CreateDataObjectRequest) (*DataObject, error) {
+	return audited(ctx, s, p, operation(audit.ActionDataObjectCreate, KeyRef{Label: req.Name}, "", req.Value),
+		func() (*DataObject, error) { return s.createDataObject(ctx, p, req) })
+}
+
+// DeleteDataObject destroys a data object (see deleteDataObject).
+func (s *Service) DeleteDataObject(ctx context.Context, p *roles.Principal, name string) error {
+	return auditedErr(ctx, s, p, audit.Event{Action: audit.ActionDataObjectDelete, Key: name},
+		func() error { return s.deleteDataObject(ctx, p, name) })
+}
+
+// ImportSeededKey imports a key from a seed (see importSeededKey); the
+// seed is never recorded, not even hashed.
+func (s *Service) ImportSeededKey(ctx context.Context, p *roles.Principal, req SeededKeyRequest) (*KeyCreated, error) {
+	return audited(ctx, s, p, audit.Event{Action: audit.ActionKeyImportSeeded, Key: req.Label},
+		func() (*KeyCreated, error) { return s.importSeededKey(ctx, p, req) })
+}
+
+// DeriveKey derives a child key (see deriveKey); the event names the
+// master, and the path in Detail.
+func (s *Service) DeriveKey(ctx context.Context, p *roles.Principal, req DeriveKeyRequest) (*KeyCreated, error) {
+	return audited(ctx, s, p, audit.Event{Action: audit.ActionKeyDerive, Key: req.Master.Label, Detail: "path " + req.Path},
+		func() (*KeyCreated, error) { return s.deriveKey(ctx, p, req) })
+}
+
+// EncryptFile encrypts a stream (see encryptFile). Streams are not
+// hashed: the event has no payloadSha256.
+func (s *Service) EncryptFile(ctx context.Context, p *roles.Principal, req FileEncryptRequest) error {
+	return auditedErr(ctx, s, p, audit.Event{Action: audit.ActionKeyEncryptFile, Key: req.Key.Label},
+		func() error { return s.encryptFile(ctx, p, req) })
+}
+
+// DecryptFile decrypts a stream (see decryptFile); its content has left
+// when the event is recorded, so, like a key operation's, the event is
+// queued (docs/audit.md §5).
+func (s *Service) DecryptFile(ctx context.Context, p *roles.Principal, req FileDecryptRequest, start func(size int64) io.Writer) error {
+	return auditedErr(ctx, s, p, audit.Event{Action: audit.ActionKeyDecryptFile, Key: req.Key.Label},
+		func() error { return s.decryptFile(ctx, p, req, start) })
 }
 
 // operation is the event of a key operation: its payload only as SHA-256.
