@@ -46,7 +46,7 @@ func TestDocsCertificateExamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	setup := shBlocks(t, "credentials.md", "## Running the examples", "## §1 Choosing the scheme of a request")
-	examples := shBlocks(t, "api.md", "## §10 Certificates", "")
+	examples := shBlocks(t, "api.md", "## §10 Certificates", "## §13 Audit log")
 	if len(setup) != 1 || len(examples) != 5 {
 		t.Fatalf("found %d setup and %d example blocks, want 1 and 5", len(setup), len(examples))
 	}
