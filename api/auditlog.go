@@ -197,8 +197,11 @@ func (s *server) audited(c *gin.Context, h handlerFunc) error {
 	if rerr := s.audit.Record(c.Request.Context(), ev); rerr != nil {
 		return rerr
 	}
+	if err != nil {
+		return err // answered by the caller; the handler wrote nothing
+	}
 	held.release()
-	return err
+	return nil
 }
 
 // credentialEvent is the event of a credential management request.
