@@ -101,6 +101,20 @@ func TestAuditLogRecordsExportsAndVerifies(t *testing.T) {
 	}
 	block := map[string]any{"blockRequest": map[string]any{"blockKeyName": label}}
 	g.mustStatus(t, http.StatusOK, http.MethodPost, "/v1/synchronousBlock", g.creds.KeyOperation, block)
+	// Credentials: a login's session, an API key created and revoked.
+	g.secret(argusPassword)
+	user := argusAddUser(t, g, "audit-user", "keyOperationToken", false)
+	session := argusLogin(t, g, "audit-user", "")
+	keysPath := "/authentication/v1/user/audit-user/apikey"
+	r := g.request(t, http.MethodPost, keysPath, session.bearer(), map[string]any{"validSources": []string{"127.0.0.1"},
+		"expirationDays": 1, "roles": []string{"keyOperationToken"}})
+	apiKey, keyID := g.secret(str(argusData(r), "apiKey")), str(argusData(r), "id")
+	if r.Status != http.StatusOK || apiKey == "" {
+		t.Fatalf("create an API key: %d %s", r.Status, r.Raw)
+	}
+	if r := g.request(t, http.MethodDelete, keysPath+"/"+user.ID+"/"+keyID, session.bearer(), nil); r.Status >= 300 {
+		t.Fatalf("delete the API key: %d %s", r.Status, r.Raw)
+	}
 	if err := g.proc.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +135,7 @@ func TestAuditLogRecordsExportsAndVerifies(t *testing.T) {
 		{"key.block", "success", label, "static:keyOperationToken", ""},
 		{"auth.failure", "failure", "", "", "invalid"},
 		{"config.reload", "success", "", "", ""},
+		{"credential.revoke", "success", "", "", ""},
 	} {
 		got := find(entries, c.action, c.outcome)
 		if len(got) != 1 {
@@ -133,10 +148,17 @@ func TestAuditLogRecordsExportsAndVerifies(t *testing.T) {
 			t.Errorf("%s/%s event: %v", c.action, c.outcome, e)
 		}
 	}
+	created := map[string]int{}
+	for _, e := range find(entries, "credential.create", "success") {
+		created[str(e, "credential", "kind")]++
+	}
+	if created["argus-session"] != 1 || created["argus-apikey"] != 1 {
+		t.Errorf("credentials created: %v, want one session and one API key", created)
+	}
 	if s := find(entries, "key.sign", "success"); len(s) == 1 && str(s[0], "payloadSha256") != hex.EncodeToString(digest[:]) {
 		t.Errorf("sign event payloadSha256 %v, want the payload's SHA-256", s[0]["payloadSha256"])
 	}
-	r := g.call(t, http.MethodGet, "/v1/hsm/log?limit=3", g.creds.Service, nil)
+	r = g.call(t, http.MethodGet, "/v1/hsm/log?limit=3", g.creds.Service, nil)
 	if lines := strings.Split(strings.TrimSpace(str(r.JSON, "log")), "\n"); r.Status != http.StatusOK || len(lines) != 3 || !strings.HasPrefix(lines[0], `{"seq":`) {
 		t.Errorf("GET /v1/hsm/log?limit=3: %d %s", r.Status, r.Raw)
 	}
@@ -159,7 +181,7 @@ func TestAuditLogRecordsExportsAndVerifies(t *testing.T) {
 			t.Errorf("the audit log holds the %s", name)
 		}
 	}
-	for _, s := range []string{string(payload), b64(payload), wrong} {
+	for _, s := range []string{string(payload), b64(payload), wrong, apiKey, argusPassword, session.token} {
 		if strings.Contains(string(raw), s) {
 			t.Errorf("the audit log holds a payload or a token: %.12s…", s)
 		}
