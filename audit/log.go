@@ -227,8 +227,14 @@ func (l *Log) Record(ctx context.Context, ev Event) error {
 		return nil
 	}
 	// The writer owns p until it answers; p goes back to the pool then.
-	err = <-p.done
-	pendingPool.Put(p)
+	// A writer that stopped (Close) without taking p never will: p is
+	// dropped, not pooled, in case an answer is in flight after all.
+	select {
+	case err = <-p.done:
+		pendingPool.Put(p)
+	case <-l.done:
+		return fmt.Errorf("record %s: %w: the log is closed", ev.Action, ErrUnavailable)
+	}
 	if err != nil {
 		return fmt.Errorf("record %s: %w: %w", ev.Action, ErrUnavailable, err)
 	}
