@@ -35,7 +35,9 @@ type fixture struct {
 	key *ecdsa.PrivateKey
 }
 
-func newFixture(t testing.TB, opts audit.Options) *fixture {
+// newFixture opens a log with opts on a fresh store, seen through wrap
+// when one is given.
+func newFixture(t testing.TB, opts audit.Options, wrap ...func(store.AuditLog) store.AuditLog) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Config{Path: filepath.Join(t.TempDir(), "state.db")})
@@ -46,8 +48,9 @@ func newFixture(t testing.TB, opts audit.Options) *fixture {
 	f := &fixture{st: st}
 	f.key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	spki, _ := x509.MarshalPKIXPublicKey(&f.key.PublicKey)
-	if opts.Store == nil {
-		opts.Store = st
+	opts.Store = st
+	for _, w := range wrap {
+		opts.Store = w(st)
 	}
 	opts.Signer, opts.PublicKey, opts.Instance = softSigner{f.key}, spki, "test-1"
 	if f.log, err = audit.Open(ctx, opts); err != nil {
@@ -220,17 +223,16 @@ func (s *failingStore) AppendAudit(ctx context.Context, build func(int64, []byte
 
 func (s *failingStore) set(b bool) { s.mu.Lock(); s.broken = b; s.mu.Unlock() }
 
+// wrap makes s the store the log sees in front of st.
+func (s *failingStore) wrap(st store.AuditLog) store.AuditLog {
+	s.AuditLog = st
+	return s
+}
+
 func TestFailClosedRefusesAndRecordsTheOutage(t *testing.T) {
 	ctx := context.Background()
 	fs := &failingStore{}
-	st, err := store.Open(ctx, store.Config{Path: filepath.Join(t.TempDir(), "state.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	fs.AuditLog = st
-	f := newFixture(t, audit.Options{Store: fs})
-	f.st = st
+	f := newFixture(t, audit.Options{}, fs.wrap)
 	fs.set(true)
 	// A key operation's event is queued: the operation answers, the
 	// failed commit counts it lost.
@@ -273,13 +275,8 @@ func TestFailClosedRefusesAndRecordsTheOutage(t *testing.T) {
 
 func TestBestEffortDropsAndCounts(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{Path: filepath.Join(t.TempDir(), "state.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	fs := &failingStore{AuditLog: st}
-	f := newFixture(t, audit.Options{Store: fs, FailMode: audit.BestEffort})
+	fs := &failingStore{}
+	f := newFixture(t, audit.Options{FailMode: audit.BestEffort}, fs.wrap)
 	fs.set(true)
 	for range 3 {
 		if err := f.log.Record(ctx, audit.Event{Action: audit.ActionKeySign, Outcome: audit.Success}); err != nil {

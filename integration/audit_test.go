@@ -472,10 +472,7 @@ func TestAuditTwoInstancesOnPostgres(t *testing.T) {
 func TestDocsAuditExample(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t)
-	dir := t.TempDir()
-	if err := os.Symlink(g.state, filepath.Join(dir, ".hsmgate")); err != nil {
-		t.Fatal(err)
-	}
+	dir := docsWorkdir(t, g)
 	if err := os.Mkdir(filepath.Join(dir, "bin"), 0o700); err != nil {
 		t.Fatal(err)
 	}
