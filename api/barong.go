@@ -23,7 +23,7 @@ import (
 // race, found by `go test -race ./integration`).
 func (s *server) manage(h handlerFunc) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if err := h(c); err != nil {
+		if err := s.audited(c, h); err != nil {
 			abortAuth(c, err)
 		}
 	}

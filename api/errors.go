@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/hsmgate/hsmgate/approval"
+	"github.com/hsmgate/hsmgate/audit"
 	"github.com/hsmgate/hsmgate/auth"
 	"github.com/hsmgate/hsmgate/keys"
 )
@@ -141,6 +142,13 @@ func serviceError(err error, as unsupportedAs) *Error {
 		return newError(http.StatusBadRequest, 401, "missing.approval", "%s", err)
 	case errors.Is(err, keys.ErrKeyType):
 		return errKeyType("%s", err)
+	case errors.Is(err, audit.ErrUnavailable):
+		if e, ok := auth.AsError(err); ok && errors.Is(e, auth.ErrStoreUnavailable) {
+			// The log lives in the state store: its outage is the store's.
+			f := formStoreUnavailable
+			return newError(f.status, f.code, f.reason, "%s", e.Message)
+		}
+		return newError(http.StatusServiceUnavailable, 701, "audit.unavailable", "%s", err)
 	case errors.Is(err, keys.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return newError(http.StatusServiceUnavailable, 701, "in.hsm", "the HSM is not reachable right now, retry later")
 	case errors.Is(err, keys.ErrUnsupported):

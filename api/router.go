@@ -17,11 +17,13 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/hsmgate/hsmgate/approval"
+	"github.com/hsmgate/hsmgate/audit"
 	"github.com/hsmgate/hsmgate/auth"
 	"github.com/hsmgate/hsmgate/certs"
 	"github.com/hsmgate/hsmgate/hsm"
 	"github.com/hsmgate/hsmgate/keys"
 	"github.com/hsmgate/hsmgate/roles"
+	"github.com/hsmgate/hsmgate/store"
 	"github.com/hsmgate/hsmgate/tsa"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -88,6 +90,11 @@ type Options struct {
 	TrustedProxies auth.Proxies
 	// Store is the state store, which /readyz pings (nil: none to check).
 	Store Pinger
+	// Audit is the audit log the /v1/hsm/log routes read and credential
+	// management records in (nil: off, the routes answer 404).
+	Audit *audit.Log
+	// AuditStore is what the /v1/hsm/log routes read.
+	AuditStore store.AuditLog
 	// ShuttingDown, when set, reports that a graceful shutdown has begun:
 	// /readyz then answers 503.
 	ShuttingDown func() bool
@@ -136,6 +143,9 @@ type server struct {
 	timestamps *tsa.Service
 	// files are the limits of the file routes.
 	files fileLimits
+	// audit is the audit log, and store where its routes read it; nil: off.
+	audit *audit.Log
+	store store.AuditLog
 }
 
 // principalKey is where authenticate stores the Principal in the gin context.
@@ -165,6 +175,7 @@ func New(opts Options) *gin.Engine {
 	s.ready = newReadiness(opts)
 	s.certs, s.timestamps = certs.New(opts.Keys), opts.Timestamps
 	s.files = fileLimits{maxFile: opts.MaxFileBytes, maxRequest: opts.MaxBodyBytes, timeout: opts.FileTimeout}
+	s.audit, s.store = opts.Audit, opts.AuditStore
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
@@ -300,6 +311,8 @@ func requestID() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := requestIDPrefix + "-" + strconv.FormatUint(requestCounter.Add(1), 10)
 		c.Set(requestIDKey, id)
+		// The services record the id in audit events (docs/audit.md §2).
+		c.Request = c.Request.WithContext(audit.WithRequestID(c.Request.Context(), id))
 		if own := c.GetHeader(headerRequestID); validClientRequestID(own) {
 			c.Set(clientRequestIDKey, own)
 		}

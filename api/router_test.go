@@ -68,6 +68,9 @@ var expectedRoles = map[string]roles.Set{
 	"/v1/versionInfo":                    roles.Of(roles.Service),
 	"/v1/licenseInfo":                    roles.Of(roles.Service),
 	"/v1/keystore/statistics":            roles.Of(roles.Service),
+	"/v1/hsm/log":                        roles.Of(roles.Service),
+	"/v1/hsm/log/entries":                roles.Of(roles.Service),
+	"/v1/hsm/log/checkpoints":            roles.Of(roles.Service),
 
 	// Certificates, time-stamps and attestation (docs/api.md §10–§12).
 	"/v1/key/keyAttestation":                       roles.Of(roles.KeyManagement),

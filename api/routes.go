@@ -151,6 +151,9 @@ func (s *server) routes() []route {
 		{get, "/v1/versionInfo", sv, s.versionInfo, "Version of the gateway and the token"},
 		{get, "/v1/licenseInfo", sv, s.licenseInfo, "License flags"},
 		{get, "/v1/keystore/statistics", sv, s.handle(asKeyType, s.statistics), "Keystore statistics"},
+		{get, "/v1/hsm/log", sv, s.handle(asKeyType, s.hsmLog), "The newest audit log entries as text"},
+		{get, "/v1/hsm/log/entries", sv, s.handle(asKeyType, s.logEntries), "A page of audit log entries"},
+		{get, "/v1/hsm/log/checkpoints", sv, s.handle(asKeyType, s.logCheckpoints), "The audit key and a page of signed checkpoints"},
 
 		// Argus-style credentials (docs/credentials.md): {user} is the
 		// user's id or its username in the caller's domain.

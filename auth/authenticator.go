@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/hsmgate/hsmgate/audit"
 	"github.com/hsmgate/hsmgate/roles"
 )
 
@@ -39,6 +40,8 @@ type Authenticator struct {
 	certs CertIdentifier
 	// throttle, when set, refuses callers after repeated failures.
 	throttle *Throttle
+	// audit, when set, records every failure (audit.go).
+	audit audit.Recorder
 }
 
 // CertIdentifier maps the verified client certificate of a request to a
@@ -55,11 +58,14 @@ type Options struct {
 	Certificates CertIdentifier
 	// Throttle refuses callers after repeated failures (optional).
 	Throttle *Throttle
+	// Audit records every authentication failure and throttling
+	// (docs/audit.md §2; optional).
+	Audit audit.Recorder
 }
 
 // New returns an Authenticator for the configured schemes.
 func New(opts Options) *Authenticator {
-	return &Authenticator{schemes: opts.Schemes, certs: opts.Certificates, throttle: opts.Throttle}
+	return &Authenticator{schemes: opts.Schemes, certs: opts.Certificates, throttle: opts.Throttle, audit: opts.Audit}
 }
 
 // Authenticate returns the Principal of the request, with its Source, an
@@ -68,19 +74,30 @@ func New(opts Options) *Authenticator {
 // certificate alone is enough when it maps to an identity. Failures are
 // throttled as Throttle says: a credential that verifies is never refused
 // for what other sources, or other credentials of its source, did.
+// Every failure is recorded in the audit log.
 func (a *Authenticator) Authenticate(r *http.Request) (*roles.Principal, error) {
+	p, found, err := a.authenticate(r)
+	if err != nil && a.audit != nil {
+		a.recordFailure(r, found, err)
+	}
+	return p, err
+}
+
+// authenticate is Authenticate; it also returns the scheme whose
+// credential the request carries, if one was recognised.
+func (a *Authenticator) authenticate(r *http.Request) (*roles.Principal, Scheme, error) {
 	var cert *roles.Principal
 	if a.certs != nil {
 		var err error
 		if cert, err = a.certs.Identify(r); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	var found Scheme
 	for _, s := range a.schemes {
 		if s.Present(r) {
 			if found != nil {
-				return nil, ErrTwoCredentials
+				return nil, nil, ErrTwoCredentials
 			}
 			found = s
 		}
@@ -89,16 +106,16 @@ func (a *Authenticator) Authenticate(r *http.Request) (*roles.Principal, error) 
 		if cert != nil {
 			out := *cert
 			out.Source = RequestSource(r)
-			return &out, nil
+			return &out, nil, nil
 		}
-		return nil, errNoCredential
+		return nil, nil, errNoCredential
 	}
 	src := RequestSource(r)
 	var id string
 	if a.throttle != nil {
 		id = credentialID(r, found)
 		if err := a.throttle.checkCredential(found.Name(), id, src); err != nil {
-			return nil, err
+			return nil, found, err
 		}
 	}
 	p, err := found.Authenticate(r)
@@ -106,14 +123,14 @@ func (a *Authenticator) Authenticate(r *http.Request) (*roles.Principal, error) 
 		if a.throttle != nil && IsAuthError(err) {
 			err = a.throttle.failCredential(found.Name(), id, src, err)
 		}
-		return nil, err
+		return nil, found, err
 	}
 	if a.throttle != nil {
 		a.throttle.succeed(found.Name(), id, src)
 	}
 	out := *p // schemes may share cached Principals: complete a copy
 	out.Source, out.Certificate = src, cert
-	return &out, nil
+	return &out, found, nil
 }
 
 // bearer returns the token of an "Authorization: Bearer" header, or "".

@@ -100,6 +100,8 @@ type tokenState struct {
 	pepper      pkcs11.ObjectHandle
 	attestation *Key
 	integrity   *Key
+	// audit signs the audit log's checkpoints.
+	audit *Key
 	// master wraps the credential secrets kept in the store (sealed.go).
 	master pkcs11.ObjectHandle
 	// exactPadWrap: the token's CKM_AES_KEY_WRAP_PAD passed the RFC 5649 vector.

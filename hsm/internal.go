@@ -19,11 +19,15 @@ const (
 	// IntegrityKeyLabel names the EC P-256 key that signs the timestamps
 	// and the stored form of approval requests.
 	IntegrityKeyLabel = "hsmgate-integrity"
+	// AuditKeyLabel names the EC P-256 key that signs the checkpoints of
+	// the audit log (docs/audit.md §3).
+	AuditKeyLabel = "hsmgate-audit"
 )
 
 // isInternalLabel reports whether label names one of hsmgate's own keys.
 func isInternalLabel(label string) bool {
-	return label == PepperKeyLabel || label == AttestationKeyLabel || label == CredentialMasterLabel || label == IntegrityKeyLabel
+	return label == PepperKeyLabel || label == AttestationKeyLabel || label == CredentialMasterLabel || label == IntegrityKeyLabel ||
+		label == AuditKeyLabel
 }
 
 // ensureInternalKeys creates the attestation and pepper keys when missing,
@@ -60,12 +64,17 @@ func (h *HSM) ensureInternalKeys(st *tokenState) error {
 		if err != nil {
 			return err
 		}
+		audit, err := ensure("audit key", &CreateKeyRequest{Label: AuditKeyLabel, Algorithm: AlgEC, CurveOID: OIDP256,
+			Flags: Flags{Sign: true, Verify: true, Sensitive: true}})
+		if err != nil {
+			return err
+		}
 		master, err := ensure("credential master key", &CreateKeyRequest{Label: CredentialMasterLabel, Algorithm: AlgAES,
 			KeySize: 256, Flags: Flags{Wrap: true, Unwrap: true, Sensitive: true}})
 		if err != nil {
 			return err
 		}
-		st.integrity = integrity
+		st.integrity, st.audit = integrity, audit
 		st.pepper, st.attestation, st.master = pepper.secret, att, master.secret
 		labels, left, err := s.scanLabels()
 		if err != nil {
@@ -80,6 +89,10 @@ func (h *HSM) ensureInternalKeys(st *tokenState) error {
 
 // AttestationKey returns the key that signs attestations.
 func (h *HSM) AttestationKey() *Key { return h.state.Load().attestation }
+
+// AuditKey returns the key that signs the audit log's checkpoints; its
+// PublicKey is what auditors verify them with.
+func (h *HSM) AuditKey() *Key { return h.state.Load().audit }
 
 // IntegrityKey returns the key that signs approval requests.
 func (h *HSM) IntegrityKey() *Key { return h.state.Load().integrity }

@@ -77,8 +77,8 @@ func TestInterruptedKeysAreNeverServed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The four internal keys and "whole": 3 pairs + 2 secrets.
-	if st.ByClass["privateKey"] != 3 || st.ByClass["publicKey"] != 3 || st.ByClass["secretKey"] != 2 || st.Keys != 5 {
+	// The five internal keys and "whole": 4 pairs + 2 secrets.
+	if st.ByClass["privateKey"] != 4 || st.ByClass["publicKey"] != 4 || st.ByClass["secretKey"] != 2 || st.Keys != 6 {
 		t.Errorf("statistics count leftovers: %+v", st)
 	}
 	// The labels are not blocked.
@@ -204,9 +204,9 @@ func TestStatisticsCountWhatIncludeAdmits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// a, b and the four internal keys (pepper, credential master: secrets;
-	// attestation, integrity: pairs).
-	if all.Keys != 6 {
+	// a, b and the five internal keys (pepper, credential master: secrets;
+	// attestation, integrity, audit: pairs).
+	if all.Keys != 7 {
 		t.Errorf("statistics of every key: %+v", all)
 	}
 }

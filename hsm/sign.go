@@ -122,6 +122,13 @@ func (h *HSM) IntegritySign(ctx context.Context, msg []byte) ([]byte, error) {
 	return h.signSHA256ECDSA(ctx, h.IntegrityKey(), msg)
 }
 
+// SignCheckpoint signs a checkpoint statement of the audit log with the
+// audit key (ECDSA P-256, SHA-256, DER; docs/audit.md §3), which no
+// caller can use directly.
+func (h *HSM) SignCheckpoint(ctx context.Context, statement []byte) ([]byte, error) {
+	return h.signSHA256ECDSA(ctx, h.AuditKey(), statement)
+}
+
 // signSHA256ECDSA signs msg with one of hsmgate's own EC keys.
 func (h *HSM) signSHA256ECDSA(ctx context.Context, k *Key, msg []byte) ([]byte, error) {
 	a, err := alg.ParseSignature("SHA256_WITH_ECDSA")

@@ -35,18 +35,26 @@ func shBlocks(t *testing.T, doc, from, to string) []string {
 	return out
 }
 
+// docsWorkdir is a directory where g's state is .hsmgate, as at the
+// repository root after `make run`.
+func docsWorkdir(t *testing.T, g *gateway) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Symlink(g.state, filepath.Join(dir, ".hsmgate")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // TestDocsCertificateExamples runs the examples of docs/api.md §10–§12
 // verbatim against `hsmgate dev`, after the setup block of
 // docs/credentials.md, as a reader would paste them.
 func TestDocsCertificateExamples(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t)
-	dir := t.TempDir()
-	if err := os.Symlink(g.state, filepath.Join(dir, ".hsmgate")); err != nil {
-		t.Fatal(err)
-	}
+	dir := docsWorkdir(t, g)
 	setup := shBlocks(t, "credentials.md", "## Running the examples", "## §1 Choosing the scheme of a request")
-	examples := shBlocks(t, "api.md", "## §10 Certificates", "")
+	examples := shBlocks(t, "api.md", "## §10 Certificates", "## §13 Audit log")
 	if len(setup) != 1 || len(examples) != 5 {
 		t.Fatalf("found %d setup and %d example blocks, want 1 and 5", len(setup), len(examples))
 	}

@@ -86,10 +86,10 @@ func TestInternalKeysAndDotLabels(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t)
 	km := g.creds.KeyManagement
-	for _, label := range []string{"attestation-key", "hsmgate-pepper", "hsmgate-credential-master"} {
+	for _, label := range []string{"attestation-key", "hsmgate-pepper", "hsmgate-credential-master", "hsmgate-audit"} {
 		expectError(t, "attributes of internal key "+label, g.call(t, http.MethodGet, "/v1/key/"+label+"/attributes", km, nil), 404, 650, "key.not.existent")
 	}
-	for _, label := range []string{"attestation-key", "hsmgate-pepper", "hsmgate-credential-master"} {
+	for _, label := range []string{"attestation-key", "hsmgate-pepper", "hsmgate-credential-master", "hsmgate-audit"} {
 		expectError(t, "delete of internal key "+label, g.call(t, http.MethodPost, "/v1/key/deleteKey", km, map[string]any{"label": label}), 404, 650, "key.not.existent")
 	}
 	expectError(t, "attributes of the attestation key by POST", g.call(t, http.MethodPost, "/v1/key/attributes", km, map[string]any{"label": "attestation-key"}), 404, 650, "key.not.existent")

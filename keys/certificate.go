@@ -61,11 +61,11 @@ func (s *Service) Certificate(ctx context.Context, p *roles.Principal, label str
 	return &KeyCertificate{Label: apiLabel(r.Customer, k.Label), DER: k.Certificate}, nil
 }
 
-// SetCertificate stores a certificate with a key pair of the caller's
+// setCertificate stores a certificate with a key pair of the caller's
 // customers, replacing the one it has; the certificate must certify the
 // key's public key. As for TSB, no key password is asked: a certificate
 // states public facts, and a wrong one cannot make the key sign anything.
-func (s *Service) SetCertificate(ctx context.Context, p *roles.Principal, label string, der []byte) (*KeyCertificate, error) {
+func (s *Service) setCertificate(ctx context.Context, p *roles.Principal, label string, der []byte) (*KeyCertificate, error) {
 	store, err := capability[CertificateStore](s.backend, "certificate storage")
 	if err != nil {
 		return nil, err
@@ -83,9 +83,9 @@ func (s *Service) SetCertificate(ctx context.Context, p *roles.Principal, label 
 	return &KeyCertificate{Label: apiLabel(r.Customer, k.Label), DER: der}, nil
 }
 
-// DeleteCertificate removes the certificate of a key of the caller's
+// deleteCertificate removes the certificate of a key of the caller's
 // customers; the key stays.
-func (s *Service) DeleteCertificate(ctx context.Context, p *roles.Principal, label string) error {
+func (s *Service) deleteCertificate(ctx context.Context, p *roles.Principal, label string) error {
 	store, err := capability[CertificateStore](s.backend, "certificate storage")
 	if err != nil {
 		return err

@@ -61,10 +61,10 @@ type CreateDataObjectRequest struct {
 	Customer                         string
 }
 
-// CreateDataObject stores a data object owned by one of the caller's
+// createDataObject stores a data object owned by one of the caller's
 // customers. It is one object in the token, created by one call: a
 // failure leaves nothing behind.
-func (s *Service) CreateDataObject(ctx context.Context, p *roles.Principal, req CreateDataObjectRequest) (*DataObject, error) {
+func (s *Service) createDataObject(ctx context.Context, p *roles.Principal, req CreateDataObjectRequest) (*DataObject, error) {
 	store, err := capability[DataObjects](s.backend, "data object storage")
 	if err != nil {
 		return nil, err
@@ -133,9 +133,9 @@ func (s *Service) ListDataObjects(ctx context.Context, p *roles.Principal) ([]st
 	return out, nil
 }
 
-// DeleteDataObject destroys a data object of the caller's customers; one
+// deleteDataObject destroys a data object of the caller's customers; one
 // created without destroyable is refused (ErrNotPermitted).
-func (s *Service) DeleteDataObject(ctx context.Context, p *roles.Principal, name string) error {
+func (s *Service) deleteDataObject(ctx context.Context, p *roles.Principal, name string) error {
 	store, err := capability[DataObjects](s.backend, "data object storage")
 	if err != nil {
 		return err

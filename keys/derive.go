@@ -71,10 +71,10 @@ func (s *Service) deriver() (Deriver, error) {
 	return d, nil
 }
 
-// ImportSeededKey makes a master key from a seed inside the token, owned
+// importSeededKey makes a master key from a seed inside the token, owned
 // by one of the caller's customers. The request is checked before the
 // token's capability, so that a malformed one is told what is wrong.
-func (s *Service) ImportSeededKey(ctx context.Context, p *roles.Principal, req SeededKeyRequest) (*KeyCreated, error) {
+func (s *Service) importSeededKey(ctx context.Context, p *roles.Principal, req SeededKeyRequest) (*KeyCreated, error) {
 	if n := len(req.Seed); n < minSeedBytes || n > maxSeedBytes {
 		return nil, refuse(ErrInvalidRequest, "seed must be %d to %d bytes (128 to 512 bits), not %d", minSeedBytes, maxSeedBytes, n)
 	}
@@ -106,11 +106,11 @@ func (s *Service) ImportSeededKey(ctx context.Context, p *roles.Principal, req S
 	return &KeyCreated{Label: req.Label, UUID: k.Meta.UUID}, nil
 }
 
-// DeriveKey derives a child key inside the token and stores it, owned by
+// deriveKey derives a child key inside the token and stores it, owned by
 // the master's customer, under the master's label followed by the path
 // with '.' for '/' (a label holds no '/'): master "m", path "0/1'" makes
 // "m.0.1'".
-func (s *Service) DeriveKey(ctx context.Context, p *roles.Principal, req DeriveKeyRequest) (*KeyCreated, error) {
+func (s *Service) deriveKey(ctx context.Context, p *roles.Principal, req DeriveKeyRequest) (*KeyCreated, error) {
 	path, err := ParseDerivationPath(req.Path)
 	if err != nil {
 		return nil, err

@@ -31,12 +31,12 @@ type FileEncryptRequest struct {
 	Sealed  io.Writer
 }
 
-// EncryptFile writes the encrypted file of req.Content to req.Sealed
+// encryptFile writes the encrypted file of req.Content to req.Sealed
 // (docs/filecrypt.md): the content key comes from an agreement in the token
 // between a fresh ephemeral key and the public half of req.Key, which must
 // be an EC key that allows derive, lives in memory for this call only, and
 // seals the content chunk by chunk in memory bounded by one chunk.
-func (s *Service) EncryptFile(ctx context.Context, p *roles.Principal, req FileEncryptRequest) error {
+func (s *Service) encryptFile(ctx context.Context, p *roles.Principal, req FileEncryptRequest) error {
 	agreer, err := capability[KeyAgreer](s.backend, "file encryption")
 	if err != nil {
 		return err
@@ -75,7 +75,7 @@ type FileDecryptRequest struct {
 	Sealed io.ReadSeeker
 }
 
-// DecryptFile decrypts req.Sealed with the private half of req.Key in
+// decryptFile decrypts req.Sealed with the private half of req.Key in
 // two passes, so that no content leaves before the whole file is
 // authenticated: the first opens every chunk into nothing; only then is
 // start called with the content's length, and the second pass writes the
@@ -83,7 +83,7 @@ type FileDecryptRequest struct {
 // scope and policy gate apply as to a decryption; a malformed header is
 // ErrInvalidInput, a file that fails authentication ErrDecrypt. An error
 // after start means the writer received part of the content only.
-func (s *Service) DecryptFile(ctx context.Context, p *roles.Principal, req FileDecryptRequest, start func(size int64) io.Writer) error {
+func (s *Service) decryptFile(ctx context.Context, p *roles.Principal, req FileDecryptRequest, start func(size int64) io.Writer) error {
 	agreer, err := capability[KeyAgreer](s.backend, "file decryption")
 	if err != nil {
 		return err

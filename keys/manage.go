@@ -102,8 +102,8 @@ func keySpec(req *CreateKeyRequest) (*hsm.CreateKeyRequest, error) {
 	return spec, nil
 }
 
-// CreateKey generates a key owned by one of the caller's customers.
-func (s *Service) CreateKey(ctx context.Context, p *roles.Principal, req CreateKeyRequest) (*KeyCreated, error) {
+// createKey generates a key owned by one of the caller's customers.
+func (s *Service) createKey(ctx context.Context, p *roles.Principal, req CreateKeyRequest) (*KeyCreated, error) {
 	spec, err := keySpec(&req)
 	if err != nil {
 		return nil, err
@@ -157,9 +157,9 @@ type ImportKeyRequest struct {
 // material, so that the public usage flags default to true.
 func (r *ImportKeyRequest) PublicOnly() bool { return r.PrivateKey == nil && r.SecretKey == nil }
 
-// ImportKey stores key material under a new label owned by one of the
+// importKey stores key material under a new label owned by one of the
 // caller's customers. The caller should clear the private material after.
-func (s *Service) ImportKey(ctx context.Context, p *roles.Principal, req ImportKeyRequest) (*KeyCreated, error) {
+func (s *Service) importKey(ctx context.Context, p *roles.Principal, req ImportKeyRequest) (*KeyCreated, error) {
 	customer, err := ownerCustomer(p, req.Customer)
 	if err != nil {
 		return nil, err
@@ -238,8 +238,8 @@ func (s *Service) ListKeys(ctx context.Context, p *roles.Principal) ([]string, e
 	return out, nil
 }
 
-// DeleteKey destroys a key after checking its password.
-func (s *Service) DeleteKey(ctx context.Context, p *roles.Principal, ref KeyRef) error {
+// deleteKey destroys a key after checking its password.
+func (s *Service) deleteKey(ctx context.Context, p *roles.Principal, ref KeyRef) error {
 	k, r, err := s.unlocked(ctx, p, ref)
 	if err != nil {
 		return err
@@ -253,9 +253,9 @@ func (s *Service) DeleteKey(ctx context.Context, p *roles.Principal, ref KeyRef)
 	return nil
 }
 
-// ChangePassword replaces a key password (ref carries the old one); an
+// changePassword replaces a key password (ref carries the old one); an
 // empty new password removes it.
-func (s *Service) ChangePassword(ctx context.Context, p *roles.Principal, ref KeyRef, newPassword []byte) error {
+func (s *Service) changePassword(ctx context.Context, p *roles.Principal, ref KeyRef, newPassword []byte) error {
 	k, _, err := s.unlocked(ctx, p, ref)
 	if err != nil {
 		return err
@@ -272,10 +272,10 @@ func (s *Service) ChangePassword(ctx context.Context, p *roles.Principal, ref Ke
 	})
 }
 
-// ExportKey returns the material of a key that is extractable, not
+// exportKey returns the material of a key that is extractable, not
 // sensitive, not blocked and carries no policy (a public-only key exports
 // its public key). The caller must clear PrivateKey and SecretKey.
-func (s *Service) ExportKey(ctx context.Context, p *roles.Principal, ref KeyRef) (*hsm.ExportedKey, error) {
+func (s *Service) exportKey(ctx context.Context, p *roles.Principal, ref KeyRef) (*hsm.ExportedKey, error) {
 	exporter, err := capability[Exporter](s.backend, "key export")
 	if err != nil {
 		return nil, err
@@ -304,8 +304,8 @@ type ModifyRequest struct {
 	IgnoreStatus bool
 }
 
-// Modify replaces the policy of a key and returns its label.
-func (s *Service) Modify(ctx context.Context, p *roles.Principal, req ModifyRequest) (string, error) {
+// modify replaces the policy of a key and returns its label.
+func (s *Service) modify(ctx context.Context, p *roles.Principal, req ModifyRequest) (string, error) {
 	k, r, err := s.unlocked(ctx, p, req.Key)
 	if err != nil {
 		return "", err
@@ -353,8 +353,8 @@ func (s *Service) modifyPolicy(k *hsm.Key, req ModifyRequest) (newPolicy, error)
 	return policy, checkPolicyHolder(policy.stored != nil, !alg.Asymmetric(k.Meta.Algorithm))
 }
 
-// SetBlocked blocks or unblocks a key.
-func (s *Service) SetBlocked(ctx context.Context, p *roles.Principal, ref KeyRef, blocked bool) error {
+// setBlocked blocks or unblocks a key.
+func (s *Service) setBlocked(ctx context.Context, p *roles.Principal, ref KeyRef, blocked bool) error {
 	k, r, err := s.unlocked(ctx, p, ref)
 	if err != nil {
 		return err

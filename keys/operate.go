@@ -28,8 +28,8 @@ type SignRequest struct {
 	Raw       bool
 }
 
-// Sign signs with a key of the caller's customers.
-func (s *Service) Sign(ctx context.Context, p *roles.Principal, req SignRequest) ([]byte, error) {
+// sign signs with a key of the caller's customers.
+func (s *Service) sign(ctx context.Context, p *roles.Principal, req SignRequest) ([]byte, error) {
 	signer, err := capability[Signer](s.backend, "signing")
 	if err != nil {
 		return nil, err
@@ -54,9 +54,9 @@ type VerifyRequest struct {
 	Raw, Detect bool
 }
 
-// Verify reports whether the signature is valid; errors mean the request
+// verify reports whether the signature is valid; errors mean the request
 // itself is wrong.
-func (s *Service) Verify(ctx context.Context, p *roles.Principal, req VerifyRequest) (bool, error) {
+func (s *Service) verify(ctx context.Context, p *roles.Principal, req VerifyRequest) (bool, error) {
 	signer, err := capability[Signer](s.backend, "signature verification")
 	if err != nil {
 		return false, err
@@ -70,8 +70,8 @@ func (s *Service) Verify(ctx context.Context, p *roles.Principal, req VerifyRequ
 	})
 }
 
-// HMAC computes the keyed hash of payload with a secret key.
-func (s *Service) HMAC(ctx context.Context, p *roles.Principal, key KeyRef, payload []byte) ([]byte, error) {
+// hmac computes the keyed hash of payload with a secret key.
+func (s *Service) hmac(ctx context.Context, p *roles.Principal, key KeyRef, payload []byte) ([]byte, error) {
 	macer, err := capability[MACer](s.backend, "HMAC")
 	if err != nil {
 		return nil, err
@@ -81,8 +81,8 @@ func (s *Service) HMAC(ctx context.Context, p *roles.Principal, key KeyRef, payl
 	})
 }
 
-// VerifyHMAC checks a keyed hash in constant time.
-func (s *Service) VerifyHMAC(ctx context.Context, p *roles.Principal, key KeyRef, payload, mac []byte) (bool, error) {
+// verifyHMAC checks a keyed hash in constant time.
+func (s *Service) verifyHMAC(ctx context.Context, p *roles.Principal, key KeyRef, payload, mac []byte) (bool, error) {
 	macer, err := capability[MACer](s.backend, "HMAC verification")
 	if err != nil {
 		return false, err
@@ -124,8 +124,8 @@ func (r *CipherRequest) cipher() (hsm.CipherRequest, error) {
 	return out, nil
 }
 
-// Encrypt encrypts with a key of the caller's customers.
-func (s *Service) Encrypt(ctx context.Context, p *roles.Principal, req CipherRequest) (*hsm.CipherResult, error) {
+// encrypt encrypts with a key of the caller's customers.
+func (s *Service) encrypt(ctx context.Context, p *roles.Principal, req CipherRequest) (*hsm.CipherResult, error) {
 	c, err := capability[Cipher](s.backend, "encryption")
 	if err != nil {
 		return nil, err
@@ -139,8 +139,8 @@ func (s *Service) Encrypt(ctx context.Context, p *roles.Principal, req CipherReq
 	})
 }
 
-// Decrypt decrypts with a key of the caller's customers.
-func (s *Service) Decrypt(ctx context.Context, p *roles.Principal, req CipherRequest) ([]byte, error) {
+// decrypt decrypts with a key of the caller's customers.
+func (s *Service) decrypt(ctx context.Context, p *roles.Principal, req CipherRequest) ([]byte, error) {
 	c, err := capability[Cipher](s.backend, "decryption")
 	if err != nil {
 		return nil, err
@@ -166,8 +166,8 @@ type WrapRequest struct {
 	Method           string
 }
 
-// Wrap returns the wrapped form of a key.
-func (s *Service) Wrap(ctx context.Context, p *roles.Principal, req WrapRequest) ([]byte, error) {
+// wrap returns the wrapped form of a key.
+func (s *Service) wrap(ctx context.Context, p *roles.Principal, req WrapRequest) ([]byte, error) {
 	w, err := capability[Wrapper](s.backend, "key wrapping")
 	if err != nil {
 		return nil, err
@@ -236,8 +236,8 @@ type UnwrapRequest struct {
 	Customer   string
 }
 
-// Unwrap creates a key from wrapped material and returns its label.
-func (s *Service) Unwrap(ctx context.Context, p *roles.Principal, req UnwrapRequest) (string, error) {
+// unwrap creates a key from wrapped material and returns its label.
+func (s *Service) unwrap(ctx context.Context, p *roles.Principal, req UnwrapRequest) (string, error) {
 	w, err := capability[Wrapper](s.backend, "key unwrapping")
 	if err != nil {
 		return "", err

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hsmgate/hsmgate/approval"
+	"github.com/hsmgate/hsmgate/audit"
 	"github.com/hsmgate/hsmgate/hsm"
 	"github.com/hsmgate/hsmgate/roles"
 )
@@ -168,6 +169,8 @@ type Service struct {
 	now func() time.Time
 	// deleted is told about every deleted key.
 	deleted func(ctx context.Context, customer, label string)
+	// audit records every audited use case (audit.go); nil records nothing.
+	audit audit.Recorder
 }
 
 // Options configures a Service.
@@ -188,12 +191,15 @@ type Options struct {
 	// key deleted, after the deletion: the approval workflow cancels the
 	// key's pending requests.
 	Deleted func(ctx context.Context, customer, label string)
+	// Audit records every key management action and key operation
+	// (docs/audit.md §2); nil records nothing.
+	Audit audit.Recorder
 }
 
 // New returns a Service on backend.
 func New(backend Backend, opts Options) *Service {
 	s := &Service{backend: backend, gate: opts.Gate, passwords: opts.Passwords, attestationKey: opts.AttestationKeyLabel, now: opts.Now,
-		deleted: opts.Deleted}
+		deleted: opts.Deleted, audit: opts.Audit}
 	if s.gate == nil {
 		s.gate = requireNullRule{}
 	}

@@ -34,7 +34,10 @@ func (s *Server) stampFiles() map[string]fileStamp {
 // not touched. A part that fails to load (a broken or half-written file)
 // is rejected, logged, and its current material stays in use; the error
 // names the files.
-func (s *Server) Reload() error {
+func (s *Server) Reload() (err error) {
+	if s.opts.OnReload != nil {
+		defer func() { s.opts.OnReload(err) }() // after the unlock below
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
@@ -49,7 +52,7 @@ func (s *Server) Reload() error {
 			s.installLocked()
 		}
 	}
-	err := errors.Join(errs...)
+	err = errors.Join(errs...)
 	if err != nil {
 		s.log.Warn("tls: reload rejected, the previous certificate or client CAs stay in use", "error", err.Error())
 	} else {

@@ -67,6 +67,9 @@ type ServerOptions struct {
 	ReloadInterval time.Duration
 	// Log receives reload and OCSP soft-fail messages (default slog.Default()).
 	Log *slog.Logger
+	// OnReload, when set, is told the outcome of every reload (the audit
+	// log records it).
+	OnReload func(err error)
 }
 
 // serverCipherSuites are the TLS 1.2 suites offered: ECDHE key exchange with

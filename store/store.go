@@ -149,6 +149,9 @@ type Store interface {
 	// Requests keeps the multi-authorization workflow's requests and tasks.
 	Requests
 
+	// AuditLog keeps the audit log (audit.go).
+	AuditLog
+
 	// Ping checks that the database answers (readiness); its failure is
 	// ErrUnavailable.
 	Ping(ctx context.Context) error

@@ -215,6 +215,7 @@ func run(ctx context.Context, o *options) (err error) {
 	if measureErr == nil && !o.inProcess && !o.schemesOnly {
 		_ = srv.stop() // the TLS phase runs a server of its own on the same token
 		rep.TLS = runTLSBench(ctx, o, tmp, ops[0])
+		rep.Audit = runAuditBench(ctx, o, tmp, ops[0])
 	}
 	rep.Interrupted = ctx.Err() != nil
 	if measureErr != nil && !rep.Interrupted {

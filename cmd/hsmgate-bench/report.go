@@ -127,6 +127,7 @@ type Report struct {
 	Approvals  *ApprovalsResult  `json:"approvals,omitempty"`
 	Generation *GenerationResult `json:"generation,omitempty"`
 	TokenLoss  *TokenLossResult  `json:"tokenLoss,omitempty"`
+	Audit      *AuditResult      `json:"audit,omitempty"`
 	Targets    []Target          `json:"targets"`
 	AllPassed  bool              `json:"allTargetsPassed"`
 	// Interrupted is set when a signal ended the run early: the results
@@ -331,6 +332,9 @@ func printReport(w io.Writer, r *Report) {
 	printMatrix(w, r.Cells)
 	if r.TLS != nil {
 		printTLS(w, r.TLS)
+	}
+	if r.Audit != nil {
+		printAudit(w, r.Audit)
 	}
 	if r.AccessLog != nil {
 		printAccessLog(w, r.AccessLog)

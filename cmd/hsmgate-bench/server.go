@@ -287,7 +287,8 @@ func writeBenchConfig(dir string, poolSize int) (string, error) {
 }
 
 // writeDerivedConfig writes DIR/name: the dev configuration on an
-// ephemeral port with the access log off and JSON logs, then edited.
+// ephemeral port with the access log and the audit log off and JSON logs,
+// then edited.
 func writeDerivedConfig(dir, name string, edit func(cfg map[string]any)) (string, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, "config.yaml"))
 	if err != nil {
@@ -300,6 +301,7 @@ func writeDerivedConfig(dir, name string, edit func(cfg map[string]any)) (string
 	cfg["listen"] = "127.0.0.1:0"
 	cfg["server"] = mergeMap(cfg["server"], map[string]any{"accessLog": false})
 	cfg["log"] = mergeMap(cfg["log"], map[string]any{"format": "json", "level": "info"})
+	cfg["audit"] = mergeMap(cfg["audit"], map[string]any{"enabled": false})
 	edit(cfg)
 	out, err := yaml.Marshal(cfg)
 	if err != nil {

@@ -111,6 +111,7 @@ func devSetup(dir, listen string) error {
 	cfg.Auth.Argus.Enabled = true
 	cfg.Auth.Barong.Enabled = true
 	cfg.Auth.Armor.Enabled = true
+	cfg.Audit.Enabled = true // docs/audit.md: the log the examples read
 	if cfg.Auth.Actyx, err = devActyx(dir); err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ README's configuration reference lists every key and variable.`
 
 // root is the command tree of the binary.
 var root = &command{name: "hsmgate", about: rootAbout, subs: []*command{
-	devCommand(), serveCommand(), tokenCommand(), userCommand(), customerCommand(), actyxCommand(),
+	devCommand(), serveCommand(), tokenCommand(), userCommand(), customerCommand(), actyxCommand(), auditCommand(),
 	{name: "version", summary: "print the version", setup: noFlags(func() error {
 		fmt.Printf("hsmgate %s (commit %s, built %s)\n", version, commit, buildTime)
 		return nil

@@ -34,6 +34,8 @@ type Config struct {
 	Timestamp TimestampConfig `yaml:"timestamp"`
 	// Approval tunes multi-authorization.
 	Approval ApprovalConfig `yaml:"approval"`
+	// Audit configures the audit log (docs/audit.md).
+	Audit AuditConfig `yaml:"audit"`
 	// Warnings are what Read found acceptable but worth saying, for the
 	// caller to log: keys a file sets to the 0 that used to mean "the
 	// default".
@@ -233,6 +235,7 @@ func Default() *Config {
 		Log:       LogConfig{Format: "json", Level: "info"},
 		Timestamp: TimestampConfig{Policy: DefaultTimestampPolicy},
 		Approval:  defaultApproval(),
+		Audit:     defaultAudit(),
 	}
 }
 

@@ -67,6 +67,7 @@ func (c *Config) Validate() error {
 	c.Auth.validate(&p)
 	c.Timestamp.validate(&p)
 	c.Approval.validate(&p)
+	c.Audit.validate(&p)
 	switch len(p) {
 	case 0:
 		return nil

@@ -90,6 +90,14 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		return err
 	}
 	defer st.Close()
+	auditLog, err := OpenAudit(ctx, cfg.Audit, h, st, log)
+	if err != nil {
+		return err
+	}
+	if auditLog != nil {
+		// Closed after the shutdown below: in-flight requests record too.
+		defer auditLog.Close(context.Background())
+	}
 	replay, err := newReplay(cfg, st, log)
 	if err != nil {
 		return err
@@ -98,7 +106,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if err != nil {
 		return err
 	}
-	tlsSrv, err := listener.NewServer(listenerOptions(&cfg.TLS, log))
+	lopts := listenerOptions(&cfg.TLS, log)
+	lopts.OnReload = reloadRecorder(auditLog)
+	tlsSrv, err := listener.NewServer(lopts)
 	if err != nil {
 		return err
 	}
@@ -117,7 +127,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	throttle := auth.NewThrottle(auth.ThrottleOptions{SourceFailures: tc.SourceFailures, Window: tc.Window,
 		CredentialFailures: tc.CredentialFailures, Backoff: tc.Backoff, MaxBackoff: tc.MaxBackoff,
 		PasswordFailures: tc.PasswordFailures, CredentialWindow: tc.CredentialWindow})
-	authn := auth.New(auth.Options{Schemes: schemes, Certificates: certs, Throttle: throttle})
+	authn := auth.New(auth.Options{Schemes: schemes, Certificates: certs, Throttle: throttle, Audit: recorder(auditLog)})
 	var accessLog *api.AccessLog
 	if cfg.Server.AccessLog {
 		out := o.LogOutput
@@ -132,7 +142,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	// The workflow executes through the keys service, and the keys
 	// service tells it about deleted keys: one refers to the other.
 	var approvals *approval.Service
-	ks := keys.New(h, keys.Options{Passwords: throttle.Passwords("key-password"),
+	ks := keys.New(h, keys.Options{Passwords: throttle.Passwords("key-password"), Audit: recorder(auditLog),
 		Deleted: func(ctx context.Context, customer, label string) {
 			if err := approvals.CancelKey(ctx, customer, label); err != nil {
 				log.Warn("cancel the requests of a deleted key", "key", label, "error", err)
@@ -154,7 +164,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		AccessLog: accessLog, Build: o.Build,
 		AppTokens:       appTokenIssuer(schemes),
 		Argus:           findScheme[*auth.Argus](schemes),
-		Collectors:      append(ocspCollectors(tlsSrv), approvals.Collectors()...),
+		Collectors:      append(append(ocspCollectors(tlsSrv), approvals.Collectors()...), auditCollectors(auditLog)...),
+		Audit:           auditLog,
+		AuditStore:      st,
 		Barong:          findScheme[*auth.Barong](schemes),
 		Armor:           findScheme[*auth.Armor](schemes),
 		ConnectionCheck: revalidate(tlsSrv),

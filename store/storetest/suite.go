@@ -47,7 +47,7 @@ func Run(t *testing.T, open Opener) {
 		{"StatusChangesOnce", testStatusChangesOnce},
 		{"DueAndPurge", testDueAndPurge},
 	}
-	for _, tc := range tests {
+	for _, tc := range append(tests, auditTests...) {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, open(t)) })
 	}
 }

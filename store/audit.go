@@ -1,0 +1,268 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// AuditRecord is one entry of the audit log as the store keeps it. The
+// store neither reads Line nor checks Hash: the chain is package audit's
+// (docs/audit.md); Action, Key, Subject and Outcome only index the entry.
+type AuditRecord struct {
+	Seq     int64
+	Time    time.Time
+	Action  string
+	Key     string
+	Subject string
+	Outcome string
+	// Line is the entry exactly as it is hashed and exported.
+	Line []byte
+	// Hash is the SHA-256 of Line, the link the next entry carries.
+	Hash []byte
+}
+
+// AuditCheckpoint is one signed checkpoint over the chain head at Seq.
+type AuditCheckpoint struct {
+	Seq  int64
+	Time time.Time
+	// Line is the checkpoint exactly as it is exported.
+	Line []byte
+}
+
+// AuditFilter selects audit entries. Zero fields select everything.
+type AuditFilter struct {
+	// AfterSeq keeps the entries with a greater sequence number;
+	// BeforeSeq (when not 0) those with a smaller one.
+	AfterSeq, BeforeSeq int64
+	// Since and Until bound the entry time (Since inclusive, Until exclusive).
+	Since, Until time.Time
+	Action       string
+	Key          string
+	Subject      string
+	Outcome      string
+	// Limit bounds the number of entries (0: no bound).
+	Limit int
+	// Newest returns the newest entries first instead of the oldest.
+	Newest bool
+}
+
+// AuditLog keeps the audit log: entries in one total order by sequence
+// number (one chain, even with several instances on one database) and
+// the checkpoints over it.
+type AuditLog interface {
+	// AppendAudit appends entries at the head of the chain: in one
+	// transaction that holds the chain's lock until it commits, it calls
+	// build with the sequence number and hash of the current head (0 and
+	// nil for a log that never had an entry) and inserts the records
+	// build returns, the last of which becomes the head. A failed append
+	// leaves the log as it was: the chain is always a verifiable prefix.
+	AppendAudit(ctx context.Context, build func(headSeq int64, headHash []byte) ([]AuditRecord, error)) error
+	// AuditHead returns the sequence number and hash of the head.
+	AuditHead(ctx context.Context) (int64, []byte, error)
+	// AuditEntries lists the entries f selects, by sequence number.
+	AuditEntries(ctx context.Context, f AuditFilter) ([]AuditRecord, error)
+	// AddAuditCheckpoint stores a checkpoint.
+	AddAuditCheckpoint(ctx context.Context, c AuditCheckpoint) error
+	// AuditCheckpoints lists the checkpoints over sequence numbers above
+	// afterSeq, oldest first, at most limit of them (0: no bound).
+	AuditCheckpoints(ctx context.Context, afterSeq int64, limit int) ([]AuditCheckpoint, error)
+	// PruneAudit deletes the entries and the checkpoints below sequence
+	// number before, in one transaction, and returns how many entries it
+	// deleted. It never deletes the head.
+	PruneAudit(ctx context.Context, before int64) (int, error)
+}
+
+// AppendAudit implements AuditLog. Taking the head row's write lock first
+// (an UPDATE that changes nothing) serialises appenders across instances
+// on PostgreSQL, and on SQLite within the BEGIN IMMEDIATE transaction.
+func (s *sqlStore) AppendAudit(ctx context.Context, build func(int64, []byte) ([]AuditRecord, error)) (err error) {
+	defer s.lockWrite()()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("append audit entries: %w", s.wrap(err))
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if _, err := tx.ExecContext(ctx, `UPDATE audit_head SET seq = seq WHERE id = 1`); err != nil {
+		return fmt.Errorf("lock the audit head: %w", s.wrap(err))
+	}
+	var seq int64
+	var hash []byte
+	if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&seq, &hash); err != nil {
+		return fmt.Errorf("read the audit head: %w", s.wrap(err))
+	}
+	recs, err := build(seq, hash)
+	if err != nil {
+		return err
+	}
+	if len(recs) == 0 {
+		return tx.Rollback()
+	}
+	for rest := recs; len(rest) > 0; {
+		chunk := rest[:min(len(rest), auditInsertRows)]
+		rest = rest[len(chunk):]
+		args := make([]any, 0, 8*len(chunk))
+		for _, r := range chunk {
+			args = append(args, r.Seq, r.Time.UnixMilli(), r.Action, r.Key, r.Subject, r.Outcome, string(r.Line), r.Hash)
+		}
+		if _, err := tx.ExecContext(ctx, s.d.rebind(auditInsert(len(chunk))), args...); err != nil {
+			return fmt.Errorf("append audit entries %d to %d: %w", chunk[0].Seq, chunk[len(chunk)-1].Seq, s.wrap(err))
+		}
+	}
+	last := recs[len(recs)-1]
+	if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`), last.Seq, last.Hash); err != nil {
+		return fmt.Errorf("move the audit head: %w", s.wrap(err))
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit audit entries: %w", s.wrap(err))
+	}
+	return nil
+}
+
+// auditInsertRows bounds the rows of one INSERT: 8 parameters each, far
+// below the databases' limits on parameters per statement.
+const auditInsertRows = 128
+
+// auditInsert is the INSERT of n audit entries: one statement per group
+// costs the database one parse and one execution instead of n.
+func auditInsert(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO audit_entries (seq, time_ms, action, key_label, subject, outcome, line, hash) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?)`)
+	}
+	return b.String()
+}
+
+// AuditHead implements AuditLog.
+func (s *sqlStore) AuditHead(ctx context.Context) (int64, []byte, error) {
+	var seq int64
+	var hash []byte
+	if err := s.queryRow(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&seq, &hash); err != nil {
+		return 0, nil, fmt.Errorf("read the audit head: %w", err)
+	}
+	return seq, hash, nil
+}
+
+// AuditEntries implements AuditLog.
+func (s *sqlStore) AuditEntries(ctx context.Context, f AuditFilter) ([]AuditRecord, error) {
+	var where []string
+	var args []any
+	cond := func(c string, v any) {
+		where = append(where, c)
+		args = append(args, v)
+	}
+	cond("seq > ?", f.AfterSeq)
+	if f.BeforeSeq != 0 {
+		cond("seq < ?", f.BeforeSeq)
+	}
+	if !f.Since.IsZero() {
+		cond("time_ms >= ?", f.Since.UnixMilli())
+	}
+	if !f.Until.IsZero() {
+		cond("time_ms < ?", f.Until.UnixMilli())
+	}
+	for _, c := range []struct{ col, v string }{
+		{"action", f.Action}, {"key_label", f.Key}, {"subject", f.Subject}, {"outcome", f.Outcome},
+	} {
+		if c.v != "" {
+			cond(c.col+" = ?", c.v)
+		}
+	}
+	q := `SELECT seq, time_ms, action, key_label, subject, outcome, line, hash FROM audit_entries WHERE ` +
+		strings.Join(where, " AND ") + ` ORDER BY seq`
+	if f.Newest {
+		q += ` DESC`
+	}
+	if f.Limit > 0 {
+		q += fmt.Sprintf(` LIMIT %d`, f.Limit)
+	}
+	return queryAll(ctx, s, "list audit entries", scanAuditRecord, q, args...)
+}
+
+// scanAuditRecord reads one row of audit_entries.
+func scanAuditRecord(sc scanner) (AuditRecord, error) {
+	var r AuditRecord
+	var ms int64
+	var line string
+	if err := sc.Scan(&r.Seq, &ms, &r.Action, &r.Key, &r.Subject, &r.Outcome, &line, &r.Hash); err != nil {
+		return r, err
+	}
+	r.Time, r.Line = time.UnixMilli(ms).UTC(), []byte(line)
+	return r, nil
+}
+
+// AddAuditCheckpoint implements AuditLog.
+func (s *sqlStore) AddAuditCheckpoint(ctx context.Context, c AuditCheckpoint) error {
+	if _, err := s.exec(ctx, `INSERT INTO audit_checkpoints (seq, time_ms, line) VALUES (?, ?, ?)`,
+		c.Seq, c.Time.UnixMilli(), string(c.Line)); err != nil {
+		return fmt.Errorf("add audit checkpoint at %d: %w", c.Seq, err)
+	}
+	return nil
+}
+
+// AuditCheckpoints implements AuditLog.
+func (s *sqlStore) AuditCheckpoints(ctx context.Context, afterSeq int64, limit int) ([]AuditCheckpoint, error) {
+	q := `SELECT seq, time_ms, line FROM audit_checkpoints WHERE seq > ? ORDER BY seq, id`
+	if limit > 0 {
+		q += fmt.Sprintf(` LIMIT %d`, limit)
+	}
+	return queryAll(ctx, s, "list audit checkpoints", func(sc scanner) (AuditCheckpoint, error) {
+		var c AuditCheckpoint
+		var ms int64
+		var line string
+		if err := sc.Scan(&c.Seq, &ms, &line); err != nil {
+			return c, err
+		}
+		c.Time, c.Line = time.UnixMilli(ms).UTC(), []byte(line)
+		return c, nil
+	}, q, afterSeq)
+}
+
+// errPruneHead refuses a prune that would delete the head.
+var errPruneHead = errors.New("a prune must keep the head of the audit log")
+
+// PruneAudit implements AuditLog.
+func (s *sqlStore) PruneAudit(ctx context.Context, before int64) (n int, err error) {
+	defer s.lockWrite()()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("prune audit log: %w", s.wrap(err))
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	var head int64
+	if err := tx.QueryRowContext(ctx, `SELECT seq FROM audit_head WHERE id = 1`).Scan(&head); err != nil {
+		return 0, fmt.Errorf("prune audit log: read the head: %w", s.wrap(err))
+	}
+	if before > head {
+		return 0, fmt.Errorf("prune audit log below %d: %w (at %d)", before, errPruneHead, head)
+	}
+	res, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM audit_entries WHERE seq < ?`), before)
+	if err != nil {
+		return 0, fmt.Errorf("prune audit entries: %w", s.wrap(err))
+	}
+	if _, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM audit_checkpoints WHERE seq < ?`), before); err != nil {
+		return 0, fmt.Errorf("prune audit checkpoints: %w", s.wrap(err))
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("prune audit log: commit: %w", s.wrap(err))
+	}
+	deleted, _ := res.RowsAffected()
+	return int(deleted), nil
+}
+
+// The AuditLog of every dialect.
+var _ AuditLog = (*sqlStore)(nil)
