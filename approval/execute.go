@@ -121,7 +121,7 @@ func (s *Service) advance(ctx context.Context, id string) error {
 			// APPROVED, yet its approvals do not fulfil the rule now (the
 			// policy changed, or the row was edited): execute refuses it
 			// after its own checks, and it ends FAILED.
-			return s.execute(ctx, r.ID)
+			return s.execute(ctx, r)
 		}
 	case Expired:
 		return s.finish(ctx, r, store.StatusExpired, "")
@@ -129,11 +129,14 @@ func (s *Service) advance(ctx context.Context, id string) error {
 		return s.finish(ctx, r, store.StatusRejected, "")
 	case Ready:
 		// The claim makes it APPROVED and takes it in one step.
-		return s.execute(ctx, r.ID)
+		return s.execute(ctx, r)
 	case Locked:
 		if r.Status == store.StatusPending {
-			_, err := s.store.ChangeStatus(ctx, r.ID, store.StatusChange{From: []string{store.StatusPending},
+			ok, err := s.store.ChangeStatus(ctx, r.ID, store.StatusChange{From: []string{store.StatusPending},
 				To: store.StatusApproved, At: s.cfg.Now()})
+			if ok {
+				s.transition(ctx, r, store.StatusPending, store.StatusApproved)
+			}
 			return err
 		}
 	}
@@ -151,6 +154,7 @@ func (s *Service) finish(ctx context.Context, r *store.ApprovalRequest, status, 
 		} else {
 			s.metrics.finished.WithLabelValues(status).Inc()
 		}
+		s.transition(ctx, r, r.Status, status)
 	}
 	return err
 }
@@ -159,13 +163,16 @@ func (s *Service) finish(ctx context.Context, r *store.ApprovalRequest, status, 
 // first principles and runs it through the keys service. Whoever calls it, and
 // on however many instances, one claim wins and the request runs at most
 // once: an execution that is interrupted leaves it FAILED, never run twice.
-func (s *Service) execute(ctx context.Context, id string) error {
+func (s *Service) execute(ctx context.Context, before *store.ApprovalRequest) error {
 	claim := uuid.NewString()
-	ok, err := s.store.ClaimRequest(ctx, id, claim, s.cfg.Now())
+	ok, err := s.store.ClaimRequest(ctx, before.ID, claim, s.cfg.Now())
 	if err != nil || !ok {
 		return err
 	}
-	r, err := s.store.Request(ctx, id)
+	if before.Status != store.StatusApproved {
+		s.transition(ctx, before, before.Status, store.StatusApproved)
+	}
+	r, err := s.store.Request(ctx, before.ID)
 	if err != nil {
 		return err
 	}
@@ -185,6 +192,7 @@ func (s *Service) execute(ctx context.Context, id string) error {
 		return err
 	}
 	s.metrics.executed.WithLabelValues(r.Operation, status).Inc()
+	s.transition(ctx, r, store.StatusApproved, status)
 	return nil
 }
 
@@ -258,6 +266,7 @@ func (s *Service) Sweep(ctx context.Context) error {
 				return err
 			} else if ok {
 				s.metrics.executed.WithLabelValues(r.Operation, store.StatusFailed).Inc()
+				s.transition(ctx, r, store.StatusApproved, store.StatusFailed)
 			}
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hsmgate/hsmgate/audit"
 	"github.com/hsmgate/hsmgate/roles"
 	"github.com/hsmgate/hsmgate/store"
 )
@@ -94,6 +95,9 @@ type Config struct {
 	Now func() time.Time
 	// Log receives the worker's failures.
 	Log *slog.Logger
+	// Audit, when set, records every request made, every change of a
+	// request's state and every approver's decision (docs/audit.md).
+	Audit audit.Recorder
 }
 
 // Service runs the multi-authorization workflow.
@@ -141,6 +145,9 @@ type Submission struct {
 // operation needs no approval, otherwise stored PENDING with one task per
 // approver of that rule. It returns the request's id.
 func (s *Service) Submit(ctx context.Context, p *roles.Principal, sub *Submission) (string, error) {
+	if err := s.ready(); err != nil {
+		return "", err
+	}
 	key, err := s.keys.Admit(ctx, p, sub)
 	if err != nil {
 		return "", err
@@ -153,7 +160,7 @@ func (s *Service) Submit(ctx context.Context, p *roles.Principal, sub *Submissio
 	}
 	rule, _ := key.Policy.Rule(sub.Operation)
 	if rule.Immediate() {
-		return r.ID, s.runNow(ctx, r)
+		return r.ID, s.runNow(ctx, p, r)
 	}
 	if r.Stamp, err = Stamp(sub.Operation, sub.Payload, now, s.integrity.Label()); err != nil {
 		return "", fmt.Errorf("%w: the request's payload is %v", ErrInvalid, err)
@@ -179,14 +186,14 @@ func (s *Service) Submit(ctx context.Context, p *roles.Principal, sub *Submissio
 		return "", err
 	}
 	s.metrics.submitted.WithLabelValues(string(sub.Operation), "pending").Inc()
-	return r.ID, nil
+	return r.ID, s.emit(ctx, event{action: audit.ActionApprovalRequestCreate, r: r, to: r.Status, p: p})
 }
 
 // runNow executes a request whose rule needs no approval and records it
 // EXECUTED: it never waits, so nothing of it needs the integrity key. A
 // refusal or a failure is the caller's answer at once, as on the
 // synchronous route, and nothing is recorded.
-func (s *Service) runNow(ctx context.Context, r *store.ApprovalRequest) error {
+func (s *Service) runNow(ctx context.Context, p *roles.Principal, r *store.ApprovalRequest) error {
 	g := &Grant{req: r}
 	result, err := s.keys.Execute(WithGrant(ctx, g), g)
 	if err != nil {
@@ -204,7 +211,7 @@ func (s *Service) runNow(ctx context.Context, r *store.ApprovalRequest) error {
 	}
 	s.metrics.submitted.WithLabelValues(r.Operation, "immediate").Inc()
 	s.metrics.executed.WithLabelValues(r.Operation, r.Status).Inc()
-	return nil
+	return s.emit(ctx, event{action: audit.ActionApprovalRequestCreate, r: r, to: r.Status, p: p})
 }
 
 // Status is a request as its requester sees it.
@@ -283,6 +290,9 @@ func (s *Service) status(ctx context.Context, r *store.ApprovalRequest) (*Status
 // Cancel cancels a pending request of the caller's customers; a request
 // being executed or finished cannot be.
 func (s *Service) Cancel(ctx context.Context, p *roles.Principal, id string) error {
+	if err := s.ready(); err != nil {
+		return err
+	}
 	r, err := s.mine(ctx, p, id)
 	if err != nil {
 		return err
@@ -296,7 +306,7 @@ func (s *Service) Cancel(ctx context.Context, p *roles.Principal, id string) err
 		return fmt.Errorf("%w: request %q is %s", ErrFinished, id, r.Status)
 	}
 	s.metrics.finished.WithLabelValues(store.StatusCancelled).Inc()
-	return nil
+	return s.emit(ctx, event{action: audit.ActionApprovalTransition, r: r, from: r.Status, to: store.StatusCancelled, p: p})
 }
 
 // CancelKey cancels the pending requests on a key that was deleted.
@@ -306,13 +316,12 @@ func (s *Service) CancelKey(ctx context.Context, customer, label string) error {
 		return err
 	}
 	for _, id := range ids {
-		ok, err := s.store.ChangeStatus(ctx, id, store.StatusChange{From: []string{store.StatusPending, store.StatusApproved},
-			To: store.StatusCancelled, Failure: "the key was deleted", At: s.cfg.Now()})
+		r, err := s.store.Request(ctx, id)
 		if err != nil {
 			return err
 		}
-		if ok {
-			s.metrics.finished.WithLabelValues(store.StatusCancelled).Inc()
+		if err := s.finish(ctx, r, store.StatusCancelled, "the key was deleted"); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hsmgate/hsmgate/audit"
 	"github.com/hsmgate/hsmgate/store"
 )
 
@@ -196,14 +197,16 @@ type Approval struct {
 // Approve records an approval whose signature over the task's approval
 // token verifies, then advances the request, which may execute it.
 func (s *Service) Approve(ctx context.Context, a Approval) error {
+	if err := s.ready(); err != nil {
+		return err
+	}
 	spki, id, err := approverKey(a.PublicKey, a.Certificate, s.cfg.Now())
 	if err != nil {
 		return err
 	}
 	ot, err := s.openTask(ctx, a.TaskID, id)
 	if err != nil {
-		s.metrics.approvals.WithLabelValues("approved", "refused").Inc()
-		return err
+		return s.refused(ctx, audit.ActionApprovalTaskApprove, &store.ApprovalRequest{ID: "unknown"}, id, err)
 	}
 	r := &ot.Request
 	tbs, err := ToBeSigned(Operation(r.Operation), r.KeyLabel, r.Payload, r.Stamp, r.StampSignature)
@@ -211,44 +214,71 @@ func (s *Service) Approve(ctx context.Context, a Approval) error {
 		return err
 	}
 	if string(a.ToBeSigned) != string(tbs) {
-		s.metrics.approvals.WithLabelValues("approved", "refused").Inc()
-		return fmt.Errorf("%w: approvalToBeSigned is not the approval token of task %q", ErrSignature, a.TaskID)
+		return s.refused(ctx, audit.ActionApprovalTaskApprove, r, id,
+			fmt.Errorf("%w: approvalToBeSigned is not the approval token of task %q", ErrSignature, a.TaskID))
 	}
 	if err := VerifySignature(spki, a.Digest, tbs, a.Signature); err != nil {
-		s.metrics.approvals.WithLabelValues("approved", "refused").Inc()
-		return fmt.Errorf("signature: %w", err)
+		return s.refused(ctx, audit.ActionApprovalTaskApprove, r, id, fmt.Errorf("signature: %w", err))
 	}
 	return s.decide(ctx, &store.ApprovalTask{ID: a.TaskID, ApproverID: hex.EncodeToString(id[:]), State: store.TaskApproved,
-		Signature: a.Signature, DigestAlgorithm: a.Digest, DecidedAt: s.cfg.Now()}, r.ID)
+		Signature: a.Signature, DigestAlgorithm: a.Digest, DecidedAt: s.cfg.Now()}, r)
+}
+
+// refused counts and records a refused decision, and returns its reason.
+func (s *Service) refused(ctx context.Context, action string, r *store.ApprovalRequest, approver Fingerprint, reason error) error {
+	s.metrics.approvals.WithLabelValues(decisionName(action), "refused").Inc()
+	if err := s.emit(ctx, event{action: action, r: r, approver: hex.EncodeToString(approver[:]), err: reason}); err != nil {
+		return err
+	}
+	return reason
+}
+
+// decisionName is the metric label of a decision's action.
+func decisionName(action string) string {
+	if action == audit.ActionApprovalTaskReject {
+		return store.TaskRejected
+	}
+	return store.TaskApproved
 }
 
 // Reject records an authenticated approver's rejection of its task (TSB:
 // deleting one's task), then advances the request, which may end REJECTED.
 func (s *Service) Reject(ctx context.Context, a ApproverAuth, taskID string) error {
+	if err := s.ready(); err != nil {
+		return err
+	}
 	_, id, err := s.authenticate(a)
 	if err != nil {
 		return err
 	}
 	ot, err := s.openTask(ctx, taskID, id)
 	if err != nil {
-		return err
+		return s.refused(ctx, audit.ActionApprovalTaskReject, &store.ApprovalRequest{ID: "unknown"}, id, err)
 	}
 	return s.decide(ctx, &store.ApprovalTask{ID: taskID, ApproverID: hex.EncodeToString(id[:]), State: store.TaskRejected,
-		DecidedAt: s.cfg.Now()}, ot.Request.ID)
+		DecidedAt: s.cfg.Now()}, &ot.Request)
 }
 
 // decide records a decision and advances its request. The decision stands
 // once recorded: a failure to advance is left to the worker.
-func (s *Service) decide(ctx context.Context, t *store.ApprovalTask, requestID string) error {
+func (s *Service) decide(ctx context.Context, t *store.ApprovalTask, r *store.ApprovalRequest) error {
+	action := audit.ActionApprovalTaskApprove
+	if t.State == store.TaskRejected {
+		action = audit.ActionApprovalTaskReject
+	}
 	if err := s.store.DecideTask(ctx, t); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("%w: task %q is no longer open", ErrTaskNotFound, t.ID)
+			id, _ := fingerprint(t.ApproverID)
+			return s.refused(ctx, action, r, id, fmt.Errorf("%w: task %q is no longer open", ErrTaskNotFound, t.ID))
 		}
 		return err
 	}
 	s.metrics.approvals.WithLabelValues(t.State, "accepted").Inc()
-	if err := s.advance(ctx, requestID); err != nil {
-		s.cfg.Log.Warn("advance request after a decision", "request", requestID, "error", err)
+	if err := s.emit(ctx, event{action: action, r: r, approver: t.ApproverID}); err != nil {
+		return err
+	}
+	if err := s.advance(ctx, r.ID); err != nil {
+		s.cfg.Log.Warn("advance request after a decision", "request", r.ID, "error", err)
 	}
 	return nil
 }

@@ -55,6 +55,14 @@ const (
 	// reloaded (or a reload was rejected: outcome failure).
 	ActionConfigReload = "config.reload"
 
+	// Approval events (package approval): a request made, a request's
+	// change of state (Approval.From and To), and an approver's decision
+	// (Approval.Approver).
+	ActionApprovalRequestCreate = "approval.request.create"
+	ActionApprovalTransition    = "approval.request.transition"
+	ActionApprovalTaskApprove   = "approval.task.approve"
+	ActionApprovalTaskReject    = "approval.task.reject"
+
 	// ActionAuditOutage: the log could not record for a while; Detail
 	// says how many events were refused or lost (docs/audit.md §5).
 	ActionAuditOutage = "audit.outage"
@@ -139,8 +147,8 @@ type Approval struct {
 	To   string `json:"to,omitempty"`
 }
 
-// Recorder is what emits events: the keys service, the authenticator and,
-// later, package approval take one through their options.
+// Recorder is what emits events: the keys service, the authenticator and
+// package approval take one through their options.
 type Recorder interface {
 	// Ready returns ErrUnavailable while an event recorded now would be
 	// refused (fail-closed, the store failing): the caller must not run

@@ -9,6 +9,7 @@ package integration
 import (
 	"crypto/sha256"
 	"database/sql"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -115,6 +116,12 @@ func TestAuditLogRecordsExportsAndVerifies(t *testing.T) {
 	if r := g.request(t, http.MethodDelete, keysPath+"/"+user.ID+"/"+keyID, session.bearer(), nil); r.Status >= 300 {
 		t.Fatalf("delete the API key: %d %s", r.Status, r.Raw)
 	}
+	// Multi-authorization: a request, its approval, its execution.
+	alice := newApprover(t, "alice", "p256")
+	ska := g.policyKey(t, rule(0, 0, group(1, alice.approval())), "null", "null", "null")
+	requestID := g.asyncSign(t, ska, []byte("approved and audited"))
+	alice.approveAll(t, g)
+	g.waitStatus(t, requestID, "EXECUTED")
 	if err := g.proc.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +144,12 @@ func TestAuditLogRecordsExportsAndVerifies(t *testing.T) {
 		{"config.reload", "success", "", "", ""},
 		{"credential.revoke", "success", "", "", ""},
 	} {
-		got := find(entries, c.action, c.outcome)
+		var got []map[string]any
+		for _, e := range find(entries, c.action, c.outcome) {
+			if c.key == "" || str(e, "key") == c.key {
+				got = append(got, e)
+			}
+		}
 		if len(got) != 1 {
 			t.Errorf("%d %s/%s events, want exactly 1", len(got), c.action, c.outcome)
 			continue
@@ -148,6 +160,27 @@ func TestAuditLogRecordsExportsAndVerifies(t *testing.T) {
 			t.Errorf("%s/%s event: %v", c.action, c.outcome, e)
 		}
 	}
+	spki, _ := base64.StdEncoding.DecodeString(alice.spki)
+	fp := sha256.Sum256(spki)
+	var transitions []string
+	for _, e := range find(entries, "approval.request.transition", "success") {
+		if str(e, "approval", "requestId") == requestID {
+			transitions = append(transitions, str(e, "approval", "from")+">"+str(e, "approval", "to"))
+		}
+	}
+	if strings.Join(transitions, " ") != "PENDING>APPROVED APPROVED>EXECUTED" {
+		t.Errorf("transitions of the approved request: %v", transitions)
+	}
+	if c := find(entries, "approval.request.create", "success"); len(c) != 1 || str(c[0], "approval", "requestId") != requestID ||
+		str(c[0], "approval", "to") != "PENDING" || str(c[0], "key") != ska {
+		t.Errorf("approval.request.create events: %v", c)
+	}
+	if a := find(entries, "approval.task.approve", "success"); len(a) != 1 || str(a[0], "approval", "approver") != hex.EncodeToString(fp[:]) {
+		t.Errorf("approval.task.approve events: %v", a)
+	}
+	if s := find(entries, "key.sign", "success"); len(s) != 2 {
+		t.Errorf("%d key.sign events, want 2 (one synchronous, one approved)", len(s))
+	}
 	created := map[string]int{}
 	for _, e := range find(entries, "credential.create", "success") {
 		created[str(e, "credential", "kind")]++
@@ -155,8 +188,10 @@ func TestAuditLogRecordsExportsAndVerifies(t *testing.T) {
 	if created["argus-session"] != 1 || created["argus-apikey"] != 1 {
 		t.Errorf("credentials created: %v, want one session and one API key", created)
 	}
-	if s := find(entries, "key.sign", "success"); len(s) == 1 && str(s[0], "payloadSha256") != hex.EncodeToString(digest[:]) {
-		t.Errorf("sign event payloadSha256 %v, want the payload's SHA-256", s[0]["payloadSha256"])
+	for _, s := range find(entries, "key.sign", "success") {
+		if str(s, "key") == label && str(s, "payloadSha256") != hex.EncodeToString(digest[:]) {
+			t.Errorf("sign event payloadSha256 %v, want the payload's SHA-256", s["payloadSha256"])
+		}
 	}
 	r = g.call(t, http.MethodGet, "/v1/hsm/log?limit=3", g.creds.Service, nil)
 	if lines := strings.Split(strings.TrimSpace(str(r.JSON, "log")), "\n"); r.Status != http.StatusOK || len(lines) != 3 || !strings.HasPrefix(lines[0], `{"seq":`) {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 
 	"github.com/hsmgate/hsmgate/approval"
+	"github.com/hsmgate/hsmgate/audit"
 	"github.com/hsmgate/hsmgate/certs"
 	"github.com/hsmgate/hsmgate/hsm"
 	"github.com/hsmgate/hsmgate/internal/config"
@@ -47,14 +48,14 @@ func (k integrityKey) MAC(ctx context.Context, data []byte) ([]byte, error) {
 
 // newApprovals builds the multi-authorization workflow from the approval:
 // section, executing through ks (and package certs on it).
-func newApprovals(c config.ApprovalConfig, h *hsm.HSM, st store.Store, ks *keys.Service, log *slog.Logger) (*approval.Service, error) {
+func newApprovals(c config.ApprovalConfig, h *hsm.HSM, st store.Store, ks *keys.Service, rec audit.Recorder, log *slog.Logger) (*approval.Service, error) {
 	if h.IntegrityKey() == nil {
 		return nil, fmt.Errorf("approval: the token has no integrity key")
 	}
 	return approval.New(st, workflowKeys{Service: ks, certs: certs.New(ks)}, integrityKey{h}, approval.Config{
 		TimestampWindow: c.TimestampWindow, FutureWindow: c.FutureTimestampWindow,
 		Limits:       store.RequestLimits{PerKey: c.MaxPendingPerKey, PerCustomer: c.MaxPendingPerCustomer},
-		KeepFinished: c.KeepFinished, WorkerInterval: c.WorkerInterval, Timing: approval.Timing{Minute: c.Minute}, Log: log,
+		KeepFinished: c.KeepFinished, WorkerInterval: c.WorkerInterval, Timing: approval.Timing{Minute: c.Minute}, Log: log, Audit: rec,
 	}), nil
 }
 

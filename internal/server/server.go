@@ -148,7 +148,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 				log.Warn("cancel the requests of a deleted key", "key", label, "error", err)
 			}
 		}})
-	if approvals, err = newApprovals(cfg.Approval, h, st, ks, log); err != nil {
+	if approvals, err = newApprovals(cfg.Approval, h, st, ks, recorder(auditLog), log); err != nil {
 		return err
 	}
 	timestamps, err := certifyGatewayKeys(ctx, cfg.Timestamp, ks)
