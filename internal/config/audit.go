@@ -10,8 +10,9 @@ import (
 // (docs/audit.md), kept in the state store and signed by the token's
 // audit key.
 type AuditConfig struct {
-	// Enabled records every key management action, key operation,
-	// authentication failure, credential change and reload.
+	// Enabled (the default) records every key management action, key
+	// operation, authentication failure, credential change, approval event
+	// and reload; false switches the log off.
 	Enabled bool `yaml:"enabled"`
 	// FailMode is fail-closed (default: an action whose event cannot be
 	// recorded is refused, 503) or best-effort (it runs; the lost event
@@ -35,7 +36,7 @@ type AuditConfig struct {
 
 // defaultAudit is the audit: section of a file that sets nothing.
 func defaultAudit() AuditConfig {
-	return AuditConfig{FailMode: audit.FailClosed, CheckpointEvery: audit.DefaultCheckpointEvery,
+	return AuditConfig{Enabled: true, FailMode: audit.FailClosed, CheckpointEvery: audit.DefaultCheckpointEvery,
 		CheckpointInterval: audit.DefaultCheckpointInterval}
 }
 
