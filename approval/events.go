@@ -38,6 +38,10 @@ func (s *Service) emit(ctx context.Context, e event) error {
 	}
 	ev := audit.Event{Action: e.action, RequestID: audit.RequestID(ctx), Key: e.r.KeyLabel, Outcome: audit.Success,
 		Approval: &audit.Approval{RequestID: e.r.ID, Approver: e.approver, From: e.from, To: e.to}, Detail: e.r.Operation}
+	if e.action == audit.ActionAuthFailure {
+		// An approver's proof refused: no request is involved.
+		ev.Detail = "approver proof"
+	}
 	if e.p != nil {
 		ev.Principal = audit.NewPrincipal(e.p.Subject, e.p.Scheme, e.p.Customers, e.p.Source)
 	}

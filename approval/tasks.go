@@ -46,8 +46,25 @@ func approverKey(publicKey, certificate []byte, now time.Time) ([]byte, Fingerpr
 // spkiID is the fingerprint of a canonical SPKI.
 func spkiID(spki []byte) Fingerprint { return sha256.Sum256(spki) }
 
-// authenticate checks an approver's timestamp signature and returns its key.
-func (s *Service) authenticate(a ApproverAuth) ([]byte, Fingerprint, error) {
+// authenticate checks an approver's timestamp signature and returns its
+// key; a failure is recorded in the audit log as an authentication failure
+// (the approver named, never what it sent).
+func (s *Service) authenticate(ctx context.Context, a ApproverAuth) ([]byte, Fingerprint, error) {
+	spki, id, err := s.checkProof(a)
+	if err != nil {
+		approver := ""
+		if id != (Fingerprint{}) {
+			approver = hex.EncodeToString(id[:])
+		}
+		if rerr := s.emit(ctx, event{action: audit.ActionAuthFailure, r: &store.ApprovalRequest{}, approver: approver, err: err}); rerr != nil {
+			return nil, id, rerr
+		}
+	}
+	return spki, id, err
+}
+
+// checkProof checks an approver's timestamp signature and returns its key.
+func (s *Service) checkProof(a ApproverAuth) ([]byte, Fingerprint, error) {
 	if len(a.SigningCertificate) > 0 {
 		return nil, Fingerprint{}, fmt.Errorf("%w: this gateway has no timestamp signers; sign the timestamp with the approver's own key",
 			ErrTimestampSigner)
@@ -111,7 +128,7 @@ type Task struct {
 
 // Tasks returns the open tasks of an authenticated approver.
 func (s *Service) Tasks(ctx context.Context, a ApproverAuth, q TaskQuery) ([]Task, error) {
-	_, id, err := s.authenticate(a)
+	_, id, err := s.authenticate(ctx, a)
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +264,7 @@ func (s *Service) Reject(ctx context.Context, a ApproverAuth, taskID string) err
 	if err := s.ready(); err != nil {
 		return err
 	}
-	_, id, err := s.authenticate(a)
+	_, id, err := s.authenticate(ctx, a)
 	if err != nil {
 		return err
 	}

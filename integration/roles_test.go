@@ -91,6 +91,9 @@ var guardedRoutes = []struct {
 	{http.MethodGet, "/v1/versionInfo", []string{roleSV}},
 	{http.MethodGet, "/v1/licenseInfo", []string{roleSV}},
 	{http.MethodGet, "/v1/keystore/statistics", []string{roleSV}},
+	{http.MethodGet, "/v1/hsm/log", []string{roleSV}},
+	{http.MethodGet, "/v1/hsm/log/entries", []string{roleSV}},
+	{http.MethodGet, "/v1/hsm/log/checkpoints", []string{roleSV}},
 }
 
 // TestRoleEnforcement calls every route over HTTPS with each role's token,
