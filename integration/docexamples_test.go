@@ -66,7 +66,7 @@ func TestDocsCertificateExamples(t *testing.T) {
 		t.Fatalf("the examples failed: %v\n%s", err, out)
 	}
 	for _, want := range []string{"verify OK", "subject=C = CH, O = Example AG, CN = app.example.com", "example-ca.pem: OK", "app.pem: OK",
-		`"label":"cert-rsa-`, "\nEXECUTED\n", "subject=CN = async.example.com", "async.pem: OK", "Verification: OK", "Policy OID: 2.999.1", "Nonce: 0x", `"attestationCertificateChain":["`, "Verified OK"} {
+		`"label":"cert-rsa-`, "\nEXECUTED\n", "subject=CN = async.example.com", "async.pem: OK", "\nattestation-key\n", "Verification: OK", "Policy OID: 2.999.1", "Nonce: 0x", `"attestationCertificateChain":["`, "Verified OK"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the examples' output lacks %q:\n%s", want, out)
 		}
