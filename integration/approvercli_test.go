@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -181,5 +182,49 @@ func TestApproverCLI(t *testing.T) {
 	}
 	if out := mustApproverCLI(t, g, bob, "tasks"); strings.Count(out, "\n") != 1 {
 		t.Errorf("bob still has tasks:\n%s", out)
+	}
+}
+
+// TestApproverDocsExample runs the two examples of docs/approvers.md §5
+// verbatim against `hsmgate dev`, after the setup block of
+// docs/credentials.md, with bin/hsmgate the binary under test: a file key
+// approves (EXECUTED), a key in a second SoftHSM2 token rejects (REJECTED).
+func TestApproverDocsExample(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t)
+	dir := t.TempDir()
+	if err := os.Symlink(g.state, filepath.Join(dir, ".hsmgate")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "bin"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(binPath, filepath.Join(dir, "bin", "hsmgate")); err != nil {
+		t.Fatal(err)
+	}
+	setup := shBlocks(t, "credentials.md", "## Running the examples", "## §1 Choosing the scheme of a request")
+	examples := shBlocks(t, "approvers.md", "## §5 Worked example", "")
+	if len(setup) != 1 || len(examples) != 2 {
+		t.Fatalf("found %d setup and %d example blocks, want 1 and 2", len(setup), len(examples))
+	}
+	script := "set -e\n" + strings.ReplaceAll(setup[0]+"\n"+strings.Join(examples, "\n"), "https://localhost:8443", g.base)
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir, cmd.Env = dir, childEnv()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the examples failed: %v\n%s", err, out)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^\S+\s+sign\s+demo-approved-\d+\s+7ed7\w{60}\s+\{"reason":"invoice 42"\}\s+0/1\s+4m\d+s$`),
+		regexp.MustCompile(`(?m)^\s+"pay 100 to bob"$`),
+		regexp.MustCompile(`(?m)^\S+ approved\nEXECUTED$`),
+		regexp.MustCompile(`(?m)^\S+ rejected\nREJECTED$`),
+	} {
+		if !want.Match(out) {
+			t.Errorf("the examples' output does not match %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), `"errorCode"`) {
+		t.Errorf("an example got an error answer:\n%s", out)
 	}
 }

@@ -179,7 +179,7 @@ type clientFlags struct {
 func approverClientFlags(fs *flag.FlagSet) clientFlags {
 	return clientFlags{
 		url: fs.String("url", os.Getenv(envApproverURL), "the gateway's `URL`, such as https://localhost:8443"),
-		ca:  fs.String("ca", os.Getenv(envApproverCA), "PEM `FILE` of the CA certificates to trust (default: the system's)"),
+		ca:  fs.String("ca", os.Getenv(envApproverCA), "PEM `FILE` of the CA certificates to trust; none: the system's"),
 		credentialFile: fs.String("credential-file", os.Getenv(envApproverCredentialFile),
 			"`FILE` holding the approverToken X-API-KEY, when the gateway asks for one\n(or set "+envApproverCredential+")"),
 		key: keySourceFlags(fs),
