@@ -29,8 +29,6 @@ type Client struct {
 	Credential string
 	// Approver signs the timestamps and the approvals.
 	Approver *Approver
-	// Now is the clock of the timestamps (nil: time.Now).
-	Now func() time.Time
 }
 
 // NewHTTPClient returns an HTTP client that trusts the CA certificates of
@@ -47,7 +45,7 @@ func NewHTTPClient(caFile string) (*http.Client, error) {
 			return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
 		}
 	}
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf}}, nil
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf, Proxy: http.ProxyFromEnvironment}}, nil
 }
 
 // APIError is an answer of the gateway other than success, with its
@@ -252,11 +250,7 @@ func (c *Client) Watch(ctx context.Context, interval time.Duration, show func([]
 // proof is the approver's proof of its key: its signature over the
 // current time (docs/api.md §9.4).
 func (c *Client) proof() (map[string]any, error) {
-	now := time.Now
-	if c.Now != nil {
-		now = c.Now
-	}
-	ts := now().UTC().Format(time.RFC3339)
+	ts := time.Now().UTC().Format(time.RFC3339)
 	sig, err := c.Approver.Sign([]byte(ts))
 	if err != nil {
 		return nil, err

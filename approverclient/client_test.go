@@ -232,7 +232,6 @@ func TestClientTasksApproveReject(t *testing.T) {
 		t.Errorf("without the credential: %v", err)
 	}
 	f, c = newFake(t, newApprover(t))
-	c.Now = func() time.Time { return time.Now().Add(-time.Hour) }
 	f.spki = []byte("another key")
 	if err := c.Reject(ctx, "task-1"); !errors.As(err, &apiErr) || apiErr.Reason != "input.invalid.signature" ||
 		!strings.Contains(err.Error(), "403 input.invalid.signature (403)") {

@@ -52,8 +52,10 @@ func (s KeySource) token() bool { return strings.HasPrefix(s.Location, "pkcs11:"
 func (s KeySource) Generate(kind KeyType) (*Approver, error) {
 	if s.token() {
 		return s.withToken(func(ctx *crypto11.Context) (crypto.Signer, error) {
-			if k, err := ctx.FindKeyPair(nil, []byte(s.Label)); err != nil || k != nil {
-				return nil, errors.Join(fmt.Errorf("the token already holds a key pair labelled %q", s.Label), err)
+			if k, err := ctx.FindKeyPair(nil, []byte(s.Label)); err != nil {
+				return nil, fmt.Errorf("look for an existing key pair: %w", err)
+			} else if k != nil {
+				return nil, fmt.Errorf("the token already holds a key pair labelled %q", s.Label)
 			}
 			id := make([]byte, 16)
 			if _, err := rand.Read(id); err != nil {
