@@ -53,8 +53,9 @@ func mustApproverCLI(t *testing.T, g *gateway, env []string, args ...string) str
 // TestApproverCLI drives `hsmgate approver` against `hsmgate dev`, whose
 // approver routes take the approver's key alone: an EC key made in a PEM
 // file approves a sign request that `watch` and `tasks` showed, which
-// executes (the signature verifies with Go's crypto); an EC key made
-// through crypto11 in a second SoftHSM2 token rejects another, which ends
+// executes (the signature verifies with Go's crypto); a key made
+// through crypto11 in a second SoftHSM2 token (RSA, so PKCS#1 v1.5 in the
+// token; docs/approvers.md §5 runs an EC one) rejects another, which ends
 // REJECTED.
 func TestApproverCLI(t *testing.T) {
 	t.Parallel()
@@ -157,7 +158,7 @@ func TestApproverCLI(t *testing.T) {
 	pinFile := writeFile(t, dir, "card-pin", []byte("12345678\n"))
 	uri := "pkcs11:token=approver-card;module-path=" + module + "?pin-source=file:" + pinFile
 	bob := []string{"SOFTHSM2_CONF=" + conf, "HSMGATE_APPROVER_KEY=" + uri, "HSMGATE_APPROVER_KEY_LABEL=bob"}
-	bobSPKI := strings.TrimSpace(mustApproverCLI(t, g, bob, "keygen"))
+	bobSPKI := strings.TrimSpace(mustApproverCLI(t, g, bob, "keygen", "--type", "rsa"))
 	if again := strings.TrimSpace(mustApproverCLI(t, g, bob, "pubkey")); again != bobSPKI {
 		t.Errorf("pubkey read %q back from the token, keygen printed %q", again, bobSPKI)
 	}
