@@ -43,6 +43,9 @@ type KeySource struct {
 	PIN string
 }
 
+// errNoKey: the KeySource names no key.
+var errNoKey = errors.New("no approver key: give a PEM file or a PKCS#11 URI")
+
 // token reports whether the key lives in a PKCS#11 token.
 func (s KeySource) token() bool { return strings.HasPrefix(s.Location, "pkcs11:") }
 
@@ -50,6 +53,9 @@ func (s KeySource) token() bool { return strings.HasPrefix(s.Location, "pkcs11:"
 // existing file or token key of that label) and returns it as an
 // Approver, which the caller closes.
 func (s KeySource) Generate(kind KeyType) (*Approver, error) {
+	if s.Location == "" {
+		return nil, errNoKey
+	}
 	if s.token() {
 		return s.withToken(func(ctx *crypto11.Context) (crypto.Signer, error) {
 			if k, err := ctx.FindKeyPair(nil, []byte(s.Label)); err != nil {
@@ -106,7 +112,7 @@ func (s KeySource) Open() (*Approver, error) {
 		})
 	}
 	if s.Location == "" {
-		return nil, errors.New("no approver key: give a PEM file or a PKCS#11 URI")
+		return nil, errNoKey
 	}
 	key, err := pkiutil.ReadPrivateKey(s.Location)
 	if err != nil {

@@ -114,7 +114,7 @@ func watchCommand() *command {
 			"SIGINT or SIGTERM. A failed fetch is reported on standard error and retried.",
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			client := approverClientFlags(fs)
-			every := fs.Duration("interval", 5*time.Second, "how often to fetch the tasks")
+			every := fs.Duration("interval", 5*time.Second, "how often to fetch the tasks, a `DURATION` such as 2s or 1m")
 			return func([]string) error {
 				if *every <= 0 {
 					return usageErrorf("--interval must be positive")
