@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -266,5 +267,40 @@ func TestApprovalTokenLayout(t *testing.T) {
 	}
 	if _, err := approval.ToBeSigned(approval.OpSign, "k", make([]byte, approval.MaxPayload+1), stamp, nil); !errors.Is(err, approval.ErrTooLarge) {
 		t.Errorf("a payload over 64 KiB: %v", err)
+	}
+}
+
+// TestReadToBeSigned reads back what ToBeSigned writes, for a usage and a
+// modify payload, and refuses a token whose lengths do not add up.
+func TestReadToBeSigned(t *testing.T) {
+	at := time.Unix(1700000000, 0).UTC()
+	for _, tc := range []struct {
+		op   approval.Operation
+		code uint32
+	}{{approval.OpSign, 1}, {approval.OpBlock, 2}, {approval.OpModify, 4}} {
+		payload := []byte("payload of " + string(tc.op))
+		stamp, err := approval.Stamp(tc.op, payload, at, "integrity")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tbs, err := approval.ToBeSigned(tc.op, "my-key", payload, stamp, []byte{0x30, 0x00})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := approval.ReadToBeSigned(tbs)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.op, err)
+		}
+		if got.OperationCode != tc.code || got.Label != "my-key" || string(got.Payload) != string(payload) || !got.Time.Equal(at) {
+			t.Errorf("%s: read %+v", tc.op, got)
+		}
+		if _, err := approval.ReadToBeSigned(tbs[:len(tbs)-4]); err == nil {
+			t.Errorf("%s: a truncated token was read", tc.op)
+		}
+		short := slices.Clone(tbs[:len(tbs)-4])
+		binary.LittleEndian.PutUint32(short, uint32(len(short)-4))
+		if _, err := approval.ReadToBeSigned(short); err == nil {
+			t.Errorf("%s: a token whose last element overruns was read", tc.op)
+		}
 	}
 }

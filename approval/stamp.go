@@ -74,25 +74,77 @@ func Stamp(op Operation, payload []byte, at time.Time, integrityLabel string) ([
 
 // StampTime reads the time out of a timestamp structure.
 func StampTime(stamp []byte) (time.Time, error) {
-	if len(stamp) < 4 || int(binary.LittleEndian.Uint32(stamp)) != len(stamp)-4 {
-		return time.Time{}, errors.New("timestamp structure: bad length")
+	els, err := elements(stamp)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("timestamp structure: %w", err)
 	}
-	b := stamp[4:]
-	for len(b) >= 4 {
+	seconds, ok := els[tagSeconds]
+	if !ok || len(seconds) != 8 {
+		return time.Time{}, errors.New("timestamp structure: no time")
+	}
+	return time.Unix(int64(binary.LittleEndian.Uint64(seconds)), 0).UTC(), nil
+}
+
+// TokenContent is what an approval token says (docs/api.md §9.5), read
+// back by approver tools so that what they show is what the approver
+// signs.
+type TokenContent struct {
+	// OperationCode is the token's operation: 1 sign, decrypt or unwrap
+	// (and the certificate operations); 2 block; 3 unblock; 4 modify.
+	OperationCode uint32
+	// Label is the key's label as the requester named it.
+	Label string
+	// Payload is what is approved (the new policy of a modify).
+	Payload []byte
+	// Time is the request's time, from the timestamp structure.
+	Time time.Time
+}
+
+// ReadToBeSigned reads an approval token built by ToBeSigned. It checks
+// the layout, not the integrity key's signature: the gateway verifies
+// that before anything executes (docs/api.md §9.6).
+func ReadToBeSigned(tbs []byte) (TokenContent, error) {
+	els, err := elements(tbs)
+	if err != nil {
+		return TokenContent{}, fmt.Errorf("approval token: %w", err)
+	}
+	op, label, stamp := els[tagOperation], els[tagLabel], els[tagTimeStamp]
+	payload, ok := els[tagUsagePayload]
+	if !ok {
+		payload, ok = els[tagModifyPayload]
+	}
+	if len(op) != 4 || label == nil || stamp == nil || !ok {
+		return TokenContent{}, errors.New("approval token: an operation, a key label, a timestamp and a payload are required")
+	}
+	at, err := StampTime(stamp)
+	if err != nil {
+		return TokenContent{}, fmt.Errorf("approval token: %w", err)
+	}
+	return TokenContent{OperationCode: binary.LittleEndian.Uint32(op), Label: string(label), Payload: payload, Time: at}, nil
+}
+
+// elements returns the elements of a framed TLV structure by tag (the
+// first of each tag), refusing a length that does not add up.
+func elements(framed []byte) (map[uint16][]byte, error) {
+	if len(framed) < 4 || int(binary.LittleEndian.Uint32(framed)) != len(framed)-4 {
+		return nil, errors.New("bad length")
+	}
+	els := map[uint16][]byte{}
+	for b := framed[4:]; len(b) > 0; {
+		if len(b) < 4 {
+			return nil, errors.New("truncated element")
+		}
 		tag, n := binary.LittleEndian.Uint16(b), int(binary.LittleEndian.Uint16(b[2:]))
-		if 4+n > len(b) {
-			break
-		}
-		if tag == tagSeconds && n == 8 {
-			return time.Unix(int64(binary.LittleEndian.Uint64(b[4:])), 0).UTC(), nil
-		}
 		step := 4 + (n+3)/4*4
 		if step > len(b) {
-			break
+			return nil, errors.New("truncated element")
+		}
+		if _, seen := els[tag]; !seen {
+			els[tag] = b[4 : 4+n : 4+n]
 		}
 		b = b[step:]
 	}
-	return time.Time{}, errors.New("timestamp structure: no time")
+	return els, nil
 }
 
 // oidECDSAWithSHA256 is the algorithm of the integrity key's signatures.

@@ -83,7 +83,9 @@ func list(st map[string]any, name string) []string {
 // timeouts, rejection, cancellation, and the approver's mistakes.
 func TestApprovalWorkflow(t *testing.T) {
 	t.Parallel()
-	g := approvalGateway(t, nil)
+	// approverCredential on, serve's default (dev's is off): the approver
+	// mistakes below include a missing approverToken credential.
+	g := approvalGateway(t, func(cfg map[string]any) { section(cfg, "approval")["approverCredential"] = true })
 	op := g.creds.KeyOperation
 	rsaA, k1, ed := newApprover(t, "rsa", "rsa"), newApprover(t, "k1", "k1"), newApprover(t, "ed", "ed25519")
 	p256, p384 := newApprover(t, "p256", "p256"), newApprover(t, "p384", "p384")

@@ -97,10 +97,12 @@ var guardedRoutes = []struct {
 }
 
 // TestRoleEnforcement calls every route over HTTPS with each role's token,
-// without a token and with an unknown token.
+// without a token and with an unknown token. The approver routes need
+// their role only with approval.approverCredential on, the default of
+// serve (dev turns it off for approvers holding only their key).
 func TestRoleEnforcement(t *testing.T) {
 	t.Parallel()
-	g := startGateway(t)
+	g := startGatewayWith(t, func(cfg map[string]any) { section(cfg, "approval")["approverCredential"] = true })
 	tokens := g.creds.all()
 	raw := make([]byte, 32)
 	_, _ = rand.Read(raw)

@@ -42,7 +42,7 @@ README's configuration reference lists every key and variable.`
 
 // root is the command tree of the binary.
 var root = &command{name: "hsmgate", about: rootAbout, subs: []*command{
-	devCommand(), serveCommand(), tokenCommand(), userCommand(), customerCommand(), actyxCommand(), auditCommand(),
+	devCommand(), serveCommand(), tokenCommand(), userCommand(), customerCommand(), actyxCommand(), auditCommand(), approverCommand(),
 	{name: "version", summary: "print the version", setup: noFlags(func() error {
 		fmt.Printf("hsmgate %s (commit %s, built %s)\n", version, commit, buildTime)
 		return nil
@@ -54,7 +54,7 @@ var root = &command{name: "hsmgate", about: rootAbout, subs: []*command{
 type command struct {
 	name    string // as typed
 	args    string // the positional arguments of a leaf in its synopsis, e.g. "USERNAME"
-	nargs   int    // how many positional arguments a leaf takes
+	nargs   int    // how many positional arguments a leaf takes; -1: one or more
 	summary string // one line in the group's list
 	about   string // printed by --help under the synopsis
 	// setup defines the flags of a leaf on fs and returns what runs with
@@ -142,7 +142,11 @@ func dispatch(c *command, path string, args []string, stdout io.Writer) error {
 		c.usage(stdout, path)
 		return nil
 	}
-	if err == nil && fs.NArg() != c.nargs {
+	switch {
+	case err != nil:
+	case c.nargs < 0 && fs.NArg() == 0:
+		err = fmt.Errorf("no arguments, want at least one (%s)", c.args)
+	case c.nargs >= 0 && fs.NArg() != c.nargs:
 		err = fmt.Errorf("%d arguments, want %d (%s)", fs.NArg(), c.nargs, cmp.Or(c.args, "none"))
 	}
 	if err != nil {
