@@ -123,3 +123,35 @@ func TestSignedApprovalsRefusedByName(t *testing.T) {
 		}
 	}
 }
+
+// TestListKeysPages: GET /v1/key is every label, in order, by default, and
+// pages with limit and after.
+func TestListKeysPages(t *testing.T) {
+	h := stubGateway(t)
+	list := func(query string) (int, string) {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v1/key"+query, nil))
+		return w.Code, strings.TrimSpace(w.Body.String())
+	}
+	if status, body := list(""); status != http.StatusOK || body != "[]" {
+		t.Fatalf("no keys: %d %s", status, body)
+	}
+	for _, l := range []string{"c", "a", "d", "b"} {
+		if status, out := call(t, h, http.MethodPost, "/v1/key", `{"label":"`+l+`","algorithm":"EC","curveOid":"`+hsm.OIDP256+`","attributes":{"sign":true}}`); status != http.StatusCreated {
+			t.Fatalf("create %s: %d %v", l, status, out)
+		}
+	}
+	for query, want := range map[string]string{
+		"": `["a","b","c","d"]`, "?limit=2": `["a","b"]`, "?limit=2&after=b": `["c","d"]`,
+		"?after=bb": `["c","d"]`, "?after=d": `[]`, "?limit=10000": `["a","b","c","d"]`,
+	} {
+		if status, body := list(query); status != http.StatusOK || body != want {
+			t.Errorf("GET /v1/key%s = %d %s, want %s", query, status, body, want)
+		}
+	}
+	for _, bad := range []string{"?limit=0", "?limit=x", "?limit=10001"} {
+		if status, _ := list(bad); status != http.StatusBadRequest {
+			t.Errorf("GET /v1/key%s = %d, want 400", bad, status)
+		}
+	}
+}

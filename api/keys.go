@@ -3,6 +3,8 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"sort"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -84,13 +86,46 @@ func (s *server) createKey(c *gin.Context) error {
 
 // listKeys handles GET /v1/key.
 func (s *server) listKeys(c *gin.Context) error {
+	limit, after, err := listPage(c)
+	if err != nil {
+		return err
+	}
 	labels, err := s.keys.ListKeys(c, principal(c))
 	if err != nil {
 		return err
 	}
+	if after != "" {
+		// Labels are in order: the page starts after the cursor.
+		i := sort.SearchStrings(labels, after)
+		if i < len(labels) && labels[i] == after {
+			i++
+		}
+		labels = labels[i:]
+	}
+	if limit > 0 && len(labels) > limit {
+		labels = labels[:limit]
+	}
+	if labels == nil {
+		labels = []string{}
+	}
 	c.JSON(http.StatusOK, labels)
 	return nil
 }
+
+// listPage reads the optional paging of GET /v1/key: limit (1 to
+// maxListPage labels) and after (the last label of the previous page).
+// Without them the answer is every label, as TSB clients expect.
+func listPage(c *gin.Context) (limit int, after string, err error) {
+	if v, ok := c.GetQuery("limit"); ok {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > maxListPage {
+			return 0, "", errRange("limit must be an integer from 1 to %d", maxListPage)
+		}
+	}
+	return limit, c.Query("after"), nil
+}
+
+// maxListPage bounds a page of GET /v1/key.
+const maxListPage = 10000
 
 // labelPassword is the body of the POST forms of attributes and delete.
 type labelPassword struct {
