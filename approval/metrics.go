@@ -15,6 +15,7 @@ type Metrics struct {
 	executed  *prometheus.CounterVec
 	finished  *prometheus.CounterVec
 	pending   prometheus.Collector
+	lost      prometheus.Counter
 }
 
 // newMetrics builds the collectors; the pending gauge counts the store's
@@ -31,6 +32,8 @@ func newMetrics(st store.Requests) *Metrics {
 			Help: "Requests executed, by operation and status (EXECUTED, FAILED)."}, []string{"operation", "status"}),
 		finished: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hsmgate_approval_finished_total",
 			Help: "Requests that ended without executing, by status (EXPIRED, REJECTED, CANCELLED)."}, []string{"status"}),
+		lost: prometheus.NewCounter(prometheus.CounterOpts{Name: "hsmgate_approval_records_lost_total",
+			Help: "Requests executed at once whose record a failed commit lost (the route is refused until commits succeed again)."}),
 		pending: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hsmgate_approval_pending_requests",
 			Help: "Requests waiting for approvals or a timelock (PENDING and APPROVED), in the shared store."},
 			func() float64 {
@@ -48,5 +51,5 @@ func newMetrics(st store.Requests) *Metrics {
 // Collectors returns the workflow's collectors for the metrics registry.
 func (s *Service) Collectors() []prometheus.Collector {
 	m := s.metrics
-	return []prometheus.Collector{m.submitted, m.approvals, m.executed, m.finished, m.pending}
+	return []prometheus.Collector{m.submitted, m.approvals, m.executed, m.finished, m.pending, m.lost}
 }

@@ -107,7 +107,8 @@ type Service struct {
 	integrity Integrity
 	cfg       Config
 	metrics   *Metrics
-	// finished stores requests executed when made, by group commit.
+	// finished records requests executed when made, by group commit
+	// after their answer.
 	finished finishedBatch
 }
 
@@ -122,8 +123,15 @@ func New(st store.Requests, keys Keys, integrity Integrity, cfg Config) *Service
 	if cfg.WorkerInterval <= 0 {
 		cfg.WorkerInterval = 10 * time.Second
 	}
-	return &Service{store: st, keys: keys, integrity: integrity, cfg: cfg, metrics: newMetrics(st)}
+	s := &Service{store: st, keys: keys, integrity: integrity, cfg: cfg, metrics: newMetrics(st)}
+	s.finished.log = cfg.Log
+	s.finished.lost = func(n int) { s.metrics.lost.Add(float64(n)) }
+	return s
 }
+
+// Drain waits until the requests executed at once are recorded in the
+// store (or ctx ends): a server calls it before it closes the store.
+func (s *Service) Drain(ctx context.Context) error { return s.finished.drain(ctx) }
 
 // Submission is an asynchronous request as a caller makes it.
 type Submission struct {
@@ -194,6 +202,9 @@ func (s *Service) Submit(ctx context.Context, p *roles.Principal, sub *Submissio
 // refusal or a failure is the caller's answer at once, as on the
 // synchronous route, and nothing is recorded.
 func (s *Service) runNow(ctx context.Context, p *roles.Principal, r *store.ApprovalRequest) error {
+	if err := s.finished.ready(); err != nil {
+		return err
+	}
 	g := &Grant{req: r}
 	result, err := s.keys.Execute(WithGrant(ctx, g), g)
 	if err != nil {
@@ -206,9 +217,7 @@ func (s *Service) runNow(ctx context.Context, p *roles.Principal, r *store.Appro
 	if r.Result, err = s.sealResult(ctx, r, result); err != nil {
 		return err
 	}
-	if err := s.finished.add(ctx, s.store, r); err != nil {
-		return err
-	}
+	s.finished.add(s.store, r)
 	s.metrics.submitted.WithLabelValues(r.Operation, "immediate").Inc()
 	s.metrics.executed.WithLabelValues(r.Operation, r.Status).Inc()
 	return s.emit(ctx, event{action: audit.ActionApprovalRequestCreate, r: r, to: r.Status, p: p})
@@ -234,6 +243,11 @@ type Status struct {
 // reported missing.
 func (s *Service) mine(ctx context.Context, p *roles.Principal, id string) (*store.ApprovalRequest, error) {
 	r, err := s.store.Request(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		if queued, ok := s.finished.get(id); ok {
+			r, err = queued, nil
+		}
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, fmt.Errorf("%w: %q", ErrRequestNotFound, id)

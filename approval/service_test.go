@@ -304,3 +304,72 @@ func TestReadToBeSigned(t *testing.T) {
 		}
 	}
 }
+
+// failingStore fails AddFinished while fail is set.
+type failingStore struct {
+	store.Store
+	mu   sync.Mutex
+	fail bool
+}
+
+func (f *failingStore) AddFinished(ctx context.Context, rs []*store.ApprovalRequest) error {
+	f.mu.Lock()
+	fail := f.fail
+	f.mu.Unlock()
+	if fail {
+		return store.ErrUnavailable
+	}
+	return f.Store.AddFinished(ctx, rs)
+}
+
+// TestImmediateRequestsRecordedAfterTheAnswer: a request executed at once
+// is readable at once and committed soon after; while commits fail, new
+// ones are refused as unavailable, and they are served again afterwards.
+func TestImmediateRequestsRecordedAfterTheAnswer(t *testing.T) {
+	st, err := store.Open(context.Background(), store.Config{Driver: "sqlite", Path: filepath.Join(t.TempDir(), "s.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	fs := &failingStore{Store: st}
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	svc := approval.New(fs, &stubKeys{}, goIntegrity{k}, approval.Config{TimestampWindow: time.Minute})
+	p := &roles.Principal{Subject: "op", Customers: []string{"acme"}}
+	sub := &approval.Submission{Operation: approval.OpSign, Label: "k", Params: json.RawMessage(`"x"`)}
+	id, err := svc.Submit(context.Background(), p, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := svc.Status(context.Background(), p, id); err != nil || s.Status != store.StatusExecuted {
+		t.Fatalf("status at once: %+v, %v", s, err)
+	}
+	if err := svc.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := st.Request(context.Background(), id); err != nil || r.Status != store.StatusExecuted {
+		t.Fatalf("committed: %+v, %v", r, err)
+	}
+	fs.mu.Lock()
+	fs.fail = true
+	fs.mu.Unlock()
+	lost, _ := svc.Submit(context.Background(), p, sub)
+	_ = svc.Drain(context.Background())
+	if _, err := svc.Submit(context.Background(), p, sub); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("a request while commits fail: %v, want ErrUnavailable", err)
+	}
+	if _, err := svc.Status(context.Background(), p, lost); !errors.Is(err, approval.ErrRequestNotFound) {
+		t.Errorf("a lost request: %v, want not found", err)
+	}
+	fs.mu.Lock()
+	fs.fail = false
+	fs.mu.Unlock()
+	time.Sleep(1100 * time.Millisecond) // the pause after a failed commit
+	again, err := svc.Submit(context.Background(), p, sub)
+	if err != nil {
+		t.Fatalf("after the pause, with the store back: %v", err)
+	}
+	_ = svc.Drain(context.Background())
+	if r, err := st.Request(context.Background(), again); err != nil || r.Status != store.StatusExecuted {
+		t.Errorf("recorded after the recovery: %+v, %v", r, err)
+	}
+}

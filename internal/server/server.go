@@ -151,6 +151,15 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if approvals, err = newApprovals(cfg.Approval, h, st, ks, recorder(auditLog), log); err != nil {
 		return err
 	}
+	// Before the store closes: the requests executed at once are recorded
+	// after their answer.
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := approvals.Drain(dctx); err != nil {
+			log.Warn("shutdown", "error", err)
+		}
+	}()
 	timestamps, err := certifyGatewayKeys(ctx, cfg.Timestamp, ks)
 	if err != nil {
 		return err
