@@ -118,7 +118,7 @@ func (s *server) submit(c *gin.Context, member, idField string, body signedEnvel
 		return err
 	}
 	sub.Envelope = raw
-	id, err := s.approvals.Submit(c, principal(c), sub)
+	id, err := s.approvals.Submit(c.Request.Context(), principal(c), sub)
 	if err != nil {
 		return err
 	}
@@ -282,7 +282,7 @@ func (s *server) getRequest(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.approvals.Status(c, principal(c), id)
+	st, err := s.approvals.Status(c.Request.Context(), principal(c), id)
 	if err != nil {
 		return err
 	}
@@ -296,7 +296,7 @@ func (s *server) cancelRequest(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.approvals.Cancel(c, principal(c), id); err != nil {
+	if err := s.approvals.Cancel(c.Request.Context(), principal(c), id); err != nil {
 		return err
 	}
 	c.Status(http.StatusOK)
@@ -373,7 +373,7 @@ func (s *server) filteredRequests(c *gin.Context) error {
 		return err
 	}
 	newest := req.Paging != nil && strings.EqualFold(req.Paging.SortOrder, store.TasksByCreationDesc)
-	list, err := s.approvals.List(c, principal(c), approval.ListFilter{Statuses: req.Status, Offset: offset, Limit: limit, Newest: newest})
+	list, err := s.approvals.List(c.Request.Context(), principal(c), approval.ListFilter{Statuses: req.Status, Offset: offset, Limit: limit, Newest: newest})
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ import (
 // attestationCertificate handles GET /v1/attestation/certificate
 // (AttestationCertificateDto).
 func (s *server) attestationCertificate(c *gin.Context) error {
-	cert, err := s.certs.AttestationCertificate(c)
+	cert, err := s.certs.AttestationCertificate(c.Request.Context())
 	if err != nil {
 		return err
 	}
@@ -42,11 +42,11 @@ func (s *server) attest(c *gin.Context) (*keyAttestation, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.keys.Attributes(c, principal(c), ref)
+	a, err := s.keys.Attributes(c.Request.Context(), principal(c), ref)
 	if err != nil {
 		return nil, err
 	}
-	cert, err := s.certs.AttestationCertificate(c)
+	cert, err := s.certs.AttestationCertificate(c.Request.Context())
 	if err != nil {
 		return nil, err
 	}

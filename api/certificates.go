@@ -178,7 +178,7 @@ func (s *server) csr(c *gin.Context) (*certs.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.certs.Request(c, principal(c), creq)
+	res, err := s.certs.Request(c.Request.Context(), principal(c), creq)
 	return res, certificateError(err)
 }
 
@@ -218,7 +218,7 @@ func (s *server) selfSignCertificate(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.certs.SelfSign(c, principal(c), sreq)
+	res, err := s.certs.SelfSign(c.Request.Context(), principal(c), sreq)
 	if err != nil {
 		return certificateError(err)
 	}
@@ -236,7 +236,7 @@ func (s *server) signCertificate(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.certs.Issue(c, principal(c), ireq)
+	res, err := s.certs.Issue(c.Request.Context(), principal(c), ireq)
 	if err != nil {
 		return certificateError(err)
 	}
@@ -285,7 +285,7 @@ func (s *server) importCertificate(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.keys.SetCertificate(c, principal(c), *req.Label, der)
+	res, err := s.keys.SetCertificate(c.Request.Context(), principal(c), *req.Label, der)
 	if err != nil {
 		return certificateError(err)
 	}
@@ -309,7 +309,7 @@ func certificateDER(s string) ([]byte, error) {
 
 // getCertificate handles GET /v1/certificate/{keyName}.
 func (s *server) getCertificate(c *gin.Context) error {
-	res, err := s.keys.Certificate(c, principal(c), c.Param("keyName"))
+	res, err := s.keys.Certificate(c.Request.Context(), principal(c), c.Param("keyName"))
 	if err != nil {
 		return err
 	}
@@ -320,7 +320,7 @@ func (s *server) getCertificate(c *gin.Context) error {
 // deleteCertificate handles DELETE /v1/certificate/{keyName}.
 func (s *server) deleteCertificate(c *gin.Context) error {
 	label := c.Param("keyName")
-	if err := s.keys.DeleteCertificate(c, principal(c), label); err != nil {
+	if err := s.keys.DeleteCertificate(c.Request.Context(), principal(c), label); err != nil {
 		return err
 	}
 	c.JSON(http.StatusOK, gin.H{"label": label})

@@ -83,7 +83,7 @@ func (s *server) encrypt(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.keys.Encrypt(c, principal(c), creq)
+	res, err := s.keys.Encrypt(c.Request.Context(), principal(c), creq)
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,7 @@ func (s *server) decrypt(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := s.keys.Decrypt(c, principal(c), creq)
+	out, err := s.keys.Decrypt(c.Request.Context(), principal(c), creq)
 	if err != nil {
 		return err
 	}

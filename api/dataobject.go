@@ -75,7 +75,7 @@ func (s *server) createDataObject(c *gin.Context) error {
 	if a == nil {
 		a = &dataObjectAttributes{}
 	}
-	o, err := s.keys.CreateDataObject(c, principal(c), keys.CreateDataObjectRequest{Name: *req.Name, Value: value,
+	o, err := s.keys.CreateDataObject(c.Request.Context(), principal(c), keys.CreateDataObjectRequest{Name: *req.Name, Value: value,
 		Private: flag(a.Private, true), Modifiable: flag(a.Modifiable, true), Destroyable: flag(a.Destroyable, true), Customer: req.Customer})
 	if err != nil {
 		return err
@@ -87,7 +87,7 @@ func (s *server) createDataObject(c *gin.Context) error {
 // listDataObjects handles GET /v1/dataObject: the names of the caller's
 // customers' data objects.
 func (s *server) listDataObjects(c *gin.Context) error {
-	names, err := s.keys.ListDataObjects(c, principal(c))
+	names, err := s.keys.ListDataObjects(c.Request.Context(), principal(c))
 	if err != nil {
 		return err
 	}
@@ -101,7 +101,7 @@ func (s *server) getDataObject(c *gin.Context) error {
 	if err := checkLabel("name", name); err != nil {
 		return err
 	}
-	o, err := s.keys.DataObject(c, principal(c), name)
+	o, err := s.keys.DataObject(c.Request.Context(), principal(c), name)
 	if err != nil {
 		return err
 	}
@@ -115,7 +115,7 @@ func (s *server) deleteDataObject(c *gin.Context) error {
 	if err := checkLabel("name", name); err != nil {
 		return err
 	}
-	if err := s.keys.DeleteDataObject(c, principal(c), name); err != nil {
+	if err := s.keys.DeleteDataObject(c.Request.Context(), principal(c), name); err != nil {
 		return err
 	}
 	c.Status(http.StatusOK)

@@ -35,7 +35,7 @@ func (s *server) importSeededKey(c *gin.Context) error {
 		return errValidation("seed is not valid base64")
 	}
 	defer clear(seed)
-	k, err := s.keys.ImportSeededKey(c, principal(c), keys.SeededKeyRequest{Label: *req.Label, Password: req.Password, Seed: seed,
+	k, err := s.keys.ImportSeededKey(c.Request.Context(), principal(c), keys.SeededKeyRequest{Label: *req.Label, Password: req.Password, Seed: seed,
 		CurveOID: req.CurveOid, Flags: req.Attributes.flags(false), Customer: req.Customer})
 	if err != nil {
 		return err
@@ -69,7 +69,7 @@ func (s *server) deriveKey(c *gin.Context) error {
 		f := req.Attributes.flags(false)
 		dr.Flags = &f
 	}
-	k, err := s.keys.DeriveKey(c, principal(c), dr)
+	k, err := s.keys.DeriveKey(c.Request.Context(), principal(c), dr)
 	if err != nil {
 		return err
 	}

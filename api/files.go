@@ -298,7 +298,7 @@ func (s *server) fileHandler(r fileRoute, h func(c *gin.Context, ref keys.KeyRef
 // fileEncrypt handles POST /v1/fileEncrypt: the encrypted file goes to the
 // spool, which is then sent.
 func (s *server) fileEncrypt(c *gin.Context, ref keys.KeyRef, content io.Reader, out *os.File) error {
-	if err := s.keys.EncryptFile(c, principal(c), keys.FileEncryptRequest{Key: ref, Content: content, Sealed: out}); err != nil {
+	if err := s.keys.EncryptFile(c.Request.Context(), principal(c), keys.FileEncryptRequest{Key: ref, Content: content, Sealed: out}); err != nil {
 		return err
 	}
 	size, err := out.Seek(0, io.SeekCurrent)
@@ -319,7 +319,7 @@ func (s *server) fileDecrypt(c *gin.Context, ref keys.KeyRef, sealed io.Reader, 
 		return uploadError(err, s.files.maxFile)
 	}
 	started := false
-	err := s.keys.DecryptFile(c, principal(c), keys.FileDecryptRequest{Key: ref, Sealed: in}, func(size int64) io.Writer {
+	err := s.keys.DecryptFile(c.Request.Context(), principal(c), keys.FileDecryptRequest{Key: ref, Sealed: in}, func(size int64) io.Writer {
 		started = true
 		c.Header("Content-Type", "application/octet-stream")
 		c.Header("Content-Length", strconv.FormatInt(size, 10))

@@ -74,7 +74,7 @@ func (s *server) createKey(c *gin.Context) error {
 	if err := requireLabel("label", req.Label); err != nil {
 		return err
 	}
-	k, err := s.keys.CreateKey(c, principal(c), keys.CreateKeyRequest{
+	k, err := s.keys.CreateKey(c.Request.Context(), principal(c), keys.CreateKeyRequest{
 		Label: *req.Label, Password: req.Password, Algorithm: req.Algorithm, KeySize: req.KeySize, CurveOID: req.CurveOid,
 		ID: jsonID(req.ID), Flags: req.Attributes.flags(false), Policy: req.Policy, Customer: req.Customer})
 	if err != nil {
@@ -90,7 +90,7 @@ func (s *server) listKeys(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	labels, err := s.keys.ListKeys(c, principal(c))
+	labels, err := s.keys.ListKeys(c.Request.Context(), principal(c))
 	if err != nil {
 		return err
 	}
@@ -240,7 +240,7 @@ func (s *server) respondAttributes(c *gin.Context, label string, password []byte
 	if err != nil {
 		return err
 	}
-	a, err := s.keys.Attributes(c, principal(c), ref)
+	a, err := s.keys.Attributes(c.Request.Context(), principal(c), ref)
 	if err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ func (s *server) deleteLabel(c *gin.Context, label string, password []byte) erro
 	if err != nil {
 		return err
 	}
-	if err := s.keys.DeleteKey(c, principal(c), ref); err != nil {
+	if err := s.keys.DeleteKey(c.Request.Context(), principal(c), ref); err != nil {
 		return err
 	}
 	c.Status(http.StatusOK)
@@ -291,7 +291,7 @@ func (s *server) changePassword(c *gin.Context) error {
 	if err := requireLabel("label", req.Label); err != nil {
 		return err
 	}
-	if err := s.keys.ChangePassword(c, principal(c), keys.KeyRef{Label: *req.Label, Password: req.Password}, req.NewPassword); err != nil {
+	if err := s.keys.ChangePassword(c.Request.Context(), principal(c), keys.KeyRef{Label: *req.Label, Password: req.Password}, req.NewPassword); err != nil {
 		return err
 	}
 	c.Status(http.StatusOK)

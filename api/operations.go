@@ -105,7 +105,7 @@ func (s *server) sign(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	sig, err := s.keys.Sign(c, principal(c), sreq)
+	sig, err := s.keys.Sign(c.Request.Context(), principal(c), sreq)
 	if err != nil {
 		return err
 	}
@@ -176,7 +176,7 @@ func (s *server) verify(c *gin.Context) error {
 	}
 	// Without a signatureType an ECDSA signature may be DER or r‖s
 	// (docs/api.md §4.2): clients send either.
-	ok, err := s.keys.Verify(c, principal(c), keys.VerifyRequest{Key: ref, Algorithm: r.SignatureAlgorithm, Payload: data, Signature: sig,
+	ok, err := s.keys.Verify(c.Request.Context(), principal(c), keys.VerifyRequest{Key: ref, Algorithm: r.SignatureAlgorithm, Payload: data, Signature: sig,
 		Raw: raw, Detect: r.SignatureType == ""})
 	if err != nil {
 		return err
@@ -214,7 +214,7 @@ func (s *server) verifyHMAC(c *gin.Context, r *hmacFields) error {
 	if err != nil {
 		return err
 	}
-	ok, err := s.keys.VerifyHMAC(c, principal(c), ref, data, mac)
+	ok, err := s.keys.VerifyHMAC(c.Request.Context(), principal(c), ref, data, mac)
 	if err != nil {
 		return err
 	}
@@ -234,7 +234,7 @@ func (s *server) hmac(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	mac, err := s.keys.HMAC(c, principal(c), ref, data)
+	mac, err := s.keys.HMAC(c.Request.Context(), principal(c), ref, data)
 	if err != nil {
 		return err
 	}
@@ -248,7 +248,7 @@ func (s *server) random(c *gin.Context) error {
 	if err != nil || n < 1 || n > keys.MaxRandom {
 		return errRange("random length must be an integer from 1 to %d", keys.MaxRandom)
 	}
-	b, err := s.keys.Random(c, n)
+	b, err := s.keys.Random(c.Request.Context(), n)
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ func (s *server) modify(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	label, err := s.keys.Modify(c, principal(c), mreq)
+	label, err := s.keys.Modify(c.Request.Context(), principal(c), mreq)
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func (s *server) setBlocked(c *gin.Context, blocked bool) error {
 	if err != nil {
 		return err
 	}
-	if err := s.keys.SetBlocked(c, principal(c), ref, blocked); err != nil {
+	if err := s.keys.SetBlocked(c.Request.Context(), principal(c), ref, blocked); err != nil {
 		return err
 	}
 	c.JSON(http.StatusOK, gin.H{"label": ref.Label, "blocked": blocked})

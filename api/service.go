@@ -74,7 +74,7 @@ func (s *server) statistics(c *gin.Context) error {
 	e := s.stats.entries[audience]
 	s.stats.mu.Unlock()
 	if e.stats == nil || time.Since(e.at) > statsTTL {
-		fresh, err := s.keys.Statistics(c, p)
+		fresh, err := s.keys.Statistics(c.Request.Context(), p)
 		if err != nil {
 			return err
 		}

@@ -118,7 +118,7 @@ func (s *server) filteredTasks(kind string) handlerFunc {
 		} else if req.RequestID != nil {
 			q.RequestID = *req.RequestID
 		}
-		tasks, err := s.approvals.Tasks(c, a, q)
+		tasks, err := s.approvals.Tasks(c.Request.Context(), a, q)
 		if err != nil {
 			return err
 		}
@@ -217,7 +217,7 @@ func (s *server) approve(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.approvals.Approve(c, approval.Approval{TaskID: req.ID, ToBeSigned: tbs, Signature: sig,
+	if err := s.approvals.Approve(c.Request.Context(), approval.Approval{TaskID: req.ID, ToBeSigned: tbs, Signature: sig,
 		Digest: req.ApprovalDigestAlgorithm, PublicKey: spki, Certificate: cert}); err != nil {
 		return err
 	}
@@ -243,7 +243,7 @@ func (s *server) rejectTask(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.approvals.Reject(c, a, req.ID); err != nil {
+	if err := s.approvals.Reject(c.Request.Context(), a, req.ID); err != nil {
 		return err
 	}
 	c.Status(http.StatusOK)

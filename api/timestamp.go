@@ -51,7 +51,7 @@ func (s *server) createTimestamp(c *gin.Context) error {
 	if s.timestamps == nil {
 		return errTimestamps(tsa.ErrNotConfigured.Error() + ": set timestamp.keyLabel in the configuration")
 	}
-	st, err := s.timestamps.Stamp(c, treq)
+	st, err := s.timestamps.Stamp(c.Request.Context(), treq)
 	switch {
 	case errors.Is(err, tsa.ErrNotConfigured):
 		return errTimestamps(err.Error())

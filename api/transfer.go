@@ -51,7 +51,7 @@ func (s *server) importPlain(c *gin.Context) error {
 	defer clear(ir.PrivateKey) // best effort: the token holds the key now
 	defer clear(ir.SecretKey)
 	ir.Flags = req.Attributes.flags(ir.PublicOnly())
-	k, err := s.keys.ImportKey(c, principal(c), ir)
+	k, err := s.keys.ImportKey(c.Request.Context(), principal(c), ir)
 	if err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func (s *server) exportPlain(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	ex, err := s.keys.ExportKey(c, principal(c), ref)
+	ex, err := s.keys.ExportKey(c.Request.Context(), principal(c), ref)
 	if err != nil {
 		return err
 	}
@@ -117,7 +117,7 @@ func (s *server) wrap(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := s.keys.Wrap(c, principal(c), keys.WrapRequest{Target: target, Wrapping: wrapping, Method: r.WrapMethod})
+	out, err := s.keys.Wrap(c.Request.Context(), principal(c), keys.WrapRequest{Target: target, Wrapping: wrapping, Method: r.WrapMethod})
 	if err != nil {
 		return err
 	}
@@ -178,7 +178,7 @@ func (s *server) unwrap(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	label, err := s.keys.Unwrap(c, principal(c), ureq)
+	label, err := s.keys.Unwrap(c.Request.Context(), principal(c), ureq)
 	if err != nil {
 		return err
 	}
