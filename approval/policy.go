@@ -3,9 +3,11 @@
 // the wire JSON exactly as TSB clients send it, validated, rendered back in
 // one canonical form, and evaluated against the approvers that approved or
 // rejected. It knows neither HTTP nor the token; the keys service stores the
-// canonical form with each key and asks it which operations need approval.
-// Requests, approver tasks and the verification of approvals will live here
-// too (docs/api.md §3.10).
+// canonical form with each key and asks it which operations need approval
+// (docs/api.md §3.10). It also runs the workflow (docs/api.md §9): the
+// asynchronous requests and their tasks in the store, the approval token
+// approvers sign, the verification of their signatures, and the execution,
+// re-verified and exactly once, through the keys service.
 package approval
 
 import (
