@@ -90,9 +90,6 @@ func ParseOID(dotted string) (asn1.ObjectIdentifier, error) {
 	return oid, nil
 }
 
-// KeyLabel is the label of the time-stamping key ("" when none is configured).
-func (s *Service) KeyLabel() string { return s.label }
-
 // Request asks for a time-stamp of a digest.
 type Request struct {
 	// HashAlgorithm names the digest's algorithm: SHA1, SHA224, SHA256,
