@@ -182,6 +182,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		TrustedProxies:  proxies,
 		Store:           st,
 		ShuttingDown:    drain.shuttingDown,
+		Approvers:       newApprovers(st, h, ks),
 	})
 	srv := &http.Server{
 		Handler:           drain.handler(router),
