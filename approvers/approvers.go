@@ -179,20 +179,6 @@ func (s *Service) List(ctx context.Context) ([]store.Approver, error) {
 	return list, nil
 }
 
-// Certificate returns the certificate of the onboarded approver name
-// (ErrNotFound for an unknown or pending one): what a policy naming the
-// approver resolves to.
-func (s *Service) Certificate(ctx context.Context, name string) ([]byte, error) {
-	a, err := s.approver(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	if a.State != store.ApproverOnboarded {
-		return nil, fmt.Errorf("%w: approver %q is not onboarded yet", ErrNotFound, name)
-	}
-	return a.Certificate, nil
-}
-
 // Delete removes an approver: a policy naming it resolves to nobody from
 // then on, so its approvals count for nothing.
 func (s *Service) Delete(ctx context.Context, name string) error {
