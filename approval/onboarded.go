@@ -73,6 +73,24 @@ func (p *Policy) Resolve(ctx context.Context, r Resolver, strict bool, now time.
 	return &out, nil
 }
 
+// names reports whether the rule lists an approver of type t (Approvers,
+// which tells approvers apart by key, would fold unresolved ones together).
+func (r *Rule) names(t Type) bool {
+	if r == nil {
+		return false
+	}
+	for _, tok := range r.Tokens {
+		for _, g := range tok.Groups {
+			for _, a := range g.Approvals {
+				if a.Type == t {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 // resolveName looks up one onboarded approver (once per Resolve, through
 // names); nil when it has none and strict is off. path names the approvals
 // in errors.

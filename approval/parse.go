@@ -74,9 +74,7 @@ func parse(raw json.RawMessage, m mode) (*Policy, error) {
 			return nil, err
 		}
 		*dst = r
-		for _, a := range r.Approvers() {
-			p.unresolved = p.unresolved || a.Type == Onboarded
-		}
+		p.unresolved = p.unresolved || r.names(Onboarded)
 	}
 	// TSB 2.0.1 allows never fulfillable ruleBlock, ruleUnblock and
 	// ruleModify (a key that can never be unblocked, say); a ruleUse no
