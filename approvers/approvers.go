@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -274,25 +275,24 @@ func checkName(name string) error {
 	return nil
 }
 
-// keySpec validates the key kind of a new approver.
+// keySizes are the key sizes of each algorithm of a key the gateway
+// generates for an approver, the default first.
+var keySizes = map[string][]int{"RSA": {2048, 3072, 4096}, "EC": {256, 384, 521}}
+
+// keySpec validates the key kind of a new approver: RSA by default.
 func keySpec(alg string, size int) (string, int, error) {
-	switch strings.ToUpper(alg) {
-	case "", "RSA":
-		switch size {
-		case 0:
-			return "RSA", 2048, nil
-		case 2048, 3072, 4096:
-			return "RSA", size, nil
-		}
-		return "", 0, fmt.Errorf("%w: keySize of an RSA approver key must be 2048, 3072 or 4096, got %d", ErrInvalid, size)
-	case "EC":
-		switch size {
-		case 0:
-			return "EC", 256, nil
-		case 256, 384, 521:
-			return "EC", size, nil
-		}
-		return "", 0, fmt.Errorf("%w: keySize of an EC approver key must be 256, 384 or 521, got %d", ErrInvalid, size)
+	alg = strings.ToUpper(alg)
+	if alg == "" {
+		alg = "RSA"
 	}
-	return "", 0, fmt.Errorf("%w: algorithm must be RSA or EC, got %q", ErrInvalid, alg)
+	sizes, ok := keySizes[alg]
+	switch {
+	case !ok:
+		return "", 0, fmt.Errorf("%w: algorithm must be RSA or EC, got %q", ErrInvalid, alg)
+	case size == 0:
+		return alg, sizes[0], nil
+	case slices.Contains(sizes, size):
+		return alg, size, nil
+	}
+	return "", 0, fmt.Errorf("%w: keySize of an %s approver key must be one of %v, got %d", ErrInvalid, alg, sizes, size)
 }

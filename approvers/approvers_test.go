@@ -3,77 +3,24 @@ package approvers
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
 
+	"github.com/hsmgate/hsmgate/certs"
+	"github.com/hsmgate/hsmgate/keys"
+	"github.com/hsmgate/hsmgate/keys/keystest"
 	"github.com/hsmgate/hsmgate/store"
 	"software.sslmate.com/src/go-pkcs12"
 )
-
-// fakeToken peppers with a fixed HMAC key and draws from crypto/rand.
-type fakeToken struct{}
-
-// Pepper implements auth.Pepper.
-func (fakeToken) Pepper(_ context.Context, data []byte) ([]byte, error) {
-	m := hmac.New(sha256.New, []byte("pepper"))
-	m.Write(data)
-	return m.Sum(nil), nil
-}
-
-// Random implements Token.
-func (fakeToken) Random(_ context.Context, n int) ([]byte, error) {
-	b := make([]byte, n)
-	_, err := rand.Read(b)
-	return b, err
-}
-
-// goCA is an approver CA in memory.
-type goCA struct {
-	key  *ecdsa.PrivateKey
-	cert []byte
-}
-
-// newCA makes a CA with a self-signed certificate.
-func newCA(t *testing.T) *goCA {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test approver CA"}, IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &goCA{key: k, cert: der}
-}
-
-// ApproverCA implements Issuer.
-func (c *goCA) ApproverCA(context.Context) ([]byte, error) { return c.cert, nil }
-
-// IssueApproverCertificate implements Issuer.
-func (c *goCA) IssueApproverCertificate(_ context.Context, name string, pub crypto.PublicKey, days int) ([]byte, error) {
-	parent, err := x509.ParseCertificate(c.cert)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().AddDate(0, 0, days)}
-	return x509.CreateCertificate(rand.Reader, tmpl, parent, pub, c.key)
-}
 
 // newService is a Service over a fresh SQLite store.
 func newService(t *testing.T) (*Service, store.Store) {
@@ -83,7 +30,8 @@ func newService(t *testing.T) (*Service, store.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return New(Options{Store: st, Token: fakeToken{}, Issuer: newCA(t)}), st
+	backend := keystest.New()
+	return New(Options{Store: st, Token: backend, Issuer: certs.New(keys.New(backend, keys.Options{}))}), st
 }
 
 // spki is the DER SubjectPublicKeyInfo of a fresh P-256 key.
@@ -243,6 +191,9 @@ func TestTransportBundle(t *testing.T) {
 	ec, ok := key.(*ecdsa.PrivateKey)
 	if !ok || ec.Curve != elliptic.P384() || !cert.PublicKey.(*ecdsa.PublicKey).Equal(&ec.PublicKey) || len(cas) != 1 {
 		t.Fatalf("PKCS#12 key %T, %d CA certificates: want the P-384 key its certificate certifies, and the CA", key, len(cas))
+	}
+	if err := cert.CheckSignatureFrom(cas[0]); err != nil || !cas[0].IsCA || cert.Subject.CommonName != "tsb" {
+		t.Errorf("the approver's certificate (CN %q) is not issued by the approver CA: %v", cert.Subject.CommonName, err)
 	}
 	if !bytes.Equal(cert.Raw, out.Certificate) {
 		t.Error("the PKCS#12 holds another certificate than the one stored")
