@@ -51,7 +51,9 @@ func (s *server) routes() []route {
 	const get, post, patch, del = http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete
 	km, op, sv := role(roles.KeyManagement), role(roles.KeyOperation), role(roles.Service)
 	akm := role(roles.ApproverKeyManagement)
-	am := func(h handlerFunc) gin.HandlerFunc { return s.handle(asKeyType, s.approverManagement(h)) }
+	am := func(h handlerFunc) gin.HandlerFunc {
+		return s.handle(asKeyType, func(c *gin.Context) error { return s.audited(c, s.approverManagement(h)) })
+	}
 	ap := role(roles.Approver)
 	wf := func(as unsupportedAs, h handlerFunc) gin.HandlerFunc { return s.handle(as, s.workflow(h)) }
 	if s.approverCredentialWaived {

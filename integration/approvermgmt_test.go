@@ -225,6 +225,34 @@ func TestApproverManagement(t *testing.T) {
 			t.Fatalf("a deleted approver's approval counted: %v", st)
 		}
 	})
+
+	t.Run("the audit log records management and onboarding, never a code", func(t *testing.T) {
+		counts := map[string]int{}
+		for _, e := range g.auditEntries(t) {
+			cred, _ := e["credential"].(map[string]any)
+			if cred["kind"] != "approver" {
+				continue
+			}
+			line, _ := json.Marshal(e)
+			if strings.Contains(string(line), code) {
+				t.Errorf("an audit entry holds a one-time code: %s", line)
+			}
+			counts[str(e, "action")+" "+str(e, "outcome")+" "+str(e, "detail")]++
+		}
+		for what, n := range map[string]int{
+			"credential.create success PUT /v1/approverManagement/create":            1,
+			"credential.create success POST /v1/approver/onboard":                    2,
+			"auth.failure failure POST /v1/approverManagement/onboard":               1,
+			"credential.revoke success DELETE /v1/approverManagement/delete/:name":   1,
+			"credential.create success POST /v1/approverManagement/renewOneTimeCode": 1,
+			"credential.revoke failure DELETE /v1/approverManagement/delete/:name":   1,
+			"credential.create failure POST /v1/approverManagement/renewOneTimeCode": 1,
+		} {
+			if counts[what] != n {
+				t.Errorf("%d audit entries %q, want %d (all: %v)", counts[what], what, n, counts)
+			}
+		}
+	})
 }
 
 // TestApproverManagementDocsExample runs docs/approvers.md §6 verbatim:
