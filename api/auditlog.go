@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/hsmgate/hsmgate/approvers"
 	"github.com/hsmgate/hsmgate/audit"
 	"github.com/hsmgate/hsmgate/auth"
 	"github.com/hsmgate/hsmgate/store"
@@ -170,7 +172,19 @@ var credentialKinds = []struct{ prefix, kind string }{
 	{"/authentication/v1/user/:user/publickey", string(store.KindArgusPublicKey)},
 	{"/api/v2/barong/", string(store.KindBarong)},
 	{"/users/:id/keys", string(store.KindArmor)},
+	// Approvers (docs/api.md §9.10): their one-time codes and
+	// certificates are credentials too; the id is the approver's name
+	// when the path has it.
+	{"/v1/approverManagement/", approverKind},
+	{"/v1/approver/", approverKind},
 }
+
+// approverKind is the credential kind of approver management events.
+const approverKind = "approver"
+
+// onboardRoutes use a one-time code: their failures are authentication
+// failures, as a refused login is.
+var onboardRoutes = map[string]bool{"/v1/approver/onboard": true, "/v1/approverManagement/onboard": true}
 
 // loginRoute issues sessions: its failures are authentication failures.
 const loginRoute = "/authentication/v1/password/authenticate"
@@ -208,7 +222,7 @@ func (s *server) audited(c *gin.Context, h handlerFunc) error {
 func credentialEvent(c *gin.Context, err error) audit.Event {
 	route := c.FullPath()
 	ev := audit.Event{Action: audit.ActionCredentialCreate, Outcome: audit.Success, RequestID: audit.RequestID(c.Request.Context()),
-		Credential: &audit.Credential{ID: c.Param("keyID") + c.Param("kid") + c.Param("key") + c.Param("idx"),
+		Credential: &audit.Credential{ID: c.Param("keyID") + c.Param("kid") + c.Param("key") + c.Param("idx") + c.Param("name"),
 			User: c.Param("user") + c.Param("id")}, Detail: c.Request.Method + " " + route}
 	if p := principal(c); p != nil {
 		ev.Principal = audit.NewPrincipal(p.Subject, p.Scheme, p.Customers, p.Source)
@@ -220,7 +234,7 @@ func credentialEvent(c *gin.Context, err error) audit.Event {
 		}
 	}
 	switch {
-	case route == loginRoute && err != nil:
+	case (route == loginRoute || onboardRoutes[route]) && err != nil:
 		ev.Action = audit.ActionAuthFailure
 	case c.Request.Method == http.MethodDelete:
 		ev.Action = audit.ActionCredentialRevoke
@@ -229,6 +243,9 @@ func credentialEvent(c *gin.Context, err error) audit.Event {
 	}
 	if err != nil {
 		ev.Outcome, ev.Error = audit.Failure, auth.FailureKind(err)
+		if errors.Is(err, approvers.ErrCode) {
+			ev.Error = "invalid"
+		}
 	}
 	return ev
 }

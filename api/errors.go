@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/hsmgate/hsmgate/approval"
+	"github.com/hsmgate/hsmgate/approvers"
 	"github.com/hsmgate/hsmgate/audit"
 	"github.com/hsmgate/hsmgate/auth"
 	"github.com/hsmgate/hsmgate/keys"
@@ -138,6 +139,14 @@ func serviceError(err error, as unsupportedAs) *Error {
 		return newError(http.StatusForbidden, 405, "timestamp.signer.not.allowed", "%s", err)
 	case errors.Is(err, approval.ErrLimit):
 		return newError(http.StatusTooManyRequests, 429, "too.many.pending.requests", "%s", err)
+	case errors.Is(err, approvers.ErrExists):
+		return newError(http.StatusConflict, 632, "approver.already.existing", "%s", err)
+	case errors.Is(err, approvers.ErrNotFound):
+		return newError(http.StatusNotFound, 654, "approver.not.existent", "%s", err)
+	case errors.Is(err, approvers.ErrCode):
+		return newError(http.StatusForbidden, 412, "invalid.onetimepassword", "%s", err)
+	case errors.Is(err, approvers.ErrInvalid):
+		return errValidation("%s", err)
 	case errors.Is(err, keys.ErrApprovalRequired):
 		return newError(http.StatusBadRequest, 401, "missing.approval", "%s", err)
 	case errors.Is(err, keys.ErrKeyType):

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/hsmgate/hsmgate/approval"
+	"github.com/hsmgate/hsmgate/approvers"
 	"github.com/hsmgate/hsmgate/audit"
 	"github.com/hsmgate/hsmgate/auth"
 	"github.com/hsmgate/hsmgate/certs"
@@ -88,6 +89,9 @@ type Options struct {
 	// peer. The access log, the throttles and the validSources of
 	// credentials all take the client address resolved from it.
 	TrustedProxies auth.Proxies
+	// Approvers serves approver management and onboarding (docs/api.md
+	// §9.10); nil: those routes answer 404.
+	Approvers *approvers.Service
 	// Store is the state store, which /readyz pings (nil: none to check).
 	Store Pinger
 	// Audit is the audit log the /v1/hsm/log routes read and credential
@@ -146,6 +150,10 @@ type server struct {
 	// audit is the audit log, and store where its routes read it; nil: off.
 	audit *audit.Log
 	store store.AuditLog
+	// approvers manages approvers (nil: off); approverCodes throttles
+	// guesses of their one-time codes.
+	approvers     *approvers.Service
+	approverCodes *auth.PasswordThrottle
 }
 
 // principalKey is where authenticate stores the Principal in the gin context.
@@ -176,6 +184,7 @@ func New(opts Options) *gin.Engine {
 	s.certs, s.timestamps = certs.New(opts.Keys), opts.Timestamps
 	s.files = fileLimits{maxFile: opts.MaxFileBytes, maxRequest: opts.MaxBodyBytes, timeout: opts.FileTimeout}
 	s.audit, s.store = opts.Audit, opts.AuditStore
+	s.approvers, s.approverCodes = opts.Approvers, opts.Throttle.Passwords("approver-code")
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true

@@ -105,6 +105,12 @@ var expectedRoles = map[string]roles.Set{
 	// File encryption (docs/api.md §4.10).
 	"/v1/fileEncrypt":            roles.Of(roles.KeyOperation),
 	"/v1/synchronousFileDecrypt": roles.Of(roles.KeyOperation),
+
+	// Approver management (docs/api.md §9.10).
+	"/v1/approverManagement/create":            roles.Of(roles.ApproverKeyManagement),
+	"/v1/approverManagement/onboarding/status": roles.Of(roles.ApproverKeyManagement),
+	"/v1/approverManagement/renewOneTimeCode":  roles.Of(roles.ApproverKeyManagement),
+	"/v1/approverManagement/delete/:name":      roles.Of(roles.ApproverKeyManagement),
 }
 
 // anyCaller lists the routes every authenticated caller reaches, whatever
@@ -115,7 +121,9 @@ var anyCaller = map[string]bool{"/authentication/v1/session": true}
 // probes, the API document and page, and the endpoints that issue
 // credentials.
 var publicRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true, "/openapi.json": true,
-	"/docs": true, "/docs/:asset": true, "/authentication/v1/password/authenticate": true, "/api/v2/auth": true}
+	"/docs": true, "/docs/:asset": true, "/authentication/v1/password/authenticate": true, "/api/v2/auth": true,
+	// The onboarding's credential is the approver's one-time code.
+	"/v1/approver/onboard": true, "/v1/approverManagement/onboard": true}
 
 // listed returns the route list by "METHOD pattern".
 func listed(t *testing.T) map[string]route {

@@ -50,6 +50,10 @@ func role(rs ...roles.Role) access { return access{rule: roles.Rule{Roles: roles
 func (s *server) routes() []route {
 	const get, post, patch, del = http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete
 	km, op, sv := role(roles.KeyManagement), role(roles.KeyOperation), role(roles.Service)
+	akm := role(roles.ApproverKeyManagement)
+	am := func(h handlerFunc) gin.HandlerFunc {
+		return s.handle(asKeyType, func(c *gin.Context) error { return s.audited(c, s.approverManagement(h)) })
+	}
 	ap := role(roles.Approver)
 	wf := func(as unsupportedAs, h handlerFunc) gin.HandlerFunc { return s.handle(as, s.workflow(h)) }
 	if s.approverCredentialWaived {
@@ -146,6 +150,17 @@ func (s *server) routes() []route {
 		{del, "/v1/task", ap, wf(asKeyType, s.rejectTask), "Reject a task's request"},
 		{patch, "/v1/task", ap, wf(asKeyType, s.rejectTask), "Reject a task's request"},
 		{post, "/v1/task", ap, wf(asKeyType, s.rejectTask), "Reject a task's request"},
+
+		// Approver management (docs/api.md §9.10): TSB's examples create
+		// with PUT, its text says POST; the onboarding's credential is
+		// the one-time code.
+		{http.MethodPut, "/v1/approverManagement/create", akm, am(s.createApprover), "Create an approver and its one-time code"},
+		{post, "/v1/approverManagement/create", akm, am(s.createApprover), "Create an approver and its one-time code"},
+		{get, "/v1/approverManagement/onboarding/status", akm, am(s.onboardingStatus), "Onboarded and pending approvers"},
+		{post, "/v1/approverManagement/renewOneTimeCode", akm, am(s.renewApproverCode), "A new one-time code for a pending approver"},
+		{del, "/v1/approverManagement/delete/:name", akm, am(s.deleteApprover), "Delete an approver"},
+		{post, "/v1/approver/onboard", public, am(s.onboardApprover), "Onboard an approver with its one-time code"},
+		{post, "/v1/approverManagement/onboard", public, am(s.onboardApprover), "Onboard an approver with its one-time code"},
 
 		// Service.
 		{get, "/v1/versionInfo", sv, s.versionInfo, "Version of the gateway and the token"},

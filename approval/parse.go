@@ -74,11 +74,14 @@ func parse(raw json.RawMessage, m mode) (*Policy, error) {
 			return nil, err
 		}
 		*dst = r
+		p.unresolved = p.unresolved || r.names(Onboarded)
 	}
 	// TSB 2.0.1 allows never fulfillable ruleBlock, ruleUnblock and
 	// ruleModify (a key that can never be unblocked, say); a ruleUse no
 	// approval can fulfil would only make a key that can never be used.
-	if m.validate && p.Use != nil && !p.Use.Reachable(nil) {
+	// With onboarded approvers, whose keys are not known yet, Resolve
+	// checks it.
+	if m.validate && !p.unresolved && p.Use != nil && !p.Use.Reachable(nil) {
 		return nil, invalid("policy.ruleUse", "can never be fulfilled: no token has groups whose quorums its approvers can reach")
 	}
 	return p, nil
@@ -174,7 +177,6 @@ func parseGroup(w *wireGroup, path string, m mode) (Group, error) {
 	if w.Approvals == nil {
 		return g, invalid(path+".approvals", "is required")
 	}
-	seen := map[Fingerprint]Type{}
 	for i, wa := range w.Approvals {
 		ap := fmt.Sprintf("%s.approvals[%d]", path, i)
 		if wa == nil {
@@ -184,31 +186,51 @@ func parseGroup(w *wireGroup, path string, m mode) (Group, error) {
 		if err != nil {
 			return g, err
 		}
-		// One key counts once towards a quorum, whichever way it is named.
-		if t, dup := seen[a.ID]; dup {
-			if t != a.Type {
-				return g, fmt.Errorf("%w: %s: the approver is listed in this group both as %s and as %s", ErrCombination, ap, t, a.Type)
-			}
-			return g, invalid(ap, "the approver is listed twice in this group")
-		}
-		seen[a.ID] = a.Type
 		g.Approvals = append(g.Approvals, a)
 	}
-	return g, nil
+	return g, g.distinct(path + ".approvals")
+}
+
+// distinct refuses a group that lists one approver twice: one key counts
+// once towards a quorum, whichever way it is named. Onboarded approvers
+// not yet resolved are told apart by name.
+func (g Group) distinct(path string) error {
+	seen := map[any]Type{}
+	for i, a := range g.Approvals {
+		var id any = a.ID
+		if a.Type == Onboarded && a.SPKI == nil {
+			id = *a.Name
+		}
+		if t, dup := seen[id]; dup {
+			if t != a.Type {
+				return fmt.Errorf("%w: %s[%d]: the approver is listed in this group both as %s and as %s", ErrCombination, path, i, t, a.Type)
+			}
+			return invalid(fmt.Sprintf("%s[%d]", path, i), "the approver is listed twice in this group")
+		}
+		seen[id] = a.Type
+	}
+	return nil
 }
 
 // parseApprover reads one approval slot: its type, and the key it names.
 func parseApprover(w *wireApproval, path string, m mode) (Approver, error) {
 	if w.Type == nil {
-		return Approver{}, invalid(path+".type", "is required: public_key or certificate")
+		return Approver{}, invalid(path+".type", "is required: public_key, certificate or onboarded_approver_certificate")
 	}
 	a := Approver{Type: Type(*w.Type), Name: w.Name}
 	switch a.Type {
 	case PublicKey, Certificate:
 	case Onboarded:
-		return a, invalid(path+".type", "onboarded_approver_certificate is not supported yet: approvers onboarded through approver management come with a later version; name the approver by public_key or certificate")
+		// The name is the reference, resolved whenever the policy is used.
+		if a.Name == nil || *a.Name == "" {
+			return a, invalid(path+".name", "is required: the name of an approver onboarded through approver management")
+		}
+		if w.Value != nil && *w.Value != "" {
+			return a, invalid(path+".value", "must be null for onboarded_approver_certificate: the approver's certificate is the gateway's")
+		}
+		return a, nil
 	default:
-		return a, invalid(path+".type", "%q is not an approval type: public_key or certificate", *w.Type)
+		return a, invalid(path+".type", "%q is not an approval type: public_key, certificate or onboarded_approver_certificate", *w.Type)
 	}
 	if w.Value == nil || *w.Value == "" {
 		return a, invalid(path+".value", "is required: the base64 DER %s", map[Type]string{PublicKey: "SubjectPublicKeyInfo", Certificate: "X.509 certificate"}[a.Type])

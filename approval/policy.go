@@ -41,6 +41,9 @@ type Policy struct {
 	// (a modify policy may omit it, the stored form never has it: the keys
 	// service keeps the blocked state apart).
 	Blocked *bool
+	// unresolved: some approver is an onboarded one not yet resolved to
+	// its key (onboarded.go).
+	unresolved bool
 }
 
 // Rule is fulfilled when one of its tokens is (OR).
@@ -72,13 +75,15 @@ type Type string
 const (
 	PublicKey   Type = "public_key"
 	Certificate Type = "certificate"
-	// Onboarded names an approver of TSB's approver management, which
-	// hsmgate does not have yet: such approvers are refused.
+	// Onboarded names an approver of the gateway's approver management
+	// by its name; the stored policy keeps the name, and Resolve maps it
+	// to the approver's certificate whenever the policy is used.
 	Onboarded Type = "onboarded_approver_certificate"
 )
 
 // Approver is one approval slot of a group: an approver identified by its
-// public key or by its certificate.
+// public key or by its certificate, or an onboarded approver by its name
+// (its Value, SPKI and ID are empty until the policy is resolved).
 type Approver struct {
 	Type Type
 	// Name is the caller's label of a public_key approver, the common name

@@ -35,14 +35,14 @@ type (
 	outApproval struct {
 		Type  Type    `json:"type"`
 		Name  *string `json:"name"`
-		Value string  `json:"value"`
+		Value *string `json:"value"`
 	}
 )
 
 // MarshalJSON renders the policy canonically: the four rules (null when
 // nil), then keyStatus when Blocked is set. A token without groups has
 // "groups": []. A certificate approver's name is its certificate's common
-// name.
+// name; an onboarded approver has its name and a null value.
 func (p *Policy) MarshalJSON() ([]byte, error) {
 	out := outPolicy{RuleUse: render(p.Use), RuleBlock: render(p.Block), RuleUnblock: render(p.Unblock), RuleModify: render(p.Modify)}
 	if p.Blocked != nil {
@@ -62,7 +62,13 @@ func render(r *Rule) *outRule {
 		for j, g := range t.Groups {
 			og := outGroup{Name: g.Name, Quorum: g.Quorum, Approvals: make([]outApproval, len(g.Approvals))}
 			for k, a := range g.Approvals {
-				og.Approvals[k] = outApproval{Type: a.Type, Name: a.Name, Value: base64.StdEncoding.EncodeToString(a.Value)}
+				og.Approvals[k] = outApproval{Type: a.Type, Name: a.Name}
+				// An onboarded approver is kept by name: its value is
+				// the gateway's, read when the policy is used.
+				if a.Type != Onboarded {
+					v := base64.StdEncoding.EncodeToString(a.Value)
+					og.Approvals[k].Value = &v
+				}
 			}
 			ot.Groups[j] = og
 		}

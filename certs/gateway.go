@@ -15,6 +15,9 @@ type GatewayCertificate struct {
 	Label, CommonName string
 	Usage             Usage
 	ValidityDays      int
+	// CA marks the certificate as a CA's (basic constraints cA): the key
+	// issues certificates of its own (the approver CA).
+	CA bool
 	// Issuer signs the certificate; nil makes it self-signed by the key.
 	Issuer Issuer
 }
@@ -35,7 +38,7 @@ func (s *Service) CertifyGatewayKey(ctx context.Context, c GatewayCertificate) (
 	if cert != nil {
 		return cert, nil
 	}
-	exts, err := c.Usage.extensions(false)
+	exts, err := c.Usage.extensions(c.CA)
 	if err != nil {
 		return nil, err
 	}

@@ -68,7 +68,7 @@ func TestKeyPolicies(t *testing.T) {
 			{"timelock not a multiple of 60", policy(`{"tokens":[{"name":"t","timelock":90,"timeout":0,"groups":null}]}`, "null"), "EC", 600, "input.validation.failed", "multiple of 60"},
 			{"any bytes as an approver key", policy(rule("1", pk("a", "aGVsbG8=")), "null"), "EC", 600, "input.validation.failed", "public key cannot be read"},
 			{"quorum out of reach in ruleUse", policy(rule("2", pk("a", ecs[0])), "null"), "EC", 600, "input.validation.failed", "can never be fulfilled"},
-			{"onboarded approver", policy(rule("1", `{"type":"onboarded_approver_certificate","name":"eve@example.com","value":null}`), "null"), "EC", 600, "input.validation.failed", "onboarded_approver_certificate"},
+			{"an onboarded approver no one onboarded", policy(rule("1", `{"type":"onboarded_approver_certificate","name":"eve@example.com","value":null}`), "null"), "EC", 600, "input.validation.failed", "onboarded_approver_certificate"},
 			{"expired approver certificate", policy(rule("1", certApproval(expired)), "null"), "EC", 600, "input.validation.failed", "expired"},
 			{"X25519 approver key", policy(rule("1", pk("x", approvaltest.SPKI(t, x25519.PublicKey()))), "null"), "EC", 601, "unsupported.approver.key.type", "approvers use RSA, EC"},
 			{"one key as public_key and certificate", policy(rule("1", pk("carol", certSPKI), certApproval(cert)), "null"), "EC", 602, "unsupported.combination.of.approval.types", "both as public_key and as certificate"},

@@ -94,7 +94,16 @@ var guardedRoutes = []struct {
 	{http.MethodGet, "/v1/hsm/log", []string{roleSV}},
 	{http.MethodGet, "/v1/hsm/log/entries", []string{roleSV}},
 	{http.MethodGet, "/v1/hsm/log/checkpoints", []string{roleSV}},
+	{http.MethodPut, "/v1/approverManagement/create", []string{roleAKM}},
+	{http.MethodPost, "/v1/approverManagement/create", []string{roleAKM}},
+	{http.MethodGet, "/v1/approverManagement/onboarding/status", []string{roleAKM}},
+	{http.MethodPost, "/v1/approverManagement/renewOneTimeCode", []string{roleAKM}},
+	{http.MethodDelete, "/v1/approverManagement/delete/role-probe", []string{roleAKM}},
 }
+
+// publicV1Routes are the /v1 routes that need no credential: the
+// onboarding, whose credential is the approver's one-time code.
+var publicV1Routes = []string{"/v1/approver/onboard", "/v1/approverManagement/onboard"}
 
 // TestRoleEnforcement calls every route over HTTPS with each role's token,
 // without a token and with an unknown token. The approver routes need
@@ -162,6 +171,9 @@ func TestRoleEnforcement(t *testing.T) {
 		for _, rt := range guardedRoutes {
 			known[rt.method+" "+rt.path] = true
 		}
+		for _, p := range publicV1Routes {
+			known[http.MethodPost+" "+p] = true
+		}
 		fill := strings.NewReplacer("{label}", "role-probe", "{name}", "role-probe", "{keyName}", "role-probe", "{id}", "role-probe", "{n}", "16")
 		for path, ops := range paths {
 			if !strings.HasPrefix(path, "/v1/") {
@@ -173,6 +185,12 @@ func TestRoleEnforcement(t *testing.T) {
 					t.Errorf("%s %s is served but not checked by TestRoleEnforcement: add it to guardedRoutes", strings.ToUpper(method), path)
 				}
 			}
+		}
+	})
+
+	t.Run("the onboarding needs no credential: its one-time code is one", func(t *testing.T) {
+		for _, p := range publicV1Routes {
+			expectError(t, p+" without a token", g.call(t, http.MethodPost, p, "", map[string]any{}), 400, 600, "input.validation.failed")
 		}
 	})
 

@@ -58,14 +58,18 @@ func (s *Service) Admit(ctx context.Context, p *roles.Principal, sub *approval.S
 			return approval.Key{}, fmt.Errorf("%w: key %q is blocked", ErrNotPermitted, sub.Label)
 		}
 	}
-	if err := s.checkParams(k, sub); err != nil {
+	if err := s.checkParams(ctx, k, sub); err != nil {
 		return approval.Key{}, err
 	}
-	return approval.Key{Label: apiLabel(r.Customer, k.Label), Customer: r.Customer, Policy: r.policy, Blocked: r.Blocked}, nil
+	policy, err := s.policyInUse(ctx, r)
+	if err != nil {
+		return approval.Key{}, err
+	}
+	return approval.Key{Label: apiLabel(r.Customer, k.Label), Customer: r.Customer, Policy: policy, Blocked: r.Blocked}, nil
 }
 
 // checkParams validates what can be validated of a request before it runs.
-func (s *Service) checkParams(k *hsm.Key, sub *approval.Submission) error {
+func (s *Service) checkParams(ctx context.Context, k *hsm.Key, sub *approval.Submission) error {
 	switch sub.Operation {
 	case OpSign:
 		req, err := decodeParams[SignRequest](sub.Params)
@@ -88,7 +92,7 @@ func (s *Service) checkParams(k *hsm.Key, sub *approval.Submission) error {
 	case OpModify:
 		req, err := decodeParams[ModifyRequest](sub.Params)
 		if err == nil {
-			_, err = s.modifyPolicy(k, req)
+			_, err = s.modifyPolicy(ctx, k, req)
 		}
 		return err
 	case OpBlock, OpUnblock:
@@ -114,7 +118,11 @@ func (s *Service) Current(ctx context.Context, customer, label string) (approval
 	if r.policyErr != nil {
 		return approval.Key{}, fmt.Errorf("key %q has a stored policy that cannot be read: %w", label, r.policyErr)
 	}
-	return approval.Key{Label: label, Customer: customer, Policy: r.policy, Blocked: r.Blocked}, nil
+	policy, err := s.policyInUse(ctx, r)
+	if err != nil {
+		return approval.Key{}, err
+	}
+	return approval.Key{Label: label, Customer: customer, Policy: policy, Blocked: r.Blocked}, nil
 }
 
 // Execute runs the request of an approval grant through the same methods

@@ -109,7 +109,7 @@ func (s *Service) createKey(ctx context.Context, p *roles.Principal, req CreateK
 		return nil, err
 	}
 	spec.Label, spec.Flags = req.Label, req.Flags
-	policy, err := s.parsePolicy(req.Policy, false)
+	policy, err := s.parsePolicy(ctx, req.Policy, false)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +190,7 @@ func (s *Service) importKey(ctx context.Context, p *roles.Principal, req ImportK
 	default:
 		return nil, refuse(ErrKeyType, "algorithm %q is not supported by this HSM", req.Algorithm)
 	}
-	policy, err := s.parsePolicy(req.Policy, false)
+	policy, err := s.parsePolicy(ctx, req.Policy, false)
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +310,7 @@ func (s *Service) modify(ctx context.Context, p *roles.Principal, req ModifyRequ
 	if err != nil {
 		return "", err
 	}
-	policy, err := s.modifyPolicy(k, req)
+	policy, err := s.modifyPolicy(ctx, k, req)
 	if err != nil {
 		return "", err
 	}
@@ -339,8 +339,8 @@ func (s *Service) modify(ctx context.Context, p *roles.Principal, req ModifyRequ
 }
 
 // modifyPolicy validates the new policy of a modify for key k.
-func (s *Service) modifyPolicy(k *hsm.Key, req ModifyRequest) (newPolicy, error) {
-	policy, err := s.parsePolicy(req.Policy, true)
+func (s *Service) modifyPolicy(ctx context.Context, k *hsm.Key, req ModifyRequest) (newPolicy, error) {
+	policy, err := s.parsePolicy(ctx, req.Policy, true)
 	if err != nil {
 		return newPolicy{}, err
 	}

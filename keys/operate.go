@@ -248,7 +248,7 @@ func (s *Service) unwrap(ctx context.Context, p *roles.Principal, req UnwrapRequ
 			// sensitive key out of the token.
 			return "", refuse(ErrInvalidAttributes, "a key created by unwrap is always sensitive: sensitive must be true (or left out)")
 		}
-		policy, err := s.parsePolicy(req.Policy, false)
+		policy, err := s.parsePolicy(ctx, req.Policy, false)
 		if err != nil {
 			return "", err
 		}

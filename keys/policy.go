@@ -3,6 +3,7 @@ package keys
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/hsmgate/hsmgate/approval"
@@ -22,8 +23,10 @@ type newPolicy struct {
 }
 
 // parsePolicy validates the policy of a new key (create, import, unwrap)
-// or, with modify, of a synchronous modify, at the service's clock.
-func (s *Service) parsePolicy(raw json.RawMessage, modify bool) (newPolicy, error) {
+// or, with modify, of a synchronous modify, at the service's clock; the
+// onboarded approvers it names must be onboarded now. It is stored as
+// given, onboarded approvers by name (docs/api.md §3.10).
+func (s *Service) parsePolicy(ctx context.Context, raw json.RawMessage, modify bool) (newPolicy, error) {
 	parse := approval.ParseKeyPolicy
 	if modify {
 		parse = approval.ParseModifyPolicy
@@ -35,13 +38,32 @@ func (s *Service) parsePolicy(raw json.RawMessage, modify bool) (newPolicy, erro
 	if p == nil {
 		return newPolicy{}, nil
 	}
-	np := newPolicy{policy: p, blocked: p.Blocked}
+	resolved, err := p.Resolve(ctx, s.approvers, true, s.now())
+	if err != nil {
+		if errors.Is(err, approval.ErrInvalid) || errors.Is(err, approval.ErrCombination) || errors.Is(err, approval.ErrKeyType) ||
+			errors.Is(err, approval.ErrCertificateName) {
+			return newPolicy{}, &Error{Kind: ErrInvalidRequest, Msg: err.Error(), cause: err}
+		}
+		return newPolicy{}, err
+	}
+	np := newPolicy{policy: resolved, blocked: p.Blocked}
 	rules := *p
 	rules.Blocked = nil
 	if np.stored, err = json.Marshal(&rules); err != nil {
 		return newPolicy{}, fmt.Errorf("encode policy: %w", err)
 	}
 	return np, nil
+}
+
+// policyInUse is the stored policy of r with its onboarded approvers
+// resolved as they are now: a deleted approver is left out, so that its
+// approvals count for nothing (docs/api.md §3.10).
+func (s *Service) policyInUse(ctx context.Context, r *record) (*approval.Policy, error) {
+	p, err := r.policy.Resolve(ctx, s.approvers, false, s.now())
+	if err != nil {
+		return nil, fmt.Errorf("the policy's onboarded approvers: %w", err)
+	}
+	return p, nil
 }
 
 // policyWithStatus renders the stored policy with keyStatus.blocked set.

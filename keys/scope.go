@@ -66,7 +66,11 @@ func (s *Service) admit(ctx context.Context, p *roles.Principal, k *hsm.Key, r *
 	if r.policyErr != nil {
 		return refuse(ErrApprovalRequired, "key %q has a stored policy that cannot be read (%v): %s is refused", k.Label, r.policyErr, op)
 	}
-	return s.gate.Admit(ctx, p, KeyInfo{Label: apiLabel(r.Customer, k.Label), Customer: r.Customer, Policy: r.policy}, op)
+	policy, err := s.policyInUse(ctx, r)
+	if err != nil {
+		return err
+	}
+	return s.gate.Admit(ctx, p, KeyInfo{Label: apiLabel(r.Customer, k.Label), Customer: r.Customer, Policy: policy}, op)
 }
 
 // ownerCustomer picks the customer a new key belongs to: the one named in

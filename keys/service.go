@@ -171,6 +171,8 @@ type Service struct {
 	deleted func(ctx context.Context, customer, label string)
 	// audit records every audited use case (audit.go); nil records nothing.
 	audit audit.Recorder
+	// approvers resolves the onboarded approvers of policies.
+	approvers approval.Resolver
 }
 
 // Options configures a Service.
@@ -194,12 +196,16 @@ type Options struct {
 	// Audit records every key management action and key operation
 	// (docs/audit.md §2); nil records nothing.
 	Audit audit.Recorder
+	// Approvers maps the names of onboarded approvers in policies to
+	// their certificates, when a policy is validated and whenever it is
+	// used (docs/api.md §3.10); nil: policies cannot name any.
+	Approvers approval.Resolver
 }
 
 // New returns a Service on backend.
 func New(backend Backend, opts Options) *Service {
 	s := &Service{backend: backend, gate: opts.Gate, passwords: opts.Passwords, attestationKey: opts.AttestationKeyLabel, now: opts.Now,
-		deleted: opts.Deleted, audit: opts.Audit}
+		deleted: opts.Deleted, audit: opts.Audit, approvers: opts.Approvers}
 	if s.gate == nil {
 		s.gate = requireNullRule{}
 	}

@@ -152,6 +152,9 @@ type Store interface {
 	// AuditLog keeps the audit log (audit.go).
 	AuditLog
 
+	// Approvers keeps the approvers the gateway manages (approvers.go).
+	Approvers
+
 	// Ping checks that the database answers (readiness); its failure is
 	// ErrUnavailable.
 	Ping(ctx context.Context) error

@@ -143,6 +143,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	// service tells it about deleted keys: one refers to the other.
 	var approvals *approval.Service
 	ks := keys.New(h, keys.Options{Passwords: throttle.Passwords("key-password"), Audit: recorder(auditLog),
+		Approvers: approverResolver{st},
 		Deleted: func(ctx context.Context, customer, label string) {
 			if err := approvals.CancelKey(ctx, customer, label); err != nil {
 				log.Warn("cancel the requests of a deleted key", "key", label, "error", err)
@@ -182,6 +183,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		TrustedProxies:  proxies,
 		Store:           st,
 		ShuttingDown:    drain.shuttingDown,
+		Approvers:       newApprovers(st, h, ks),
 	})
 	srv := &http.Server{
 		Handler:           drain.handler(router),

@@ -47,7 +47,7 @@ func Run(t *testing.T, open Opener) {
 		{"StatusChangesOnce", testStatusChangesOnce},
 		{"DueAndPurge", testDueAndPurge},
 	}
-	for _, tc := range append(tests, auditTests...) {
+	for _, tc := range append(append(tests, auditTests...), approverTests...) {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, open(t)) })
 	}
 }

@@ -1,0 +1,258 @@
+package approvers
+
+import (
+	"context"
+	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+
+	"github.com/hsmgate/hsmgate/auth"
+	"github.com/hsmgate/hsmgate/store"
+	"software.sslmate.com/src/go-pkcs12"
+)
+
+// OnboardRequest onboards an approver with its one-time code, in one of
+// two ways: the approver brings its key (PublicKey or CSR) and receives
+// only a certificate, so that its private key never reaches the gateway;
+// or, TSB's way, the gateway generates the key pair and answers it in a
+// PKCS#12 encrypted under TransportPassword.
+type OnboardRequest struct {
+	Name, Code string
+	// PublicKey is a DER SubjectPublicKeyInfo.
+	PublicKey []byte
+	// CSR is a PKCS#10 request, DER or PEM; its signature must verify.
+	CSR []byte
+	// TransportPassword is the AES key (16 or 32 bytes) of TSB's path.
+	TransportPassword []byte
+}
+
+// Onboarded is the outcome of an onboarding: the approver's certificate,
+// and on TSB's path the encrypted PKCS#12 with its 96-bit IV.
+type Onboarded struct {
+	Certificate          []byte
+	EncryptedPayload, IV []byte
+}
+
+// Onboard checks the code, certifies the approver's key and marks the
+// approver onboarded. An unknown name is ErrCode like a wrong code, so
+// that this public route tells no one which names exist.
+func (s *Service) Onboard(ctx context.Context, req OnboardRequest) (*Onboarded, error) {
+	generate := len(req.TransportPassword) > 0
+	switch n := len(req.PublicKey) + len(req.CSR); {
+	case req.Name == "" || req.Code == "":
+		return nil, fmt.Errorf("%w: approverName and oneTimeCode are required", ErrInvalid)
+	case len(req.PublicKey) > 0 && len(req.CSR) > 0, generate && n > 0, !generate && n == 0:
+		return nil, fmt.Errorf("%w: give exactly one of transportPassword, publicKey and certificateSigningRequest", ErrInvalid)
+	case generate && len(req.TransportPassword) != 16 && len(req.TransportPassword) != 32:
+		return nil, fmt.Errorf("%w: transportPassword must be 16 or 32 bytes of UTF-8 (the AES-128 or AES-256 key), got %d",
+			ErrInvalid, len(req.TransportPassword))
+	}
+	var pub crypto.PublicKey
+	var err error
+	if !generate {
+		// The key is read before the code is checked: a malformed body
+		// costs no guess.
+		if pub, err = approverKey(req.PublicKey, req.CSR); err != nil {
+			return nil, err
+		}
+	}
+	a, err := s.st.Approver(ctx, req.Name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errCodeRefused
+	}
+	if err != nil {
+		return nil, fmt.Errorf("onboard approver %q: %w", req.Name, err)
+	}
+	verifier, err := s.checkCode(ctx, a, req.Code)
+	if err != nil {
+		return nil, err
+	}
+	var priv crypto.Signer
+	if generate {
+		if priv, err = generateKey(a.KeyAlgorithm, a.KeySize); err != nil {
+			return nil, err
+		}
+		pub = priv.Public()
+	}
+	cert, err := s.issuer.IssueApproverCertificate(ctx, a.Name, pub, a.ValidityDays)
+	if err != nil {
+		return nil, fmt.Errorf("certify approver %q: %w", a.Name, err)
+	}
+	out := &Onboarded{Certificate: cert}
+	if generate {
+		if out.EncryptedPayload, out.IV, err = s.transportBundle(ctx, a, priv, cert, req.TransportPassword); err != nil {
+			return nil, err
+		}
+	}
+	// The conditional update uses the code once, even when two requests
+	// with it got this far.
+	if err := s.st.OnboardApprover(ctx, a.Name, verifier, cert, s.now()); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, errCodeRefused // used meanwhile
+		}
+		return nil, fmt.Errorf("onboard approver %q: %w", a.Name, err)
+	}
+	return out, nil
+}
+
+// approverKey reads the key an approver brings: a SubjectPublicKeyInfo, or
+// the key of a CSR whose signature verifies (proof that the approver holds
+// the private key).
+func approverKey(spki, csrBytes []byte) (crypto.PublicKey, error) {
+	var pub crypto.PublicKey
+	if len(csrBytes) > 0 {
+		if b, _ := pem.Decode(csrBytes); b != nil {
+			csrBytes = b.Bytes
+		}
+		csr, err := x509.ParseCertificateRequest(csrBytes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: certificateSigningRequest is not a PKCS#10 request: %v", ErrInvalid, err)
+		}
+		if err := csr.CheckSignature(); err != nil {
+			return nil, fmt.Errorf("%w: the signature of certificateSigningRequest does not verify: %v", ErrInvalid, err)
+		}
+		pub = csr.PublicKey
+	} else {
+		var err error
+		if pub, err = x509.ParsePKIXPublicKey(spki); err != nil {
+			return nil, fmt.Errorf("%w: publicKey is not a DER SubjectPublicKeyInfo: %v", ErrInvalid, err)
+		}
+	}
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		if k.N.BitLen() < 2048 {
+			return nil, fmt.Errorf("%w: an RSA approver key must have at least 2048 bits, got %d", ErrInvalid, k.N.BitLen())
+		}
+	case *ecdsa.PublicKey, ed25519.PublicKey:
+	default:
+		return nil, fmt.Errorf("%w: an approver key must be RSA, EC (P-256, P-384, P-521) or Ed25519, got %T", ErrInvalid, pub)
+	}
+	return pub, nil
+}
+
+// generateKey makes the key pair of TSB's path. It is generated by Go's
+// crypto from the operating system's random source: since Go 1.26 key
+// generation ignores a caller's random source, so the token's cannot feed
+// it, and the token cannot hand out a private key it generated. The key
+// lives only in this request's memory and in the encrypted answer.
+func generateKey(alg string, size int) (crypto.Signer, error) {
+	var k crypto.Signer
+	var err error
+	switch alg {
+	case "RSA":
+		k, err = rsa.GenerateKey(rand.Reader, size)
+	case "EC":
+		curve := map[int]elliptic.Curve{256: elliptic.P256(), 384: elliptic.P384(), 521: elliptic.P521()}[size]
+		k, err = ecdsa.GenerateKey(curve, rand.Reader)
+	default:
+		err = fmt.Errorf("unknown approver key algorithm %q", alg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("generate the approver's key: %w", err)
+	}
+	return k, nil
+}
+
+// transportBundle builds TSB's onboarding answer: the PKCS#12 of the key,
+// its certificate and the approver CA's, protected by the backup password,
+// then encrypted with AES-GCM under the transport password with a random
+// 96-bit IV, the 128-bit tag appended (docs/api.md §9.10).
+func (s *Service) transportBundle(ctx context.Context, a *store.Approver, priv crypto.Signer, certDER, transport []byte) (payload, iv []byte, err error) {
+	backup, err := s.openBackupPassword(ctx, a.Name, a.SealedBackupPassword)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		return nil, nil, fmt.Errorf("approver certificate: %w", err)
+	}
+	caDER, err := s.issuer.ApproverCA(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("approver CA: %w", err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, nil, fmt.Errorf("approver CA certificate: %w", err)
+	}
+	p12, err := pkcs12.Modern.WithIterations(pkcs12Iterations).Encode(priv, cert, []*x509.Certificate{ca}, string(backup))
+	if err != nil {
+		return nil, nil, fmt.Errorf("build the PKCS#12: %w", err)
+	}
+	gcm, err := newGCM(transport)
+	if err != nil {
+		return nil, nil, err
+	}
+	iv = make([]byte, gcm.NonceSize())
+	if _, err := rand.Read(iv); err != nil {
+		return nil, nil, fmt.Errorf("draw an IV: %w", err)
+	}
+	return gcm.Seal(nil, iv, p12, nil), iv, nil
+}
+
+// pkcs12Iterations is the PBKDF2 iteration count of the PKCS#12: the
+// backup password is one a person chose, and the file outlives the
+// onboarding, so the encoder's 2048 (OpenSSL's default) is too few; 100,000
+// cost about 0.1 s once per onboarding.
+const pkcs12Iterations = 100_000
+
+// newGCM is AES-GCM with a 96-bit nonce and a 128-bit tag under key.
+func newGCM(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return cipher.NewGCM(block)
+}
+
+// backupDomain separates the pepper MACs that key the sealed backup
+// passwords from every other use of the pepper key.
+const backupDomain = "approver-backup-password"
+
+// sealBackupPassword encrypts the backup password until the onboarding
+// needs it, with AES-256-GCM under HMAC(pepper key, name): the row alone,
+// without the token, does not give the password away.
+func (s *Service) sealBackupPassword(ctx context.Context, name string, password []byte) ([]byte, error) {
+	gcm, err := s.backupCipher(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, gcm.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("draw a nonce: %w", err)
+	}
+	return gcm.Seal(nonce, nonce, password, []byte(name)), nil
+}
+
+// openBackupPassword reverses sealBackupPassword.
+func (s *Service) openBackupPassword(ctx context.Context, name string, sealed []byte) ([]byte, error) {
+	gcm, err := s.backupCipher(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(sealed) < gcm.NonceSize() {
+		return nil, fmt.Errorf("approver %q has no backup password for a PKCS#12: onboard with publicKey or certificateSigningRequest", name)
+	}
+	pw, err := gcm.Open(nil, sealed[:gcm.NonceSize()], sealed[gcm.NonceSize():], []byte(name))
+	if err != nil {
+		return nil, fmt.Errorf("open the backup password of %q: %w", name, err)
+	}
+	return pw, nil
+}
+
+// backupCipher is the AES-GCM that seals the backup password of name.
+func (s *Service) backupCipher(ctx context.Context, name string) (cipher.AEAD, error) {
+	key, err := auth.MAC(ctx, s.token, backupDomain, []byte(name))
+	if err != nil {
+		return nil, fmt.Errorf("backup password key: %w", err)
+	}
+	return newGCM(key)
+}
