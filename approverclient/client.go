@@ -199,6 +199,24 @@ func (c *Client) Approve(ctx context.Context, id string) error {
 	return nil
 }
 
+// Onboard presents the one-time code of the approver name with this
+// approver's public key (the bring-your-own-key path of docs/api.md §9.10)
+// and returns the certificate the gateway's approver CA issued, PEM. The
+// code is the credential: the route needs no other.
+func (c *Client) Onboard(ctx context.Context, name, code string) (string, error) {
+	var out struct {
+		Certificate string `json:"approverCertificate"`
+	}
+	body := map[string]any{"approverName": name, "oneTimeCode": code, "publicKey": c.Approver.PublicKey()}
+	if err := c.call(ctx, http.MethodPost, "/v1/approver/onboard", body, &out); err != nil {
+		return "", fmt.Errorf("onboard %s: %w", name, err)
+	}
+	if out.Certificate == "" {
+		return "", fmt.Errorf("onboard %s: the answer holds no approverCertificate", name)
+	}
+	return out.Certificate, nil
+}
+
 // Reject deletes task id: the approver rejects its request.
 func (c *Client) Reject(ctx context.Context, id string) error {
 	body, err := c.proof()

@@ -25,6 +25,7 @@ const (
 	envApproverPIN            = "HSMGATE_APPROVER_PIN"
 	envApproverCredential     = "HSMGATE_APPROVER_CREDENTIAL"
 	envApproverCredentialFile = "HSMGATE_APPROVER_CREDENTIAL_FILE"
+	envApproverCode           = "HSMGATE_APPROVER_CODE"
 )
 
 // approverAbout is the introduction of `hsmgate approver --help`.
@@ -104,6 +105,45 @@ func approverCommand() *command {
 					"becomes REJECTED.",
 				eachTask("rejected", (*approverclient.Client).Reject)),
 			watchCommand(),
+			onboardCommand(),
+		}}
+}
+
+// onboardCommand is `hsmgate approver onboard NAME`.
+func onboardCommand() *command {
+	return &command{name: "onboard", args: "NAME", nargs: 1, summary: "have your public key certified with the one-time code of NAME",
+		about: "Send your key's public half with the one-time code an approver administrator gave you for the\n" +
+			"approver NAME; the gateway's approver CA certifies it, and policies may then name you as the\n" +
+			"onboarded approver NAME. The code comes from " + envApproverCode + " or the file --code-file\n" +
+			"names, never the command line. The certificate is written to --out, or printed.",
+		setup: func(fs *flag.FlagSet) func([]string) error {
+			client := approverClientFlags(fs)
+			codeFile := fs.String("code-file", "", "read the one-time code from `FILE`")
+			out := fs.String("out", "", "write the certificate (PEM) to `FILE` instead of printing it")
+			return func(args []string) error {
+				code := os.Getenv(envApproverCode)
+				if *codeFile != "" {
+					raw, err := os.ReadFile(*codeFile)
+					if err != nil {
+						return fmt.Errorf("read the one-time code: %w", err)
+					}
+					code = strings.TrimSpace(string(raw))
+				}
+				if code == "" {
+					return usageErrorf("the one-time code: set %s or --code-file", envApproverCode)
+				}
+				return withClient(client, func(c *approverclient.Client) error {
+					cert, err := c.Onboard(context.Background(), args[0], code)
+					if err != nil {
+						return err
+					}
+					if *out == "" {
+						fmt.Print(cert)
+						return nil
+					}
+					return os.WriteFile(*out, []byte(cert), 0o644)
+				})
+			}
 		}}
 }
 
