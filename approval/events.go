@@ -2,7 +2,6 @@ package approval
 
 import (
 	"context"
-	"errors"
 
 	"github.com/hsmgate/hsmgate/audit"
 	"github.com/hsmgate/hsmgate/roles"
@@ -46,7 +45,7 @@ func (s *Service) emit(ctx context.Context, e event) error {
 		ev.Principal = audit.NewPrincipal(e.p.Subject, e.p.Scheme, e.p.Customers, e.p.Source)
 	}
 	if e.err != nil {
-		ev.Outcome, ev.Error = audit.Failure, errorKind(e.err)
+		ev.Outcome, ev.Error = audit.Failure, audit.KindOf(e.err, errorKinds)
 	}
 	return s.cfg.Audit.Record(ctx, ev)
 }
@@ -59,16 +58,8 @@ func (s *Service) transition(ctx context.Context, r *store.ApprovalRequest, from
 	}
 }
 
-// errorKind names the kind of a refused decision for the audit log.
-func errorKind(err error) string {
-	for _, k := range []struct {
-		err  error
-		name string
-	}{{ErrSignature, "invalidSignature"}, {ErrTimestamp, "timestampOff"}, {ErrTaskNotFound, "taskNotFound"},
-		{ErrInvalid, "invalid"}, {ErrTimestampSigner, "timestampSigner"}} {
-		if errors.Is(err, k.err) {
-			return k.name
-		}
-	}
-	return "other"
+// errorKinds name the kinds of a refused decision in the audit log.
+var errorKinds = []audit.ErrorKind{
+	{Err: ErrSignature, Name: "invalidSignature"}, {Err: ErrTimestamp, Name: "timestampOff"}, {Err: ErrTaskNotFound, Name: "taskNotFound"},
+	{Err: ErrInvalid, Name: "invalid"}, {Err: ErrTimestampSigner, Name: "timestampSigner"},
 }

@@ -177,3 +177,21 @@ func RequestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey{}).(string)
 	return id
 }
+
+// ErrorKind names one kind of error in events (Event.Error): the kind,
+// never the message, which may quote the caller's input.
+type ErrorKind struct {
+	Err  error
+	Name string
+}
+
+// KindOf names err by the first of kinds it matches (errors.Is), "other"
+// when none does.
+func KindOf(err error, kinds []ErrorKind) string {
+	for _, k := range kinds {
+		if errors.Is(err, k.Err) {
+			return k.Name
+		}
+	}
+	return "other"
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 
@@ -193,7 +192,7 @@ func audited[T any](ctx context.Context, s *Service, p *roles.Principal, ev audi
 	v, err := fn()
 	ev.RequestID, ev.Principal, ev.Outcome = audit.RequestID(ctx), principal(p), audit.Success
 	if err != nil {
-		ev.Outcome, ev.Error = audit.Failure, errorKind(err)
+		ev.Outcome, ev.Error = audit.Failure, audit.KindOf(err, errorKinds)
 	}
 	if rerr := s.audit.Record(ctx, ev); rerr != nil {
 		return zero, auditRefusal(ev.Action, rerr)
@@ -220,26 +219,13 @@ func principal(p *roles.Principal) *audit.Principal {
 	return audit.NewPrincipal(p.Subject, p.Scheme, p.Customers, p.Source)
 }
 
-// errorKinds name the service's error kinds in events: the kind, never
-// the message, which may quote the caller's input.
-var errorKinds = []struct {
-	err  error
-	name string
-}{
-	{ErrNotFound, "notFound"}, {ErrExists, "exists"}, {ErrWrongPassword, "wrongPassword"}, {ErrForbidden, "forbidden"},
-	{ErrApprovalRequired, "approvalRequired"}, {ErrNotPermitted, "notPermitted"}, {ErrUnsupported, "unsupported"},
-	{ErrAlgorithmMismatch, "algorithmMismatch"}, {ErrDecrypt, "decrypt"}, {ErrInvalidRequest, "invalidRequest"},
-	{ErrInvalidInput, "invalidInput"}, {ErrInvalidAttributes, "invalidAttributes"}, {ErrKeySize, "keySize"},
-	{ErrTagLength, "tagLength"}, {ErrKeyType, "keyType"}, {ErrUnavailable, "unavailable"},
-	{context.DeadlineExceeded, "timeout"}, {context.Canceled, "canceled"},
-}
-
-// errorKind names the kind of err for an event ("other" when unknown).
-func errorKind(err error) string {
-	for _, k := range errorKinds {
-		if errors.Is(err, k.err) {
-			return k.name
-		}
-	}
-	return "other"
+// errorKinds name the service's error kinds in events.
+var errorKinds = []audit.ErrorKind{
+	{Err: ErrNotFound, Name: "notFound"}, {Err: ErrExists, Name: "exists"}, {Err: ErrWrongPassword, Name: "wrongPassword"},
+	{Err: ErrForbidden, Name: "forbidden"}, {Err: ErrApprovalRequired, Name: "approvalRequired"}, {Err: ErrNotPermitted, Name: "notPermitted"},
+	{Err: ErrUnsupported, Name: "unsupported"}, {Err: ErrAlgorithmMismatch, Name: "algorithmMismatch"}, {Err: ErrDecrypt, Name: "decrypt"},
+	{Err: ErrInvalidRequest, Name: "invalidRequest"}, {Err: ErrInvalidInput, Name: "invalidInput"},
+	{Err: ErrInvalidAttributes, Name: "invalidAttributes"}, {Err: ErrKeySize, Name: "keySize"}, {Err: ErrTagLength, Name: "tagLength"},
+	{Err: ErrKeyType, Name: "keyType"}, {Err: ErrUnavailable, Name: "unavailable"},
+	{Err: context.DeadlineExceeded, Name: "timeout"}, {Err: context.Canceled, Name: "canceled"},
 }

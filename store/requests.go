@@ -259,6 +259,16 @@ func scanOpenTask(sc scanner) (OpenTask, error) {
 	return ot, err
 }
 
+// openTaskColumns are the columns of a task joined with its request (t, r),
+// in the order scanOpenTask reads them.
+var openTaskColumns = prefixed("t", taskColumns) + ", " + prefixed("r", requestColumns)
+
+// taskOrders are the ORDER BY clauses of the task sort orders.
+var taskOrders = map[string]string{
+	TasksByCreation: `t.created_at ASC, t.id ASC`, TasksByCreationDesc: `t.created_at DESC, t.id DESC`,
+	TasksByLastFetched: `t.last_fetched_at ASC, t.id ASC`, TasksByLastFetchedDesc: `t.last_fetched_at DESC, t.id DESC`,
+}
+
 // prefixed qualifies every column of a column list with table alias a.
 func prefixed(a, columns string) string {
 	fields := strings.Split(columns, ",")
@@ -446,15 +456,11 @@ func (s *sqlStore) FindTasks(ctx context.Context, f TaskFilter, now time.Time) (
 	case f.RequestID != "":
 		where, args = append(where, `t.request_id = ?`), append(args, f.RequestID)
 	}
-	orders := map[string]string{
-		TasksByCreation: `t.created_at ASC, t.id ASC`, TasksByCreationDesc: `t.created_at DESC, t.id DESC`,
-		TasksByLastFetched: `t.last_fetched_at ASC, t.id ASC`, TasksByLastFetchedDesc: `t.last_fetched_at DESC, t.id DESC`,
-	}
-	order, ok := orders[f.Order]
+	order, ok := taskOrders[f.Order]
 	if !ok {
-		order = orders[defaultTaskOrder]
+		order = taskOrders[defaultTaskOrder]
 	}
-	q := `SELECT ` + prefixed("t", taskColumns) + `, ` + prefixed("r", requestColumns) + ` FROM approval_tasks t JOIN approval_requests r ON r.id = t.request_id WHERE ` +
+	q := `SELECT ` + openTaskColumns + ` FROM approval_tasks t JOIN approval_requests r ON r.id = t.request_id WHERE ` +
 		strings.Join(where, ` AND `) + ` ORDER BY ` + order + s.pageClause(f.Offset, f.Limit)
 	out, err := queryAll(ctx, s, "find tasks", scanOpenTask, q, args...)
 	if err != nil || len(out) == 0 {
@@ -473,7 +479,7 @@ func (s *sqlStore) FindTasks(ctx context.Context, f TaskFilter, now time.Time) (
 
 // OpenTask implements Requests.
 func (s *sqlStore) OpenTask(ctx context.Context, taskID string) (*OpenTask, error) {
-	ot, err := scanOpenTask(s.queryRow(ctx, `SELECT `+prefixed("t", taskColumns)+`, `+prefixed("r", requestColumns)+
+	ot, err := scanOpenTask(s.queryRow(ctx, `SELECT `+openTaskColumns+
 		` FROM approval_tasks t JOIN approval_requests r ON r.id = t.request_id WHERE t.id = ?`, taskID))
 	if err != nil {
 		return nil, fmt.Errorf("task %q: %w", taskID, notFound(err))

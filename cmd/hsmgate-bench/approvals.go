@@ -112,8 +112,8 @@ func (c *restClient) policyKey(ctx context.Context, label string, a *benchApprov
 			"ruleBlock": nil, "ruleUnblock": nil, "ruleModify": nil, "keyStatus": map[string]any{"blocked": false}}})
 }
 
-// asyncSignBody is a sign request body on label.
-func asyncSignBody(label string) []byte {
+// ecdsaSignBody is the body of an ECDSA P-256 sign (synchronous or not) with label.
+func ecdsaSignBody(label string) []byte {
 	b, _ := json.Marshal(map[string]any{"signRequest": map[string]any{"signKeyName": label,
 		"payload": base64.StdEncoding.EncodeToString(randomBytes(32)), "signatureAlgorithm": "SHA256_WITH_ECDSA"}})
 	return b
@@ -137,7 +137,7 @@ func (c *restClient) submitMany(ctx context.Context, labels []string, n, conc in
 		go func() {
 			defer wg.Done()
 			for i := next.Add(1) - 1; i < int64(n) && ctx.Err() == nil; i = next.Add(1) - 1 {
-				if _, err := c.do(ctx, http.MethodPost, "/v1/sign", roleKeyOperation, asyncSignBody(labels[int(i)%len(labels)]), http.StatusCreated, false); err != nil {
+				if _, err := c.do(ctx, http.MethodPost, "/v1/sign", roleKeyOperation, ecdsaSignBody(labels[int(i)%len(labels)]), http.StatusCreated, false); err != nil {
 					first.CompareAndSwap(nil, err)
 					return
 				}
@@ -162,7 +162,7 @@ func (r *ApprovalsResult) measure(ctx context.Context, o *options, c *restClient
 		"attributes": map[string]any{"sign": true, "verify": true}}); err != nil {
 		return err
 	}
-	body := asyncSignBody(plain)
+	body := ecdsaSignBody(plain)
 	merged, cells, err := measureSeries(ctx, approvalsConcurrency, warmup, cellD, []opFunc{
 		c.stdOp("/v1/synchronousSign", roleKeyOperation, body, http.StatusOK),
 		c.stdOp("/v1/sign", roleKeyOperation, body, http.StatusCreated)}, schemeOrder, nil)

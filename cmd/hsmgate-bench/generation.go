@@ -92,7 +92,7 @@ func (r *GenerationResult) measure(ctx context.Context, c *restClient) error {
 		"attributes": map[string]any{"sign": true, "verify": true}}); err != nil {
 		return err
 	}
-	body := asyncSignBody(label)
+	body := ecdsaSignBody(label)
 	var err error
 	if r.Quiet, err = probe(ctx, c, body, 2*time.Second, nil); err != nil {
 		return err

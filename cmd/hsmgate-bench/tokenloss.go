@@ -78,7 +78,7 @@ func (r *TokenLossResult) measure(ctx context.Context, c *restClient, tokens str
 		"attributes": map[string]any{"sign": true, "verify": true}}); err != nil {
 		return err
 	}
-	body := asyncSignBody(label)
+	body := ecdsaSignBody(label)
 	if st, err := c.signStatus(ctx, body); err != nil || st != http.StatusOK {
 		return fmt.Errorf("sign before the loss: %d %v", st, err)
 	}
