@@ -23,10 +23,6 @@ import (
 // triggers a probe.
 const DefaultHealthInterval = 3 * time.Second
 
-// healthyFor is how long a passed probe vouches for the token, so that a
-// burst of symptoms costs one probe, not one per request.
-const healthyFor = 250 * time.Millisecond
-
 // probeTimeout bounds how long a probe waits for a session.
 const probeTimeout = 2 * time.Second
 
@@ -54,17 +50,22 @@ func (h *HSM) probe(ctx context.Context, st *tokenState) error {
 }
 
 // suspect runs a health probe after a symptom (cause names it for the
-// log) unless one passed a moment ago. It returns nil when the token is
+// log) unless a probe that started after the symptom was seen has passed:
+// only such a probe says anything about the token as it is now, and it lets
+// a burst of symptoms cost one probe, not one per request. (A probe that
+// passed just before the token went away must not vouch for it: the
+// symptom would then be answered as a missing key.) It returns nil when the token is
 // healthy and ErrUnavailable when it is not, in which case recovery has
 // started. It must not be called while holding a session: recovery waits
 // for every session to come back.
 func (h *HSM) suspect(ctx context.Context, cause string) error {
+	seen := time.Now()
 	st := h.state.Load()
 	if !h.ready.Load() || st == nil {
 		return fmt.Errorf("%w: reconnecting", ErrUnavailable)
 	}
 	h.healthMu.Lock()
-	if h.healthyState == st && time.Since(h.healthyAt) < healthyFor {
+	if h.healthyState == st && h.healthyProbeStart.After(seen) {
 		h.healthMu.Unlock()
 		return nil
 	}
@@ -73,9 +74,10 @@ func (h *HSM) suspect(ctx context.Context, cause string) error {
 		h.healthMu.Unlock()
 		return fmt.Errorf("%w: reconnecting", ErrUnavailable)
 	}
+	start := time.Now()
 	err := h.probe(ctx, st)
 	if err == nil {
-		h.healthyState, h.healthyAt = st, time.Now()
+		h.healthyState, h.healthyProbeStart = st, start
 	}
 	h.healthMu.Unlock()
 	if err == nil {

@@ -61,11 +61,11 @@ type HSM struct {
 	// scanning lets one label rescan run at a time.
 	scanning sync.Mutex
 	ivs      *randomBuffer
-	// healthMu serialises health probes; healthyAt is when a probe of
-	// healthyState last passed.
-	healthMu     sync.Mutex
-	healthyState *tokenState
-	healthyAt    time.Time
+	// healthMu serialises health probes; healthyProbeStart is when the
+	// last probe of healthyState that passed began.
+	healthMu          sync.Mutex
+	healthyState      *tokenState
+	healthyProbeStart time.Time
 	// leftovers is the number of quarantined objects the last scan found.
 	leftovers atomic.Int64
 	stopCh    chan struct{}
