@@ -281,18 +281,24 @@ func (c *Client) proof() (map[string]any, error) {
 // with 64 KiB payloads can be large).
 const maxAnswer = 256 << 20
 
-// call sends body as JSON to path and decodes a 200 answer into out
-// (nil: the answer is ignored); any other status is an *APIError.
+// call sends body as JSON to path (nil: no body) and decodes a 200 answer
+// into out (nil: the answer is ignored); any other status is an *APIError.
 func (c *Client) call(ctx context.Context, method, path string, body, out any) error {
-	raw, err := json.Marshal(body)
+	var content io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		content = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, content)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, bytes.NewReader(raw))
-	if err != nil {
-		return err
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Content-Type", "application/json")
 	if c.Credential != "" {
 		req.Header.Set("X-API-KEY", c.Credential)
 	}

@@ -39,12 +39,14 @@ const devTokenLabel = "hsmgate"
 
 // devCommand is `hsmgate dev`: on the first run it creates a SoftHSM2
 // token, a development PKI, a configuration and one credential per role
-// in DIR; every run then serves and prints a curl session.
+// in DIR; every run then serves, sets up the demo approver and prints a
+// curl session and how to approve (docs/approvers.md §8).
 func devCommand() *command {
 	return &command{name: "dev", summary: "set up a development token, PKI and credentials, and serve",
 		about: "On the first run, create in DIR a SoftHSM2 token, a development PKI, credentials.json (one\n" +
 			"X-API-KEY per role), a demo user, an Actyx trust root and config.yaml with every default\n" +
-			"written out; then, every run, serve DIR/config.yaml and print a curl session to try.",
+			"written out; then, every run, serve DIR/config.yaml, create the demo approver (or renew its\n" +
+			"one-time code until it is onboarded) and print a curl session and an approver's session to try.",
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			dir := fs.String("dir", ".hsmgate", "state `DIR`ectory")
 			listen := fs.String("listen", config.DefaultListen, "listen `ADDR`ess (host:port; port 0 picks a free one)")
@@ -74,7 +76,13 @@ func runDev(dir, listen string) error {
 	cfg.Listen = listen
 	cfg.Log.Format = "text"
 	return server.Run(context.Background(), cfg, server.Options{Log: server.NewLogger(cfg.Log, os.Stderr), Build: build(),
-		Ready: func(addr string) { printCurlSession(os.Stdout, abs, addr) }})
+		Ready: func(addr string) {
+			// The demo approver first: what follows "hsmgate is serving" is ready to use.
+			code, err := ensureDemoApprover(abs, addr)
+			host, rel := devDisplay(abs, addr)
+			printCurlSession(os.Stdout, host, rel)
+			printDemoApprover(os.Stdout, host, rel, code, err)
+		}})
 }
 
 // devSetup creates the token, the PKI, the credentials and the configuration.
@@ -255,16 +263,25 @@ func secretFile(path string) (string, error) {
 	return v, nil
 }
 
-// printCurlSession shows how to create an EC key and sign with it.
-func printCurlSession(w io.Writer, dir, addr string) {
-	rel := dir
+// devDisplay returns how the printed session names the gateway (host,
+// localhost for a loopback address, which the server certificate names)
+// and the state directory dir (relative to the working directory when
+// inside it).
+func devDisplay(dir, addr string) (host, rel string) {
+	rel = dir
 	if wd, err := os.Getwd(); err == nil {
 		if r, err := filepath.Rel(wd, dir); err == nil && !strings.HasPrefix(r, "..") {
 			rel = r
 		}
 	}
-	host := strings.Replace(addr, "[::1]", "localhost", 1)
+	host = strings.Replace(addr, "[::1]", "localhost", 1)
 	host = strings.Replace(host, "127.0.0.1", "localhost", 1)
+	return host, rel
+}
+
+// printCurlSession shows how to create an EC key and sign with it, the
+// gateway being host and its state directory rel.
+func printCurlSession(w io.Writer, host, rel string) {
 	fmt.Fprintf(w, `
 hsmgate is serving https://%[1]s (development mode; state in %[2]s)
 Credentials: %[2]s/credentials.json (one X-API-KEY per role). Try it:
