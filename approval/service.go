@@ -280,11 +280,17 @@ func (s *Service) Status(ctx context.Context, p *roles.Principal, id string) (*S
 
 // status renders a request with its approvers.
 func (s *Service) status(ctx context.Context, r *store.ApprovalRequest) (*Status, error) {
-	st := &Status{ID: r.ID, Operation: Operation(r.Operation), Status: r.Status, ExecutionTime: r.ExecutedAt, Failure: r.Failure}
 	tasks, err := s.store.RequestTasks(ctx, r.ID)
 	if err != nil {
 		return nil, err
 	}
+	return s.statusWith(ctx, r, tasks)
+}
+
+// statusWith is status with the request's tasks already read.
+func (s *Service) statusWith(ctx context.Context, r *store.ApprovalRequest, tasks []store.ApprovalTask) (*Status, error) {
+	st := &Status{ID: r.ID, Operation: Operation(r.Operation), Status: r.Status, ExecutionTime: r.ExecutedAt, Failure: r.Failure}
+	var err error
 	for _, t := range tasks {
 		switch t.State {
 		case store.TaskApproved:
@@ -358,9 +364,21 @@ func (s *Service) List(ctx context.Context, p *roles.Principal, f ListFilter) ([
 	if err != nil {
 		return nil, err
 	}
+	ids := make([]string, len(rs))
+	for i := range rs {
+		ids[i] = rs[i].ID
+	}
+	all, err := s.store.RequestTasks(ctx, ids...)
+	if err != nil {
+		return nil, err
+	}
+	tasks := map[string][]store.ApprovalTask{}
+	for _, t := range all {
+		tasks[t.RequestID] = append(tasks[t.RequestID], t)
+	}
 	out := make([]Status, 0, len(rs))
 	for i := range rs {
-		st, err := s.status(ctx, &rs[i])
+		st, err := s.statusWith(ctx, &rs[i], tasks[rs[i].ID])
 		if err != nil {
 			return nil, err
 		}

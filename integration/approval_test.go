@@ -448,7 +448,10 @@ func TestApprovalWorkflow(t *testing.T) {
 		r := g.mustStatus(t, http.StatusOK, http.MethodPost, "/v1/filteredRequests", op,
 			`{"status":"PENDING","paging":{"pageNumber":0,"pageSize":1000,"sortOrder":"CREATION_DATE_ASC"}}`)
 		var got struct {
-			Requests []struct{ ID, Status string } `json:"requests"`
+			Requests []struct {
+				ID, Status       string
+				NotYetApprovedBy []string `json:"notYetApprovedBy"`
+			} `json:"requests"`
 		}
 		if err := json.Unmarshal(r.Raw, &got); err != nil {
 			t.Fatal(err)
@@ -459,7 +462,8 @@ func TestApprovalWorkflow(t *testing.T) {
 				t.Errorf("filter PENDING returned %s", req.Status)
 			}
 			for _, id := range ids {
-				if req.ID == id {
+				// Each listed request carries its own approvers (one query reads the page's tasks).
+				if req.ID == id && len(req.NotYetApprovedBy) == 1 && req.NotYetApprovedBy[0] == rsaA.spki {
 					found++
 				}
 			}

@@ -160,8 +160,9 @@ type Requests interface {
 	AddFinished(ctx context.Context, rs []*ApprovalRequest) error
 	// Request returns one request.
 	Request(ctx context.Context, id string) (*ApprovalRequest, error)
-	// RequestTasks returns every task of a request, oldest first.
-	RequestTasks(ctx context.Context, requestID string) ([]ApprovalTask, error)
+	// RequestTasks returns every task of the requests, oldest first (one
+	// query for a page of requests).
+	RequestTasks(ctx context.Context, requestIDs ...string) ([]ApprovalTask, error)
 	// FindRequests lists requests.
 	FindRequests(ctx context.Context, f RequestFilter) ([]ApprovalRequest, error)
 	// FindTasks lists the open tasks of PENDING requests and marks them
@@ -396,9 +397,13 @@ func (s *sqlStore) Request(ctx context.Context, id string) (*ApprovalRequest, er
 }
 
 // RequestTasks implements Requests.
-func (s *sqlStore) RequestTasks(ctx context.Context, requestID string) ([]ApprovalTask, error) {
-	return queryAll(ctx, s, "tasks of request "+requestID, scanTask,
-		`SELECT `+taskColumns+` FROM approval_tasks WHERE request_id = ? ORDER BY created_at, id`, requestID)
+func (s *sqlStore) RequestTasks(ctx context.Context, requestIDs ...string) ([]ApprovalTask, error) {
+	if len(requestIDs) == 0 {
+		return nil, nil
+	}
+	return queryAll(ctx, s, fmt.Sprintf("tasks of %d requests", len(requestIDs)), scanTask,
+		`SELECT `+taskColumns+` FROM approval_tasks WHERE request_id IN (`+placeholders(len(requestIDs))+`) ORDER BY created_at, id`,
+		anyArgs(requestIDs)...)
 }
 
 // FindRequests implements Requests.

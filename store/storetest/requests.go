@@ -147,6 +147,12 @@ func testTasks(t *testing.T, s store.Store) {
 	if err != nil || !all[0].LastFetchedAt.Equal(stored(at.Add(time.Minute))) {
 		t.Errorf("fetch time of a fetched task = %v, %v", all, err)
 	}
+	var twoRequests []string
+	both, err := s.RequestTasks(ctx, "r2", "r0", "nope")
+	for _, task := range both {
+		twoRequests = append(twoRequests, task.ID)
+	}
+	check(fmt.Sprintf("tasks of r2, r0 and an unknown request (error %v)", err), twoRequests, "r0-a", "r0-b", "r2-a", "r2-b")
 
 	ot, err := s.OpenTask(ctx, "r1-b")
 	if err != nil || ot.Task.ApproverID != "b" || ot.Request.ID != "r1" || ot.Request.Operation != "sign" {
