@@ -28,7 +28,7 @@ type Config struct {
 	// deletions and updates (older than a minute) when the token is
 	// scanned; by default they are only quarantined and reported.
 	CleanupLeftovers bool
-	// MinRSAKeySize is the smallest RSA modulus CreateKey generates, 1024
+	// MinRSAKeySize is the smallest RSA modulus CreateKey generates and ImportKey imports, 1024
 	// or 2048 bits (0: DefaultMinRSAKeySize). RSA-1024 serves only legacy
 	// clients, so an operator must ask for it (hsm.minRSAKeySize).
 	MinRSAKeySize int

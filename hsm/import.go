@@ -44,7 +44,8 @@ type ImportKeyRequest struct {
 //   - a secret key needs req.Algorithm: AES (16, 24 or 32 bytes), TDEA (24
 //     bytes) or HMAC (any length: see planSecretImport), else ErrKeySize.
 //
-// A label that exists is refused with ErrExists. On any failure nothing
+// An RSA key smaller than hsm.minRSAKeySize is refused with ErrKeySize, as
+// CreateKey refuses to generate one. A label that exists is refused with ErrExists. On any failure nothing
 // stays in the token. Private material that ImportKey copies is cleared
 // before it returns; req itself is left untouched.
 func (h *HSM) ImportKey(ctx context.Context, req *ImportKeyRequest) (*Key, error) {
@@ -56,6 +57,10 @@ func (h *HSM) ImportKey(ctx context.Context, req *ImportKeyRequest) (*Key, error
 		return nil, err
 	}
 	defer plan.wipe()
+	if minSize := h.minRSAKeySize(); plan.algorithm == AlgRSA && plan.keySize < minSize {
+		return nil, fmt.Errorf("%w: an RSA key of %d bits is below the configured minimum of %d bits (hsm.minRSAKeySize; 1024 at the least)",
+			ErrKeySize, plan.keySize, minSize)
+	}
 	if err := h.requireImport(plan); err != nil {
 		return nil, err
 	}

@@ -42,14 +42,20 @@ func (h *HSM) CreateKey(ctx context.Context, req *CreateKeyRequest) (*Key, error
 	return h.mutate(ctx, req.Label, func(s *session) (*Key, error) { return s.createKey(req) })
 }
 
+// minRSAKeySize is the smallest RSA modulus the token may hold a key of,
+// generated or imported (hsm.minRSAKeySize).
+func (h *HSM) minRSAKeySize() int {
+	if h.cfg.MinRSAKeySize == 0 {
+		return DefaultMinRSAKeySize
+	}
+	return h.cfg.MinRSAKeySize
+}
+
 // checkGenerate refuses algorithms and sizes the token cannot generate.
 func (h *HSM) checkGenerate(req *CreateKeyRequest) error {
 	switch req.Algorithm {
 	case AlgRSA:
-		minSize := h.cfg.MinRSAKeySize
-		if minSize == 0 {
-			minSize = DefaultMinRSAKeySize
-		}
+		minSize := h.minRSAKeySize()
 		legacy := req.KeySize == 1024 && minSize <= 1024
 		if req.KeySize != 2048 && req.KeySize != 3072 && req.KeySize != 4096 && !legacy {
 			if req.KeySize == 1024 {

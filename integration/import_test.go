@@ -167,6 +167,9 @@ func TestImportExport(t *testing.T) {
 	t.Run("import errors", func(t *testing.T) {
 		other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		otherSPKI, _ := x509.MarshalPKIXPublicKey(&other.PublicKey)
+		weak, _ := rsa.GenerateKey(rand.Reader, 1024)
+		weakPKCS8, _ := x509.MarshalPKCS8PrivateKey(weak)
+		weakSPKI, _ := x509.MarshalPKIXPublicKey(&weak.PublicKey)
 		cases := []struct {
 			name   string
 			body   map[string]any
@@ -180,6 +183,9 @@ func TestImportExport(t *testing.T) {
 			{"certificate not base64", map[string]any{"label": g.label("bad"), "algorithm": "EC", "certificate": "***"}, 400, 625, "key.invalid.encoding"},
 			{"label missing", map[string]any{"algorithm": "EC", "publicKey": b64(ecSPKI)}, 400, 610, "invalid.key.name"},
 			{"label of 129 characters", map[string]any{"label": string(bytes.Repeat([]byte("z"), 129)), "algorithm": "EC", "publicKey": b64(ecSPKI)}, 400, 610, "invalid.key.name"},
+			// Below hsm.minRSAKeySize (2048 by default), as for generation (docs/api.md §3.6).
+			{"an RSA-1024 key pair", map[string]any{"label": g.label("weak"), "algorithm": "RSA", "privateKey": b64(weakPKCS8), "publicKey": b64(weakSPKI), "attributes": signAttrs}, 400, 603, "input.keysize"},
+			{"an RSA-1024 public key", map[string]any{"label": g.label("weak"), "algorithm": "RSA", "publicKey": b64(weakSPKI)}, 400, 603, "input.keysize"},
 		}
 		for _, tc := range cases {
 			expectError(t, "import: "+tc.name, g.call(t, http.MethodPost, "/v1/key/import/plain", km, tc.body), tc.status, tc.code, tc.reason)

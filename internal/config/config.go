@@ -114,7 +114,8 @@ type HSMConfig struct {
 	// and updates a crash interrupted (older than a minute); by default
 	// they are quarantined (never served) and reported.
 	CleanupLeftovers bool `yaml:"cleanupLeftovers"`
-	// MinRSAKeySize is the smallest RSA key POST /v1/key generates: 2048
+	// MinRSAKeySize is the smallest RSA key POST /v1/key generates and
+	// import admits: 2048
 	// (default) or 1024, for legacy clients only.
 	MinRSAKeySize int `yaml:"minRSAKeySize"`
 }
