@@ -118,10 +118,11 @@ var expectedRoles = map[string]roles.Set{
 var anyCaller = map[string]bool{"/authentication/v1/session": true}
 
 // publicRoutes restates which routes need no credential at all: the
-// probes, the API document and page, and the endpoints that issue
-// credentials.
+// probes, the API document and page, the approver page, and the endpoints
+// that issue credentials.
 var publicRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true, "/openapi.json": true,
 	"/docs": true, "/docs/:asset": true, "/authentication/v1/password/authenticate": true, "/api/v2/auth": true,
+	"/approver": true, "/approver/:asset": true,
 	// The onboarding's credential is the approver's one-time code.
 	"/v1/approver/onboard": true, "/v1/approverManagement/onboard": true}
 
@@ -233,6 +234,7 @@ func TestUnknownRouteAndMethod(t *testing.T) {
 		{"POST", "/v1/synchronousSign/", 404},
 		{"GET", "/healthz/", 404},
 		{"GET", "/docs/", 404},
+		{"GET", "/approver/", 404},
 		{"GET", "/HEALTHZ", 404},
 	} {
 		w := httptest.NewRecorder()

@@ -25,7 +25,7 @@ type route struct {
 // declared without one is refused to every caller (deny by default).
 type access struct {
 	// public routes need no credential: probes, the API document and
-	// page, and the endpoints that issue credentials.
+	// page, the approver page, and the endpoints that issue credentials.
 	public bool
 	rule   roles.Rule
 }
@@ -65,8 +65,11 @@ func (s *server) routes() []route {
 		{get, "/readyz", public, s.readyz, "Readiness probe"},
 		{get, "/metrics", public, s.metrics.serve, "Prometheus metrics"},
 		{get, "/openapi.json", public, serveOpenAPI, "This API document"},
-		{get, "/docs", public, serveAPIPage, "This API document as a readable page"},
-		{get, "/docs/:asset", public, serveAPIPageAsset, "A file of the API page"},
+		{get, "/docs", public, apiPage.serve, "This API document as a readable page"},
+		{get, "/docs/:asset", public, apiPage.serveAsset, "A file of the API page"},
+		// The approver page (docs/approvers.md §7) calls the approver routes below.
+		{get, "/approver", public, approverPage.serve, "The approver web page"},
+		{get, "/approver/:asset", public, approverPage.serveAsset, "A file of the approver page"},
 
 		// Key management (docs/api.md).
 		{post, "/v1/key", km, s.handle(asKeyType, s.createKey), "Create a key in the token"},

@@ -120,18 +120,25 @@ func TestOpenAPIBuildRefusesADocumentOutOfStep(t *testing.T) {
 	}
 }
 
-func TestAPIPage(t *testing.T) {
+// checkPage asserts what every page of the gateway does (api/pages.go):
+// GET prefix answers the HTML with a strict Content-Security-Policy and
+// nosniff; every file the page loads is its own, served with the type its
+// tag expects and the same headers; a missing file, a path out of the
+// page's directory and index.html by name are 404. It returns a GET
+// against the engine and the page's policy.
+func checkPage(t *testing.T, prefix string, minFiles int) (get func(string) *httptest.ResponseRecorder, csp string) {
+	t.Helper()
 	e := New(Options{Auth: fixedAuth{}})
-	get := func(path string) *httptest.ResponseRecorder {
+	get = func(path string) *httptest.ResponseRecorder {
 		w := httptest.NewRecorder()
 		e.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
 		return w
 	}
-	page := get("/docs")
+	page := get(prefix)
 	if page.Code != http.StatusOK || page.Header().Get("Content-Type") != "text/html; charset=utf-8" {
-		t.Fatalf("GET /docs: %d %q", page.Code, page.Header().Get("Content-Type"))
+		t.Fatalf("GET %s: %d %q", prefix, page.Code, page.Header().Get("Content-Type"))
 	}
-	csp := page.Header().Get("Content-Security-Policy")
+	csp = page.Header().Get("Content-Security-Policy")
 	for _, want := range []string{"default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"} {
 		if !strings.Contains(csp, want) {
 			t.Errorf("Content-Security-Policy %q lacks %q", csp, want)
@@ -143,31 +150,72 @@ func TestAPIPage(t *testing.T) {
 	// Every file the page loads is served, with the type its tag expects.
 	types := map[string]string{"script": "text/javascript; charset=utf-8", "stylesheet": "text/css; charset=utf-8", "icon": "image/png"}
 	refs := regexp.MustCompile(`<(script) src="([^"]+)"|<link rel="(stylesheet|icon)"[^>]* href="([^"]+)"`).FindAllStringSubmatch(page.Body.String(), -1)
-	if len(refs) < 3 {
-		t.Fatalf("the page loads %d files, want the bundle, the initialiser and the style sheet:\n%s", len(refs), page.Body.String())
+	if len(refs) < minFiles {
+		t.Fatalf("the page loads %d files, want at least %d:\n%s", len(refs), minFiles, page.Body.String())
 	}
+	dir := strings.TrimPrefix(prefix, "/") + "/"
 	for _, m := range refs {
 		kind, ref := m[1]+m[3], m[2]+m[4]
-		if !strings.HasPrefix(ref, "docs/") {
-			t.Errorf("the page loads %s, not a file of its own (relative to /docs)", ref)
+		if !strings.HasPrefix(ref, dir) {
+			t.Errorf("the page loads %s, not a file of its own (relative to %s)", ref, prefix)
 			continue
 		}
 		w := get("/" + ref)
 		if w.Code != http.StatusOK || w.Body.Len() == 0 || w.Header().Get("Content-Type") != types[kind] {
 			t.Errorf("GET /%s: %d, %d bytes, %q, want %q", ref, w.Code, w.Body.Len(), w.Header().Get("Content-Type"), types[kind])
 		}
+		if w.Header().Get("Content-Security-Policy") != csp || w.Header().Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET /%s: policy %q, nosniff %q: want the page's", ref, w.Header().Get("Content-Security-Policy"), w.Header().Get("X-Content-Type-Options"))
+		}
 	}
+	if page.Header().Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("GET %s: X-Content-Type-Options %q", prefix, page.Header().Get("X-Content-Type-Options"))
+	}
+	for _, path := range []string{prefix + "/missing.js", prefix + "/..", prefix + "/%2e%2e", prefix + "/index.html"} {
+		if w := get(path); w.Code != http.StatusNotFound && w.Code != http.StatusMovedPermanently {
+			t.Errorf("GET %s: %d %s", path, w.Code, w.Body.String())
+		}
+	}
+	return get, csp
+}
+
+func TestAPIPage(t *testing.T) {
+	// The bundle, the initialiser and the style sheet at least.
+	get, _ := checkPage(t, "/docs", 3)
 	// The initialiser reads the gateway's own document and nothing else.
 	init := get("/docs/init.js").Body.String()
 	if !strings.Contains(init, `url: "openapi.json"`) || !strings.Contains(init, "validatorUrl: null") || strings.Contains(init, "http") {
 		t.Errorf("init.js does not load openapi.json only:\n%s", init)
 	}
-	for _, path := range []string{"/docs/missing.js", "/docs/..", "/docs/%2e%2e", "/docs/index.html"} {
-		if w := get(path); w.Code != http.StatusNotFound && w.Code != http.StatusMovedPermanently {
-			t.Errorf("GET %s: %d %s", path, w.Code, w.Body.String())
-		}
-	}
 	if w := get("/docs/LICENSE"); w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain") {
 		t.Errorf("GET /docs/LICENSE: %d %q", w.Code, w.Header().Get("Content-Type"))
+	}
+}
+
+// TestApproverPage: the approver page (docs/approvers.md §7) is served as
+// the API page is, under a stricter policy, and its script never turns
+// text into markup nor reaches another origin. The page at work in a
+// browser is integration/approverpage_test.go.
+func TestApproverPage(t *testing.T) {
+	get, csp := checkPage(t, "/approver", 2)
+	for _, want := range []string{"require-trusted-types-for 'script'", "trusted-types 'none'", "form-action 'none'", "base-uri 'none'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("the approver page's policy %q lacks %q", csp, want)
+		}
+	}
+	if strings.Contains(csp, "img-src") || strings.Contains(csp, "data:") {
+		t.Errorf("the approver page's policy %q admits images: it shows none", csp)
+	}
+	js := get("/approver/app.js").Body.String()
+	for _, sink := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "localStorage", "http:", "https:"} {
+		if strings.Contains(js, sink) {
+			t.Errorf("app.js uses %s", sink)
+		}
+	}
+	// The key is made not extractable, and the credential lives in the tab.
+	for _, want := range []string{`generateKey(ECDSA, false, ["sign", "verify"])`, "sessionStorage", `"v1/filteredAllApprovalTask"`, `"v1/approval"`, `"v1/task"`, `"v1/approver/onboard"`} {
+		if !strings.Contains(js, want) {
+			t.Errorf("app.js lacks %s", want)
+		}
 	}
 }

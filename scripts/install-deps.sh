@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what hsmgate needs to build and run: SoftHSM2, OpenSSL, curl and
 # unzip; with --test also the PostgreSQL server binaries (the tests start a
-# throw-away cluster of their own). As root it uses apt-get; otherwise it
-# says what to install.
+# throw-away cluster of their own) and Chromium (the approver page's test
+# drives it headless). As root it uses apt-get; otherwise it says what to
+# install.
 set -euo pipefail
 
 missing=()
@@ -17,6 +18,10 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v unzip >/dev/null 2>&1 || missing+=(unzip) # the attestation bundle (docs/api.md §12)
 if [ "${1:-}" = "--test" ] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v initdb >/dev/null 2>&1; then
   missing+=(postgresql)
+fi
+# The approver page's test (integration/approverpage_test.go) runs Debian's chromium.
+if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null 2>&1; then
+  missing+=(chromium)
 fi
 if ! command -v go >/dev/null 2>&1; then
   echo "Go is not installed: install Go 1.26 or newer from your distribution or go.dev." >&2
