@@ -230,6 +230,25 @@ func (g *gateway) asyncSign(t testing.TB, label string, payload []byte) string {
 	return id
 }
 
+// executedSignOf waits until the sign request id is EXECUTED, verifies its
+// signature over payload with Go's crypto against the key's public key, and
+// requires the approver spki to be its one approver.
+func (g *gateway) executedSignOf(t testing.TB, id, label string, payload []byte, spki string) {
+	t.Helper()
+	st := g.waitStatus(t, id, "EXECUTED")
+	pub, err := x509.ParsePKIXPublicKey(g.publicKey(t, label))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(payload)
+	if !ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), sum[:], unb64(t, "result", st["result"])) {
+		t.Error("the signature the approved request made does not verify with the key's public key")
+	}
+	if l := list(st, "approvedBy"); len(l) != 1 || l[0] != spki {
+		t.Errorf("approvedBy = %v, want the approver's key %s", l, spki)
+	}
+}
+
 // request reads GET /v1/request/{id}.
 func (g *gateway) requestStatus(t testing.TB, id string) map[string]any {
 	t.Helper()

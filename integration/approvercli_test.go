@@ -3,9 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
 	"os"
 	"os/exec"
@@ -126,17 +124,7 @@ func TestApproverCLI(t *testing.T) {
 	if out := mustApproverCLI(t, g, alice, "approve", task); out != task+" approved\n" {
 		t.Errorf("approve printed %q", out)
 	}
-	st := g.waitStatus(t, id, "EXECUTED")
-	pub, err := x509.ParsePKIXPublicKey(g.publicKey(t, label))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), sum[:], unb64(t, "result", st["result"])) {
-		t.Error("the approved signature does not verify")
-	}
-	if l := list(st, "approvedBy"); len(l) != 1 || l[0] != spki {
-		t.Errorf("approvedBy = %v, want alice's key", l)
-	}
+	g.executedSignOf(t, id, label, payload, spki)
 	if _, errOut, code := approverCLI(t, g, alice, "approve", task); code != 1 || !strings.Contains(errOut, "no open task") {
 		t.Errorf("approving a closed task: exit %d, %s", code, errOut)
 	}

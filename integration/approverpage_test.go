@@ -258,17 +258,7 @@ func TestApproverPage(t *testing.T) {
 	// Approve: the browser signs the approval token, the request executes.
 	b.do(t, "approve", chromedp.Click(chromedp.CSS(`article[data-task-id="`+taskID+`"] button.approve`)))
 	waitFor[bool](t, b, "the approval's confirmation", `document.getElementById("status").textContent.includes(`+strconv.Quote(taskID+" (sign with key "+label+") approved")+`)`)
-	done := g.waitStatus(t, id, "EXECUTED")
-	pub, err := x509.ParsePKIXPublicKey(g.publicKey(t, label))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), sum[:], unb64(t, "result", done["result"])) {
-		t.Error("the signature the approved request made does not verify with the key's public key")
-	}
-	if by := list(done, "approvedBy"); len(by) != 1 || by[0] != spki {
-		t.Errorf("approvedBy %v, want the page's key", by)
-	}
+	g.executedSignOf(t, id, label, payload, spki)
 
 	// Reject: a second request ends REJECTED.
 	id = g.asyncSign(t, label, []byte("refund 100 to mallory"))

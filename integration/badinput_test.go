@@ -92,6 +92,7 @@ func TestBadInput(t *testing.T) {
 			{http.MethodPost, "/v1/synchronousSign/", op},
 			{http.MethodGet, "/healthz/", ""},
 			{http.MethodGet, "/docs/", ""},
+			{http.MethodGet, "/approver/", ""},
 		} {
 			r := g.call(t, c.method, c.path, c.token, nil)
 			expectError(t, c.method+" "+c.path, r, http.StatusNotFound, 600, "route.not.found")
