@@ -135,6 +135,51 @@ func findTask(t *testing.T, b *browser, label string) (string, pageTask) {
 	return id, fields
 }
 
+// open opens g's approver page and returns the public key it shows,
+// which must be an EC P-256 SubjectPublicKeyInfo.
+func (b *browser) open(t *testing.T, g *gateway) string {
+	t.Helper()
+	b.do(t, "open the page", chromedp.Navigate(g.base+"/approver"))
+	spki := waitFor[string](t, b, "the page's public key", `document.getElementById("public-key").textContent`)
+	der, err := base64.StdEncoding.DecodeString(spki)
+	if err != nil {
+		t.Fatalf("the page shows %q, not base64: %v", spki, err)
+	}
+	if pub, err := x509.ParsePKIXPublicKey(der); err != nil || pub.(*ecdsa.PublicKey).Curve != elliptic.P256() {
+		t.Fatalf("the page's public key is not an EC P-256 SubjectPublicKeyInfo: %T %v", pub, err)
+	}
+	return spki
+}
+
+// onboard enters the approver's name and one-time code as a person does,
+// and waits until the page says it is onboarded.
+func (b *browser) onboard(t *testing.T, name, code string) {
+	t.Helper()
+	b.do(t, "onboard", chromedp.SendKeys(chromedp.ID("approver-name"), name), chromedp.SendKeys(chromedp.ID("one-time-code"), code),
+		chromedp.Click(chromedp.ID("onboard")))
+	waitFor[bool](t, b, "the onboarded state", `document.getElementById("onboard-state").textContent.includes(`+strconv.Quote("Onboarded as "+name)+`)`)
+}
+
+// decide presses the task's button, "approve" or "reject", and waits until
+// the page confirms.
+func (b *browser) decide(t *testing.T, taskID, label, button string) {
+	t.Helper()
+	b.do(t, button, chromedp.Click(chromedp.CSS(`article[data-task-id="`+taskID+`"] button.`+button)))
+	waitFor[bool](t, b, button+"'s confirmation", `document.getElementById("status").textContent.includes(`+
+		strconv.Quote(taskID+" (sign with key "+label+") "+map[string]string{"approve": "approved", "reject": "rejected"}[button])+`)`)
+}
+
+// checkTrouble fails the test if the page caused an exception or a
+// policy violation.
+func (b *browser) checkTrouble(t *testing.T) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.trouble) > 0 {
+		t.Errorf("the page caused exceptions or policy violations:\n%s", strings.Join(b.trouble, "\n"))
+	}
+}
+
 // artifactDir is where tests write files for a person to look at:
 // $HSMGATE_TEST_ARTIFACTS when set, else a directory of the test's own.
 func artifactDir(t *testing.T) string {
@@ -183,24 +228,14 @@ func TestApproverPage(t *testing.T) {
 
 	b := startBrowser(t, g)
 	name := "web-" + g.label("approver")
-	b.do(t, "open the page", chromedp.Navigate(g.base+"/approver"))
-	spki := waitFor[string](t, b, "the page's public key", `document.getElementById("public-key").textContent`)
-	der, err := base64.StdEncoding.DecodeString(spki)
-	if err != nil {
-		t.Fatalf("the page shows %q, not base64: %v", spki, err)
-	}
-	if pub, err := x509.ParsePKIXPublicKey(der); err != nil || pub.(*ecdsa.PublicKey).Curve != elliptic.P256() {
-		t.Fatalf("the page's public key is not an EC P-256 SubjectPublicKeyInfo: %T %v", pub, err)
-	}
+	spki := b.open(t, g)
 	// No credential yet: the gateway refuses the task list, and the page says why.
 	waitFor[bool](t, b, "the refusal without a credential", `document.getElementById("error").textContent.includes("401") &&
 		document.getElementById("error").textContent.includes("approver credential")`)
 
 	// Onboarding: the name and the one-time code certify the browser's key.
 	code := g.secret(g.createApprover(t, http.MethodPost, name, nil))
-	b.do(t, "onboard", chromedp.SendKeys(chromedp.ID("approver-name"), name), chromedp.SendKeys(chromedp.ID("one-time-code"), code),
-		chromedp.Click(chromedp.ID("onboard")))
-	waitFor[bool](t, b, "the onboarded state", `document.getElementById("onboard-state").textContent.includes(`+strconv.Quote("Onboarded as "+name)+`)`)
+	b.onboard(t, name, code)
 	st := g.mustStatus(t, http.StatusOK, http.MethodGet, "/v1/approverManagement/onboarding/status", g.creds.ApproverKeyManagement, nil).JSON
 	onboarded, _ := st["onboarded"].([]any)
 	var certified bool
@@ -256,8 +291,7 @@ func TestApproverPage(t *testing.T) {
 	t.Logf("screenshot of the task list: %s", path)
 
 	// Approve: the browser signs the approval token, the request executes.
-	b.do(t, "approve", chromedp.Click(chromedp.CSS(`article[data-task-id="`+taskID+`"] button.approve`)))
-	waitFor[bool](t, b, "the approval's confirmation", `document.getElementById("status").textContent.includes(`+strconv.Quote(taskID+" (sign with key "+label+") approved")+`)`)
+	b.decide(t, taskID, label, "approve")
 	g.executedSignOf(t, id, label, payload, spki)
 
 	// Reject: a second request ends REJECTED.
@@ -267,8 +301,7 @@ func TestApproverPage(t *testing.T) {
 	if fields["payload"] != "refund 100 to mallory" {
 		t.Errorf("the second task shows payload %q", fields["payload"])
 	}
-	b.do(t, "reject", chromedp.Click(chromedp.CSS(`article[data-task-id="`+taskID+`"] button.reject`)))
-	waitFor[bool](t, b, "the rejection's confirmation", `document.getElementById("status").textContent.includes(`+strconv.Quote(taskID+" (sign with key "+label+") rejected")+`)`)
+	b.decide(t, taskID, label, "reject")
 	if by := list(g.waitStatus(t, id, "REJECTED"), "rejectedBy"); len(by) != 1 || by[0] != spki {
 		t.Errorf("rejectedBy %v, want the page's key", by)
 	}
@@ -308,10 +341,6 @@ func TestApproverPage(t *testing.T) {
 	waitFor[bool](t, b, "the same key after a reload", `document.getElementById("public-key").textContent === `+strconv.Quote(spki)+
 		` && document.getElementById("onboard-state").textContent.includes(`+strconv.Quote("Onboarded as "+name)+`)`)
 
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.trouble) > 0 {
-		t.Errorf("the page caused exceptions or policy violations:\n%s", strings.Join(b.trouble, "\n"))
-	}
+	b.checkTrouble(t)
 	t.Logf("the browser test took %s", time.Since(started).Round(100*time.Millisecond))
 }
