@@ -23,7 +23,7 @@ func TestApproverPageDocsExample(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t)
 	setup := shBlocks(t, "credentials.md", "## Running the examples", "## §1 Choosing the scheme of a request")
-	examples := shBlocks(t, "approvers.md", "## §7 The approver web page", "")
+	examples := shBlocks(t, "approvers.md", "## §7 The approver web page", "## §8 The demo approver of `hsmgate dev`")
 	if len(setup) != 1 || len(examples) != 3 {
 		t.Fatalf("found %d setup and %d example blocks, want 1 and 3", len(setup), len(examples))
 	}
