@@ -294,12 +294,22 @@ func TestApproverPage(t *testing.T) {
 	b.decide(t, taskID, label, "approve")
 	g.executedSignOf(t, id, label, payload, spki)
 
-	// Reject: a second request ends REJECTED.
-	id = g.asyncSign(t, label, []byte("refund 100 to mallory"))
+	// Reject: a second request ends REJECTED. Its payload is not text, and
+	// its metaData is JSON that decoding would change (a number beyond
+	// float64) and that hides a right-to-left override in a string: the
+	// page shows the bytes as base64, the JSON as written, the override
+	// spelled out.
+	binary := []byte{0x00, 0xff, 'r', 'e', 'f', 'u', 'n', 'd'}
+	metaData := "{\"amount\": 12345678901234567890, \"to\":\"bob\u202e\",\"empty\":{ },\"list\":[]}"
+	r := g.mustStatus(t, http.StatusCreated, http.MethodPost, "/v1/sign", g.creds.KeyOperation, map[string]any{"signRequest": map[string]any{
+		"signKeyName": label, "payload": b64(binary), "metaData": b64([]byte(metaData)), "signatureAlgorithm": "SHA256_WITH_ECDSA"}})
+	id = str(r.JSON, "signRequestId")
 	b.do(t, "refresh", chromedp.Click(chromedp.ID("refresh")))
 	taskID, fields = findTask(t, b, label)
-	if fields["payload"] != "refund 100 to mallory" {
-		t.Errorf("the second task shows payload %q", fields["payload"])
+	wantMeta := "{\n  \"amount\": 12345678901234567890,\n  \"to\": \"bob\\u{202e}\",\n  \"empty\": {},\n  \"list\": []\n}"
+	if fields["payload"] != b64(binary) || !strings.Contains(fields["payload-about"], "base64") || fields["metadata"] != wantMeta {
+		t.Errorf("the second task shows payload %q (%s) and metaData\n%s\nwant %s and\n%s", fields["payload"], fields["payload-about"],
+			fields["metadata"], b64(binary), wantMeta)
 	}
 	b.decide(t, taskID, label, "reject")
 	if by := list(g.waitStatus(t, id, "REJECTED"), "rejectedBy"); len(by) != 1 || by[0] != spki {

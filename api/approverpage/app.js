@@ -69,14 +69,16 @@
     });
   }
 
-  // stored runs one request on the store and resolves with its result.
+  // stored runs one request on the store and resolves with its result once
+  // its transaction has committed (a key is stored, or it is an error).
   async function stored(mode, op) {
     const db = await openDB();
     try {
       return await new Promise((resolve, reject) => {
-        const req = op(db.transaction(STORE, mode).objectStore(STORE));
-        req.onsuccess = () => resolve(req.result);
-        req.onerror = () => reject(req.error);
+        const tx = db.transaction(STORE, mode);
+        const req = op(tx.objectStore(STORE));
+        tx.oncomplete = () => resolve(req.result);
+        tx.onabort = () => reject(tx.error || req.error);
       });
     } finally {
       db.close();
@@ -262,11 +264,14 @@
   const HIDDEN = /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Zl}\p{Zp}]/u;
   const HIDDEN_ALL = /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Zl}\p{Zp}]/gu;
 
+  // spell writes a hidden character as \u{…}.
+  const spell = (c) => "\\u{" + c.codePointAt(0).toString(16) + "}";
+
   // printable is s, quoted with its hidden characters spelled out when it
   // holds any (a key label is the requester's choice).
   function printable(s) {
     if (!HIDDEN.test(s)) return s;
-    return '"' + s.replace(HIDDEN_ALL, (c) => "\\u{" + c.codePointAt(0).toString(16) + "}") + '"';
+    return '"' + s.replace(HIDDEN_ALL, spell) + '"';
   }
 
   // payloadText is the payload as text when it is printable UTF-8 (line
@@ -300,11 +305,11 @@
         inString = true;
         out += c;
       } else if (c === "{" || c === "[") {
-        const close = c === "{" ? "}" : "]";
-        const rest = text.slice(i + 1).trimStart();
-        if (rest[0] === close) {
-          out += c + close;
-          i = text.length - rest.length; // the closing character
+        let next = i + 1;
+        while (" \t\n\r".includes(text[next])) next++;
+        if (text[next] === (c === "{" ? "}" : "]")) {
+          out += c + text[next]; // empty: {} or []
+          i = next;
         } else {
           depth++;
           out += c + newline();
@@ -331,7 +336,9 @@
     if (text !== null) {
       try {
         JSON.parse(text);
-        return indentJSON(text);
+        // JSON strings hold no raw control character: the line breaks are
+        // the indentation's; other hidden characters are spelled out.
+        return indentJSON(text).replace(/[\p{Cf}\p{Co}\p{Cn}\p{Zl}\p{Zp}]/gu, spell);
       } catch {
         // Not JSON: shown as bytes below.
       }
