@@ -94,12 +94,14 @@ func (b *browser) do(t *testing.T, what string, steps ...chromedp.Action[chromed
 	}
 }
 
-// waitFor polls the JavaScript expression until it is truthy and returns it.
+// waitFor polls the JavaScript expression until it is truthy and returns
+// it. 30 s leave room for a loaded machine: the page answers in well under
+// a second, or within its 10 s refresh.
 func waitFor[T any](t *testing.T, b *browser, what, expression string) T {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, 40*time.Second)
 	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Poll[T](expression, chromedp.WithPollingTimeout(20*time.Second)))
+	v, err := chromedp.Run(ctx, chromedp.Poll[T](expression, chromedp.WithPollingTimeout(30*time.Second)))
 	if err != nil {
 		text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
 		t.Fatalf("%s: %v\nthe page reads:\n%s", what, err, text)
