@@ -9,6 +9,8 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.bu
 FUZZ_API ?= 20000x
 FUZZ_CODEC ?= 100000x
 DIR      ?= .hsmgate
+# Where tests write what a person may want to look at (the approver page's screenshot).
+ARTIFACTS ?= $(CURDIR)/test-artifacts
 LISTEN   ?= 127.0.0.1:8443
 
 .PHONY: all deps test-deps build run test race unit fuzz bench lint clean
@@ -31,7 +33,8 @@ run: deps build
 ## test: every test (unit, end-to-end over HTTPS with SoftHSM2) plus short fuzzing
 test: test-deps
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 20m ./...
+	mkdir -p $(ARTIFACTS)
+	HSMGATE_TEST_ARTIFACTS=$(ARTIFACTS) $(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) fuzz
 
 fuzz:
