@@ -122,10 +122,17 @@ func TestServeWithOwnConfig(t *testing.T) {
 // listLabels reads GET /v1/key as a JSON array of strings.
 func listLabels(t testing.TB, g *gateway) []string {
 	t.Helper()
-	r := g.mustStatus(t, http.StatusOK, http.MethodGet, "/v1/key", g.creds.KeyManagement, nil)
+	return listPage(t, g, "/v1/key")
+}
+
+// listPage GETs path, a listing of keys (docs/api.md §3.3), as the key
+// manager and decodes its JSON array of labels.
+func listPage(t testing.TB, g *gateway, path string) []string {
+	t.Helper()
+	r := g.mustStatus(t, http.StatusOK, http.MethodGet, path, g.creds.KeyManagement, nil)
 	var labels []string
 	if err := json.Unmarshal(r.Raw, &labels); err != nil {
-		t.Fatalf("GET /v1/key is not a JSON array of strings: %v: %s", err, r.Raw)
+		t.Fatalf("GET %s is not a JSON array of strings: %v: %s", path, err, r.Raw)
 	}
 	return labels
 }
