@@ -72,7 +72,7 @@ func TestTokenLossIsUnavailableNotNotFound(t *testing.T) {
 	}
 
 	restore()
-	deadline := time.Now().Add(15 * time.Second) // loose: the target is retryInterval (2 s)
+	deadline := time.Now().Add(15 * time.Second) // loose: the target is retryInterval (1 s)
 	for sign() != nil {
 		if time.Now().After(deadline) {
 			t.Fatalf("signing did not resume within 15 s after the token came back (Ready %v): %v", h.Ready(), sign())

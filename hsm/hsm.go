@@ -134,6 +134,12 @@ func Open(cfg Config, log *slog.Logger) (*HSM, error) {
 	}
 	h.state.Store(st)
 	h.ready.Store(true)
+	// A start waits for the whole index, so that no listing ever answers
+	// from an empty one; a reconnect does not (reinitialize).
+	if err := h.index(context.Background()); err != nil {
+		h.Close()
+		return nil, err
+	}
 	h.generating = make(chan struct{}, max(1, cap(st.pools[keyLane])/2))
 	interval := cfg.HealthInterval
 	if interval == 0 {
@@ -489,6 +495,14 @@ func (h *HSM) reinitialize() error {
 	h.ready.Store(true)
 	h.reconnects.Add(1)
 	h.log.Info("token reconnected", "token", h.cfg.TokenLabel)
+	// Requests are served again before the label index is read anew: the
+	// walk over the token takes seconds with 10,000 keys, and the index of
+	// before the loss still answers, since a lookup it cannot answer, or
+	// whose label the token no longer has, searches the token for that
+	// label (Key), and a creation always does (mutate).
+	h.lookups.reset()
+	h.keys.expire()
+	h.rescanSoon()
 	return nil
 }
 
@@ -509,8 +523,11 @@ func drain(st *tokenState, timeout time.Duration) {
 	}
 }
 
-// retryInterval is how often an unreachable token is tried again.
-var retryInterval = 2 * time.Second
+// retryInterval is how often an unreachable token is tried again: a try
+// without the token costs a C_Finalize and a C_Initialize, and the interval
+// is part of the time to resume after the token's return (target 5 s,
+// docs/benchmarks.md).
+var retryInterval = time.Second
 
 // retryOnce tries to reconnect once; it reports whether that succeeded.
 func (h *HSM) retryOnce() bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,61 +31,57 @@ func isInternalLabel(label string) bool {
 		label == AuditKeyLabel
 }
 
-// ensureInternalKeys creates the attestation and pepper keys when missing,
-// records their handles in st and reads the label index. It runs on a
-// session of st, before st is published, because it is itself part of
+// ensureInternalKeys creates hsmgate's own keys when missing and records
+// them in st. It runs before st is published, because it is itself part of
 // (re)connecting: no request can see a state without its internal keys.
+// Each key is one search of the token (about half a second with 10,000 keys
+// on SoftHSM2, whose search reads every object), so the searches run in
+// parallel, each on a session of st's key lane: recovery after a token
+// loss waits for them (docs/architecture.md §4). The label index is not
+// read here but after the state is published (Open, reinitialize).
 func (h *HSM) ensureInternalKeys(st *tokenState) error {
+	internal := []struct {
+		what string
+		req  CreateKeyRequest
+		set  func(*Key)
+	}{
+		{"pepper key", CreateKeyRequest{Label: PepperKeyLabel, Algorithm: AlgHMAC, HMACHash: "SHA256",
+			KeySize: 256, Flags: Flags{Sign: true, Verify: true, Sensitive: true}}, func(k *Key) { st.pepper = k.secret }},
+		{"attestation key", CreateKeyRequest{Label: AttestationKeyLabel, Algorithm: AlgEC, CurveOID: OIDP256,
+			Flags: Flags{Sign: true, Verify: true, Sensitive: true}}, func(k *Key) { st.attestation = k }},
+		{"integrity key", CreateKeyRequest{Label: IntegrityKeyLabel, Algorithm: AlgEC, CurveOID: OIDP256,
+			Flags: Flags{Sign: true, Verify: true, Sensitive: true}}, func(k *Key) { st.integrity = k }},
+		{"audit key", CreateKeyRequest{Label: AuditKeyLabel, Algorithm: AlgEC, CurveOID: OIDP256,
+			Flags: Flags{Sign: true, Verify: true, Sensitive: true}}, func(k *Key) { st.audit = k }},
+		{"credential master key", CreateKeyRequest{Label: CredentialMasterLabel, Algorithm: AlgAES,
+			KeySize: 256, Flags: Flags{Wrap: true, Unwrap: true, Sensitive: true}}, func(k *Key) { st.master = k.secret }},
+	}
+	keys := make([]*Key, len(internal))
+	errs := make([]error, len(internal))
+	var wg sync.WaitGroup
+	for i := range internal {
+		wg.Go(func() {
+			s := &session{h: h, st: st, lane: keyLane, s: <-st.pools[keyLane]}
+			defer s.release()
+			keys[i], errs[i] = s.loadKey(internal[i].req.Label)
+		})
+	}
+	wg.Wait()
+	// Missing ones (a new token) are created one at a time: SoftHSM2 fails
+	// key generations running at once on a new token now and then.
 	s := &session{h: h, st: st, lane: keyLane, s: <-st.pools[keyLane]}
 	defer s.release()
-	err := func() error {
-		ensure := func(what string, req *CreateKeyRequest) (*Key, error) {
-			k, err := s.loadKey(req.Label)
-			if errors.Is(err, ErrNotFound) {
-				req.internal = true
-				k, err = s.createKey(req)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", what, err)
-			}
-			return k, nil
+	for i, in := range internal {
+		if errors.Is(errs[i], ErrNotFound) {
+			in.req.internal = true
+			keys[i], errs[i] = s.createKey(&in.req)
 		}
-		pepper, err := ensure("pepper key", &CreateKeyRequest{Label: PepperKeyLabel, Algorithm: AlgHMAC, HMACHash: "SHA256",
-			KeySize: 256, Flags: Flags{Sign: true, Verify: true, Sensitive: true}})
-		if err != nil {
-			return err
+		if errs[i] != nil {
+			return fmt.Errorf("%s: %w", in.what, errs[i])
 		}
-		att, err := ensure("attestation key", &CreateKeyRequest{Label: AttestationKeyLabel, Algorithm: AlgEC, CurveOID: OIDP256,
-			Flags: Flags{Sign: true, Verify: true, Sensitive: true}})
-		if err != nil {
-			return err
-		}
-		integrity, err := ensure("integrity key", &CreateKeyRequest{Label: IntegrityKeyLabel, Algorithm: AlgEC, CurveOID: OIDP256,
-			Flags: Flags{Sign: true, Verify: true, Sensitive: true}})
-		if err != nil {
-			return err
-		}
-		audit, err := ensure("audit key", &CreateKeyRequest{Label: AuditKeyLabel, Algorithm: AlgEC, CurveOID: OIDP256,
-			Flags: Flags{Sign: true, Verify: true, Sensitive: true}})
-		if err != nil {
-			return err
-		}
-		master, err := ensure("credential master key", &CreateKeyRequest{Label: CredentialMasterLabel, Algorithm: AlgAES,
-			KeySize: 256, Flags: Flags{Wrap: true, Unwrap: true, Sensitive: true}})
-		if err != nil {
-			return err
-		}
-		st.integrity, st.audit = integrity, audit
-		st.pepper, st.attestation, st.master = pepper.secret, att, master.secret
-		labels, left, err := s.scanLabels()
-		if err != nil {
-			return err
-		}
-		s.handleLeftovers(left)
-		h.keys.setLabels(labels)
-		return nil
-	}()
-	return err
+		in.set(keys[i])
+	}
+	return nil
 }
 
 // AttestationKey returns the key that signs attestations.

@@ -194,6 +194,13 @@ func (c *keyCache) setLabels(labels map[string]json.RawMessage) {
 	c.mu.Unlock()
 }
 
+// expire makes the index due for a rescan (the token was reconnected).
+func (c *keyCache) expire() {
+	c.mu.Lock()
+	c.scanned = time.Time{}
+	c.mu.Unlock()
+}
+
 // labelCount is the number of labels in the index.
 func (c *keyCache) labelCount() int {
 	c.mu.RLock()
@@ -273,6 +280,14 @@ func (h *HSM) rescanSoon() {
 			h.log.Warn("rescan of the key index failed", "error", err.Error())
 		}
 	}()
+}
+
+// index re-reads every label from the token into the index and returns
+// when it is done, after a rescan already running.
+func (h *HSM) index(ctx context.Context) error {
+	h.scanning.Lock()
+	defer h.scanning.Unlock()
+	return h.rescan(ctx)
 }
 
 // rescan re-reads every label from the token into the index; the caller

@@ -52,12 +52,7 @@ func TestListingAtScale(t *testing.T) {
 	}
 	// A fresh connection: nothing cached, the index is built anew.
 	scan := time.Now()
-	h.rebuild.Lock()
-	err = h.reinitialize()
-	h.rebuild.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	reopen(t, h)
 	t.Logf("reconnecting and indexing %d keys: %v", n, time.Since(scan))
 	start := time.Now()
 	list, err := h.Listing(ctx)

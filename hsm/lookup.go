@@ -121,3 +121,11 @@ func (l *lookups) forgetMiss(label string) {
 	delete(l.missed, label)
 	l.mu.Unlock()
 }
+
+// reset forgets every label found missing: a search that ran while the
+// token was going away found nothing, whatever the token holds.
+func (l *lookups) reset() {
+	l.mu.Lock()
+	clear(l.missed)
+	l.mu.Unlock()
+}

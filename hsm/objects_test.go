@@ -34,9 +34,13 @@ func interrupt(t *testing.T, h *HSM, label, state string, age time.Duration) {
 func reopen(t *testing.T, h *HSM) {
 	t.Helper()
 	h.rebuild.Lock()
-	defer h.rebuild.Unlock()
 	h.keys.clear()
-	if err := h.reinitialize(); err != nil {
+	err := h.reinitialize()
+	h.rebuild.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.index(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }

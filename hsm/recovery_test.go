@@ -329,3 +329,68 @@ func TestSessionBudget(t *testing.T) {
 	}
 	_ = h.ctx.CloseSession(<-shared.pools[keyLane])
 }
+
+// TestReconnectServesBeforeTheIndex: a reconnect does not wait for the
+// walk that re-reads the label index (seconds with 10,000 keys): while the
+// walk cannot run, the token is ready again, keys sign, the index of
+// before the loss answers the listing, and a key the index lacks is found
+// by a search of its label, never answered as missing; once the walk can
+// run, the listing catches up by itself.
+func TestReconnectServesBeforeTheIndex(t *testing.T) {
+	h := newTestHSM(t)
+	ctx := context.Background()
+	old := labelRescanInterval
+	t.Cleanup(func() { labelRescanInterval = old })
+	labelRescanInterval = time.Hour // only the reconnect may ask for a walk
+	k := mustCreate(t, h, &CreateKeyRequest{Label: "mine", Algorithm: AlgEC, CurveOID: OIDP256, Flags: signFlags})
+	_, err := h.run(ctx, keyLane, func(s *session) error {
+		_, err := h.ctx.GenerateKey(s.s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true), pkcs11.NewAttribute(pkcs11.CKA_LABEL, "behind"),
+			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 16), pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true)})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	h.scanning.Lock() // a walk that does not end
+	walking := true
+	endWalk := func() {
+		if walking {
+			walking = false
+			h.scanning.Unlock()
+		}
+	}
+	t.Cleanup(endWalk)
+	before := h.state.Load()
+	if err := h.ctx.CloseAllSessions(before.slot); err != nil {
+		t.Fatal(err)
+	}
+	signOnce(t, h, k) // rebuilds the pool, retried on it
+	if h.state.Load() == before || !h.Ready() {
+		t.Fatal("the pool was not rebuilt while the walk could not run")
+	}
+	list, err := h.Listing(ctx)
+	if err != nil || len(list) != 1 || list[0].Label != "mine" {
+		t.Fatalf("listing during the walk = %v, %v; want the index of before the reconnect", list, err)
+	}
+	if b, err := h.Key(ctx, "behind"); err != nil || b.Meta.Origin != OriginExternal {
+		t.Fatalf("a key the index lacks, looked up during the walk: %v, %v; want it found in the token", b, err)
+	}
+
+	endWalk()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		list, err := h.Listing(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) == 2 && list[0].Label == "behind" && list[1].Label == "mine" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the listing did not catch up within 10 s of the walk: %v", list)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
