@@ -96,12 +96,11 @@ type tokenState struct {
 	pools [lanes]chan pkcs11.SessionHandle
 	mechs map[uint]pkcs11.MechanismInfo
 	info  Info
-	// internal holds the handles of the pepper, attestation and integrity keys.
-	pepper      pkcs11.ObjectHandle
-	attestation *Key
-	integrity   *Key
-	// audit signs the audit log's checkpoints.
-	audit *Key
+	// pepper turns secrets into verifiers (PepperKeyLabel).
+	pepper pkcs11.ObjectHandle
+	// attestation, integrity and audit are the internal signing keys
+	// (internal.go); after a reconnect, the lost state's until reloaded.
+	attestation, integrity, audit atomic.Pointer[Key]
 	// master wraps the credential secrets kept in the store (sealed.go).
 	master pkcs11.ObjectHandle
 	// exactPadWrap: the token's CKM_AES_KEY_WRAP_PAD passed the RFC 5649 vector.
@@ -125,7 +124,7 @@ func Open(cfg Config, log *slog.Logger) (*HSM, error) {
 		return nil, fmt.Errorf("C_Initialize %s: %w", cfg.ModulePath, err)
 	}
 	h.fast = openFastSigner(cfg.ModulePath)
-	st, err := h.connect()
+	st, err := h.connect(nil)
 	if err != nil {
 		h.closeFast()
 		_ = ctx.Finalize()
@@ -209,9 +208,12 @@ func (h *HSM) Info() Info {
 	return st.info
 }
 
-// connect finds the token, opens and logs in the session pool and reads
-// mechanisms and token information.
-func (h *HSM) connect() (*tokenState, error) {
+// connect finds the token, opens and logs in the session pool, reads
+// mechanisms and token information, and finds the internal keys: all of
+// them on the first connection (prev nil), else the ones that checking
+// credentials needs, carrying the signing keys over from prev, the state
+// the token was lost under (reinitialize reloads them).
+func (h *HSM) connect(prev *tokenState) (*tokenState, error) {
 	slot, err := h.findSlot()
 	if err != nil {
 		return nil, err
@@ -238,7 +240,16 @@ func (h *HSM) connect() (*tokenState, error) {
 		_ = h.ctx.CloseAllSessions(slot)
 		return nil, fmt.Errorf("C_GetInfo: %w", err)
 	}
-	if err := h.ensureInternalKeys(st); err != nil {
+	internal := credentialKeys
+	if prev == nil {
+		internal = append(internal[:len(internal):len(internal)], signingKeys...)
+	} else {
+		// Reloaded in the background once st serves (reinitialize).
+		st.attestation.Store(prev.attestation.Load())
+		st.integrity.Store(prev.integrity.Load())
+		st.audit.Store(prev.audit.Load())
+	}
+	if err := h.ensureInternalKeys(st, internal); err != nil {
 		_ = h.ctx.CloseAllSessions(slot)
 		return nil, err
 	}
@@ -487,7 +498,7 @@ func (h *HSM) reinitialize() error {
 	if err := h.ctx.Initialize(); err != nil {
 		return fmt.Errorf("C_Initialize: %w", err)
 	}
-	st, err := h.connect()
+	st, err := h.connect(h.state.Load())
 	if err != nil {
 		return err
 	}
@@ -495,14 +506,22 @@ func (h *HSM) reinitialize() error {
 	h.ready.Store(true)
 	h.reconnects.Add(1)
 	h.log.Info("token reconnected", "token", h.cfg.TokenLabel)
-	// Requests are served again before the label index is read anew: the
-	// walk over the token takes seconds with 10,000 keys, and the index of
-	// before the loss still answers, since a lookup it cannot answer, or
-	// whose label the token no longer has, searches the token for that
-	// label (Key), and a creation always does (mutate).
+	// Requests are served again before the signing keys and the label
+	// index are read anew: each search of the token takes about a second
+	// with 10,000 keys on SoftHSM2, and the walk that reads the index
+	// several seconds (docs/architecture.md §4). The index of before the
+	// loss still answers, since a lookup it cannot answer, or whose label
+	// the token no longer has, searches the token for that label (Key),
+	// and a creation always does (mutate).
 	h.lookups.reset()
 	h.keys.expire()
-	h.rescanSoon()
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		// One after the other, each on one session: the others serve.
+		h.refreshSigningKeys(st)
+		h.rescanSoon()
+	}()
 	return nil
 }
 

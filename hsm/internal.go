@@ -31,31 +31,40 @@ func isInternalLabel(label string) bool {
 		label == AuditKeyLabel
 }
 
-// ensureInternalKeys creates hsmgate's own keys when missing and records
-// them in st. It runs before st is published, because it is itself part of
-// (re)connecting: no request can see a state without its internal keys.
-// Each key is one search of the token (about half a second with 10,000 keys
-// on SoftHSM2, whose search reads every object), so the searches run in
-// parallel, each on a session of st's key lane: recovery after a token
-// loss waits for them (docs/architecture.md §4). The label index is not
-// read here but after the state is published (Open, reinitialize).
-func (h *HSM) ensureInternalKeys(st *tokenState) error {
-	internal := []struct {
-		what string
-		req  CreateKeyRequest
-		set  func(*Key)
-	}{
-		{"pepper key", CreateKeyRequest{Label: PepperKeyLabel, Algorithm: AlgHMAC, HMACHash: "SHA256",
-			KeySize: 256, Flags: Flags{Sign: true, Verify: true, Sensitive: true}}, func(k *Key) { st.pepper = k.secret }},
-		{"attestation key", CreateKeyRequest{Label: AttestationKeyLabel, Algorithm: AlgEC, CurveOID: OIDP256,
-			Flags: Flags{Sign: true, Verify: true, Sensitive: true}}, func(k *Key) { st.attestation = k }},
-		{"integrity key", CreateKeyRequest{Label: IntegrityKeyLabel, Algorithm: AlgEC, CurveOID: OIDP256,
-			Flags: Flags{Sign: true, Verify: true, Sensitive: true}}, func(k *Key) { st.integrity = k }},
-		{"audit key", CreateKeyRequest{Label: AuditKeyLabel, Algorithm: AlgEC, CurveOID: OIDP256,
-			Flags: Flags{Sign: true, Verify: true, Sensitive: true}}, func(k *Key) { st.audit = k }},
-		{"credential master key", CreateKeyRequest{Label: CredentialMasterLabel, Algorithm: AlgAES,
-			KeySize: 256, Flags: Flags{Wrap: true, Unwrap: true, Sensitive: true}}, func(k *Key) { st.master = k.secret }},
-	}
+// internalKey is one of hsmgate's own keys: what makes it, and where a
+// token state keeps it.
+type internalKey struct {
+	what string
+	req  CreateKeyRequest
+	set  func(*tokenState, *Key)
+}
+
+// credentialKeys are the internal keys that checking a caller's
+// credentials needs, hence every request.
+var credentialKeys = []internalKey{
+	{"pepper key", CreateKeyRequest{Label: PepperKeyLabel, Algorithm: AlgHMAC, HMACHash: "SHA256",
+		KeySize: 256, Flags: Flags{Sign: true, Verify: true, Sensitive: true}}, func(st *tokenState, k *Key) { st.pepper = k.secret }},
+	{"credential master key", CreateKeyRequest{Label: CredentialMasterLabel, Algorithm: AlgAES,
+		KeySize: 256, Flags: Flags{Wrap: true, Unwrap: true, Sensitive: true}}, func(st *tokenState, k *Key) { st.master = k.secret }},
+}
+
+// signingKeys are the internal keys that sign attestations, approval
+// requests and audit checkpoints.
+var signingKeys = []internalKey{
+	{"attestation key", CreateKeyRequest{Label: AttestationKeyLabel, Algorithm: AlgEC, CurveOID: OIDP256,
+		Flags: Flags{Sign: true, Verify: true, Sensitive: true}}, func(st *tokenState, k *Key) { st.attestation.Store(k) }},
+	{"integrity key", CreateKeyRequest{Label: IntegrityKeyLabel, Algorithm: AlgEC, CurveOID: OIDP256,
+		Flags: Flags{Sign: true, Verify: true, Sensitive: true}}, func(st *tokenState, k *Key) { st.integrity.Store(k) }},
+	{"audit key", CreateKeyRequest{Label: AuditKeyLabel, Algorithm: AlgEC, CurveOID: OIDP256,
+		Flags: Flags{Sign: true, Verify: true, Sensitive: true}}, func(st *tokenState, k *Key) { st.audit.Store(k) }},
+}
+
+// ensureInternalKeys finds the given internal keys in the token, creates
+// the missing ones, and records them in st, on sessions of st's key lane.
+// Each key is one search of the token (half a second and more with 10,000
+// keys on SoftHSM2, whose search reads every object whatever it looks
+// for), so the searches run in parallel.
+func (h *HSM) ensureInternalKeys(st *tokenState, internal []internalKey) error {
 	keys := make([]*Key, len(internal))
 	errs := make([]error, len(internal))
 	var wg sync.WaitGroup
@@ -67,32 +76,48 @@ func (h *HSM) ensureInternalKeys(st *tokenState) error {
 		})
 	}
 	wg.Wait()
-	// Missing ones (a new token) are created one at a time: SoftHSM2 fails
+	// Missing ones (a new token) are created one at a time: SoftHSM2 failed
 	// key generations running at once on a new token now and then.
 	s := &session{h: h, st: st, lane: keyLane, s: <-st.pools[keyLane]}
 	defer s.release()
 	for i, in := range internal {
 		if errors.Is(errs[i], ErrNotFound) {
-			in.req.internal = true
-			keys[i], errs[i] = s.createKey(&in.req)
+			req := in.req
+			req.internal = true
+			keys[i], errs[i] = s.createKey(&req)
 		}
 		if errs[i] != nil {
 			return fmt.Errorf("%s: %w", in.what, errs[i])
 		}
-		in.set(keys[i])
+		in.set(st, keys[i])
 	}
 	return nil
 }
 
+// refreshSigningKeys reloads the signing keys a reconnected state carries
+// over from the lost one (reinitialize), in the background so that the
+// recovery does not wait for their searches, and one at a time so that
+// requests keep the other sessions. Until then the keys of before still
+// sign: a key used on a newer state is reloaded by its label for that use,
+// and must still be the same key (keyOnSession).
+func (h *HSM) refreshSigningKeys(st *tokenState) {
+	for _, k := range signingKeys {
+		if err := h.ensureInternalKeys(st, []internalKey{k}); err != nil {
+			h.log.Warn("reloading an internal key after a reconnect failed; it is reloaded for each use", "key", k.what, "error", err.Error())
+			return
+		}
+	}
+}
+
 // AttestationKey returns the key that signs attestations.
-func (h *HSM) AttestationKey() *Key { return h.state.Load().attestation }
+func (h *HSM) AttestationKey() *Key { return h.state.Load().attestation.Load() }
 
 // AuditKey returns the key that signs the audit log's checkpoints; its
 // PublicKey is what auditors verify them with.
-func (h *HSM) AuditKey() *Key { return h.state.Load().audit }
+func (h *HSM) AuditKey() *Key { return h.state.Load().audit.Load() }
 
 // IntegrityKey returns the key that signs approval requests.
-func (h *HSM) IntegrityKey() *Key { return h.state.Load().integrity }
+func (h *HSM) IntegrityKey() *Key { return h.state.Load().integrity.Load() }
 
 // Pepper computes HMAC-SHA256 of data with the pepper key inside the token.
 // Callers use it to turn a secret into a verifier that is useless without

@@ -3,6 +3,9 @@ package hsm
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"os"
 	"path/filepath"
@@ -337,11 +340,11 @@ func TestSessionBudget(t *testing.T) {
 // by a search of its label, never answered as missing; once the walk can
 // run, the listing catches up by itself.
 func TestReconnectServesBeforeTheIndex(t *testing.T) {
+	old := labelRescanInterval
+	t.Cleanup(func() { labelRescanInterval = old }) // after Close: its background work reads it
+	labelRescanInterval = time.Hour                 // only the reconnect may ask for a walk
 	h := newTestHSM(t)
 	ctx := context.Background()
-	old := labelRescanInterval
-	t.Cleanup(func() { labelRescanInterval = old })
-	labelRescanInterval = time.Hour // only the reconnect may ask for a walk
 	k := mustCreate(t, h, &CreateKeyRequest{Label: "mine", Algorithm: AlgEC, CurveOID: OIDP256, Flags: signFlags})
 	_, err := h.run(ctx, keyLane, func(s *session) error {
 		_, err := h.ctx.GenerateKey(s.s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, []*pkcs11.Attribute{
@@ -376,6 +379,31 @@ func TestReconnectServesBeforeTheIndex(t *testing.T) {
 	}
 	if b, err := h.Key(ctx, "behind"); err != nil || b.Meta.Origin != OriginExternal {
 		t.Fatalf("a key the index lacks, looked up during the walk: %v, %v; want it found in the token", b, err)
+	}
+	// The internal signing keys sign at once, then are reloaded in the
+	// background for the new connection.
+	for _, c := range []struct {
+		name string
+		key  func() *Key
+		sign func(context.Context, []byte) ([]byte, error)
+	}{{"attestation", h.AttestationKey, h.Attest}, {"integrity", h.IntegrityKey, h.IntegritySign}, {"audit", h.AuditKey, h.SignCheckpoint}} {
+		sig, err := c.sign(ctx, []byte("after the reconnect"))
+		if err != nil {
+			t.Fatalf("%s key after the reconnect: %v", c.name, err)
+		}
+		pub, err := x509.ParsePKIXPublicKey(c.key().PublicKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := sha256.Sum256([]byte("after the reconnect"))
+		if !ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), d[:], sig) {
+			t.Fatalf("the %s key's signature after the reconnect does not verify with crypto/ecdsa", c.name)
+		}
+		for deadline := time.Now().Add(10 * time.Second); c.key().st != h.state.Load(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the %s key was not reloaded for the new connection within 10 s", c.name)
+			}
+		}
 	}
 
 	endWalk()
