@@ -105,20 +105,7 @@ func TestTenThousandKeys(t *testing.T) {
 		code, _ := r.JSON["errorCode"].(float64)
 		return r.Status, fmt.Sprintf("%d/%v", r.Status, code)
 	}
-	tokens := filepath.Join(state, "softhsm", "tokens")
-	if err := os.Rename(tokens, tokens+".gone"); err != nil {
-		t.Fatal(err)
-	}
-	restored := false
-	restore := func() {
-		if !restored {
-			restored = true
-			if err := os.Rename(tokens+".gone", tokens); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	t.Cleanup(restore)
+	restore := takeTokenAway(t, state)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		status, outcome := sign()
 		if status == http.StatusServiceUnavailable {

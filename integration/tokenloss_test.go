@@ -30,20 +30,7 @@ func TestTokenLoss(t *testing.T) {
 		t.Fatalf("sign before the loss: %v %v", r, err)
 	}
 
-	tokens := filepath.Join(state, "softhsm", "tokens")
-	if err := os.Rename(tokens, tokens+".gone"); err != nil {
-		t.Fatal(err)
-	}
-	restored := false
-	restore := func() {
-		if !restored {
-			restored = true
-			if err := os.Rename(tokens+".gone", tokens); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	t.Cleanup(restore)
+	restore := takeTokenAway(t, state)
 	seen := map[string]int{}
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
 		r, err := sign()
@@ -82,4 +69,26 @@ func TestTokenLoss(t *testing.T) {
 	if r, _ := g.send(http.MethodGet, "/readyz", "", nil); r == nil || r.Status != http.StatusOK {
 		t.Errorf("/readyz after recovery: %v, want 200", r)
 	}
+}
+
+// takeTokenAway renames the SoftHSM2 token directory of the gateway whose
+// state directory is state (root would bypass file modes), and returns the
+// function that brings it back, which also runs at cleanup.
+func takeTokenAway(t *testing.T, state string) (restore func()) {
+	t.Helper()
+	tokens := filepath.Join(state, "softhsm", "tokens")
+	if err := os.Rename(tokens, tokens+".gone"); err != nil {
+		t.Fatal(err)
+	}
+	restored := false
+	restore = func() {
+		if !restored {
+			restored = true
+			if err := os.Rename(tokens+".gone", tokens); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Cleanup(restore)
+	return restore
 }

@@ -110,9 +110,34 @@ func Provision(opts Options) (*Token, error) {
 	return tok, nil
 }
 
-// initToken loads the module, initialises the token and the user PIN when
-// the label is not present yet, and unloads the module again.
-func initToken(module string, opts Options) (err error) {
+// initToken initialises the token and the user PIN when the label is not
+// present yet.
+func initToken(module string, opts Options) error {
+	return withModule(module, func(p *pkcs11.Ctx) error {
+		if _, found, err := slotByLabel(p, opts.Label); err != nil || found {
+			return err
+		}
+		free, err := freeSlot(p)
+		if err != nil {
+			return err
+		}
+		if err := p.InitToken(free, opts.SOPIN, opts.Label); err != nil {
+			return fmt.Errorf("C_InitToken: %w", err)
+		}
+		// SoftHSM2 renumbers the slot after initialisation: login finds it
+		// again by label.
+		return login(p, opts.Label, pkcs11.CKU_SO, opts.SOPIN, func(s pkcs11.SessionHandle) error {
+			if err := p.InitPIN(s, opts.PIN); err != nil {
+				return fmt.Errorf("C_InitPIN: %w", err)
+			}
+			return nil
+		})
+	})
+}
+
+// withModule loads the module, initialises it, runs fn and unloads the
+// module again.
+func withModule(module string, fn func(*pkcs11.Ctx) error) (err error) {
 	p := pkcs11.New(module)
 	if p == nil {
 		return fmt.Errorf("load %s", module)
@@ -126,37 +151,29 @@ func initToken(module string, opts Options) (err error) {
 			err = fmt.Errorf("C_Finalize: %w", ferr)
 		}
 	}()
-	if _, found, err := slotByLabel(p, opts.Label); err != nil || found {
-		return err
-	}
-	free, err := freeSlot(p)
-	if err != nil {
-		return err
-	}
-	if err := p.InitToken(free, opts.SOPIN, opts.Label); err != nil {
-		return fmt.Errorf("C_InitToken: %w", err)
-	}
-	// SoftHSM2 renumbers the slot after initialisation: find it again by label.
-	slot, found, err := slotByLabel(p, opts.Label)
+	return fn(p)
+}
+
+// login opens a session on the token labelled label, logs in as user with
+// pin, and runs fn on the session.
+func login(p *pkcs11.Ctx, label string, user uint, pin string, fn func(pkcs11.SessionHandle) error) error {
+	slot, found, err := slotByLabel(p, label)
 	if err != nil {
 		return err
 	}
 	if !found {
-		return fmt.Errorf("token %q missing after C_InitToken", opts.Label)
+		return fmt.Errorf("no initialised token %q", label)
 	}
 	s, err := p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 	if err != nil {
 		return fmt.Errorf("C_OpenSession: %w", err)
 	}
 	defer p.CloseSession(s)
-	if err := p.Login(s, pkcs11.CKU_SO, opts.SOPIN); err != nil {
-		return fmt.Errorf("C_Login as SO: %w", err)
+	if err := p.Login(s, user, pin); err != nil {
+		return fmt.Errorf("C_Login: %w", err)
 	}
 	defer p.Logout(s)
-	if err := p.InitPIN(s, opts.PIN); err != nil {
-		return fmt.Errorf("C_InitPIN: %w", err)
-	}
-	return nil
+	return fn(s)
 }
 
 // slotByLabel finds the slot of an initialised token with the given label.
