@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -37,18 +36,13 @@ func TestTenThousandKeys(t *testing.T) {
 	for i := range labels {
 		labels[i] = fmt.Sprintf("bulk-%05d", i)
 	}
-	module, err := softhsm.FindModule()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pin, err := os.ReadFile(filepath.Join(state, "hsm-pin"))
+	tok, err := softhsm.DevToken(state)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv(softhsm.ConfEnv, "") // registers restoration: AddForeignKeys sets it
 	start := time.Now()
-	if err := softhsm.AddForeignKeys(&softhsm.Token{Module: module, ConfPath: filepath.Join(state, "softhsm", "softhsm2.conf"),
-		Label: "hsmgate", PIN: strings.TrimSpace(string(pin))}, labels); err != nil {
+	if err := softhsm.AddForeignKeys(tok, labels); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%d keys created through PKCS#11 in %v (token in %s)", listingKeys, time.Since(start).Round(time.Millisecond), root)

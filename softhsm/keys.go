@@ -3,6 +3,8 @@ package softhsm
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/miekg/pkcs11"
 )
@@ -42,4 +44,20 @@ func AddForeignKeys(tok *Token, labels []string) error {
 			return nil
 		})
 	})
+}
+
+// DevToken describes the token `hsmgate dev` provisions in its state
+// directory (cmd/hsmgate/dev.go): labelled hsmgate, configured in
+// STATE/softhsm, its user PIN in STATE/hsm-pin.
+func DevToken(state string) (*Token, error) {
+	module, err := FindModule()
+	if err != nil {
+		return nil, err
+	}
+	pin, err := os.ReadFile(filepath.Join(state, "hsm-pin"))
+	if err != nil {
+		return nil, fmt.Errorf("the dev token's PIN: %w", err)
+	}
+	return &Token{Module: module, ConfPath: filepath.Join(state, "softhsm", "softhsm2.conf"), Label: "hsmgate",
+		PIN: strings.TrimSpace(string(pin))}, nil
 }

@@ -8,6 +8,7 @@
 //	                           [-quick] [-keys10k=false] [-keys N] [-keysbudget 30m]
 //	                           [-pool N] [-cpuprofile FILE] [-keysprofile FILE]
 //	                           [-schemes=false | -schemesonly] [-scheme NAME] [-approvals=false]
+//	                           [-scale=false | -scaleonly]
 //
 // By default the REST server is the real binary (go build ./cmd/hsmgate):
 // `hsmgate dev` creates its token, PKI and credentials and serves with its
@@ -45,6 +46,17 @@ import (
 // main parses the flags, runs the bench and exits non-zero only when the
 // measurement itself could not be made.
 func main() {
+	if len(os.Args) == 4 && os.Args[1] == fillCommand {
+		n, err := strconv.Atoi(os.Args[3])
+		if err == nil {
+			err = fillDevToken(os.Args[2], n)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "hsmgate-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	opts, err := parseFlags(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		return
@@ -82,6 +94,8 @@ type options struct {
 	approvals        bool
 	schemesOnly      bool
 	schemeFilter     string
+	scale            bool
+	scaleOnly        bool
 }
 
 // parseFlags reads the flags; -quick shortens what was not set explicitly.
@@ -107,6 +121,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&o.approvals, "approvals", true, "measure the multi-authorization workflow: async vs sync sign, task fetch, approvals/s (binary mode)")
 	fs.BoolVar(&o.schemesOnly, "schemesonly", false, "measure only the credential schemes (no matrix, key-count, access-log or TLS phase)")
 	fs.StringVar(&o.schemeFilter, "scheme", "", "measure only the credential schemes whose name contains this (case-insensitive), e.g. to profile one")
+	fs.BoolVar(&o.scale, "scale", true, "measure listing and token loss with 10,000 keys made through PKCS#11 (binary mode)")
+	fs.BoolVar(&o.scaleOnly, "scaleonly", false, "measure only the scale phase")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -127,6 +143,9 @@ func parseFlags(args []string) (*options, error) {
 	o.inProcess = o.inProcess || o.cpuProfile != "" || o.keysProfile != ""
 	if o.schemesOnly {
 		o.schemes, o.keys10k, o.accessLog, o.approvals = true, false, false, false
+	}
+	if o.scaleOnly && o.inProcess {
+		return nil, fmt.Errorf("-scaleonly runs the binary: not with -inprocess, -cpuprofile or -keysprofile")
 	}
 	var err error
 	if o.concs, err = parseConcurrencies(*conc); err != nil {
@@ -164,6 +183,11 @@ func run(ctx context.Context, o *options) (err error) {
 	}
 	defer os.RemoveAll(tmp)
 	rep := newReport(o, began)
+	if o.scaleOnly {
+		rep.Scale = runScaleBench(ctx, o, tmp)
+		rep.Interrupted = ctx.Err() != nil
+		return writeReport(o, rep, began, nil)
+	}
 
 	logf("raw: provisioning a SoftHSM2 token in %s", tmp)
 	h, err := openRawToken(filepath.Join(tmp, "raw"), o.poolSize)
@@ -216,18 +240,27 @@ func run(ctx context.Context, o *options) (err error) {
 		_ = srv.stop() // the TLS phase runs a server of its own on the same token
 		rep.TLS = runTLSBench(ctx, o, tmp, ops[0])
 		rep.Audit = runAuditBench(ctx, o, tmp, ops[0])
+		if o.scale {
+			rep.Scale = runScaleBench(ctx, o, tmp)
+		}
 	}
 	rep.Interrupted = ctx.Err() != nil
 	if measureErr != nil && !rep.Interrupted {
 		return measureErr
 	}
+	return writeReport(o, rep, began, measureErr)
+}
+
+// writeReport evaluates and prints the report of a run that began then
+// and writes its JSON; err is what the run returns afterwards.
+func writeReport(o *options, rep *Report, began time.Time, err error) error {
 	rep.finish(time.Since(began))
 	printReport(os.Stdout, rep)
-	if err := writeJSON(o.jsonPath, rep); err != nil {
-		return err
+	if werr := writeJSON(o.jsonPath, rep); werr != nil {
+		return werr
 	}
 	logf("results written to %s (run time %s)", o.jsonPath, time.Since(began).Round(time.Second))
-	return measureErr
+	return err
 }
 
 // measureAll runs the raw/REST matrix and the key-count test into rep (h is

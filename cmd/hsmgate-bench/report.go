@@ -127,6 +127,7 @@ type Report struct {
 	Approvals  *ApprovalsResult  `json:"approvals,omitempty"`
 	Generation *GenerationResult `json:"generation,omitempty"`
 	TokenLoss  *TokenLossResult  `json:"tokenLoss,omitempty"`
+	Scale      *ScaleResult      `json:"scale,omitempty"`
 	Audit      *AuditResult      `json:"audit,omitempty"`
 	Targets    []Target          `json:"targets"`
 	AllPassed  bool              `json:"allTargetsPassed"`
@@ -350,6 +351,9 @@ func printReport(w io.Writer, r *Report) {
 	}
 	if r.TokenLoss != nil {
 		printTokenLoss(w, r.TokenLoss)
+	}
+	if r.Scale != nil {
+		printScale(w, r.Scale)
 	}
 	if r.KeyCount != nil {
 		printKeyCount(w, r.KeyCount)
