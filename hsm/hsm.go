@@ -70,6 +70,11 @@ type HSM struct {
 	leftovers atomic.Int64
 	stopCh    chan struct{}
 	wg        sync.WaitGroup
+	// background is the context of work no request waits for (index
+	// walks, reloads after a reconnect); Close cancels it, so that a
+	// shutdown does not wait for a walk over 10,000 keys.
+	background     context.Context
+	stopBackground context.CancelFunc
 }
 
 // lane selects the session pool a call borrows from.
@@ -118,6 +123,7 @@ func Open(cfg Config, log *slog.Logger) (*HSM, error) {
 		return nil, fmt.Errorf("load PKCS#11 module %s", cfg.ModulePath)
 	}
 	h := &HSM{cfg: cfg, ctx: ctx, log: log, keys: newKeyCache(), lookups: newLookups(), stopCh: make(chan struct{})}
+	h.background, h.stopBackground = context.WithCancel(context.Background())
 	h.ivs = newRandomBuffer(h)
 	if err := ctx.Initialize(); err != nil {
 		ctx.Destroy()
@@ -154,6 +160,7 @@ func Open(cfg Config, log *slog.Logger) (*HSM, error) {
 // Close logs out, closes every session and unloads the module.
 func (h *HSM) Close() {
 	close(h.stopCh)
+	h.stopBackground()
 	h.wg.Wait()
 	h.scanning.Lock() // waits for a background rescan, and allows no other
 	if st := h.state.Load(); st != nil {

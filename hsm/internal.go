@@ -102,6 +102,9 @@ func (h *HSM) ensureInternalKeys(st *tokenState, internal []internalKey) error {
 // and must still be the same key (keyOnSession).
 func (h *HSM) refreshSigningKeys(st *tokenState) {
 	for _, k := range signingKeys {
+		if h.background.Err() != nil {
+			return // closing
+		}
 		if err := h.ensureInternalKeys(st, []internalKey{k}); err != nil {
 			h.log.Warn("reloading an internal key after a reconnect failed; it is reloaded for each use", "key", k.what, "error", err.Error())
 			return

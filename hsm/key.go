@@ -276,7 +276,7 @@ func (h *HSM) rescanSoon() {
 	}
 	go func() {
 		defer h.scanning.Unlock()
-		if err := h.rescan(context.Background()); err != nil {
+		if err := h.rescan(h.background); err != nil && h.background.Err() == nil {
 			h.log.Warn("rescan of the key index failed", "error", err.Error())
 		}
 	}()
@@ -297,7 +297,7 @@ func (h *HSM) rescan(ctx context.Context) error {
 	err := h.do(ctx, true, func(s *session) error {
 		var left []leftover
 		var err error
-		if labels, left, err = s.scanLabels(); err == nil {
+		if labels, left, err = s.scanLabels(ctx); err == nil {
 			s.handleLeftovers(left)
 		}
 		return err
@@ -321,8 +321,8 @@ func (h *HSM) rescan(ctx context.Context) error {
 // key's metadata, and the leftovers of interrupted creations, deletions and
 // updates. (One C_FindObjects over everything costs what one over a single
 // class does on SoftHSM2, which reads every object either way.)
-func (s *session) scanLabels() (map[string]json.RawMessage, []leftover, error) {
-	byLabel, err := s.walk()
+func (s *session) scanLabels(ctx context.Context) (map[string]json.RawMessage, []leftover, error) {
+	byLabel, err := s.walk(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -400,7 +400,7 @@ func (h *HSM) Statistics(ctx context.Context, include func(app json.RawMessage) 
 		for _, name := range classes {
 			st.ByClass[name] = 0 // every class is reported, counted or not
 		}
-		byLabel, err := s.walk()
+		byLabel, err := s.walk(ctx)
 		if err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package hsm
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -203,14 +204,18 @@ func sortLabel(objs []objectInfo) labelObjects {
 
 // walk reads every labelled object of the token once and sorts each
 // label's objects. Objects without a label belong to no key hsmgate serves.
-func (s *session) walk() (map[string]labelObjects, error) {
+// It gives up when ctx ends (seconds pass between checks with 10,000 keys).
+func (s *session) walk(ctx context.Context) (map[string]labelObjects, error) {
 	objs, err := s.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true)})
 	if err != nil {
 		return nil, err
 	}
 	byLabel := map[string][]objectInfo{}
 	changing := map[string]bool{}
-	for _, o := range objs {
+	for i, o := range objs {
+		if i%256 == 0 && ctx.Err() != nil {
+			return nil, fmt.Errorf("read the token's objects: %w", ctx.Err())
+		}
 		attrs, err := s.h.ctx.GetAttributeValue(s.s, o, []*pkcs11.Attribute{
 			pkcs11.NewAttribute(pkcs11.CKA_CLASS, nil), pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil)})
 		if vanished(err) {

@@ -214,3 +214,18 @@ func TestStatisticsCountWhatIncludeAdmits(t *testing.T) {
 		t.Errorf("statistics of every key: %+v", all)
 	}
 }
+
+// TestWalkStopsWhenItsContextEnds: a walk over the token gives up when its
+// context ends, so that closing does not wait for one over 10,000 keys.
+func TestWalkStopsWhenItsContextEnds(t *testing.T) {
+	h := newTestHSM(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := h.run(context.Background(), keyLane, func(s *session) error {
+		_, err := s.walk(ctx)
+		return err
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("walk with an ended context: %v, want context.Canceled", err)
+	}
+}
