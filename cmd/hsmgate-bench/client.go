@@ -61,10 +61,9 @@ func (c *restClient) close() {
 	c.lean.close()
 }
 
-// do sends one request with the role's X-API-KEY and fails unless the
-// status is want. The response body is read to the end (so the connection
-// is reused) and returned when keep is set.
-func (c *restClient) do(ctx context.Context, method, path, role string, body []byte, want int, keep bool) ([]byte, error) {
+// send sends one request with the role's X-API-KEY (and body as JSON when
+// there is one); the caller reads and closes the response's body.
+func (c *restClient) send(ctx context.Context, method, path, role string, body []byte) (*http.Response, error) {
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
@@ -77,7 +76,14 @@ func (c *restClient) do(ctx context.Context, method, path, role string, body []b
 	if body != nil {
 		req.Header["Content-Type"] = jsonContentType
 	}
-	resp, err := c.hc.Do(req)
+	return c.hc.Do(req)
+}
+
+// do sends one request with the role's X-API-KEY and fails unless the
+// status is want. The response body is read to the end (so the connection
+// is reused) and returned when keep is set.
+func (c *restClient) do(ctx context.Context, method, path, role string, body []byte, want int, keep bool) ([]byte, error) {
+	resp, err := c.send(ctx, method, path, role, body)
 	if err != nil {
 		return nil, err
 	}

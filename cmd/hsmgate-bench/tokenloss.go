@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -53,12 +52,7 @@ func runTokenLossBench(ctx context.Context, c *restClient, dir string) *TokenLos
 
 // signStatus signs once and returns the HTTP status.
 func (c *restClient) signStatus(ctx context.Context, body []byte) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/synchronousSign", bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header = http.Header{"X-Api-Key": {c.tokens[roleKeyOperation]}, "Content-Type": jsonContentType}
-	resp, err := c.hc.Do(req)
+	resp, err := c.send(ctx, http.MethodPost, "/v1/synchronousSign", roleKeyOperation, body)
 	if err != nil {
 		return 0, err
 	}
