@@ -93,6 +93,7 @@ type options struct {
 	schemes          bool
 	approvals        bool
 	schemesOnly      bool
+	auditOnly        bool
 	schemeFilter     string
 	scale            bool
 	scaleOnly        bool
@@ -120,6 +121,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&o.schemes, "schemes", true, "measure signing authenticated by each credential scheme (binary mode)")
 	fs.BoolVar(&o.approvals, "approvals", true, "measure the multi-authorization workflow: async vs sync sign, task fetch, approvals/s (binary mode)")
 	fs.BoolVar(&o.schemesOnly, "schemesonly", false, "measure only the credential schemes (no matrix, key-count, access-log or TLS phase)")
+	fs.BoolVar(&o.auditOnly, "auditonly", false, "measure only the audit log phase: signing with the log off and on, and the verifier (binary mode)")
 	fs.StringVar(&o.schemeFilter, "scheme", "", "measure only the credential schemes whose name contains this (case-insensitive), e.g. to profile one")
 	fs.BoolVar(&o.scale, "scale", true, "measure listing and token loss with 10,000 keys made through PKCS#11 (binary mode)")
 	fs.BoolVar(&o.scaleOnly, "scaleonly", false, "measure only the scale phase")
@@ -146,6 +148,12 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.scaleOnly && o.inProcess {
 		return nil, fmt.Errorf("-scaleonly runs the binary: not with -inprocess, -cpuprofile or -keysprofile")
+	}
+	if o.auditOnly {
+		if o.inProcess || o.schemesOnly || o.scaleOnly {
+			return nil, fmt.Errorf("-auditonly runs hsmgate binaries of its own: not with -inprocess, -cpuprofile, -keysprofile, -schemesonly or -scaleonly")
+		}
+		o.schemes, o.keys10k, o.accessLog, o.approvals, o.scale = false, false, false, false, false
 	}
 	var err error
 	if o.concs, err = parseConcurrencies(*conc); err != nil {
@@ -229,16 +237,18 @@ func run(ctx context.Context, o *options) (err error) {
 	if measureErr == nil && !o.inProcess && o.approvals {
 		rep.Approvals = runApprovalsBench(ctx, o, client)
 	}
-	if measureErr == nil && !o.schemesOnly {
+	if measureErr == nil && !o.schemesOnly && !o.auditOnly {
 		rep.Generation = runGenerationBench(ctx, client)
 	}
-	if measureErr == nil && !o.inProcess && !o.schemesOnly {
+	if measureErr == nil && !o.inProcess && !o.schemesOnly && !o.auditOnly {
 		// Last with this server: it takes the server's token away.
 		rep.TokenLoss = runTokenLossBench(ctx, client, filepath.Join(tmp, "dev"))
 	}
 	if measureErr == nil && !o.inProcess && !o.schemesOnly {
 		_ = srv.stop() // the TLS phase runs a server of its own on the same token
-		rep.TLS = runTLSBench(ctx, o, tmp, ops[0])
+		if !o.auditOnly {
+			rep.TLS = runTLSBench(ctx, o, tmp, ops[0])
+		}
 		rep.Audit = runAuditBench(ctx, o, tmp, ops[0])
 		if o.scale {
 			rep.Scale = runScaleBench(ctx, o, tmp)
@@ -267,7 +277,7 @@ func writeReport(o *options, rep *Report, began time.Time, err error) error {
 // the raw token). When ctx ends, what was measured so far stays in rep and
 // ctx's error is returned.
 func measureAll(ctx context.Context, o *options, rep *Report, h *hsm.HSM, client *restClient, ops []operation, rawOps, restOps []opFunc, accessLogOn []Stats) error {
-	if o.schemesOnly {
+	if o.schemesOnly || o.auditOnly {
 		return nil
 	}
 	var err error
@@ -410,7 +420,7 @@ func devPhase(ctx context.Context, o *options, dev *restServer, ops []operation)
 	}
 	stdOp := c.stdPostOp(ops[0].restPath, body)
 	for _, conc := range o.concs {
-		if !o.schemesOnly {
+		if !o.schemesOnly && !o.auditOnly {
 			s, err := measure(ctx, conc, o.warmup, o.duration, stdOp)
 			if err != nil {
 				return res, err
