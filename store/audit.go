@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -80,6 +83,10 @@ type AuditLog interface {
 // on PostgreSQL, and on SQLite within the BEGIN IMMEDIATE transaction.
 func (s *sqlStore) AppendAudit(ctx context.Context, build func(int64, []byte) ([]AuditRecord, error)) (err error) {
 	defer s.lockWrite()()
+	st, err := s.audit.get(ctx, s)
+	if err != nil {
+		return fmt.Errorf("append audit entries: %w", err)
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("append audit entries: %w", s.wrap(err))
@@ -89,12 +96,12 @@ func (s *sqlStore) AppendAudit(ctx context.Context, build func(int64, []byte) ([
 			_ = tx.Rollback()
 		}
 	}()
-	if _, err := tx.ExecContext(ctx, `UPDATE audit_head SET seq = seq WHERE id = 1`); err != nil {
+	if _, err := tx.StmtContext(ctx, st.lock).ExecContext(ctx); err != nil {
 		return fmt.Errorf("lock the audit head: %w", s.wrap(err))
 	}
 	var seq int64
 	var hash []byte
-	if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&seq, &hash); err != nil {
+	if err := tx.StmtContext(ctx, st.head).QueryRowContext(ctx).Scan(&seq, &hash); err != nil {
 		return fmt.Errorf("read the audit head: %w", s.wrap(err))
 	}
 	recs, err := build(seq, hash)
@@ -104,19 +111,23 @@ func (s *sqlStore) AppendAudit(ctx context.Context, build func(int64, []byte) ([
 	if len(recs) == 0 {
 		return tx.Rollback()
 	}
+	args := make([]any, 0, auditColumns*min(len(recs), auditInsertRows))
 	for rest := recs; len(rest) > 0; {
-		chunk := rest[:min(len(rest), auditInsertRows)]
+		// The largest prepared INSERT that fits: a batch of n entries
+		// takes one statement per bit of n below auditInsertRows.
+		i := min(bits.Len(uint(len(rest))), len(st.inserts)) - 1
+		chunk := rest[:1<<i]
 		rest = rest[len(chunk):]
-		args := make([]any, 0, 8*len(chunk))
+		args = args[:0]
 		for _, r := range chunk {
 			args = append(args, r.Seq, r.Time.UnixMilli(), r.Action, r.Key, r.Subject, r.Outcome, string(r.Line), r.Hash)
 		}
-		if _, err := tx.ExecContext(ctx, s.d.rebind(auditInsert(len(chunk))), args...); err != nil {
+		if _, err := tx.StmtContext(ctx, st.inserts[i]).ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("append audit entries %d to %d: %w", chunk[0].Seq, chunk[len(chunk)-1].Seq, s.wrap(err))
 		}
 	}
 	last := recs[len(recs)-1]
-	if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`), last.Seq, last.Hash); err != nil {
+	if _, err := tx.StmtContext(ctx, st.move).ExecContext(ctx, last.Seq, last.Hash); err != nil {
 		return fmt.Errorf("move the audit head: %w", s.wrap(err))
 	}
 	if err := tx.Commit(); err != nil {
@@ -125,12 +136,80 @@ func (s *sqlStore) AppendAudit(ctx context.Context, build func(int64, []byte) ([
 	return nil
 }
 
-// auditInsertRows bounds the rows of one INSERT: 8 parameters each, far
-// below the databases' limits on parameters per statement.
+// auditInsertRows bounds the rows of one INSERT (a power of two): 8
+// parameters each, far below the databases' limits on parameters per
+// statement.
 const auditInsertRows = 128
 
+// auditColumns is the number of columns, and parameters, of each row
+// auditInsert inserts.
+const auditColumns = 8
+
+// auditStatements are AppendAudit's statements, prepared on first use
+// and kept: parsing a multi-row INSERT cost the SQLite writer about as
+// much CPU as inserting its rows, on the cores that the key operations
+// the entries record need.
+type auditStatements struct {
+	mu  sync.Mutex
+	set *auditStatementSet
+}
+
+// auditStatementSet is one preparation of AppendAudit's statements.
+type auditStatementSet struct {
+	lock, head, move *sql.Stmt
+	// inserts[i] inserts 1<<i entries, up to auditInsertRows: every batch
+	// is a sum of them, so a few statements serve every size.
+	inserts []*sql.Stmt
+}
+
+// get returns the prepared statements, preparing them on s when they
+// are not yet (again after a failure: the database may be back).
+func (a *auditStatements) get(ctx context.Context, s *sqlStore) (*auditStatementSet, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.set != nil {
+		return a.set, nil
+	}
+	queries := []string{
+		`UPDATE audit_head SET seq = seq WHERE id = 1`,
+		`SELECT seq, hash FROM audit_head WHERE id = 1`,
+		`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`,
+	}
+	for n := 1; n <= auditInsertRows; n *= 2 {
+		queries = append(queries, auditInsert(n))
+	}
+	stmts := make([]*sql.Stmt, 0, len(queries))
+	for _, q := range queries {
+		st, err := s.db.PrepareContext(ctx, s.d.rebind(q))
+		if err != nil {
+			closeAll(stmts)
+			return nil, fmt.Errorf("prepare statements: %w", s.wrap(err))
+		}
+		stmts = append(stmts, st)
+	}
+	a.set = &auditStatementSet{lock: stmts[0], head: stmts[1], move: stmts[2], inserts: stmts[3:]}
+	return a.set, nil
+}
+
+// close closes the prepared statements (Close of the store).
+func (a *auditStatements) close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.set != nil {
+		closeAll(append([]*sql.Stmt{a.set.lock, a.set.head, a.set.move}, a.set.inserts...))
+		a.set = nil
+	}
+}
+
+// closeAll closes statements, whose errors say nothing of use then.
+func closeAll(stmts []*sql.Stmt) {
+	for _, st := range stmts {
+		_ = st.Close()
+	}
+}
+
 // auditInsert is the INSERT of n audit entries: one statement per group
-// costs the database one parse and one execution instead of n.
+// costs the database one execution instead of n.
 func auditInsert(n int) string {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO audit_entries (seq, time_ms, action, key_label, subject, outcome, line, hash) VALUES `)

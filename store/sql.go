@@ -84,6 +84,8 @@ type sqlStore struct {
 	wmu sync.Mutex
 	// closed is set by Close: what fails afterwards fails because of it.
 	closed atomic.Bool
+	// audit holds AppendAudit's prepared statements (audit.go).
+	audit auditStatements
 }
 
 // lockWrite serialises writers when the dialect asks for it.
@@ -156,6 +158,7 @@ func (s *sqlStore) Ping(ctx context.Context) error {
 // Close implements Store.
 func (s *sqlStore) Close() error {
 	s.closed.Store(true)
+	s.audit.close()
 	return s.db.Close()
 }
 
