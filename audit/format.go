@@ -42,12 +42,8 @@ var genesis = make([]byte, sha256.Size)
 
 // body is an event encoded for the log, before its place in the chain is
 // known: entryLine puts seq and prev in front.
-func body(ev *Event) ([]byte, error) {
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("encode audit event %s: %w", ev.Action, err)
-	}
-	return b, nil
+func body(ev *Event) []byte {
+	return appendEvent(make([]byte, 0, 384), ev)
 }
 
 // entryLine is the entry at seq after prev: `{"seq":N,"prev":"<hex>",`

@@ -205,10 +205,7 @@ func (l *Log) Record(ctx context.Context, ev Event) error {
 		ev.Time = TimeMillis(time.Now())
 	}
 	ev.Instance = l.opts.Instance
-	b, err := body(&ev)
-	if err != nil {
-		return err
-	}
+	b := body(&ev)
 	p := pendingPool.Get().(*pending)
 	p.rec = store.AuditRecord{Time: time.Time(ev.Time), Action: ev.Action, Key: ev.Key, Outcome: string(ev.Outcome), Line: b}
 	if ev.Principal != nil {
@@ -229,6 +226,7 @@ func (l *Log) Record(ctx context.Context, ev Event) error {
 	// The writer owns p until it answers; p goes back to the pool then.
 	// A writer that stopped (Close) without taking p never will: p is
 	// dropped, not pooled, in case an answer is in flight after all.
+	var err error
 	select {
 	case err = <-p.done:
 		pendingPool.Put(p)
@@ -413,11 +411,7 @@ func (l *Log) outageRecord() *store.AuditRecord {
 	}
 	ev := Event{Time: TimeMillis(time.Now()), Instance: l.opts.Instance, Action: ActionAuditOutage, Outcome: Failure,
 		Detail: fmt.Sprintf("%d actions refused, %d events lost since %s", refused, lost, l.failedAt.UTC().Format(timeLayout))}
-	b, err := body(&ev)
-	if err != nil {
-		return nil
-	}
-	return &store.AuditRecord{Time: time.Time(ev.Time), Action: ev.Action, Outcome: string(ev.Outcome), Line: b}
+	return &store.AuditRecord{Time: time.Time(ev.Time), Action: ev.Action, Outcome: string(ev.Outcome), Line: body(&ev)}
 }
 
 // checkpointNow signs a checkpoint from the writer, logging a failure (the
