@@ -101,8 +101,10 @@ type Log struct {
 	opts  Options
 	keyID string
 	in    chan *pending
-	quit  chan struct{}
-	done  chan struct{}
+	// urgent wakes a lingering writer for a Record that waits.
+	urgent chan struct{}
+	quit   chan struct{}
+	done   chan struct{}
 	// failing is set while the store refuses writes; cause is the last
 	// refusal, which Ready's error wraps (a store outage stays one).
 	failing atomic.Bool
@@ -164,7 +166,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	}
 	sum := sha256.Sum256(opts.PublicKey)
 	l := &Log{opts: opts, keyID: hex.EncodeToString(sum[:]), in: make(chan *pending, 4*defaultMaxBatch),
-		quit: make(chan struct{}), done: make(chan struct{})}
+		urgent: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	go l.run()
 	if err := l.Record(ctx, Event{Action: ActionAuditStart, Outcome: Success, Detail: string(opts.FailMode)}); err != nil {
 		l.Close(ctx)
@@ -222,6 +224,10 @@ func (l *Log) Record(ctx context.Context, ev Event) error {
 	}
 	if !wait {
 		return nil
+	}
+	select {
+	case l.urgent <- struct{}{}: // cut the writer's linger short
+	default: // it is signalled already
 	}
 	// The writer owns p until it answers; p goes back to the pool then.
 	// A writer that stopped (Close) without taking p never will: p is
@@ -294,35 +300,47 @@ func (l *Log) run() {
 // gather adds to batch what is queued. While no Record waits for the
 // batch, it lingers up to queueLinger for more: queued key operations
 // have answered already, and fewer, larger commits cost the store less
-// CPU per event, which the operations on the same cores need.
+// CPU per event, which the operations on the same cores need. It
+// lingers asleep, not receiving: a writer woken by every event queued
+// cost the scheduler more than the rest of recording it; a Record that
+// waits wakes it through urgent.
 func (l *Log) gather(batch []*pending) []*pending {
-	waiting := batch[0].wait
-	var linger <-chan time.Time
+	select {
+	case <-l.urgent: // a signal for a batch already written
+	default:
+	}
+	batch, waiting := l.drain(batch)
+	if waiting || len(batch) >= defaultMaxBatch {
+		return batch
+	}
+	linger := time.NewTimer(queueLinger)
+	select {
+	case <-linger.C:
+	case <-l.urgent:
+	case <-l.quit:
+	}
+	linger.Stop()
+	batch, _ = l.drain(batch)
+	return batch
+}
+
+// drain adds to batch what is queued, up to defaultMaxBatch, and says
+// whether a Record waits for one of them.
+func (l *Log) drain(batch []*pending) ([]*pending, bool) {
+	waiting := false
+	for _, p := range batch {
+		waiting = waiting || p.wait
+	}
 	for len(batch) < defaultMaxBatch {
 		select {
 		case p := <-l.in:
 			batch = append(batch, p)
 			waiting = waiting || p.wait
-			continue
 		default:
-		}
-		if waiting {
-			return batch
-		}
-		if linger == nil {
-			linger = time.After(queueLinger)
-		}
-		select {
-		case p := <-l.in:
-			batch = append(batch, p)
-			waiting = waiting || p.wait
-		case <-linger:
-			return batch
-		case <-l.quit:
-			return batch
+			return batch, waiting
 		}
 	}
-	return batch
+	return batch, waiting
 }
 
 // write appends batch, preceded by an outage event when events were lost
