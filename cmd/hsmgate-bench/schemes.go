@@ -208,7 +208,7 @@ func (r *SchemesResult) measure(ctx context.Context, o *options, tmp string, c *
 			sc.name, schemesConcurrency, row.Stats.OpsPerSec, row.Stats.P99Ms, row.Stats.Errors, row.Baseline.OpsPerSec,
 			row.Ratio, formatRatios(row.BlockRatios), row.Stats.CPUChildUsPerOp, row.Stats.CPUSelfUsPerOp, row.Baseline.CPUChildUsPerOp, row.Baseline.CPUSelfUsPerOp,
 			noisyMark(row.Baseline, row.Stats))
-		logf("     cells in order, ops/s: %s", cellSequence(cells, schemeOrder))
+		logf("     cells in order, ops/s: %s", cellSequence(cells, schemeOrder, "X", "S"))
 		if row.Stats.FirstError != "" {
 			logf("     first error: %s", row.Stats.FirstError)
 		}
@@ -824,12 +824,13 @@ func (t requestTemplate) render(dst []byte, headers ...string) []byte {
 }
 
 // cellSequence lists the ops/s of the cells of measureSeries in the order
-// they ran, X for X-API-KEY and S for the scheme.
-func cellSequence(cells [][]Stats, order []int) string {
+// they ran, each after the name of its load (names[i] for loads[i]: X for
+// X-API-KEY and S for the scheme in the scheme phase).
+func cellSequence(cells [][]Stats, order []int, names ...string) string {
 	next := make([]int, len(cells))
 	parts := make([]string, 0, len(order))
 	for _, i := range order {
-		parts = append(parts, fmt.Sprintf("%c %.0f", "XS"[i], cells[i][next[i]].OpsPerSec))
+		parts = append(parts, fmt.Sprintf("%s %.0f", names[i], cells[i][next[i]].OpsPerSec))
 		next[i]++
 	}
 	return strings.Join(parts, ", ")
