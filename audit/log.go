@@ -302,8 +302,8 @@ func (l *Log) run() {
 // have answered already, and fewer, larger commits cost the store less
 // CPU per event, which the operations on the same cores need. It
 // lingers asleep, not receiving: a writer woken by every event queued
-// cost the scheduler more than the rest of recording it; a Record that
-// waits wakes it through urgent.
+// cost a goroutine wake-up (often a thread's) per key operation; a
+// Record that waits wakes it through urgent.
 func (l *Log) gather(batch []*pending) []*pending {
 	select {
 	case <-l.urgent: // a signal for a batch already written
