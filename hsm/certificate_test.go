@@ -132,6 +132,66 @@ func TestInterruptedCertificateReplacement(t *testing.T) {
 	}
 }
 
+// TestCleanupSparesAFreshCertificate: a certificate object its key does
+// not name may be a replacement another instance stored a moment ago and
+// is about to name, so cleanup destroys it only once the scans have found
+// it a leftover for leftoverGrace, however old its key.
+func TestCleanupSparesAFreshCertificate(t *testing.T) {
+	h := newTestHSM(t)
+	ctx := context.Background()
+	mustCreate(t, h, &CreateKeyRequest{Label: "c", Algorithm: AlgEC, CurveOID: OIDP256, Flags: signFlags})
+	named := testCertificate(t, "named")
+	k, err := h.SetCertificate(ctx, "c", named)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := testCertificate(t, "stored elsewhere")
+	parts, err := keycodec.ParseCertificateParts(fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.do(ctx, false, func(s *session) error {
+		tmpl := keyObjectAttrs(pkcs11.CKO_CERTIFICATE, false, "c", uuidBytes(k.Meta.UUID), Flags{Destroyable: true})
+		_, err := s.createObject("certificate", append(tmpl, certificateAttrs(fresh, parts)...))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.cfg.CleanupLeftovers = true
+	certificates := func() int {
+		t.Helper()
+		n := 0
+		err := h.do(ctx, false, func(s *session) error {
+			objs, err := s.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, "c"),
+				pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE)})
+			n = len(objs)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if err := h.index(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := certificates(); n != 2 || h.Leftovers() != 1 {
+		t.Fatalf("the first scan that found the certificate: %d certificate objects, %d leftovers; want it kept and reported", n, h.Leftovers())
+	}
+	h.leftoverSeenMu.Lock()
+	for id := range h.leftoverSeen {
+		h.leftoverSeen[id] = time.Now().Add(-leftoverGrace - time.Second)
+	}
+	h.leftoverSeenMu.Unlock()
+	if err := h.index(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := certificates(); n != 1 || h.Leftovers() != 0 || !bytes.Equal(certificateOf(t, h, "c"), named) {
+		t.Fatalf("a scan a grace period later: %d certificate objects, %d leftovers; want it destroyed", n, h.Leftovers())
+	}
+}
+
 func TestCertificateOfLegacyMetadataIsPinnedBeforeReplacement(t *testing.T) {
 	// Metadata written before certificates could change names none: the
 	// key serves the certificate object it has, and a replacement pins it

@@ -68,8 +68,12 @@ type HSM struct {
 	healthyProbeStart time.Time
 	// leftovers is the number of quarantined objects the last scan found.
 	leftovers atomic.Int64
-	stopCh    chan struct{}
-	wg        sync.WaitGroup
+	// leftoverSeenMu guards leftoverSeen: when the scans first found each
+	// leftover of unknown age (ages).
+	leftoverSeenMu sync.Mutex
+	leftoverSeen   map[leftoverID]time.Time
+	stopCh         chan struct{}
+	wg             sync.WaitGroup
 	// background is the context of work no request waits for (index
 	// walks, reloads after a reconnect); Close cancels it, so that a
 	// shutdown does not wait for a walk over 10,000 keys.

@@ -65,8 +65,8 @@ type labelObjects struct {
 }
 
 // since returns the creation time of the key a leftover belonged to: its
-// own for a metadata object, else that of a metadata object with its id
-// (the zero time, always old enough, when none is left).
+// own for a metadata object, else that of a metadata object with its id;
+// the zero time when none is left, an age unknown (ages).
 func (l *labelObjects) since(o objectInfo) time.Time {
 	if o.meta != nil {
 		return o.meta.CreateTime
@@ -302,15 +302,51 @@ type leftover struct {
 // on another instance.
 const leftoverGrace = time.Minute
 
+// leftoverID names a leftover between scans of one connection to the token.
+type leftoverID struct {
+	label  string
+	handle pkcs11.ObjectHandle
+}
+
+// ages returns when each leftover became one, as far as cleanup may
+// trust: its key's creation time when known; otherwise, when this
+// instance's scans first found it. A certificate object that a served key
+// does not name has no age of its own, and may be a replacement that
+// another instance stored a moment ago and is about to name (certificate.go):
+// it must stay a leftover for leftoverGrace before cleanup destroys it.
+// The scans' memory is replaced by what this scan found.
+func (h *HSM) ages(left []leftover) []time.Time {
+	now := time.Now()
+	h.leftoverSeenMu.Lock()
+	defer h.leftoverSeenMu.Unlock()
+	seen := make(map[leftoverID]time.Time, len(left))
+	out := make([]time.Time, len(left))
+	for i, l := range left {
+		out[i] = l.since
+		if !l.since.IsZero() {
+			continue
+		}
+		id := leftoverID{l.label, l.handle}
+		first, ok := h.leftoverSeen[id]
+		if !ok {
+			first = now
+		}
+		seen[id], out[i] = first, first
+	}
+	h.leftoverSeen = seen
+	return out
+}
+
 // handleLeftovers reports the leftovers a scan found (when their number
 // changes) and, when the operator asked for it (Config.CleanupLeftovers),
 // destroys those older than leftoverGrace.
 func (s *session) handleLeftovers(left []leftover) {
 	h := s.h
 	if h.cfg.CleanupLeftovers {
+		since := h.ages(left)
 		kept := left[:0]
-		for _, l := range left {
-			if time.Since(l.since) < leftoverGrace {
+		for i, l := range left {
+			if time.Since(since[i]) < leftoverGrace {
 				kept = append(kept, l)
 				continue
 			}
