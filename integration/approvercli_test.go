@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -180,7 +179,7 @@ func TestApproverCLI(t *testing.T) {
 // approves (EXECUTED), a key in a second SoftHSM2 token rejects (REJECTED).
 func TestApproverDocsExample(t *testing.T) {
 	t.Parallel()
-	out := runApproverDocs(t, "## §5 Worked example", "## §6 Approver management and onboarding", 2)
+	out := []byte(runDocs(t, "approvers.md", "## §5 Worked example", "## §6 Approver management and onboarding", 2))
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^\S+\s+sign\s+demo-approved-\d+\s+7ed7\w{60}\s+\{"reason":"invoice 42"\}\s+0/1\s+4m\d+s$`),
 		regexp.MustCompile(`(?m)^\s+"pay 100 to bob"$`),
@@ -191,36 +190,4 @@ func TestApproverDocsExample(t *testing.T) {
 			t.Errorf("the examples' output does not match %s:\n%s", want, out)
 		}
 	}
-}
-
-// runApproverDocs runs the n example blocks of docs/approvers.md between
-// the headings from and to verbatim against `hsmgate dev`, after the setup
-// block of docs/credentials.md, with bin/hsmgate the binary under test,
-// and returns their output.
-func runApproverDocs(t *testing.T, from, to string, n int) []byte {
-	t.Helper()
-	g := startGateway(t)
-	dir := docsWorkdir(t, g)
-	if err := os.Mkdir(filepath.Join(dir, "bin"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(binPath, filepath.Join(dir, "bin", "hsmgate")); err != nil {
-		t.Fatal(err)
-	}
-	setup := shBlocks(t, "credentials.md", "## Running the examples", "## §1 Choosing the scheme of a request")
-	examples := shBlocks(t, "approvers.md", from, to)
-	if len(setup) != 1 || len(examples) != n {
-		t.Fatalf("found %d setup and %d example blocks, want 1 and %d", len(setup), len(examples), n)
-	}
-	script := "set -e\n" + strings.ReplaceAll(setup[0]+"\n"+strings.Join(examples, "\n"), "https://localhost:8443", g.base)
-	cmd := exec.Command("bash", "-c", script)
-	cmd.Dir, cmd.Env = dir, childEnv()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("the examples failed: %v\n%s", err, out)
-	}
-	if strings.Contains(string(out), `"errorCode"`) {
-		t.Errorf("an example got an error answer:\n%s", out)
-	}
-	return out
 }

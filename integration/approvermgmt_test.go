@@ -265,7 +265,7 @@ func TestApproverManagement(t *testing.T) {
 // and its approval executes the request; then it is deleted.
 func TestApproverManagementDocsExample(t *testing.T) {
 	t.Parallel()
-	out := runApproverDocs(t, "## §6 Approver management and onboarding", "## §7 The approver web page", 1)
+	out := []byte(runDocs(t, "approvers.md", "## §6 Approver management and onboarding", "## §7 The approver web page", 1))
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^subject=CN ?= ?carol-\d+\nissuer=CN ?= ?hsmgate approver CA$`),
 		regexp.MustCompile(`"onboarded":\[[^\]]*"approverName":"carol-\d+"`),

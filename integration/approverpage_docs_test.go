@@ -22,16 +22,15 @@ import (
 func TestApproverPageDocsExample(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t)
-	setup := shBlocks(t, "credentials.md", "## Running the examples", "## §1 Choosing the scheme of a request")
 	examples := shBlocks(t, "approvers.md", "## §7 The approver web page", "## §8 The demo approver of `hsmgate dev`")
-	if len(setup) != 1 || len(examples) != 3 {
-		t.Fatalf("found %d setup and %d example blocks, want 1 and 3", len(setup), len(examples))
+	if len(examples) != 3 {
+		t.Fatalf("found %d example blocks, want 3", len(examples))
 	}
 	sh := startShell(t, docsWorkdir(t, g))
 	run := func(block string) string {
 		return sh.run(t, strings.ReplaceAll(block, "https://localhost:8443", g.base))
 	}
-	run("set -e\n" + setup[0])
+	run("set -e\n" + docsSetup(t))
 	created := regexp.MustCompile(`(?m)^approver (dana-\d+), one-time code ([0-9]{12})$`).FindStringSubmatch(run(examples[0]))
 	if created == nil {
 		t.Fatal("the first block printed no approver name and one-time code")

@@ -506,31 +506,10 @@ func TestAuditTwoInstancesOnPostgres(t *testing.T) {
 // a reader would paste it at the repository root.
 func TestDocsAuditExample(t *testing.T) {
 	t.Parallel()
-	g := startGateway(t)
-	dir := docsWorkdir(t, g)
-	if err := os.Mkdir(filepath.Join(dir, "bin"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(binPath, filepath.Join(dir, "bin", "hsmgate")); err != nil {
-		t.Fatal(err)
-	}
-	setup := shBlocks(t, "credentials.md", "## Running the examples", "## §1 Choosing the scheme of a request")
-	examples := shBlocks(t, "api.md", "## §13 Audit log", "")
-	if len(setup) != 1 || len(examples) != 1 {
-		t.Fatalf("found %d setup and %d example blocks, want 1 and 1", len(setup), len(examples))
-	}
-	cmd := exec.Command("bash", "-c", "set -e\n"+setup[0]+"\nHSMGATE="+g.base+"\n"+examples[0])
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("the example failed: %v\n%s", err, out)
-	}
+	out := runDocs(t, "api.md", "## §13 Audit log", "", 1)
 	for _, want := range []string{`{"log":"{\"seq\":`, `"entries":[`, "exported ", `"unsigned": `} {
-		if !strings.Contains(string(out), want) {
+		if !strings.Contains(out, want) {
 			t.Errorf("the example's output lacks %q:\n%s", want, out)
 		}
-	}
-	if strings.Contains(string(out), `"errorCode"`) {
-		t.Errorf("an example got an error answer:\n%s", out)
 	}
 }

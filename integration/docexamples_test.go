@@ -35,15 +35,64 @@ func shBlocks(t *testing.T, doc, from, to string) []string {
 	return out
 }
 
-// docsWorkdir is a directory where g's state is .hsmgate, as at the
-// repository root after `make run`.
+// docsWorkdir is a directory where g's state is .hsmgate and the binary
+// under test bin/hsmgate, as at the repository root after `make run`.
 func docsWorkdir(t *testing.T, g *gateway) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.Symlink(g.state, filepath.Join(dir, ".hsmgate")); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Mkdir(filepath.Join(dir, "bin"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(binPath, filepath.Join(dir, "bin", "hsmgate")); err != nil {
+		t.Fatal(err)
+	}
 	return dir
+}
+
+// docsSetup is the setup block of docs/credentials.md that every example
+// of the docs runs after.
+func docsSetup(t *testing.T) string {
+	t.Helper()
+	setup := shBlocks(t, "credentials.md", "## Running the examples", "## §1 Choosing the scheme of a request")
+	if len(setup) != 1 {
+		t.Fatalf("found %d setup blocks, want 1", len(setup))
+	}
+	return setup[0]
+}
+
+// runDocsScript runs blocks with bash -e in dir after the setup block,
+// as a reader would paste them; only the address is g's. It fails the
+// test when the script fails.
+func runDocsScript(t *testing.T, g *gateway, dir string, blocks ...string) string {
+	t.Helper()
+	script := "set -e\n" + strings.ReplaceAll(docsSetup(t)+"\n"+strings.Join(blocks, "\n"), "https://localhost:8443", g.base)
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir, cmd.Env = dir, childEnv()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the examples failed: %v\n%s\n%s", err, strings.Join(blocks, "\n"), out)
+	}
+	return string(out)
+}
+
+// runDocs starts `hsmgate dev` and runs the n example blocks of docs/DOC
+// between the headings from and to against it (runDocsScript, in
+// docsWorkdir); none may get an error answer. It returns their output.
+func runDocs(t *testing.T, doc, from, to string, n int) string {
+	t.Helper()
+	g := startGateway(t)
+	examples := shBlocks(t, doc, from, to)
+	if len(examples) != n {
+		t.Fatalf("found %d example blocks in docs/%s %s, want %d", len(examples), doc, from, n)
+	}
+	out := runDocsScript(t, g, docsWorkdir(t, g), examples...)
+	if strings.Contains(out, `"errorCode"`) {
+		t.Errorf("an example got an error answer:\n%s", out)
+	}
+	return out
 }
 
 // TestDocsCertificateExamples runs the examples of docs/api.md §10–§12
@@ -51,28 +100,12 @@ func docsWorkdir(t *testing.T, g *gateway) string {
 // docs/credentials.md, as a reader would paste them.
 func TestDocsCertificateExamples(t *testing.T) {
 	t.Parallel()
-	g := startGateway(t)
-	dir := docsWorkdir(t, g)
-	setup := shBlocks(t, "credentials.md", "## Running the examples", "## §1 Choosing the scheme of a request")
-	examples := shBlocks(t, "api.md", "## §10 Certificates", "## §13 Audit log")
-	if len(setup) != 1 || len(examples) != 5 {
-		t.Fatalf("found %d setup and %d example blocks, want 1 and 5", len(setup), len(examples))
-	}
-	script := "set -e\n" + setup[0] + "\nHSMGATE=" + g.base + "\n" + strings.Join(examples, "\n")
-	cmd := exec.Command("bash", "-c", script)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("the examples failed: %v\n%s", err, out)
-	}
+	out := runDocs(t, "api.md", "## §10 Certificates", "## §13 Audit log", 5)
 	for _, want := range []string{"verify OK", "subject=C = CH, O = Example AG, CN = app.example.com", "example-ca.pem: OK", "app.pem: OK",
 		`"label":"cert-rsa-`, "\nEXECUTED\n", "subject=CN = async.example.com", "async.pem: OK", "\nattestation-key\n", "Verification: OK", "Policy OID: 2.999.1", "Nonce: 0x", `"attestationCertificateChain":["`, "Verified OK"} {
-		if !strings.Contains(string(out), want) {
+		if !strings.Contains(out, want) {
 			t.Errorf("the examples' output lacks %q:\n%s", want, out)
 		}
-	}
-	if strings.Contains(string(out), `"errorCode"`) {
-		t.Errorf("an example got an error answer:\n%s", out)
 	}
 }
 
@@ -84,25 +117,7 @@ func TestDocsCertificateExamples(t *testing.T) {
 func TestDocsKeyExamples(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t)
-	dir := t.TempDir()
-	if err := os.Symlink(g.state, filepath.Join(dir, ".hsmgate")); err != nil {
-		t.Fatal(err)
-	}
-	setup := shBlocks(t, "credentials.md", "## Running the examples", "## §1 Choosing the scheme of a request")
-	if len(setup) != 1 {
-		t.Fatalf("found %d setup blocks, want 1", len(setup))
-	}
-	run := func(t *testing.T, block string) string {
-		t.Helper()
-		script := "set -e\n" + strings.ReplaceAll(setup[0]+"\n"+block, "https://localhost:8443", g.base)
-		cmd := exec.Command("bash", "-c", script)
-		cmd.Dir = dir
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("the example failed: %v\n%s\n%s", err, block, out)
-		}
-		return string(out)
-	}
+	dir := docsWorkdir(t, g)
 	one := func(t *testing.T, doc, from, to string) string {
 		t.Helper()
 		blocks := shBlocks(t, doc, from, to)
@@ -124,7 +139,7 @@ func TestDocsKeyExamples(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			out := run(t, one(t, c.doc, c.from, c.to))
+			out := runDocsScript(t, g, dir, one(t, c.doc, c.from, c.to))
 			for _, w := range c.want {
 				if !strings.Contains(out, w) {
 					t.Errorf("the output lacks %q:\n%s", w, out)
