@@ -61,16 +61,15 @@ func (s *Service) ready(ctx context.Context, p *roles.Principal, k *hsm.Key, r *
 
 // admit asks the policy gate about a use of a key. A stored policy that
 // cannot be read guards every operation the gate is asked about: it may
-// hold rules that are not null.
+// hold rules that are not null. The gate is given the stored policy, its
+// onboarded approvers unresolved: whether a rule is null does not depend
+// on who they are now, and resolving them costs the state store a query
+// per synchronous use (the approval workflow resolves them, policyInUse).
 func (s *Service) admit(ctx context.Context, p *roles.Principal, k *hsm.Key, r *record, op Operation) error {
 	if r.policyErr != nil {
 		return refuse(ErrApprovalRequired, "key %q has a stored policy that cannot be read (%v): %s is refused", k.Label, r.policyErr, op)
 	}
-	policy, err := s.policyInUse(ctx, r)
-	if err != nil {
-		return err
-	}
-	return s.gate.Admit(ctx, p, KeyInfo{Label: apiLabel(r.Customer, k.Label), Customer: r.Customer, Policy: policy}, op)
+	return s.gate.Admit(ctx, p, KeyInfo{Label: apiLabel(r.Customer, k.Label), Customer: r.Customer, Policy: r.policy}, op)
 }
 
 // ownerCustomer picks the customer a new key belongs to: the one named in

@@ -118,7 +118,8 @@ const (
 // KeyInfo is what the policy gate is told about the key of a use.
 type KeyInfo struct {
 	Label, Customer string
-	// Policy is the key's stored policy; nil when it has none.
+	// Policy is the key's stored policy, its onboarded approvers named but
+	// not resolved; nil when it has none.
 	Policy *approval.Policy
 }
 
