@@ -211,14 +211,14 @@ type failingStore struct {
 	broken bool
 }
 
-func (s *failingStore) AppendAudit(ctx context.Context, build func(int64, []byte) ([]store.AuditRecord, error)) error {
+func (s *failingStore) AppendAudit(ctx context.Context, durable bool, build func(int64, []byte) ([]store.AuditRecord, error)) error {
 	s.mu.Lock()
 	broken := s.broken
 	s.mu.Unlock()
 	if broken {
 		return errors.New("disk full")
 	}
-	return s.AuditLog.AppendAudit(ctx, build)
+	return s.AuditLog.AppendAudit(ctx, durable, build)
 }
 
 func (s *failingStore) set(b bool) { s.mu.Lock(); s.broken = b; s.mu.Unlock() }
@@ -326,5 +326,88 @@ func TestPruneBehindACheckpoint(t *testing.T) {
 	var p *audit.Problem
 	if !errors.As(err, &p) || p.Seq != 14 || !strings.Contains(p.Msg, "removed") {
 		t.Errorf("without the checkpoints: %v, want entry 14 named, the start removed", err)
+	}
+}
+
+// durabilityStore notes how durably each append committed, and what.
+type durabilityStore struct {
+	store.AuditLog
+	mu      sync.Mutex
+	appends []appendNote
+}
+
+// appendNote is one append: durable or relaxed, and its entries' actions.
+type appendNote struct {
+	durable bool
+	actions []string
+}
+
+func (s *durabilityStore) AppendAudit(ctx context.Context, durable bool, build func(int64, []byte) ([]store.AuditRecord, error)) error {
+	var actions []string
+	err := s.AuditLog.AppendAudit(ctx, durable, func(seq int64, head []byte) ([]store.AuditRecord, error) {
+		recs, err := build(seq, head)
+		actions = actions[:0]
+		for _, r := range recs {
+			actions = append(actions, r.Action)
+		}
+		return recs, err
+	})
+	if err == nil {
+		s.mu.Lock()
+		s.appends = append(s.appends, appendNote{durable, actions})
+		s.mu.Unlock()
+	}
+	return err
+}
+
+// appendOf waits for the append that stored action and returns it.
+func (s *durabilityStore) appendOf(t *testing.T, action string) appendNote {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		s.mu.Lock()
+		for _, a := range s.appends {
+			for _, got := range a.actions {
+				if got == action {
+					s.mu.Unlock()
+					return a
+				}
+			}
+		}
+		s.mu.Unlock()
+	}
+	t.Fatalf("no append stored %s", action)
+	return appendNote{}
+}
+
+// TestDurableOnlyWhatAnActionWaitsFor: a batch of queued key operations
+// commits relaxed; a batch with an event that an action waits for commits
+// durably (docs/audit.md §5).
+func TestDurableOnlyWhatAnActionWaitsFor(t *testing.T) {
+	ctx := context.Background()
+	ds := &durabilityStore{}
+	f := newFixture(t, audit.Options{}, func(st store.AuditLog) store.AuditLog { ds.AuditLog = st; return ds })
+	if a := ds.appendOf(t, audit.ActionAuditStart); !a.durable {
+		t.Errorf("the start event was committed relaxed: %+v", a)
+	}
+	if err := f.log.Record(ctx, audit.Event{Action: audit.ActionKeySign, Outcome: audit.Success}); err != nil {
+		t.Fatal(err)
+	}
+	if a := ds.appendOf(t, audit.ActionKeySign); a.durable {
+		t.Errorf("a batch of queued signatures was committed durably: %+v", a)
+	}
+	if err := f.log.Record(ctx, audit.Event{Action: audit.ActionKeyCreate, Outcome: audit.Success}); err != nil {
+		t.Fatal(err)
+	}
+	if a := ds.appendOf(t, audit.ActionKeyCreate); !a.durable {
+		t.Errorf("a key creation, which waits for its event, was committed relaxed: %+v", a)
+	}
+	// WaitForOperations: operations wait, so their batches are durable.
+	ds2 := &durabilityStore{}
+	f2 := newFixture(t, audit.Options{WaitForOperations: true}, func(st store.AuditLog) store.AuditLog { ds2.AuditLog = st; return ds2 })
+	if err := f2.log.Record(ctx, audit.Event{Action: audit.ActionKeySign, Outcome: audit.Success}); err != nil {
+		t.Fatal(err)
+	}
+	if a := ds2.appendOf(t, audit.ActionKeySign); !a.durable {
+		t.Errorf("with WaitForOperations a signature was committed relaxed: %+v", a)
 	}
 }

@@ -43,7 +43,7 @@ const (
 	pruneInterval = time.Hour
 	// queueLinger is how long a batch of queued events only waits for
 	// more before it is committed.
-	queueLinger = 5 * time.Millisecond
+	queueLinger = 25 * time.Millisecond
 	// storeTimeout bounds one write to the store.
 	storeTimeout = 10 * time.Second
 )
@@ -286,12 +286,11 @@ func (l *Log) run() {
 			}
 		case <-l.quit:
 			for {
-				select {
-				case p := <-l.in:
-					l.write([]*pending{p})
-				default:
+				rest, _ := l.drain(batch[:0])
+				if len(rest) == 0 {
 					return
 				}
+				l.write(rest)
 			}
 		}
 	}
@@ -347,18 +346,24 @@ func (l *Log) drain(batch []*pending) ([]*pending, bool) {
 // since the last success, and answers every waiting Record.
 func (l *Log) write(batch []*pending) {
 	recs := make([]store.AuditRecord, 0, len(batch)+1)
+	// The commit is durable when an action waits for it or it records an
+	// outage; queued key operations answered already, and their entries
+	// become durable with the next durable write (docs/audit.md §5).
+	durable := false
 	if l.failing.Load() || l.lostSinceOutage.Load()+l.refusedSinceOutage.Load() > 0 {
 		if out := l.outageRecord(); out != nil {
 			recs = append(recs, *out)
+			durable = true
 		}
 	}
 	for _, p := range batch {
 		recs = append(recs, p.rec)
+		durable = durable || p.wait
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	var lastSeq int64
 	var lastHash []byte
-	err := l.opts.Store.AppendAudit(ctx, func(seq int64, prev []byte) ([]store.AuditRecord, error) {
+	err := l.opts.Store.AppendAudit(ctx, durable, func(seq int64, prev []byte) ([]store.AuditRecord, error) {
 		if prev == nil {
 			prev = genesis
 		}

@@ -62,7 +62,14 @@ type AuditLog interface {
 	// nil for a log that never had an entry) and inserts the records
 	// build returns, the last of which becomes the head. A failed append
 	// leaves the log as it was: the chain is always a verifiable prefix.
-	AppendAudit(ctx context.Context, build func(headSeq int64, headHash []byte) ([]AuditRecord, error)) error
+	//
+	// A durable append returns once its commit is on disk. A relaxed one
+	// (durable false) returns once it is committed, before the disk has it
+	// (SQLite synchronous=NORMAL, PostgreSQL synchronous_commit off): a
+	// power cut or a crash of the database server may lose it, never
+	// partly, and it becomes durable with the next durable write, whose
+	// flush covers every earlier commit.
+	AppendAudit(ctx context.Context, durable bool, build func(headSeq int64, headHash []byte) ([]AuditRecord, error)) error
 	// AuditHead returns the sequence number and hash of the head.
 	AuditHead(ctx context.Context) (int64, []byte, error)
 	// AuditEntries lists the entries f selects, by sequence number.
@@ -78,16 +85,28 @@ type AuditLog interface {
 	PruneAudit(ctx context.Context, before int64) (int, error)
 }
 
-// AppendAudit implements AuditLog. Taking the head row's write lock first
-// (an UPDATE that changes nothing) serialises appenders across instances
-// on PostgreSQL, and on SQLite within the BEGIN IMMEDIATE transaction.
-func (s *sqlStore) AppendAudit(ctx context.Context, build func(int64, []byte) ([]AuditRecord, error)) (err error) {
+// AppendAudit implements AuditLog on a connection of its own, whose
+// durability setting it changes per append. Taking the head row's write
+// lock first (an UPDATE that changes nothing) serialises appenders across
+// instances on PostgreSQL, and on SQLite within the BEGIN IMMEDIATE
+// transaction.
+func (s *sqlStore) AppendAudit(ctx context.Context, durable bool, build func(int64, []byte) ([]AuditRecord, error)) (err error) {
+	s.audit.appending.Lock() // one transaction at a time on the connection
+	defer s.audit.appending.Unlock()
 	defer s.lockWrite()()
 	st, err := s.audit.get(ctx, s)
 	if err != nil {
 		return fmt.Errorf("append audit entries: %w", err)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	defer func() {
+		if err != nil {
+			s.audit.discard(st) // the next append starts on a fresh connection
+		}
+	}()
+	if err := st.setDurable(ctx, s.d, durable); err != nil {
+		return fmt.Errorf("append audit entries: %w", s.wrap(err))
+	}
+	tx, err := st.conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("append audit entries: %w", s.wrap(err))
 	}
@@ -96,6 +115,11 @@ func (s *sqlStore) AppendAudit(ctx context.Context, build func(int64, []byte) ([
 			_ = tx.Rollback()
 		}
 	}()
+	if !durable && s.d.relaxCommit != "" {
+		if _, err := tx.ExecContext(ctx, s.d.relaxCommit); err != nil {
+			return fmt.Errorf("relax the audit commit: %w", s.wrap(err))
+		}
+	}
 	if _, err := tx.StmtContext(ctx, st.lock).ExecContext(ctx); err != nil {
 		return fmt.Errorf("lock the audit head: %w", s.wrap(err))
 	}
@@ -145,30 +169,42 @@ const auditInsertRows = 128
 // auditInsert inserts.
 const auditColumns = 8
 
-// auditStatements are AppendAudit's statements, prepared on first use
-// and kept: parsing a multi-row INSERT cost the SQLite writer about as
-// much CPU as inserting its rows, on the cores that the key operations
-// the entries record need.
+// auditStatements are AppendAudit's connection and statements, prepared
+// on first use and kept: parsing a multi-row INSERT cost the SQLite
+// writer about as much CPU as inserting its rows, on the cores that the
+// key operations the entries record need.
 type auditStatements struct {
-	mu  sync.Mutex
-	set *auditStatementSet
+	// appending is held for the whole of an append: the connection
+	// serves one transaction at a time.
+	appending sync.Mutex
+	mu        sync.Mutex
+	set       *auditStatementSet
 }
 
-// auditStatementSet is one preparation of AppendAudit's statements.
+// auditStatementSet is one preparation of AppendAudit's statements on
+// their connection.
 type auditStatementSet struct {
+	conn             *sql.Conn
 	lock, head, move *sql.Stmt
 	// inserts[i] inserts 1<<i entries, up to auditInsertRows: every batch
 	// is a sum of them, so a few statements serve every size.
 	inserts []*sql.Stmt
+	all     []*sql.Stmt
+	// relaxed is the SQLite connection's synchronous=NORMAL.
+	relaxed bool
 }
 
-// get returns the prepared statements, preparing them on s when they
-// are not yet (again after a failure: the database may be back).
+// get returns the connection and its prepared statements, preparing them
+// when they are not yet (again after a failure: the database may be back).
 func (a *auditStatements) get(ctx context.Context, s *sqlStore) (*auditStatementSet, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.set != nil {
 		return a.set, nil
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open a connection: %w", s.wrap(err))
 	}
 	queries := []string{
 		`UPDATE audit_head SET seq = seq WHERE id = 1`,
@@ -178,34 +214,56 @@ func (a *auditStatements) get(ctx context.Context, s *sqlStore) (*auditStatement
 	for n := 1; n <= auditInsertRows; n *= 2 {
 		queries = append(queries, auditInsert(n))
 	}
-	stmts := make([]*sql.Stmt, 0, len(queries))
+	set := &auditStatementSet{conn: conn}
 	for _, q := range queries {
-		st, err := s.db.PrepareContext(ctx, s.d.rebind(q))
+		st, err := conn.PrepareContext(ctx, s.d.rebind(q))
 		if err != nil {
-			closeAll(stmts)
+			set.close()
 			return nil, fmt.Errorf("prepare statements: %w", s.wrap(err))
 		}
-		stmts = append(stmts, st)
+		set.all = append(set.all, st)
 	}
-	a.set = &auditStatementSet{lock: stmts[0], head: stmts[1], move: stmts[2], inserts: stmts[3:]}
-	return a.set, nil
+	set.lock, set.head, set.move, set.inserts = set.all[0], set.all[1], set.all[2], set.all[3:]
+	a.set = set
+	return set, nil
 }
 
-// close closes the prepared statements (Close of the store).
-func (a *auditStatements) close() {
+// setDurable makes the connection's commits durable or relaxed when the
+// dialect sets this per connection (SQLite; PostgreSQL relaxes within the
+// transaction).
+func (set *auditStatementSet) setDurable(ctx context.Context, d *dialect, durable bool) error {
+	if d.relaxConnection == "" || set.relaxed == !durable {
+		return nil
+	}
+	q := d.durableConnection
+	if !durable {
+		q = d.relaxConnection
+	}
+	if _, err := set.conn.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("set the audit connection's durability: %w", err)
+	}
+	set.relaxed = !durable
+	return nil
+}
+
+// discard closes set after a failure, unless it was replaced already,
+// or whichever set is current when set is nil (Close of the store).
+func (a *auditStatements) discard(set *auditStatementSet) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.set != nil {
-		closeAll(append([]*sql.Stmt{a.set.lock, a.set.head, a.set.move}, a.set.inserts...))
+	if a.set != nil && (set == nil || a.set == set) {
+		a.set.close()
 		a.set = nil
 	}
 }
 
-// closeAll closes statements, whose errors say nothing of use then.
-func closeAll(stmts []*sql.Stmt) {
-	for _, st := range stmts {
+// close closes the statements and the connection, whose errors say
+// nothing of use then.
+func (set *auditStatementSet) close() {
+	for _, st := range set.all {
 		_ = st.Close()
 	}
+	_ = set.conn.Close()
 }
 
 // auditInsert is the INSERT of n audit entries: one statement per group

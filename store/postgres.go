@@ -19,6 +19,8 @@ var postgresDialect = &dialect{
 	// One fixed advisory lock key for hsmgate's schema migrations.
 	migrationLock: `SELECT pg_advisory_xact_lock(4857354741)`,
 	classify:      classifyPostgres,
+	// LOCAL: for this transaction only.
+	relaxCommit: `SET LOCAL synchronous_commit TO OFF`,
 }
 
 // classifyPostgres implements dialect.classify: by SQLSTATE, and a

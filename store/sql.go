@@ -48,6 +48,11 @@ type dialect struct {
 	// serialWrites queues writers in the process (SQLite has one writer;
 	// a mutex is fairer and faster than its busy-retry sleep loop).
 	serialWrites bool
+	// relaxConnection and durableConnection, when set, make a
+	// connection's later commits relaxed or durable (AuditLog.AppendAudit);
+	// relaxCommit, when set, makes the commit of the transaction it runs
+	// in relaxed.
+	relaxConnection, durableConnection, relaxCommit string
 	// classify maps an error of the dialect's driver, by its code, to
 	// ErrExists (unique violation), ErrNotFound (foreign key violation:
 	// the referenced user is absent) or ErrUnavailable (the server cannot
@@ -158,7 +163,7 @@ func (s *sqlStore) Ping(ctx context.Context) error {
 // Close implements Store.
 func (s *sqlStore) Close() error {
 	s.closed.Store(true)
-	s.audit.close()
+	s.audit.discard(nil)
 	return s.db.Close()
 }
 

@@ -15,7 +15,9 @@ import (
 )
 
 // sqliteDialect is SQLite through modernc.org/sqlite (pure Go).
-var sqliteDialect = &dialect{name: "sqlite", serialWrites: true, classify: classifySQLite}
+var sqliteDialect = &dialect{name: "sqlite", serialWrites: true, classify: classifySQLite,
+	// In WAL mode, NORMAL syncs the log at checkpoints, not at commits.
+	relaxConnection: `PRAGMA synchronous = NORMAL`, durableConnection: `PRAGMA synchronous = FULL`}
 
 // classifySQLite implements dialect.classify. A database still locked
 // by another process after the busy timeout, an I/O error or a full disk

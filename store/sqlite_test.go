@@ -20,7 +20,7 @@ func openSQLite(t *testing.T) store.Store {
 }
 
 // openAt opens cfg and closes the store after the test.
-func openAt(t *testing.T, cfg store.Config) store.Store {
+func openAt(t testing.TB, cfg store.Config) store.Store {
 	t.Helper()
 	s, err := store.Open(context.Background(), cfg)
 	if err != nil {

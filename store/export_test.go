@@ -1,0 +1,27 @@
+package store
+
+import "context"
+
+// Setting reads a setting of s's database, on the connection that
+// AppendAudit commits on when onAudit is set, on another one otherwise:
+// the tests of AppendAudit's durability use it.
+func Setting(ctx context.Context, s Store, query string, onAudit bool) (string, error) {
+	ss, ok := s.(*sqlStore)
+	if c, cached := s.(*cachedStore); cached {
+		ss, ok = c.sqlStore, true
+	}
+	if !ok {
+		panic("store.Setting: not a store of this package")
+	}
+	var v string
+	if !onAudit {
+		err := ss.db.QueryRowContext(ctx, query).Scan(&v)
+		return v, err
+	}
+	set, err := ss.audit.get(ctx, ss)
+	if err != nil {
+		return "", err
+	}
+	err = set.conn.QueryRowContext(ctx, query).Scan(&v)
+	return v, err
+}
