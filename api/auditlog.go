@@ -65,7 +65,7 @@ func (s *server) logEntries(c *gin.Context) error {
 	if _, err := s.auditLog(); err != nil {
 		return err
 	}
-	f := store.AuditFilter{Key: c.Query("key"), Subject: c.Query("subject"), Action: c.Query("action"), Outcome: c.Query("outcome")}
+	f := audit.Filter{Key: c.Query("key"), Subject: c.Query("subject"), Action: c.Query("action"), Outcome: c.Query("outcome")}
 	var err error
 	if f.Limit, err = pageLimit(c); err != nil {
 		return err
@@ -79,7 +79,7 @@ func (s *server) logEntries(c *gin.Context) error {
 	if f.Until, err = queryTime(c, "until"); err != nil {
 		return err
 	}
-	recs, err := s.store.AuditEntries(c.Request.Context(), f)
+	recs, err := audit.Entries(c.Request.Context(), s.store, f)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -348,7 +349,11 @@ func (s *durabilityStore) AppendAudit(ctx context.Context, durable bool, build f
 		recs, err := build(seq, head)
 		actions = actions[:0]
 		for _, r := range recs {
-			actions = append(actions, r.Action)
+			var e struct{ Action string }
+			if err := json.Unmarshal(r.Line, &e); err != nil {
+				return nil, err
+			}
+			actions = append(actions, e.Action)
 		}
 		return recs, err
 	})
@@ -409,5 +414,83 @@ func TestDurableOnlyWhatAnActionWaitsFor(t *testing.T) {
 	}
 	if a := ds2.appendOf(t, audit.ActionKeySign); !a.durable {
 		t.Errorf("with WaitForOperations a signature was committed relaxed: %+v", a)
+	}
+}
+
+// TestEntriesMatchFields: Entries matches action, key, subject and outcome
+// in the lines, across pages of the store, oldest or newest first; the
+// expected entries come from decoding every line of the export.
+func TestEntriesMatchFields(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, audit.Options{})
+	actions := []string{audit.ActionKeySign, audit.ActionKeyVerify, audit.ActionKeyEncrypt}
+	keys := []string{"a", "b", `c"<&>`}
+	subjects := []string{"alice", "bob"}
+	for i := range 2100 {
+		ev := audit.Event{Action: actions[i%3], Key: keys[(i/3)%len(keys)], Outcome: audit.Success,
+			Principal: &audit.Principal{Subject: subjects[i%2]}}
+		if i%7 == 0 {
+			ev.Outcome, ev.Key = audit.Failure, keys[(i/7)%3]
+		}
+		if err := f.log.Record(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.log.Close(ctx) // stores what is queued
+	all, err := f.st.AuditEntries(ctx, store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type fields struct {
+		Action, Key, Outcome string
+		Principal            struct{ Subject string }
+	}
+	decoded := make([]fields, len(all))
+	for i, r := range all {
+		if err := json.Unmarshal(r.Line, &decoded[i]); err != nil {
+			t.Fatalf("entry %d: %v", r.Seq, err)
+		}
+	}
+	for _, c := range []audit.Filter{
+		{Action: audit.ActionKeyVerify},
+		{Key: "a", Outcome: string(audit.Failure)},
+		{Key: `c"<&>`},
+		{Subject: "bob", Action: audit.ActionKeySign},
+		{Subject: "bob", AuditFilter: store.AuditFilter{Newest: true, Limit: 5}},
+		{Action: audit.ActionKeyEncrypt, AuditFilter: store.AuditFilter{AfterSeq: 1500, Limit: 10}},
+		{Outcome: string(audit.Failure), AuditFilter: store.AuditFilter{BeforeSeq: 1800, Newest: true, Limit: 250}},
+		{Action: "key.delete"},
+	} {
+		var want []int64
+		for i, r := range all {
+			d := decoded[i]
+			if c.Action != "" && d.Action != c.Action || c.Key != "" && d.Key != c.Key || c.Outcome != "" && d.Outcome != c.Outcome ||
+				c.Subject != "" && d.Principal.Subject != c.Subject || r.Seq <= c.AfterSeq || c.BeforeSeq != 0 && r.Seq >= c.BeforeSeq {
+				continue
+			}
+			want = append(want, r.Seq)
+		}
+		if c.Newest {
+			for i, j := 0, len(want)-1; i < j; i, j = i+1, j-1 {
+				want[i], want[j] = want[j], want[i]
+			}
+		}
+		if c.Limit > 0 && len(want) > c.Limit {
+			want = want[:c.Limit]
+		}
+		got, err := audit.Entries(ctx, f.st, c)
+		if err != nil {
+			t.Fatalf("%+v: %v", c, err)
+		}
+		seqs := make([]int64, len(got))
+		for i, r := range got {
+			seqs[i] = r.Seq
+		}
+		if fmt.Sprint(seqs) != fmt.Sprint(want) {
+			t.Errorf("%+v: %d entries %v…, want %d %v…", c, len(seqs), seqs[:min(len(seqs), 5)], len(want), want[:min(len(want), 5)])
+		}
+		if len(want) == 0 && c.Action != "key.delete" {
+			t.Errorf("%+v selects nothing: the test is wrong", c)
+		}
 	}
 }

@@ -209,10 +209,7 @@ func (l *Log) Record(ctx context.Context, ev Event) error {
 	ev.Instance = l.opts.Instance
 	b := body(&ev)
 	p := pendingPool.Get().(*pending)
-	p.rec = store.AuditRecord{Time: time.Time(ev.Time), Action: ev.Action, Key: ev.Key, Outcome: string(ev.Outcome), Line: b}
-	if ev.Principal != nil {
-		p.rec.Subject = ev.Principal.Subject
-	}
+	p.rec = store.AuditRecord{Time: time.Time(ev.Time), Line: b}
 	wait := l.opts.FailMode == FailClosed && (l.opts.WaitForOperations || !keyOperations[ev.Action])
 	p.wait = wait
 	select {
@@ -434,7 +431,7 @@ func (l *Log) outageRecord() *store.AuditRecord {
 	}
 	ev := Event{Time: TimeMillis(time.Now()), Instance: l.opts.Instance, Action: ActionAuditOutage, Outcome: Failure,
 		Detail: fmt.Sprintf("%d actions refused, %d events lost since %s", refused, lost, l.failedAt.UTC().Format(timeLayout))}
-	return &store.AuditRecord{Time: time.Time(ev.Time), Action: ev.Action, Outcome: string(ev.Outcome), Line: body(&ev)}
+	return &store.AuditRecord{Time: time.Time(ev.Time), Line: body(&ev)}
 }
 
 // checkpointNow signs a checkpoint from the writer, logging a failure (the

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -197,6 +198,24 @@ func TestAuditLogRecordsExportsAndVerifies(t *testing.T) {
 	if lines := strings.Split(strings.TrimSpace(str(r.JSON, "log")), "\n"); r.Status != http.StatusOK || len(lines) != 3 || !strings.HasPrefix(lines[0], `{"seq":`) {
 		t.Errorf("GET /v1/hsm/log?limit=3: %d %s", r.Status, r.Raw)
 	}
+	// The route's filters match the same entries as the scan above.
+	r = g.call(t, http.MethodGet, "/v1/hsm/log/entries?action=key.sign&outcome=success&key="+label, g.creds.Service, nil)
+	if es, _ := r.JSON["entries"].([]any); r.Status != http.StatusOK || len(es) != 1 || str(es[0].(map[string]any), "payloadSha256") != hex.EncodeToString(digest[:]) {
+		t.Errorf("GET /v1/hsm/log/entries?action=key.sign&outcome=success&key=%s: %d %s", label, r.Status, r.Raw)
+	}
+	if failed := find(entries, "key.sign", "failure"); len(failed) == 1 {
+		subject := str(failed[0], "principal", "subject")
+		r = g.call(t, http.MethodGet, "/v1/hsm/log/entries?outcome=failure&subject="+url.QueryEscape(subject), g.creds.Service, nil)
+		if es, _ := r.JSON["entries"].([]any); r.Status != http.StatusOK || len(es) == 0 {
+			t.Errorf("GET /v1/hsm/log/entries?outcome=failure&subject=%s: %d %s", subject, r.Status, r.Raw)
+		} else {
+			for _, e := range es {
+				if m := e.(map[string]any); str(m, "outcome") != "failure" || str(m, "principal", "subject") != subject {
+					t.Errorf("the failures of %s include %v", subject, m)
+				}
+			}
+		}
+	}
 	expectError(t, "a page of 0 entries", g.call(t, http.MethodGet, "/v1/hsm/log/entries?limit=0", g.creds.Service, nil), 400, 600, "input.validation.failed")
 	expectError(t, "the log with a keyOperationToken", g.call(t, http.MethodGet, "/v1/hsm/log", g.creds.KeyOperation, nil), 403, 400, "security.not.allowed")
 	key := g.auditKey(t)
@@ -294,7 +313,7 @@ func tamperSQLite(t *testing.T, g *gateway, key string) {
 	}
 	defer db.Close()
 	var signSeq, last int64
-	if err := db.QueryRow(`SELECT seq FROM audit_entries WHERE action = 'key.sign' AND outcome = 'success'`).Scan(&signSeq); err != nil {
+	if err := db.QueryRow(`SELECT seq FROM audit_entries WHERE line LIKE '%"action":"key.sign","outcome":"success"%' ORDER BY seq LIMIT 1`).Scan(&signSeq); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.QueryRow(`SELECT MAX(seq) FROM audit_entries`).Scan(&last); err != nil {

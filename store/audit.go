@@ -12,18 +12,15 @@ import (
 )
 
 // AuditRecord is one entry of the audit log as the store keeps it. The
-// store neither reads Line nor checks Hash: the chain is package audit's
-// (docs/audit.md); Action, Key, Subject and Outcome only index the entry.
+// store neither reads Line nor checks Hash: the chain and the entry's
+// fields are package audit's (docs/audit.md).
 type AuditRecord struct {
-	Seq     int64
-	Time    time.Time
-	Action  string
-	Key     string
-	Subject string
-	Outcome string
+	Seq  int64
+	Time time.Time
 	// Line is the entry exactly as it is hashed and exported.
 	Line []byte
-	// Hash is the SHA-256 of Line, the link the next entry carries.
+	// Hash is the SHA-256 of Line, the link the next entry carries. An
+	// append keeps the last one's, the head's; entries read have none.
 	Hash []byte
 }
 
@@ -35,17 +32,14 @@ type AuditCheckpoint struct {
 	Line []byte
 }
 
-// AuditFilter selects audit entries. Zero fields select everything.
+// AuditFilter selects audit entries by sequence number and time; package
+// audit matches the fields of their lines. Zero fields select everything.
 type AuditFilter struct {
 	// AfterSeq keeps the entries with a greater sequence number;
 	// BeforeSeq (when not 0) those with a smaller one.
 	AfterSeq, BeforeSeq int64
 	// Since and Until bound the entry time (Since inclusive, Until exclusive).
 	Since, Until time.Time
-	Action       string
-	Key          string
-	Subject      string
-	Outcome      string
 	// Limit bounds the number of entries (0: no bound).
 	Limit int
 	// Newest returns the newest entries first instead of the oldest.
@@ -144,7 +138,7 @@ func (s *sqlStore) AppendAudit(ctx context.Context, durable bool, build func(int
 		rest = rest[len(chunk):]
 		args = args[:0]
 		for _, r := range chunk {
-			args = append(args, r.Seq, r.Time.UnixMilli(), r.Action, r.Key, r.Subject, r.Outcome, string(r.Line), r.Hash)
+			args = append(args, r.Seq, r.Time.UnixMilli(), string(r.Line))
 		}
 		if _, err := tx.StmtContext(ctx, st.inserts[i]).ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("append audit entries %d to %d: %w", chunk[0].Seq, chunk[len(chunk)-1].Seq, s.wrap(err))
@@ -160,14 +154,14 @@ func (s *sqlStore) AppendAudit(ctx context.Context, durable bool, build func(int
 	return nil
 }
 
-// auditInsertRows bounds the rows of one INSERT (a power of two): 8
+// auditInsertRows bounds the rows of one INSERT (a power of two): 3
 // parameters each, far below the databases' limits on parameters per
 // statement.
 const auditInsertRows = 128
 
 // auditColumns is the number of columns, and parameters, of each row
 // auditInsert inserts.
-const auditColumns = 8
+const auditColumns = 3
 
 // auditStatements are AppendAudit's connection and statements, prepared
 // on first use and kept: parsing a multi-row INSERT cost the SQLite
@@ -270,12 +264,12 @@ func (set *auditStatementSet) close() {
 // costs the database one execution instead of n.
 func auditInsert(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO audit_entries (seq, time_ms, action, key_label, subject, outcome, line, hash) VALUES `)
+	b.WriteString(`INSERT INTO audit_entries (seq, time_ms, line) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?)`)
+		b.WriteString(`(?, ?, ?)`)
 	}
 	return b.String()
 }
@@ -308,14 +302,7 @@ func (s *sqlStore) AuditEntries(ctx context.Context, f AuditFilter) ([]AuditReco
 	if !f.Until.IsZero() {
 		cond("time_ms < ?", f.Until.UnixMilli())
 	}
-	for _, c := range []struct{ col, v string }{
-		{"action", f.Action}, {"key_label", f.Key}, {"subject", f.Subject}, {"outcome", f.Outcome},
-	} {
-		if c.v != "" {
-			cond(c.col+" = ?", c.v)
-		}
-	}
-	q := `SELECT seq, time_ms, action, key_label, subject, outcome, line, hash FROM audit_entries WHERE ` +
+	q := `SELECT seq, time_ms, line FROM audit_entries WHERE ` +
 		strings.Join(where, " AND ") + ` ORDER BY seq`
 	if f.Newest {
 		q += ` DESC`
@@ -331,7 +318,7 @@ func scanAuditRecord(sc scanner) (AuditRecord, error) {
 	var r AuditRecord
 	var ms int64
 	var line string
-	if err := sc.Scan(&r.Seq, &ms, &r.Action, &r.Key, &r.Subject, &r.Outcome, &line, &r.Hash); err != nil {
+	if err := sc.Scan(&r.Seq, &ms, &line); err != nil {
 		return r, err
 	}
 	r.Time, r.Line = time.UnixMilli(ms).UTC(), []byte(line)
