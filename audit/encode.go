@@ -16,7 +16,7 @@ import (
 // appendEvent appends ev as json.Marshal encodes it.
 func appendEvent(b []byte, ev *Event) []byte {
 	b = append(b, `{"time":"`...)
-	b = time.Time(ev.Time).UTC().AppendFormat(b, timeLayout)
+	b = appendTime(b, time.Time(ev.Time))
 	b = append(b, '"')
 	b = appendField(b, "instance", ev.Instance)
 	b = appendField(b, "requestId", ev.RequestID)
@@ -87,7 +87,7 @@ func closeObject(b []byte, n int) []byte {
 // invalid UTF-8 come out exactly as it writes them.
 func appendString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !plain[s[i]] {
 			q, _ := json.Marshal(s) // a string always encodes
 			return append(b, q...)
 		}
@@ -95,4 +95,45 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// plain marks the bytes appendString copies as they are.
+var plain = func() (t [256]bool) {
+	for c := byte(0x20); c <= 0x7e; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
+// appendTime appends t as timeLayout formats it, written directly:
+// AppendFormat interprets the layout anew for every event. Years outside
+// 0-9999 go through AppendFormat.
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, timeLayout)
+	}
+	hour, minute, second := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = appendDigits(append(b, '-'), int(month), 2)
+	b = appendDigits(append(b, '-'), day, 2)
+	b = appendDigits(append(b, 'T'), hour, 2)
+	b = appendDigits(append(b, ':'), minute, 2)
+	b = appendDigits(append(b, ':'), second, 2)
+	b = appendDigits(append(b, '.'), t.Nanosecond()/int(time.Millisecond), 3)
+	return append(b, 'Z')
+}
+
+// appendDigits appends the n last decimal digits of v (v >= 0), zero
+// padded.
+func appendDigits(b []byte, v, n int) []byte {
+	for i := n - 1; i >= 0; i-- {
+		b = append(b, 0)
+	}
+	for i := len(b) - 1; i >= len(b)-n; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return b
 }

@@ -88,3 +88,33 @@ func TestAppendEventIsJSONMarshal(t *testing.T) {
 		t.Fatalf("the walk found %d string fields, not every one", len(paths))
 	}
 }
+
+// TestAppendTimeIsTheLayout: appendTime writes what AppendFormat writes
+// with timeLayout, for times across and beyond four-digit years, in any
+// zone.
+func TestAppendTimeIsTheLayout(t *testing.T) {
+	times := []time.Time{{}, time.Unix(0, 0), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 12, 6, 23, 59, 58, 123456789, time.FixedZone("CET", 3600))}
+	for i := range 2000 {
+		times = append(times, time.Unix(int64(i)*15_778_463_777%253_402_300_799, int64(i)*7_919_977%1_000_000_000))
+	}
+	for _, at := range times {
+		want := at.UTC().AppendFormat(nil, timeLayout)
+		if got := appendTime([]byte("x"), at); !bytes.Equal(got, append([]byte("x"), want...)) {
+			t.Errorf("%v: got %s, want x%s", at, got, want)
+		}
+	}
+}
+
+// BenchmarkBody encodes the event of one signature, as Record does for
+// every key operation in the request's goroutine.
+func BenchmarkBody(b *testing.B) {
+	ev := Event{Time: TimeMillis(time.Now()), Instance: "gateway-1", RequestID: "66a1a468-12345", Action: ActionKeySign, Outcome: Success,
+		Principal: &Principal{Subject: "static:keyOperationToken#1", Scheme: "static", Customers: []string{"default"}, Source: "127.0.0.1"},
+		Key:       "bench-key", Algorithm: "SHA256_WITH_ECDSA", PayloadSHA256: "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"}
+	b.ReportAllocs()
+	for b.Loop() {
+		body(&ev)
+	}
+}

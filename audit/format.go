@@ -43,7 +43,7 @@ var genesis = make([]byte, sha256.Size)
 // body is an event encoded for the log, before its place in the chain is
 // known: entryLine puts seq and prev in front.
 func body(ev *Event) []byte {
-	return appendEvent(make([]byte, 0, 384), ev)
+	return appendEvent(make([]byte, 0, 512), ev)
 }
 
 // entryLine is the entry at seq after prev: `{"seq":N,"prev":"<hex>",`
