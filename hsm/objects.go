@@ -250,11 +250,13 @@ func (s *session) walk(ctx context.Context) (map[string]labelObjects, error) {
 
 // vanished reports whether reading an object failed because it was
 // destroyed since it was found: SoftHSM2 answers CKR_OBJECT_HANDLE_INVALID,
-// or CKR_GENERAL_ERROR when the destruction runs during the read. (A lost
-// token, which also answers so, is noticed by the health probe: a known
-// label that reads as gone triggers one.)
+// or CKR_GENERAL_ERROR or CKR_ATTRIBUTE_VALUE_INVALID (which no read of a
+// whole object answers otherwise) when the destruction runs during the
+// read. (A lost token, which also answers so, is noticed by the health
+// probe: a known label that reads as gone triggers one.)
 func vanished(err error) bool {
-	return errors.Is(err, errVanished) || isKind(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) || isKind(err, pkcs11.CKR_GENERAL_ERROR)
+	return errors.Is(err, errVanished) || isKind(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) || isKind(err, pkcs11.CKR_GENERAL_ERROR) ||
+		isKind(err, pkcs11.CKR_ATTRIBUTE_VALUE_INVALID)
 }
 
 // errVanished: an object read as empty, as one being destroyed does.

@@ -19,7 +19,7 @@ func TestDeleteCreateSignRace(t *testing.T) {
 	create := map[string]any{"label": label, "algorithm": "EC", "curveOid": oidP256, "attributes": signAttrs}
 	g.createKey(t, create)
 	body := signBody(label, "SHA256_WITH_ECDSA", []byte("m"), "", nil)
-	var outcomes sync.Map
+	var outcomes, bodies sync.Map
 	count := func(what string) {
 		v, _ := outcomes.LoadOrStore(what, new(atomic.Int64))
 		v.(*atomic.Int64).Add(1)
@@ -46,7 +46,11 @@ func TestDeleteCreateSignRace(t *testing.T) {
 			count(what + " transport error: " + err.Error())
 			return
 		}
-		count(fmt.Sprintf("%s %d", what, r.Status))
+		what = fmt.Sprintf("%s %d", what, r.Status)
+		if r.Status >= 400 && r.Status != 404 && r.Status != 409 {
+			bodies.LoadOrStore(what, string(r.Raw)) // the first answer of each unexpected kind
+		}
+		count(what)
 	}
 	for range 3 {
 		loop(func() { send("sign", http.MethodPost, "/v1/synchronousSign", op, body) })
@@ -63,7 +67,8 @@ func TestDeleteCreateSignRace(t *testing.T) {
 		var what string
 		var status int
 		if _, err := fmt.Sscanf(k.(string), "%s %d", &what, &status); err != nil || !allowed[status] {
-			t.Errorf("%d × %s", v.(*atomic.Int64).Load(), k)
+			body, _ := bodies.Load(k)
+			t.Errorf("%d × %s, first: %v", v.(*atomic.Int64).Load(), k, body)
 		} else {
 			t.Logf("%d × %s", v.(*atomic.Int64).Load(), k)
 		}

@@ -67,38 +67,38 @@ func (s *Service) SetBlocked(ctx context.Context, p *roles.Principal, ref KeyRef
 
 // Sign signs with a key of the caller's customers.
 func (s *Service) Sign(ctx context.Context, p *roles.Principal, req SignRequest) ([]byte, error) {
-	return audited(ctx, s, p, operation(audit.ActionKeySign, req.Key, req.Algorithm, req.Payload),
+	return audited(ctx, s, p, s.operation(audit.ActionKeySign, req.Key, req.Algorithm, req.Payload),
 		func() ([]byte, error) { return s.sign(ctx, p, req) })
 }
 
 // Verify reports whether the signature is valid; errors mean the request
 // itself is wrong.
 func (s *Service) Verify(ctx context.Context, p *roles.Principal, req VerifyRequest) (bool, error) {
-	return audited(ctx, s, p, operation(audit.ActionKeyVerify, req.Key, req.Algorithm, req.Payload),
+	return audited(ctx, s, p, s.operation(audit.ActionKeyVerify, req.Key, req.Algorithm, req.Payload),
 		func() (bool, error) { return s.verify(ctx, p, req) })
 }
 
 // HMAC computes the keyed hash of payload with a secret key.
 func (s *Service) HMAC(ctx context.Context, p *roles.Principal, key KeyRef, payload []byte) ([]byte, error) {
-	return audited(ctx, s, p, operation(audit.ActionKeyHMAC, key, "", payload),
+	return audited(ctx, s, p, s.operation(audit.ActionKeyHMAC, key, "", payload),
 		func() ([]byte, error) { return s.hmac(ctx, p, key, payload) })
 }
 
 // VerifyHMAC checks a keyed hash in constant time.
 func (s *Service) VerifyHMAC(ctx context.Context, p *roles.Principal, key KeyRef, payload, mac []byte) (bool, error) {
-	return audited(ctx, s, p, operation(audit.ActionKeyVerifyHMAC, key, "", payload),
+	return audited(ctx, s, p, s.operation(audit.ActionKeyVerifyHMAC, key, "", payload),
 		func() (bool, error) { return s.verifyHMAC(ctx, p, key, payload, mac) })
 }
 
 // Encrypt encrypts with a key of the caller's customers.
 func (s *Service) Encrypt(ctx context.Context, p *roles.Principal, req CipherRequest) (*hsm.CipherResult, error) {
-	return audited(ctx, s, p, operation(audit.ActionKeyEncrypt, req.Key, req.Algorithm, req.Data),
+	return audited(ctx, s, p, s.operation(audit.ActionKeyEncrypt, req.Key, req.Algorithm, req.Data),
 		func() (*hsm.CipherResult, error) { return s.encrypt(ctx, p, req) })
 }
 
 // Decrypt decrypts with a key of the caller's customers.
 func (s *Service) Decrypt(ctx context.Context, p *roles.Principal, req CipherRequest) ([]byte, error) {
-	return audited(ctx, s, p, operation(audit.ActionKeyDecrypt, req.Key, req.Algorithm, req.Data),
+	return audited(ctx, s, p, s.operation(audit.ActionKeyDecrypt, req.Key, req.Algorithm, req.Data),
 		func() ([]byte, error) { return s.decrypt(ctx, p, req) })
 }
 
@@ -112,14 +112,14 @@ func (s *Service) Wrap(ctx context.Context, p *roles.Principal, req WrapRequest)
 // Unwrap creates a key from wrapped material and returns its label; the
 // event names the new key, and the unwrapping key in Detail.
 func (s *Service) Unwrap(ctx context.Context, p *roles.Principal, req UnwrapRequest) (string, error) {
-	ev := operation(audit.ActionKeyUnwrap, KeyRef{Label: req.Label}, req.Method, req.Wrapped)
+	ev := s.operation(audit.ActionKeyUnwrap, KeyRef{Label: req.Label}, req.Method, req.Wrapped)
 	ev.Detail = "under " + req.Unwrapping.Label
 	return audited(ctx, s, p, ev, func() (string, error) { return s.unwrap(ctx, p, req) })
 }
 
 // SetCertificate stores a certificate with a key pair (see setCertificate).
 func (s *Service) SetCertificate(ctx context.Context, p *roles.Principal, label string, der []byte) (*KeyCertificate, error) {
-	return audited(ctx, s, p, operation(audit.ActionKeySetCertificate, KeyRef{Label: label}, "", der),
+	return audited(ctx, s, p, s.operation(audit.ActionKeySetCertificate, KeyRef{Label: label}, "", der),
 		func() (*KeyCertificate, error) { return s.setCertificate(ctx, p, label, der) })
 }
 
@@ -132,7 +132,7 @@ func (s *Service) DeleteCertificate(ctx context.Context, p *roles.Principal, lab
 // CreateDataObject stores a data object (see createDataObject); the event
 // names the object in Key and carries the SHA-256 of its value.
 func (s *Service) CreateDataObject(ctx context.Context, p *roles.Principal, req CreateDataObjectRequest) (*DataObject, error) {
-	return audited(ctx, s, p, operation(audit.ActionDataObjectCreate, KeyRef{Label: req.Name}, "", req.Value),
+	return audited(ctx, s, p, s.operation(audit.ActionDataObjectCreate, KeyRef{Label: req.Name}, "", req.Value),
 		func() (*DataObject, error) { return s.createDataObject(ctx, p, req) })
 }
 
@@ -171,10 +171,15 @@ func (s *Service) DecryptFile(ctx context.Context, p *roles.Principal, req FileD
 		func() error { return s.decryptFile(ctx, p, req, start) })
 }
 
-// operation is the event of a key operation: its payload only as SHA-256.
-func operation(action string, key KeyRef, algorithm string, payload []byte) audit.Event {
-	sum := sha256.Sum256(payload)
-	return audit.Event{Action: action, Key: key.Label, Algorithm: algorithm, PayloadSHA256: hex.EncodeToString(sum[:])}
+// operation is the event of a key operation: its payload only as SHA-256,
+// computed only when the log is on.
+func (s *Service) operation(action string, key KeyRef, algorithm string, payload []byte) audit.Event {
+	ev := audit.Event{Action: action, Key: key.Label, Algorithm: algorithm}
+	if s.audit != nil {
+		sum := sha256.Sum256(payload)
+		ev.PayloadSHA256 = hex.EncodeToString(sum[:])
+	}
+	return ev
 }
 
 // audited runs fn, the action ev describes, and records ev with its
