@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hsmgate/hsmgate/store"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 )
@@ -307,7 +308,7 @@ func independentVerify(t *testing.T, dir, key, export string) {
 // issue 14 and checks that `hsmgate audit verify` names the right entry.
 func tamperSQLite(t *testing.T, g *gateway, key string) {
 	t.Helper()
-	db, err := sql.Open("sqlite", filepath.Join(g.state, "hsmgate.db")+"?_pragma=busy_timeout(10000)")
+	db, err := sql.Open("sqlite", store.SQLiteAuditPath(filepath.Join(g.state, "hsmgate.db"))+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,7 +385,7 @@ func writeExport(t *testing.T, tx *sql.Tx, f *os.File) {
 // the store works: an unwritable audit store. It returns the undo.
 func blockAuditWrites(t *testing.T, g *gateway) func() {
 	t.Helper()
-	db, err := sql.Open("sqlite", filepath.Join(g.state, "hsmgate.db")+"?_pragma=busy_timeout(10000)")
+	db, err := sql.Open("sqlite", store.SQLiteAuditPath(filepath.Join(g.state, "hsmgate.db"))+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,11 @@ import "context"
 // the tests of AppendAudit's durability use it.
 func Setting(ctx context.Context, s Store, query string, onAudit bool) (string, error) {
 	ss, ok := s.(*sqlStore)
-	if c, cached := s.(*cachedStore); cached {
-		ss, ok = c.sqlStore, true
+	if lite, split := s.(*sqliteStore); split {
+		ss, ok = lite.log, true
+		if !onAudit {
+			ss = lite.Store.(*cachedStore).sqlStore
+		}
 	}
 	if !ok {
 		panic("store.Setting: not a store of this package")
