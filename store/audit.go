@@ -80,10 +80,12 @@ type AuditLog interface {
 }
 
 // AppendAudit implements AuditLog on a connection of its own, whose
-// durability setting it changes per append. Taking the head row's write
-// lock first (an UPDATE that changes nothing) serialises appenders across
-// instances on PostgreSQL, and on SQLite within the BEGIN IMMEDIATE
-// transaction.
+// durability setting it changes per append, in a transaction it begins
+// and ends itself: database/sql's Tx would prepare the statements again
+// for every transaction, since they belong to the connection. Taking the
+// head row's write lock first (an UPDATE that changes nothing) serialises
+// appenders across instances on PostgreSQL, and on SQLite within the
+// BEGIN IMMEDIATE transaction.
 func (s *sqlStore) AppendAudit(ctx context.Context, durable bool, build func(int64, []byte) ([]AuditRecord, error)) (err error) {
 	s.audit.appending.Lock() // one transaction at a time on the connection
 	defer s.audit.appending.Unlock()
@@ -92,42 +94,40 @@ func (s *sqlStore) AppendAudit(ctx context.Context, durable bool, build func(int
 	if err != nil {
 		return fmt.Errorf("append audit entries: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			s.audit.discard(st) // the next append starts on a fresh connection
-		}
-	}()
 	if err := st.setDurable(ctx, s.d, durable); err != nil {
+		s.audit.discard(st) // the next append starts on a fresh connection
 		return fmt.Errorf("append audit entries: %w", s.wrap(err))
 	}
-	tx, err := st.conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("append audit entries: %w", s.wrap(err))
+	if _, err := st.begin.ExecContext(ctx); err != nil {
+		s.audit.discard(st)
+		return fmt.Errorf("append audit entries: begin: %w", s.wrap(err))
 	}
+	committed := false
 	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
+		if !committed {
+			// Rolled back, or the connection goes: no later append may
+			// run inside what this one left open.
+			if _, rerr := st.rollback.ExecContext(context.WithoutCancel(ctx)); rerr != nil || err != nil {
+				s.audit.discard(st)
+			}
 		}
 	}()
-	if !durable && s.d.relaxCommit != "" {
-		if _, err := tx.ExecContext(ctx, s.d.relaxCommit); err != nil {
+	if !durable && st.relax != nil {
+		if _, err := st.relax.ExecContext(ctx); err != nil {
 			return fmt.Errorf("relax the audit commit: %w", s.wrap(err))
 		}
 	}
-	if _, err := tx.StmtContext(ctx, st.lock).ExecContext(ctx); err != nil {
+	if _, err := st.lock.ExecContext(ctx); err != nil {
 		return fmt.Errorf("lock the audit head: %w", s.wrap(err))
 	}
 	var seq int64
 	var hash []byte
-	if err := tx.StmtContext(ctx, st.head).QueryRowContext(ctx).Scan(&seq, &hash); err != nil {
+	if err := st.head.QueryRowContext(ctx).Scan(&seq, &hash); err != nil {
 		return fmt.Errorf("read the audit head: %w", s.wrap(err))
 	}
 	recs, err := build(seq, hash)
-	if err != nil {
+	if err != nil || len(recs) == 0 {
 		return err
-	}
-	if len(recs) == 0 {
-		return tx.Rollback()
 	}
 	args := make([]any, 0, auditColumns*min(len(recs), auditInsertRows))
 	for rest := recs; len(rest) > 0; {
@@ -140,17 +140,18 @@ func (s *sqlStore) AppendAudit(ctx context.Context, durable bool, build func(int
 		for _, r := range chunk {
 			args = append(args, r.Seq, r.Time.UnixMilli(), string(r.Line))
 		}
-		if _, err := tx.StmtContext(ctx, st.inserts[i]).ExecContext(ctx, args...); err != nil {
+		if _, err := st.inserts[i].ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("append audit entries %d to %d: %w", chunk[0].Seq, chunk[len(chunk)-1].Seq, s.wrap(err))
 		}
 	}
 	last := recs[len(recs)-1]
-	if _, err := tx.StmtContext(ctx, st.move).ExecContext(ctx, last.Seq, last.Hash); err != nil {
+	if _, err := st.move.ExecContext(ctx, last.Seq, last.Hash); err != nil {
 		return fmt.Errorf("move the audit head: %w", s.wrap(err))
 	}
-	if err := tx.Commit(); err != nil {
+	if _, err := st.commit.ExecContext(ctx); err != nil {
 		return fmt.Errorf("commit audit entries: %w", s.wrap(err))
 	}
+	committed = true
 	return nil
 }
 
@@ -178,7 +179,10 @@ type auditStatements struct {
 // auditStatementSet is one preparation of AppendAudit's statements on
 // their connection.
 type auditStatementSet struct {
-	conn             *sql.Conn
+	conn                    *sql.Conn
+	begin, commit, rollback *sql.Stmt
+	// relax makes the transaction's commit relaxed (PostgreSQL), or nil.
+	relax            *sql.Stmt
 	lock, head, move *sql.Stmt
 	// inserts[i] inserts 1<<i entries, up to auditInsertRows: every batch
 	// is a sum of them, so a few statements serve every size.
@@ -201,9 +205,13 @@ func (a *auditStatements) get(ctx context.Context, s *sqlStore) (*auditStatement
 		return nil, fmt.Errorf("open a connection: %w", s.wrap(err))
 	}
 	queries := []string{
+		s.d.beginWrite, `COMMIT`, `ROLLBACK`,
 		`UPDATE audit_head SET seq = seq WHERE id = 1`,
 		`SELECT seq, hash FROM audit_head WHERE id = 1`,
 		`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`,
+	}
+	if s.d.relaxCommit != "" {
+		queries = append(queries, s.d.relaxCommit)
 	}
 	for n := 1; n <= auditInsertRows; n *= 2 {
 		queries = append(queries, auditInsert(n))
@@ -217,7 +225,12 @@ func (a *auditStatements) get(ctx context.Context, s *sqlStore) (*auditStatement
 		}
 		set.all = append(set.all, st)
 	}
-	set.lock, set.head, set.move, set.inserts = set.all[0], set.all[1], set.all[2], set.all[3:]
+	set.begin, set.commit, set.rollback, set.lock, set.head, set.move = set.all[0], set.all[1], set.all[2], set.all[3], set.all[4], set.all[5]
+	rest := set.all[6:]
+	if s.d.relaxCommit != "" {
+		set.relax, rest = rest[0], rest[1:]
+	}
+	set.inserts = rest
 	a.set = set
 	return set, nil
 }

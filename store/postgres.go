@@ -21,6 +21,7 @@ var postgresDialect = &dialect{
 	classify:      classifyPostgres,
 	// LOCAL: for this transaction only.
 	relaxCommit: `SET LOCAL synchronous_commit TO OFF`,
+	beginWrite:  `BEGIN`,
 }
 
 // classifyPostgres implements dialect.classify: by SQLSTATE, and a

@@ -53,6 +53,8 @@ type dialect struct {
 	// relaxCommit, when set, makes the commit of the transaction it runs
 	// in relaxed.
 	relaxConnection, durableConnection, relaxCommit string
+	// beginWrite begins a transaction that writes.
+	beginWrite string
 	// classify maps an error of the dialect's driver, by its code, to
 	// ErrExists (unique violation), ErrNotFound (foreign key violation:
 	// the referenced user is absent) or ErrUnavailable (the server cannot

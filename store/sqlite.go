@@ -19,7 +19,7 @@ var sqliteDialect = &dialect{name: "sqlite", serialWrites: true, classify: class
 
 // sqliteAuditDialect is SQLite for the audit log's own file (its
 // migrations are migrations/sqlite-audit).
-var sqliteAuditDialect = &dialect{name: "sqlite-audit", serialWrites: true, classify: classifySQLite,
+var sqliteAuditDialect = &dialect{name: "sqlite-audit", serialWrites: true, classify: classifySQLite, beginWrite: `BEGIN IMMEDIATE`,
 	// In WAL mode, NORMAL syncs the log at checkpoints, not at commits.
 	relaxConnection: `PRAGMA synchronous = NORMAL`, durableConnection: `PRAGMA synchronous = FULL`}
 
@@ -70,7 +70,10 @@ func openSQLite(ctx context.Context, path string) (Store, error) {
 	logPath := SQLiteAuditPath(path)
 	// 64 KiB pages: a batch of entries is a few WAL frames, written with
 	// a few system calls, where 4 KiB pages took dozens (docs/audit.md §7).
-	logDB, err := openSQLiteFile(ctx, logPath, 65536)
+	// Temporary storage in memory: the statement journal of each
+	// multi-row INSERT holds a copy of a page, which beyond 64 KiB SQLite
+	// would otherwise spill to a temporary file, with more system calls.
+	logDB, err := openSQLiteFile(ctx, logPath, 65536, "temp_store(MEMORY)")
 	if err != nil {
 		db.Close()
 		return nil, err
