@@ -100,7 +100,7 @@ type Stats struct {
 type Log struct {
 	opts  Options
 	keyID string
-	in    chan *pending
+	in    chan pending
 	// urgent wakes a lingering writer for a Record that waits.
 	urgent chan struct{}
 	quit   chan struct{}
@@ -124,24 +124,25 @@ type Log struct {
 	closeOnce      sync.Once
 }
 
-// pending is one event on its way to the store.
+// pending is one event on its way to the store, sent by value: the hot
+// path allocates nothing for it.
 type pending struct {
-	rec  store.AuditRecord // Line holds the body until the writer chains it
+	rec store.AuditRecord // Line holds the body until the writer chains it
+	// done receives the outcome of the commit when Record waits for it
+	// (fail-closed); nil otherwise.
 	done chan error
-	// wait is set when Record waits for done (fail-closed); otherwise the
-	// writer puts the pending back in the pool.
-	wait bool
 }
 
-// keyOperations are the hot actions whose events fail-closed Record
-// queues unless Options.WaitForOperations.
-var keyOperations = map[string]bool{
-	ActionKeySign: true, ActionKeyVerify: true, ActionKeyHMAC: true, ActionKeyVerifyHMAC: true,
-	ActionKeyEncrypt: true, ActionKeyDecrypt: true, ActionKeyEncryptFile: true, ActionKeyDecryptFile: true,
+// keyOperation says whether action is one of the hot key operations
+// whose events fail-closed Record queues unless Options.WaitForOperations.
+func keyOperation(action string) bool {
+	switch action {
+	case ActionKeySign, ActionKeyVerify, ActionKeyHMAC, ActionKeyVerifyHMAC,
+		ActionKeyEncrypt, ActionKeyDecrypt, ActionKeyEncryptFile, ActionKeyDecryptFile:
+		return true
+	}
+	return false
 }
-
-// pendingPool recycles pendings and their channels on the hot path.
-var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan error, 1)} }}
 
 // Open starts a Log on opts.Store and records that this instance opened it.
 func Open(ctx context.Context, opts Options) (*Log, error) {
@@ -165,7 +166,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		opts.Log = slog.Default()
 	}
 	sum := sha256.Sum256(opts.PublicKey)
-	l := &Log{opts: opts, keyID: hex.EncodeToString(sum[:]), in: make(chan *pending, 4*defaultMaxBatch),
+	l := &Log{opts: opts, keyID: hex.EncodeToString(sum[:]), in: make(chan pending, 4*defaultMaxBatch),
 		urgent: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	go l.run()
 	if err := l.Record(ctx, Event{Action: ActionAuditStart, Outcome: Success, Detail: string(opts.FailMode)}); err != nil {
@@ -207,17 +208,13 @@ func (l *Log) Record(ctx context.Context, ev Event) error {
 		ev.Time = TimeMillis(time.Now())
 	}
 	ev.Instance = l.opts.Instance
-	b := body(&ev)
-	p := pendingPool.Get().(*pending)
-	p.rec = store.AuditRecord{Time: time.Time(ev.Time), Line: b}
-	wait := l.opts.FailMode == FailClosed && (l.opts.WaitForOperations || !keyOperations[ev.Action])
-	p.wait = wait
-	select {
-	case l.in <- p:
-	case <-l.quit:
-		return ErrUnavailable
-	case <-ctx.Done():
-		return fmt.Errorf("record %s: %w", ev.Action, ctx.Err())
+	p := pending{rec: store.AuditRecord{Time: time.Time(ev.Time), Line: body(&ev)}}
+	wait := l.opts.FailMode == FailClosed && (l.opts.WaitForOperations || !keyOperation(ev.Action))
+	if wait {
+		p.done = make(chan error, 1)
+	}
+	if err := l.enqueue(ctx, p); err != nil {
+		return fmt.Errorf("record %s: %w", ev.Action, err)
 	}
 	if !wait {
 		return nil
@@ -226,13 +223,9 @@ func (l *Log) Record(ctx context.Context, ev Event) error {
 	case l.urgent <- struct{}{}: // cut the writer's linger short
 	default: // it is signalled already
 	}
-	// The writer owns p until it answers; p goes back to the pool then.
-	// A writer that stopped (Close) without taking p never will: p is
-	// dropped, not pooled, in case an answer is in flight after all.
 	var err error
 	select {
 	case err = <-p.done:
-		pendingPool.Put(p)
 	case <-l.done:
 		return fmt.Errorf("record %s: %w: the log is closed", ev.Action, ErrUnavailable)
 	}
@@ -240,6 +233,28 @@ func (l *Log) Record(ctx context.Context, ev Event) error {
 		return fmt.Errorf("record %s: %w: %w", ev.Action, ErrUnavailable, err)
 	}
 	return nil
+}
+
+// enqueue queues p for the writer, waiting while the queue is full.
+func (l *Log) enqueue(ctx context.Context, p pending) error {
+	select {
+	case <-l.quit:
+		return ErrUnavailable
+	default:
+	}
+	select {
+	case l.in <- p: // the hot path: room in the queue
+		return nil
+	default:
+	}
+	select {
+	case l.in <- p:
+		return nil
+	case <-l.quit:
+		return ErrUnavailable
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Close stops the writer after it stored what was queued, and signs a
@@ -263,7 +278,7 @@ func (l *Log) run() {
 	tick := time.NewTicker(retryInterval)
 	defer tick.Stop()
 	lastPrune := time.Time{}
-	batch := make([]*pending, 0, defaultMaxBatch)
+	batch := make([]pending, 0, defaultMaxBatch)
 	for {
 		select {
 		case p := <-l.in:
@@ -300,7 +315,7 @@ func (l *Log) run() {
 // lingers asleep, not receiving: a writer woken by every event queued
 // cost a goroutine wake-up (often a thread's) per key operation; a
 // Record that waits wakes it through urgent.
-func (l *Log) gather(batch []*pending) []*pending {
+func (l *Log) gather(batch []pending) []pending {
 	select {
 	case <-l.urgent: // a signal for a batch already written
 	default:
@@ -322,16 +337,16 @@ func (l *Log) gather(batch []*pending) []*pending {
 
 // drain adds to batch what is queued, up to defaultMaxBatch, and says
 // whether a Record waits for one of them.
-func (l *Log) drain(batch []*pending) ([]*pending, bool) {
+func (l *Log) drain(batch []pending) ([]pending, bool) {
 	waiting := false
 	for _, p := range batch {
-		waiting = waiting || p.wait
+		waiting = waiting || p.done != nil
 	}
 	for len(batch) < defaultMaxBatch {
 		select {
 		case p := <-l.in:
 			batch = append(batch, p)
-			waiting = waiting || p.wait
+			waiting = waiting || p.done != nil
 		default:
 			return batch, waiting
 		}
@@ -341,7 +356,7 @@ func (l *Log) drain(batch []*pending) ([]*pending, bool) {
 
 // write appends batch, preceded by an outage event when events were lost
 // since the last success, and answers every waiting Record.
-func (l *Log) write(batch []*pending) {
+func (l *Log) write(batch []pending) {
 	recs := make([]store.AuditRecord, 0, len(batch)+1)
 	// The commit is durable when an action waits for it or it records an
 	// outage; queued key operations answered already, and their entries
@@ -355,7 +370,7 @@ func (l *Log) write(batch []*pending) {
 	}
 	for _, p := range batch {
 		recs = append(recs, p.rec)
-		durable = durable || p.wait
+		durable = durable || p.done != nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	var lastSeq int64
@@ -392,10 +407,8 @@ func (l *Log) write(batch []*pending) {
 		l.uncovered += len(recs)
 	}
 	for _, p := range batch {
-		if p.wait {
+		if p.done != nil {
 			p.done <- err
-		} else {
-			pendingPool.Put(p)
 		}
 	}
 	if err == nil && l.uncovered >= l.opts.CheckpointEvery {
@@ -405,14 +418,14 @@ func (l *Log) write(batch []*pending) {
 
 // fail notes a failed append of batch: the events whose Record waits
 // refuse their action; the others are lost.
-func (l *Log) fail(err error, batch []*pending) {
+func (l *Log) fail(err error, batch []pending) {
 	l.cause.Store(&err)
 	if !l.failing.Swap(true) {
 		l.failedAt = time.Now()
 		l.opts.Log.Error("audit: the store refuses the log's writes", "failMode", string(l.opts.FailMode), "error", err.Error())
 	}
 	for _, p := range batch {
-		if p.wait {
+		if p.done != nil {
 			l.refused.Add(1)
 			l.refusedSinceOutage.Add(1)
 		} else {
